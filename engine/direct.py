@@ -1,0 +1,128 @@
+"""The direct algorithm: slide the kernel over the input, multiply, sum.
+
+The textbook definition, for output channel ``o`` of group ``g`` and output position (y, x)::
+
+    out[n, o, y, x] = bias[o] + sum_c sum_i sum_j  w[o, c, i, j] * xp[n, g*Cg + c, y*s + i*d, x*s + j*d]
+
+:meth:`DirectEngine.explain` evaluates exactly this for one output element and reports every
+term. :meth:`DirectEngine._compute` evaluates it for all positions at once by sliding the other
+way round: for each kernel tap (i, j) the strided window of the input that the tap touches is
+multiplied by that tap's weights and accumulated, so the loop runs kH*kW times rather than once
+per output element.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine._common import ConvSpec, IntOrPair, Padding, prepare
+from engine.base import Engine
+
+
+@dataclass(frozen=True)
+class UnitTrace:
+    """Every term of one output element, as the direct algorithm computes it.
+
+    Attributes
+    ----------
+    patch : ``(C_in/groups, kH, kW)`` the padded-input values under the kernel
+    kernel : ``(C_in/groups, kH, kW)`` the filter's kernels, one per input channel
+    products : ``(C_in/groups, kH, kW)`` element-wise ``patch * kernel``
+    channel_sums : ``(C_in/groups,)`` the sum of products per input channel
+    bias : the filter's bias (0.0 when the layer has none)
+    value : ``channel_sums.sum() + bias``, the output element
+    input_channels : ``(C_in/groups,)`` which input channels the filter reads (its group)
+    rows, cols : ``(kH,)``, ``(kW,)`` input coordinates of the taps (may be outside the image)
+    in_padding : ``(kH, kW)`` True where a tap falls into padding
+    """
+
+    n: int
+    out_channel: int
+    y: int
+    x: int
+    patch: np.ndarray
+    kernel: np.ndarray
+    products: np.ndarray
+    channel_sums: np.ndarray
+    bias: float
+    value: float
+    input_channels: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    in_padding: np.ndarray
+
+
+def tap_window(xp: np.ndarray, spec: ConvSpec, i: int, j: int) -> np.ndarray:
+    """The strided view of padded input that kernel tap (i, j) touches:
+    ``(N, C, H_out, W_out)``, element [.., y, x] = ``xp[.., y*s + i*d, x*s + j*d]``."""
+    sh, sw = spec.stride
+    dh, dw = spec.dilation
+    r0, c0 = i * dh, j * dw
+    return xp[:, :, r0 : r0 + sh * (spec.out_h - 1) + 1 : sh, c0 : c0 + sw * (spec.out_w - 1) + 1 : sw]
+
+
+class DirectEngine(Engine):
+    name = "direct"
+    description = "Sliding window: for each kernel tap, multiply the shifted input and accumulate"
+
+    def _compute(self, xp: np.ndarray, weight: np.ndarray, spec: ConvSpec) -> tuple[np.ndarray, str]:
+        g, cg, og = spec.groups, spec.c_in_per_group, spec.c_out_per_group
+        out = np.zeros((spec.n, g, og, spec.out_h, spec.out_w), dtype=spec.dtype)
+        w = weight.reshape(g, og, cg, spec.kh, spec.kw)
+        for i in range(spec.kh):
+            for j in range(spec.kw):
+                window = tap_window(xp, spec, i, j).reshape(spec.n, g, cg, spec.out_h, spec.out_w)
+                if cg == 1:  # depthwise: one input channel per group, no channel sum
+                    out += w[None, :, :, 0, i, j, None, None] * window
+                else:
+                    # (g, og, cg) x (n, g, cg, H, W) -> (n, g, og, H, W): sum over input channels
+                    out += np.einsum("goc,ngchw->ngohw", w[:, :, :, i, j], window, optimize=True)
+        return out.reshape(spec.n, spec.c_out, spec.out_h, spec.out_w), self.name
+
+    def explain(
+        self,
+        x: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray | None = None,
+        stride: IntOrPair = 1,
+        padding: Padding = 0,
+        dilation: IntOrPair = 1,
+        groups: int = 1,
+        padding_mode: str = "zeros",
+        *,
+        n: int = 0,
+        out_channel: int = 0,
+        y: int = 0,
+        x_pos: int = 0,
+    ) -> UnitTrace:
+        """Every term of output element ``[n, out_channel, y, x_pos]``, computed term by term.
+
+        Raises ``ValueError`` if the element is outside the output.
+        """
+        xp, w, b, spec = prepare(x, weight, bias, stride, padding, dilation, groups, padding_mode)
+        for label, value, size in (("n", n, spec.n), ("out_channel", out_channel, spec.c_out),
+                                   ("y", y, spec.out_h), ("x", x_pos, spec.out_w)):
+            if not 0 <= value < size:
+                raise ValueError(f"{label}={value} is outside the output (size {size})")
+        cg = spec.c_in_per_group
+        group = out_channel // spec.c_out_per_group
+        channels = np.arange(group * cg, (group + 1) * cg)
+        sh, sw = spec.stride
+        dh, dw = spec.dilation
+        prow = y * sh + np.arange(spec.kh) * dh  # rows in the padded input
+        pcol = x_pos * sw + np.arange(spec.kw) * dw
+        patch = xp[n][np.ix_(channels, prow, pcol)]
+        kernel = w[out_channel]
+        products = patch * kernel
+        channel_sums = products.sum(axis=(1, 2))
+        bias_value = 0.0 if b is None else float(b[out_channel])
+        rows, cols = prow - spec.pad[0], pcol - spec.pad[2]
+        in_padding = ((rows < 0) | (rows >= spec.h))[:, None] | ((cols < 0) | (cols >= spec.w))[None, :]
+        return UnitTrace(
+            n=n, out_channel=out_channel, y=y, x=x_pos, patch=patch, kernel=kernel,
+            products=products, channel_sums=channel_sums, bias=bias_value,
+            value=float(channel_sums.sum() + bias_value), input_channels=channels,
+            rows=rows, cols=cols, in_padding=in_padding,
+        )
