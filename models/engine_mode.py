@@ -54,7 +54,7 @@ class EngineConvMode(TorchDispatchMode):
         self.calls: list[ConvCall] = []
         self.passed_through = 0
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in _CONV_OPS:
             result = self._convolution(*args, **kwargs)
@@ -63,7 +63,7 @@ class EngineConvMode(TorchDispatchMode):
             self.passed_through += 1
         return func(*args, **kwargs)
 
-    def _convolution(self, x, weight, bias, stride, padding, dilation, transposed,  # noqa: ANN001
+    def _convolution(self, x, weight, bias, stride, padding, dilation, transposed,
                      output_padding, groups, *_rest) -> torch.Tensor | None:
         if transposed or x.dim() != 4 or weight.dim() != 4 or x.is_complex():
             return None

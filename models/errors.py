@@ -27,5 +27,5 @@ class LayerError(ConvScopeError):
     """An unknown layer name, or a unit outside a layer."""
 
 
-class Cancelled(Exception):  # noqa: N818 - it is an outcome, not a failure
+class Cancelled(Exception):
     """Long work stopped because the caller asked it to."""
