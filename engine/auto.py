@@ -1,0 +1,99 @@
+"""auto: per layer shape, the fastest of our algorithms, measured once and cached.
+
+Like cuDNN's benchmark mode: the first call of a shape times every candidate that applies on the
+real input, keeps the winner for that shape and returns its result (so the measurement costs
+no extra pass over the model); later calls of the shape go straight to the winner.
+
+Depthwise convolutions (one input channel per group) take a fast path without measuring: the
+direct tap loop does ``kH*kW`` vectorised multiply-adds over the whole map, where a GEMM
+would degenerate into thousands of 1-row products.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from engine._common import ConvSpec
+from engine.base import Engine
+from engine.direct import DirectEngine
+from engine.fft import FFTEngine
+from engine.im2col import Im2colEngine
+from engine.winograd import WinogradEngine, applies
+
+
+def shape_key(spec: ConvSpec) -> tuple:
+    """What decides the winner: every shape field of the call."""
+    return (spec.n, spec.c_in, spec.h, spec.w, spec.c_out, spec.kh, spec.kw, spec.stride,
+            spec.pad, spec.dilation, spec.groups, str(spec.dtype))
+
+
+class AutoEngine(Engine):
+    name = "auto"
+    description = "The fastest of ours per layer shape, measured once and cached"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._engines: dict[str, Engine] = {
+            "direct": DirectEngine(), "im2col": Im2colEngine(),
+            "winograd": WinogradEngine(), "fft": FFTEngine(),
+        }
+        self._choice: dict[tuple, str] = {}
+        self._timings: dict[tuple, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def candidates(self, spec: ConvSpec) -> list[str]:
+        """The algorithms worth timing for this shape."""
+        if spec.c_in_per_group == 1 and spec.groups > 1:
+            return ["direct"]  # depthwise fast path
+        names = ["im2col"]
+        if applies(spec):
+            names.append("winograd")
+        # the transform's cost only pays off against big kernels
+        if spec.kh * spec.kw >= 25 and spec.stride == (1, 1):
+            names.append("fft")
+        return names
+
+    def cache_info(self) -> dict[tuple, tuple[str, dict[str, float]]]:
+        """Shape key -> (chosen engine, seconds measured per candidate)."""
+        with self._lock:
+            return {k: (v, dict(self._timings.get(k, {}))) for k, v in self._choice.items()}
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._choice.clear()
+            self._timings.clear()
+
+    def algorithm_for(self, spec: ConvSpec) -> str:
+        with self._lock:
+            chosen = self._choice.get(shape_key(spec))
+        if chosen is None:
+            names = self.candidates(spec)
+            if len(names) > 1:
+                return "auto (not measured yet)"
+            chosen = names[0]
+        return f"auto → {self._engines[chosen].algorithm_for(spec)}"
+
+    def _compute(self, xp: np.ndarray, weight: np.ndarray, spec: ConvSpec) -> tuple[np.ndarray, str]:
+        key = shape_key(spec)
+        with self._lock:
+            chosen = self._choice.get(key)
+        if chosen is not None:
+            out, algo = self._engines[chosen]._compute(xp, weight, spec)
+            return out, f"auto → {algo}"
+        names = self.candidates(spec)
+        best: tuple[float, str, np.ndarray, str] | None = None
+        timings: dict[str, float] = {}
+        for name in names:
+            start = time.perf_counter()
+            out, algo = self._engines[name]._compute(xp, weight, spec)
+            timings[name] = time.perf_counter() - start
+            if best is None or timings[name] < best[0]:
+                best = (timings[name], name, out, algo)
+        assert best is not None
+        with self._lock:
+            self._choice[key] = best[1]
+            self._timings[key] = timings
+        return best[2], f"auto → {best[3]}"
