@@ -37,6 +37,7 @@ class ConvCall:
     algorithm: str
     seconds: float
     output: torch.Tensor = field(repr=False)
+    weight_ptr: int = 0  # data_ptr of the weight: names the layer when modules have no hooks
 
 
 class EngineConvMode(TorchDispatchMode):
@@ -98,6 +99,6 @@ class EngineConvMode(TorchDispatchMode):
             input_shape=tuple(x.shape), weight_shape=tuple(weight.shape),
             stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation),
             groups=int(groups), algorithm=algorithm,
-            seconds=time.perf_counter() - start, output=result,
+            seconds=time.perf_counter() - start, output=result, weight_ptr=weight.data_ptr(),
         ))
         return result

@@ -1,0 +1,201 @@
+"""Pixels in one place: colour maps, normalising, mosaics, filter grids, boxes, heat maps.
+
+Pure NumPy (+ Pillow for text and files); no Qt. The GUI and the headless export draw with the
+same functions, so a PNG written by ``--export`` shows what the window shows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+# control points sampled from matplotlib's perceptually uniform maps (CC0) and a diverging map
+_CONTROL = {
+    "viridis": ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779",
+                "#6ece58", "#b5de2b", "#fde725"],
+    "magma": ["#000004", "#180f3d", "#440f76", "#721f81", "#9e2f7f", "#cd4071", "#f1605d",
+              "#fd9668", "#feca8d", "#fcfdbf"],
+    "inferno": ["#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925",
+                "#fb9b06", "#f7d13d", "#fcffa4"],
+    "gray": ["#000000", "#ffffff"],
+    "coolwarm": ["#3b4cc0", "#6788ee", "#9abbff", "#c9d7f0", "#edd1c2", "#f7a889", "#e26952",
+                 "#b40426"],
+}
+
+
+def _lut(colors: list[str]) -> np.ndarray:
+    rgb = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in colors], dtype=np.float64)
+    pos = np.linspace(0, 1, len(colors))
+    t = np.linspace(0, 1, 256)
+    return np.stack([np.interp(t, pos, rgb[:, k]) for k in range(3)], axis=1).round().astype(np.uint8)
+
+
+COLORMAPS: dict[str, np.ndarray] = {name: _lut(c) for name, c in _CONTROL.items()}
+DIVERGING = {"coolwarm"}
+
+
+def normalize(maps: np.ndarray, mode: Literal["map", "layer"] = "map",
+              symmetric: bool = False) -> np.ndarray:
+    """Scale ``(C, H, W)`` maps to ``[0, 1]``: each map on its own range, or all on the layer's.
+
+    ``symmetric`` puts 0 at 0.5 (for signed values such as filter weights). Constant maps become
+    0 (or 0.5 when symmetric); NaN becomes 0.
+    """
+    a = np.nan_to_num(np.asarray(maps, dtype=np.float32))
+    axes = tuple(range(1, a.ndim)) if mode == "map" and a.ndim > 1 else None
+    if symmetric:
+        m = np.abs(a).max(axis=axes, keepdims=True) if axes else np.abs(a).max()
+        m = np.where(m > 0, m, 1.0)
+        return np.clip(a / (2 * m) + 0.5, 0, 1)
+    lo = a.min(axis=axes, keepdims=True) if axes else a.min()
+    hi = a.max(axis=axes, keepdims=True) if axes else a.max()
+    span = hi - lo
+    return np.clip(np.where(span > 0, (a - lo) / np.where(span > 0, span, 1), 0.0), 0, 1)
+
+
+def apply_colormap(values01: np.ndarray, name: str = "viridis") -> np.ndarray:
+    """``(...)`` values in ``[0, 1]`` -> ``(..., 3)`` uint8 RGB."""
+    if name not in COLORMAPS:
+        raise ValueError(f"unknown colour map {name!r}; available: {', '.join(COLORMAPS)}")
+    idx = np.clip((np.asarray(values01) * 255).round(), 0, 255).astype(np.intp)
+    return COLORMAPS[name][idx]
+
+
+def grid_shape(count: int, columns: int | None = None, aspect: float = 1.0) -> tuple[int, int]:
+    """(rows, columns) for ``count`` tiles, near square on screen for tiles of this aspect."""
+    if columns is None:
+        columns = max(1, int(np.ceil(np.sqrt(count * aspect))))
+    columns = max(1, min(columns, count))
+    return int(np.ceil(count / columns)), columns
+
+
+def mosaic(tiles: np.ndarray, columns: int | None = None, gap: int = 1, scale: int = 1,
+           background: int = 40) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Tile ``(C, H, W, 3)`` uint8 images into one image with ``gap`` pixels between tiles.
+
+    Returns the image ``(rows*(H*scale+gap)-gap, cols*(...)-gap, 3)`` and each tile's rectangle
+    ``(top, left, height, width)`` in it, in the order given.
+    """
+    tiles = np.asarray(tiles)
+    c, h, w = tiles.shape[:3]
+    if scale > 1:
+        tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
+        h, w = h * scale, w * scale
+    rows, cols = grid_shape(c, columns, aspect=h / max(w, 1))
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, 3), background, dtype=np.uint8)
+    rects = []
+    for i in range(c):
+        top, left = (i // cols) * (h + gap), (i % cols) * (w + gap)
+        out[top : top + h, left : left + w] = tiles[i]
+        rects.append((top, left, h, w))
+    return out, rects
+
+
+def feature_maps_image(maps: np.ndarray, cmap: str = "viridis", mode: Literal["map", "layer"] = "map",
+                       min_tile: int = 48, columns: int | None = None,
+                       gap: int = 2) -> tuple[np.ndarray, list[tuple[int, int, int, int]], int]:
+    """All channels of ``(C, H, W)`` maps, coloured and tiled; small maps upscaled to stay legible.
+
+    Returns (image, tile rectangles, scale).
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim == 1:
+        maps = maps[:, None, None]
+    scale = max(1, int(np.ceil(min_tile / max(maps.shape[1], maps.shape[2]))))
+    rgb = apply_colormap(normalize(maps, mode, symmetric=cmap in DIVERGING), cmap)
+    image, rects = mosaic(rgb, columns=columns, gap=gap, scale=scale)
+    return image, rects, scale
+
+
+def filters_image(weight: np.ndarray, in_channel: int | None = None, min_kernel: int = 24,
+                  max_filters: int = 256, max_inputs: int = 32, gap: int = 2) -> np.ndarray:
+    """The filters of a conv layer as an RGB image.
+
+    - weight ``(O, 3, kH, kW)`` of a first layer on RGB and ``in_channel`` None: each filter as
+      one colour image (0 -> mid-grey, per-filter symmetric scale), in a near-square grid;
+    - otherwise one row per filter and one column per input channel (or only ``in_channel``),
+      each kernel in a diverging map (blue negative, red positive) with 0 white-ish.
+    Small kernels are upscaled (nearest) to at least ``min_kernel`` pixels.
+    """
+    w = np.asarray(weight, dtype=np.float32)[:max_filters]
+    o, i, kh, kw = w.shape
+    scale = max(1, int(np.ceil(min_kernel / max(kh, kw))))
+    if i == 3 and in_channel is None:
+        rgb = (normalize(w, "map", symmetric=True).transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
+        return mosaic(rgb, gap=gap, scale=scale)[0]
+    if in_channel is not None:
+        k = w[:, in_channel : in_channel + 1]
+        rgb = apply_colormap(normalize(k[:, 0], "map", symmetric=True), "coolwarm")
+        return mosaic(rgb, gap=gap, scale=scale)[0]
+    k = w[:, :max_inputs]
+    flat = k.reshape(o * k.shape[1], kh, kw)
+    per_filter = np.repeat(np.abs(k).reshape(o, -1).max(1), k.shape[1])
+    norm = np.clip(flat / (2 * np.where(per_filter > 0, per_filter, 1))[:, None, None] + 0.5, 0, 1)
+    rgb = apply_colormap(norm, "coolwarm")
+    return mosaic(rgb, columns=k.shape[1], gap=gap, scale=scale)[0]
+
+
+def clip_box(box: tuple[float, float, float, float], height: int,
+             width: int) -> tuple[float, float, float, float] | None:
+    """``(top, left, bottom, right)`` clipped to the image; None if nothing is left."""
+    t, l, b, r = max(box[0], 0), max(box[1], 0), min(box[2], height), min(box[3], width)
+    return (t, l, b, r) if b > t and r > l else None
+
+
+def draw_rect(rgb: np.ndarray, box: tuple[float, float, float, float], color: tuple[int, int, int],
+              thickness: int = 2, dashed: bool = False) -> None:
+    """Outline ``box`` (top, left, bottom, right; bottom/right exclusive) in place, clipped."""
+    h, w = rgb.shape[:2]
+    t, l, b, r = (round(v) for v in box)
+    for k in range(thickness):
+        rows = [y for y in (t + k, b - 1 - k) if 0 <= y < h]
+        cols = [x for x in (l + k, r - 1 - k) if 0 <= x < w]
+        xs = np.arange(max(l, 0), min(r, w))
+        ys = np.arange(max(t, 0), min(b, h))
+        if dashed:
+            xs = xs[(xs // 4) % 2 == 0]
+            ys = ys[(ys // 4) % 2 == 0]
+        for y in rows:
+            rgb[y, xs] = color
+        for x in cols:
+            rgb[ys, x] = color
+
+
+def draw_receptive_field(rgb: np.ndarray, box: tuple[float, float, float, float],
+                         center: tuple[float, float], color: tuple[int, int, int] = (255, 220, 0),
+                         padding_color: tuple[int, int, int] = (255, 80, 80)) -> np.ndarray:
+    """A copy of ``rgb`` with a unit's receptive field: solid inside the image, dashed where it
+    reaches into padding, a cross on the unit's centre."""
+    out = np.array(rgb, dtype=np.uint8, copy=True)
+    h, w = out.shape[:2]
+    inside = clip_box(box, h, w)
+    if tuple(box) != inside:
+        draw_rect(out, box, padding_color, thickness=2, dashed=True)
+    if inside:
+        draw_rect(out, inside, color, thickness=2)
+    cy, cx = int(np.floor(center[0])), int(np.floor(center[1]))
+    for d in range(-4, 5):
+        if 0 <= cy < h and 0 <= cx + d < w:
+            out[cy, cx + d] = color
+        if 0 <= cy + d < h and 0 <= cx < w:
+            out[cy + d, cx] = color
+    return out
+
+
+def overlay_heatmap(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.6,
+                    cmap: str = "inferno") -> np.ndarray:
+    """Blend a ``(H, W)`` non-negative heat map over ``rgb``, opacity growing with the heat."""
+    h01 = normalize(heat[None], "map")[0]
+    colour = apply_colormap(h01, cmap).astype(np.float32)
+    a = (alpha * np.sqrt(h01))[..., None]  # sqrt: the faint tails stay visible
+    return (rgb.astype(np.float32) * (1 - a) + colour * a).round().astype(np.uint8)
+
+
+def save_png(rgb: np.ndarray, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(path)
+    return path

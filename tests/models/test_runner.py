@@ -1,0 +1,112 @@
+"""The runner: every convolution on the engine, every layer captured, in order, with its table row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from models.errors import Cancelled, LayerError
+from models.images import Preprocess
+from models.runner import conv_bias, find_layer, layer_input, layer_weights, run_model
+from models.zoo import LoadedModel, load_model
+from tests.conftest import conv_tolerance
+
+
+def _loaded(module: nn.Module, name: str = "net") -> LoadedModel:
+    if not isinstance(module, torch.fx.GraphModule):  # exported programs have no eval()
+        module.eval()
+    return LoadedModel(name=name, module=module, source="catalog",
+                       preprocess=Preprocess(size=(32, 32)), categories=None, pretrained=False)
+
+
+class MyConv(nn.Conv2d):
+    """A subclass: the runner must still see it."""
+
+
+class Mixed(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = MyConv(3, 8, 3, stride=2, padding=1)
+        self.w = nn.Parameter(torch.randn(8, 8, 3, 3) * 0.2)
+        self.act = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.stem(x))
+        x = self.act(F.conv2d(x, self.w, padding=1))  # functional, no module of its own
+        return self.fc(self.pool(x).flatten(1))
+
+
+def test_every_convolution_is_computed_by_the_engine() -> None:
+    torch.manual_seed(0)
+    model = _loaded(torchvision.models.resnet18())
+    x = torch.randn(1, 3, 64, 64)
+    result = run_model(model, x, "im2col")
+    assert result.conv_calls == 20
+    convs = [la for la in result.layers if la.is_conv]
+    assert len(convs) == 20 and all(la.algorithm.startswith("im2col") for la in convs)
+    with torch.no_grad():
+        expected = model.module(x).numpy()[0]
+    assert np.abs(result.logits - expected).max() <= conv_tolerance(expected)
+    names = [la.name for la in result.layers]
+    assert names[:4] == ["conv1", "bn1", "relu", "maxpool"]
+    assert "layer1.0.relu#2" in names  # BasicBlock calls its ReLU twice: both calls are layers
+    assert names[-1] == "fc"
+    layer = find_layer(result, "layer2.0.conv1")
+    assert layer.output_shape == (1, 128, 8, 8)
+    assert layer.params == 64 * 128 * 9
+    assert layer.macs == 128 * 8 * 8 * 64 * 9
+    assert layer.conv["stride"] == [2, 2] and layer.conv["kernel"] == [3, 3]
+    np.testing.assert_allclose(result.activations["layer2.0.conv1"].shape, (128, 8, 8))
+
+
+def test_functional_calls_subclasses_script_and_export_all_count() -> None:
+    torch.manual_seed(0)
+    net = Mixed().eval()
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        expected = net(x).numpy()[0]
+    for module in (net, torch.jit.script(net), torch.export.export(net, (x,)).module()):
+        result = run_model(_loaded(module), x, "direct")
+        assert result.conv_calls == 2
+        np.testing.assert_allclose(result.logits, expected, atol=1e-5)
+    # script/export have no hooks: their layers are the convolutions, named by their weights
+    names = [la.name for la in run_model(_loaded(torch.jit.script(net)), x, "fft").layers]
+    assert names == ["stem", "w"]
+
+
+def test_activations_match_torch_layer_by_layer() -> None:
+    model = load_model("classic")
+    x = torch.rand(1, 3, 40, 48)
+    result = run_model(model, x, "winograd")
+    with torch.no_grad():
+        edges = model.module.edges(x)
+    np.testing.assert_allclose(result.activations["edges"], edges[0].numpy(), atol=1e-4)
+    assert result.activations["pool2"].shape == (4, 10, 12)
+    assert result.predictions == []
+
+
+def test_progress_and_cancel() -> None:
+    model = load_model("classic")
+    seen = []
+    run_model(model, torch.rand(1, 3, 32, 32), "auto", progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (6, 6) and len(seen) >= 6
+    with pytest.raises(Cancelled):
+        run_model(model, torch.rand(1, 3, 32, 32), "auto", cancel=lambda: True)
+
+
+def test_weights_bias_input_and_unknown_layer() -> None:
+    model = load_model("classic")
+    x = torch.rand(1, 3, 32, 32)
+    result = run_model(model, x, "auto")
+    assert layer_weights(model, "edges").shape == (9, 3, 3, 3)
+    assert layer_weights(model, "relu1") is None
+    assert conv_bias(model, "combine").shape == (4,)
+    assert layer_input(model, x, "combine").shape == (9, 16, 16)
+    with pytest.raises(LayerError, match=r"unknown layer 'edgse'.*did you mean edges"):
+        find_layer(result, "edgse")
