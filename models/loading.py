@@ -78,7 +78,9 @@ def _load_module(path: Path, trust: bool, arch: str | None) -> tuple[nn.Module, 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights_only" not in str(exc) and "global" not in str(exc).lower():
+        # torch names the class it refused ("Unsupported global: GLOBAL ..."): a pickled object.
+        # Anything else (e.g. "Unsupported operand") means the bytes are no checkpoint at all.
+        if "unsupported global" not in str(exc).lower():
             raise ModelError(f"{path.name} is not a model file ConvScope can read") from None
         if not trust:
             raise ModelError(

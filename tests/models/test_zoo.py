@@ -223,6 +223,7 @@ def test_a_file_that_is_no_model_is_one_line(tmp_path, content: bytes) -> None:
     with pytest.raises(ModelError) as info:
         load_model(str(tmp_path / "x.pth"))
     assert "\n" not in str(info.value) and "x.pth" in str(info.value)
+    assert "not a model file" in str(info.value)  # not mistaken for a pickle to trust
 
 
 def test_a_model_without_convolution_is_refused(tmp_path) -> None:
