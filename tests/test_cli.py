@@ -97,3 +97,17 @@ def test_cli_error_has_no_traceback_in_a_real_process(tmp_path) -> None:
     proc = _run("--model", "classic", "--layer", "nope", "--export", str(tmp_path))
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: unknown layer 'nope'") and "Traceback" not in proc.stderr
+
+
+def test_explain_export_writes_one_gif_for_the_chosen_layer(tmp_path) -> None:
+    args = ["--model", "classic", "--layer", "combine", "--explain", "--export", str(tmp_path)]
+    assert main.main(args) == 0
+    path = tmp_path / "combine.explain.gif"
+    with Image.open(path) as gif:
+        assert gif.format == "GIF" and gif.n_frames == 36  # 112x112 outputs: a 6x6 block is played
+        sizes = set()
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            sizes.add(gif.size)
+        assert len(sizes) == 1
+    assert not (tmp_path / "edges.explain.gif").exists()  # only the chosen layer
