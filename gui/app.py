@@ -1,0 +1,53 @@
+"""Start the desktop app (``python main.py``) or take a screenshot of it (``--screenshot``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pyqtgraph as pg
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+
+def run_app(args: argparse.Namespace) -> int:
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("ConvScope")
+    app.setOrganizationName("ConvScope")
+    from gui.main_window import MainWindow
+
+    settings = QSettings("ConvScope", "ConvScope")
+    if args.screenshot:
+        # a screenshot shows exactly what was asked, not the user's remembered choices
+        settings = QSettings(str(args.screenshot) + ".ini", QSettings.Format.IniFormat)
+        settings.clear()
+    window = MainWindow(settings)
+    if args.screenshot:
+        window.resize(1600, 1000)
+    window.start(image=args.image, model=args.model, engine=args.engine if args.engine != "auto"
+                 or args.screenshot else None, untrained=args.untrained or None,
+                 trust=args.trust_model, layer=args.layer)
+    window.show()
+    if args.screenshot:
+        return _screenshot(app, window, args)
+    return app.exec()
+
+
+def _screenshot(app: QApplication, window, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    window.wait_idle()
+    if window.last_error or window.outcome is None:
+        print(f"error: {window.last_error or 'nothing to show'}", file=sys.stderr)
+        return 2
+    for _ in range(5):  # let every view lay out and paint
+        app.processEvents()
+    Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
+    ok = window.grab().save(str(args.screenshot))
+    Path(str(args.screenshot) + ".ini").unlink(missing_ok=True)
+    window.close()
+    if not ok:
+        print(f"error: cannot write {args.screenshot}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,83 @@
+"""Pick the convolution engine; compare every engine that has run: time per layer, max
+difference from torch (``reference``)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine import available_engines, get_engine
+
+
+class EnginePanel(QWidget):
+    engine_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.combo = QComboBox()
+        for name in available_engines():
+            self.combo.addItem(name)
+            self.combo.setItemData(self.combo.count() - 1, get_engine(name).description,
+                                   role=3)  # Qt.ToolTipRole
+        self.table = QTableWidget(0, 0)
+        self.table.verticalHeader().setDefaultSectionSize(20)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.note = QLabel("Times in ms. Δ = max |difference| from torch over all conv outputs.")
+        self.note.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.note)
+        self._runs: dict[str, dict] = {}  # engine -> {"times": {layer: ms}, "total": ms, "diff": x}
+        self._layers: list[str] = []
+        self.combo.currentTextChanged.connect(self.engine_changed.emit)
+
+    def engine(self) -> str:
+        return self.combo.currentText()
+
+    def set_engine(self, name: str) -> None:
+        if name != self.combo.currentText():
+            self.combo.blockSignals(True)
+            self.combo.setCurrentText(name)
+            self.combo.blockSignals(False)
+
+    def reset(self, conv_layers: list[str]) -> None:
+        """A new model or image: earlier timings no longer compare."""
+        self._runs.clear()
+        self._layers = conv_layers
+        self._refresh()
+
+    def add_run(self, engine: str, times: dict[str, float], total_ms: float,
+                max_diff: float | None) -> None:
+        self._runs[engine] = {"times": times, "total": total_ms, "diff": max_diff}
+        self._refresh()
+
+    def engines_run(self) -> list[str]:
+        return list(self._runs)
+
+    def run_info(self, engine: str) -> dict:
+        return self._runs[engine]
+
+    def _refresh(self) -> None:
+        engines = list(self._runs)
+        self.table.clear()
+        self.table.setColumnCount(len(engines))
+        self.table.setHorizontalHeaderLabels(engines)
+        rows = ["total (ms)", "Δ vs torch", *self._layers]
+        self.table.setRowCount(len(rows))
+        self.table.setVerticalHeaderLabels(rows)
+        for col, e in enumerate(engines):
+            run = self._runs[e]
+            diff = "—" if run["diff"] is None else f"{run['diff']:.1e}"
+            values = [f"{run['total']:.1f}", diff] + [
+                f"{run['times'][n]:.2f}" if n in run["times"] else "" for n in self._layers]
+            for row, v in enumerate(values):
+                self.table.setItem(row, col, QTableWidgetItem(v))

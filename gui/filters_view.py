@@ -1,0 +1,117 @@
+"""A conv layer's filters: one kernel per input channel each, as many filters as output channels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from models import render
+
+
+def caption(weight: np.ndarray, groups: int = 1) -> str:
+    """The sentence that teaches what a filter is, for this layer's weight ``(O, I/g, kH, kW)``."""
+    o, i, kh, kw = weight.shape
+    if i == 1 and groups > 1:
+        return (f"{o} filters · depthwise: each filter is a single {kh}×{kw} kernel that reads one "
+                f"input channel → {o} output channels")
+    kernels = "kernel" if i == 1 else "kernels"
+    per = "" if groups == 1 else f" of its group ({groups} groups)"
+    return (f"{o} filters · each = {i} {kernels} of {kh}×{kw} (one per input channel{per}), "
+            f"summed, plus a bias → {o} output channels")
+
+
+class FiltersView(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._weight: np.ndarray | None = None
+        self._groups = 1
+        self._highlight: int | None = None
+        self.caption = QLabel("select a convolution layer to see its filters")
+        self.caption.setWordWrap(True)
+        self.channel = QComboBox()
+        self.channel.setToolTip("which input channel's kernels to show")
+        self.legend = QLabel()
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Input channel"))
+        top.addWidget(self.channel)
+        top.addWidget(self.legend, 1)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.view = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.item = pg.ImageItem(axisOrder="row-major")
+        self.view.addItem(self.item)
+        self.marker = pg.QtWidgets.QGraphicsRectItem()
+        self.marker.setPen(pg.mkPen((255, 255, 0), width=2))
+        self.marker.setVisible(False)
+        self.view.addItem(self.marker)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.caption)
+        layout.addLayout(top)
+        layout.addWidget(self.graphics, 1)
+        self.channel.currentIndexChanged.connect(self._redraw)
+        self._image = np.zeros((1, 1, 3), dtype=np.uint8)
+
+    def set_weights(self, layer: str, weight: np.ndarray | None, groups: int = 1,
+                    layer_type: str = "") -> None:
+        self._weight, self._groups = weight, groups
+        self.channel.blockSignals(True)
+        self.channel.clear()
+        if weight is None:
+            self.caption.setText(f"<b>{layer}</b> ({layer_type or 'this layer'}) has no filters: it "
+                                 f"transforms each value or pools, it does not convolve.")
+            self.item.clear()
+            self.marker.setVisible(False)
+            self.channel.setEnabled(False)
+            self.channel.blockSignals(False)
+            return
+        i = weight.shape[1]
+        self.channel.setEnabled(i > 1)
+        self.channel.addItem("RGB colour" if i == 3 and groups == 1 else "all")
+        self.channel.addItems([f"{c}" for c in range(i)])
+        self.channel.blockSignals(False)
+        self.caption.setText(f"<b>{layer}</b>: {caption(weight, groups)}")
+        self._redraw()
+
+    def clear(self) -> None:
+        self.set_weights("", None)
+
+    def set_highlight(self, out_channel: int | None) -> None:
+        self._highlight = out_channel
+        self._place_marker()
+
+    def render_image(self) -> np.ndarray:
+        return self._image
+
+    def _redraw(self) -> None:
+        if self._weight is None:
+            return
+        index = self.channel.currentIndex()
+        in_channel = None if index <= 0 else index - 1
+        w = self._weight
+        self._image = render.filters_image(w, in_channel=in_channel)
+        rgb_first = w.shape[1] == 3 and in_channel is None
+        self.legend.setText("colour filters: mid-grey = 0" if rgb_first else
+                            "blue < 0 < red · rows: filters · columns: input channels"
+                            if in_channel is None and w.shape[1] > 1 else "blue < 0 < red")
+        self.item.setImage(self._image, levels=(0, 255))
+        self.view.autoRange(padding=0.01)
+        self._place_marker()
+
+    def _place_marker(self) -> None:
+        w = self._weight
+        if w is None or self._highlight is None or self._highlight >= min(len(w), 256):
+            self.marker.setVisible(False)
+            return
+        h_img, w_img = self._image.shape[:2]
+        index = self.channel.currentIndex()
+        if w.shape[1] > 1 and not (w.shape[1] == 3) and index <= 0:
+            rows = min(len(w), 256)  # one row per filter
+            row_h = (h_img + 2) / rows
+            self.marker.setRect(0, self._highlight * row_h - 1, w_img, row_h)
+        else:
+            count = min(len(w), 256)
+            rows, cols = render.grid_shape(count)
+            th, tw = (h_img + 2) / rows, (w_img + 2) / cols
+            r, c = divmod(self._highlight, cols)
+            self.marker.setRect(c * tw - 1, r * th - 1, tw, th)
+        self.marker.setVisible(True)

@@ -1,0 +1,141 @@
+"""The photo as the model sees it (or the original), with a unit's receptive field on top."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from models import render
+from models.images import PreparedImage
+
+BOX_PEN = pg.mkPen((255, 220, 0), width=2)
+PAD_PEN = pg.mkPen((255, 80, 80), width=2, style=Qt.PenStyle.DashLine)
+
+
+class InputPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._image: PreparedImage | None = None
+        self._box: tuple[float, float, float, float] | None = None
+        self._center: tuple[float, float] | None = None
+        self._heat: np.ndarray | None = None
+        self.title = QLabel("Input")
+        self.original = QCheckBox("original photo")
+        self.original.setToolTip("show the whole photo instead of the model's resized, cropped view")
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.original)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.view = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.item = pg.ImageItem(axisOrder="row-major")
+        self.heat_item = pg.ImageItem(axisOrder="row-major")
+        self.view.addItem(self.item)
+        self.view.addItem(self.heat_item)
+        self.pad_rect = pg.QtWidgets.QGraphicsRectItem()
+        self.pad_rect.setPen(PAD_PEN)
+        self.box_rect = pg.QtWidgets.QGraphicsRectItem()
+        self.box_rect.setPen(BOX_PEN)
+        self.cross = pg.ScatterPlotItem(symbol="+", size=14, pen=pg.mkPen((255, 220, 0), width=2),
+                                        brush=None)
+        for item in (self.pad_rect, self.box_rect, self.cross):
+            self.view.addItem(item)
+        self.caption = QLabel("hover a feature map: the unit's receptive field appears here")
+        self.caption.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.caption)
+        self.original.toggled.connect(self._redraw)
+        self.clear_overlay()
+
+    def set_image(self, image: PreparedImage) -> None:
+        self._image = image
+        self._heat = None
+        h0, w0 = image.original.shape[:2]
+        h, w = image.model_view.shape[:2]
+        self.title.setText(f"<b>{image.source}</b> · {w0}×{h0} → model input {w}×{h}")
+        self._redraw()
+        self.view.autoRange(padding=0.01)
+
+    def show_receptive_field(self, box: tuple[float, float, float, float],
+                             center: tuple[float, float], label: str = "") -> None:
+        """``box`` = (top, left, bottom, right) in model-input pixels, unclipped."""
+        self._box, self._center = box, center
+        if label:
+            self.caption.setText(label)
+        self._place_overlay()
+
+    def show_effective_rf(self, heat: np.ndarray | None) -> None:
+        self._heat = heat
+        self._redraw()
+
+    def clear_overlay(self) -> None:
+        self._box = self._center = None
+        self._heat = None
+        for item in (self.pad_rect, self.box_rect, self.cross):
+            item.setVisible(False)
+        self.heat_item.clear()
+
+    def overlay_box(self) -> tuple[float, float, float, float] | None:
+        """The solid box as drawn, clipped to the image, in displayed-image pixels (t, l, b, r)."""
+        if not self.box_rect.isVisible():
+            return None
+        r = self.box_rect.rect()
+        return (r.top(), r.left(), r.bottom(), r.right())
+
+    def padding_box(self) -> tuple[float, float, float, float] | None:
+        """The dashed whole box when part of the field lies in padding, else None."""
+        if not self.pad_rect.isVisible():
+            return None
+        r = self.pad_rect.rect()
+        return (r.top(), r.left(), r.bottom(), r.right())
+
+    def displayed_image(self) -> np.ndarray | None:
+        return None if self.item.image is None else np.asarray(self.item.image)
+
+    # ------------------------------------------------------------------------------------
+    def _to_display(self, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        assert self._image is not None
+        if self.original.isChecked():
+            return self._image.mapping.box_to_original(*box)
+        return box
+
+    def _redraw(self) -> None:
+        if self._image is None:
+            return
+        use_original = self.original.isChecked()
+        rgb = self._image.original if use_original else self._image.model_view
+        self.item.setImage(rgb, levels=(0, 255))
+        self.heat_item.clear()
+        if self._heat is not None:
+            heat = self._heat
+            # the heat map lives on the model input; on the photo it covers the crop's area
+            h01 = render.normalize(heat[None], "map")[0]
+            rgba = np.zeros((*heat.shape, 4), dtype=np.uint8)
+            rgba[..., :3] = render.apply_colormap(h01, "inferno")
+            rgba[..., 3] = (np.sqrt(h01) * 200).astype(np.uint8)
+            self.heat_item.setImage(rgba, levels=(0, 255))
+            t, l, b, r = self._to_display((0, 0, heat.shape[0], heat.shape[1]))
+            self.heat_item.setRect(pg.QtCore.QRectF(l, t, r - l, b - t))
+        self._place_overlay()
+        self.view.autoRange(padding=0.01)
+
+    def _place_overlay(self) -> None:
+        if self._image is None or self._box is None or self._center is None:
+            return
+        h, w = self._image.model_view.shape[:2]
+        inside = render.clip_box(self._box, h, w)
+        t, l, b, r = self._to_display(self._box)
+        self.pad_rect.setRect(l, t, r - l, b - t)
+        self.pad_rect.setVisible(inside != tuple(self._box))
+        if inside is not None:
+            t, l, b, r = self._to_display(inside)
+            self.box_rect.setRect(l, t, r - l, b - t)
+        self.box_rect.setVisible(inside is not None)
+        cy, cx = self._center
+        cy, cx, _, _ = self._to_display((cy + 0.5, cx + 0.5, cy + 0.5, cx + 0.5))
+        self.cross.setData([cx], [cy])
+        self.cross.setVisible(True)

@@ -1,0 +1,118 @@
+"""Model work off the GUI thread: one job at a time per lane; a new request cancels the stale one.
+
+A job is a plain function ``fn(progress, cancel) -> result``: ``progress(done, total)`` reports,
+``cancel()`` says whether to stop (raise :class:`models.errors.Cancelled`). Results of a job
+that was superseded are dropped, so the window only ever shows the latest request.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from models.errors import Cancelled, ConvScopeError
+
+Job = Callable[[Callable[[int, int | None], None], Callable[[], bool]], Any]
+
+
+class _Signals(QObject):
+    done = Signal(int, object)
+    failed = Signal(int, str)
+    progress = Signal(int, int, int)  # generation, done, total (0 = unknown)
+
+
+class _Runnable(QRunnable):
+    def __init__(self, gen: int, fn: Job, signals: _Signals, cancelled: threading.Event) -> None:
+        super().__init__()
+        self.gen, self.fn, self.signals, self.cancelled = gen, fn, signals, cancelled
+
+    def run(self) -> None:
+        try:
+            result = self.fn(lambda d, t: self.signals.progress.emit(self.gen, int(d), int(t or 0)),
+                             self.cancelled.is_set)
+        except Cancelled:
+            self.signals.failed.emit(self.gen, "")
+        except ConvScopeError as exc:
+            self.signals.failed.emit(self.gen, str(exc))
+        except Exception as exc:
+            traceback.print_exc()
+            self.signals.failed.emit(self.gen, f"{type(exc).__name__}: {exc}".splitlines()[0])
+        else:
+            self.signals.done.emit(self.gen, result)
+
+
+class Worker(QObject):
+    """Runs jobs on a thread pool; emits ``finished(result)``, ``failed(message)``,
+    ``progress(done, total)`` for the latest job only. ``busy`` while one runs."""
+
+    finished = Signal(object)
+    failed = Signal(str)
+    progress = Signal(int, int)
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool()
+        self._pool.setMaxThreadCount(1)  # one model at a time: 2 cores, and torch is not re-entrant
+        self._gen = 0
+        self._cancel = threading.Event()
+        self._callbacks: dict[int, tuple[Callable | None, Callable | None]] = {}
+        self._signals = _Signals()
+        self._signals.done.connect(self._on_done)
+        self._signals.failed.connect(self._on_failed)
+        self._signals.progress.connect(self._on_progress)
+        self._running = 0
+
+    @property
+    def busy(self) -> bool:
+        return self._running > 0
+
+    def submit(self, fn: Job, on_done: Callable[[Any], None] | None = None,
+               on_error: Callable[[str], None] | None = None) -> int:
+        """Start ``fn``; cancels whatever ran before. Returns the job's generation."""
+        self._cancel.set()
+        self._gen += 1
+        self._cancel = threading.Event()
+        self._callbacks[self._gen] = (on_done, on_error)
+        self._running += 1
+        if self._running == 1:
+            self.busy_changed.emit(True)
+        self._pool.start(_Runnable(self._gen, fn, self._signals, self._cancel))
+        return self._gen
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def wait(self, msecs: int = 60000) -> bool:
+        return self._pool.waitForDone(msecs)
+
+    def _finish(self, gen: int) -> tuple[Callable | None, Callable | None] | None:
+        self._running -= 1
+        if self._running == 0:
+            self.busy_changed.emit(False)
+        callbacks = self._callbacks.pop(gen, (None, None))
+        return callbacks if gen == self._gen else None
+
+    def _on_done(self, gen: int, result: object) -> None:
+        callbacks = self._finish(gen)
+        if callbacks is None:
+            return  # stale
+        if callbacks[0]:
+            callbacks[0](result)
+        self.finished.emit(result)
+
+    def _on_failed(self, gen: int, message: str) -> None:
+        callbacks = self._finish(gen)
+        if callbacks is None or not message:
+            return  # stale, or cancelled on purpose
+        if callbacks[1]:
+            callbacks[1](message)
+        self.failed.emit(message)
+
+    def _on_progress(self, gen: int, done: int, total: int) -> None:
+        if gen == self._gen:
+            self.progress.emit(done, total)

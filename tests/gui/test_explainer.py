@@ -1,0 +1,166 @@
+"""The explainer widget: traced values equal the feature map, the sandbox follows its controls,
+the player plays, the export writes a GIF."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine import get_engine
+from gui.explainer import ExplainerView
+from models.explain import Sandbox, output_size
+
+
+@pytest.fixture
+def view(qtbot):
+    widget = ExplainerView()
+    qtbot.addWidget(widget)
+    widget.resize(1300, 800)
+    widget.show()
+    yield widget
+    widget.pause()
+
+
+def _layer(groups=1, dilation=1, padding_mode="zeros", seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((6, 15, 13)).astype(np.float32)
+    w = rng.standard_normal((4, 6 // groups, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    conv = {"in_channels": 6, "out_channels": 4, "kernel": [3, 3], "stride": [2, 2], "padding": [1, 1],
+            "dilation": [dilation, dilation], "groups": groups, "padding_mode": padding_mode}
+    fm = get_engine("im2col").conv2d(x[None], w, b, stride=2, padding=1, dilation=dilation, groups=groups,
+                                     padding_mode=padding_mode)[0]
+    return w, b, x, conv, fm
+
+
+@pytest.mark.parametrize("groups,dilation,mode", [(1, 1, "zeros"), (2, 2, "reflect"), (1, 1, "circular")])
+def test_unit_value_equals_the_feature_map(view, qtbot, groups, dilation, mode):
+    w, b, x, conv, fm = _layer(groups, dilation, mode)
+    view.set_context(w, b, x, conv, fm, "block.conv")
+    assert view.mode() == "layer"
+    for unit in [(3, 0, 0), (1, fm.shape[1] - 1, fm.shape[2] - 1), (2, 3, 4)]:
+        with qtbot.waitSignal(view.unit_changed) as signal:
+            view.set_unit(*unit)
+        assert signal.args == list(unit)
+        assert view.current_unit() == unit
+        assert view.current_value() == pytest.approx(float(fm[unit]), abs=1e-4)
+        assert view.engine_value() == pytest.approx(float(fm[unit]))
+        assert f"{fm[unit]:.5g}" in view.value_label.text() and "✓ equal" in view.value_label.text()
+    frame = view.render_image()
+    assert frame is not None and frame.ndim == 3 and frame.shape[0] > 300
+    assert "block.conv" in view.layer_label.text()
+    assert "4 filters" in view.layer_label.text()
+    assert "parameters in this convolution" in view.why.text()
+
+
+def test_feature_map_that_differs_is_shown_as_differing(view):
+    w, b, x, conv, fm = _layer()
+    view.set_context(w, b, x, conv, fm + 1.0, "wrong")
+    view.set_unit(0, 1, 1)
+    assert "✗ differs" in view.value_label.text()
+
+
+def test_sandbox_controls_change_formula_and_output(view):
+    view.set_sandbox(Sandbox(size=7, kernel_size=3, stride=1, padding=0))
+    assert view.mode() == "sandbox"
+    settings = [(7, 3, 2, 1, 1), (9, 5, 1, 2, 1), (5, 3, 3, 0, 1), (8, 3, 2, 1, 2), (6, 1, 1, 0, 1)]
+    for size, k, s, p, d in settings:
+        view.size_spin.setValue(size)
+        view.kernel_spin.setValue(k)
+        view.stride_spin.setValue(s)
+        view.padding_spin.setValue(p)
+        view.dilation_spin.setValue(d)
+        n = output_size(size, k, s, p, d)
+        box = view.sandbox()
+        assert (box.size, box.kernel_size, box.stride, box.padding, box.dilation) == (size, k, s, p, d)
+        label = view.formula_label.text()
+        assert f"⌊({size} + 2·{p} − {d}·({k}−1) − 1)/{s}⌋ + 1 = {n}" in label
+        assert re.search(rf"output: \d+×{n}×{n}", label)
+        assert view.step_count() == n * n
+        out = box.compute("reference")
+        assert out.shape[1:] == (n, n)
+        assert view.engine_value() == pytest.approx(float(out[view.current_unit()]), abs=1e-4)
+        assert view.current_value() == pytest.approx(view.engine_value(), abs=1e-4)
+    view.padding_mode_combo.setCurrentText("replicate")
+    assert view.sandbox().padding_mode == "replicate"
+    # a kernel that does not fit: no output, said in the formula label, nothing to play
+    view.set_sandbox(Sandbox(size=5, kernel_size=5, dilation=2, padding=0))
+    assert "no output" in view.formula_label.text() and view.step_count() == 0
+    view.play()
+    assert not view.is_playing()
+    assert view.render_image() is None
+
+
+def test_editing_the_input_table_recomputes(view):
+    view.set_sandbox(Sandbox(size=5, kernel_size=3, padding=0, seed=2))
+    box = view.sandbox()
+    before, old, weight = box.compute()[0, 0, 0], box.input[0, 0, 0], box.weight[0, 0, 0, 0]
+    view.input_table.item(0, 0).setText("100")
+    assert view.sandbox().input[0, 0, 0] == 100
+    after = view.sandbox().compute()[0, 0, 0]
+    assert after - before == pytest.approx(weight * (100 - old))
+    view.go_to(0)
+    assert view.current_value() == pytest.approx(float(after))
+    view.kernel_table.item(1, 1).setText("3")
+    assert view.sandbox().weight[0, 0, 1, 1] == 3
+    view.input_table.item(1, 1).setText("not a number")
+    assert "not a number" in view.status.text()
+    assert view.input_table.item(1, 1).text() == f"{view.sandbox().input[0, 1, 1]:g}"
+
+
+def test_play_advances_and_filters_fill_output_channels(view, qtbot):
+    view.set_sandbox(Sandbox(size=5, kernel_size=3, padding=1, out_channels=3))
+    view.set_speed("8×")
+    assert view.timer.interval() == 100
+    start = view.step_index()
+    view.play()
+    assert view.is_playing()
+    qtbot.waitUntil(lambda: view.step_index() >= start + 2, timeout=3000)
+    view.pause()
+    assert not view.is_playing()
+    view.step(1)
+    view.step(-1)
+    view.go_to(24)
+    view.step(1)  # wraps round
+    assert view.step_index() == 0
+    view.next_filter()
+    assert view.current_unit() == (1, 0, 0) and view.filter_spin.value() == 1
+    assert view.current_value() == pytest.approx(float(view.sandbox().compute()[1, 0, 0]))
+
+
+def test_export_writes_one_frame_per_step(view, tmp_path):
+    w, b, x, conv, fm = _layer()
+    view.set_context(w, b, x, conv, fm, "block.conv")
+    view.set_unit(1, 2, 3)
+    path = tmp_path / "layer.gif"
+    n = view.export_gif(path)
+    assert fm.shape[1:] == (8, 7)  # 56 positions > 49: the block around the unit, 7 rows x 7 columns
+    assert n == view.step_count() == 49
+    with Image.open(path) as gif:
+        assert gif.n_frames == n
+    view.set_sandbox(Sandbox(size=5, padding=0))
+    assert view.export_gif(tmp_path / "sandbox.gif") == 9
+
+
+def test_set_layer_on_the_classic_model(view, qtbot):
+    from models.images import prepare_image, sample_images
+    from models.runner import run_model
+    from models.zoo import load_model
+
+    model = load_model("classic")
+    image = prepare_image(sample_images()["chelsea"], model.preprocess)
+    result = run_model(model, image, "im2col")
+    view.set_layer(model, image, result, "relu1")
+    assert "not a convolution" in view.layer_label.text()
+    view.hide()  # the layer's input needs a forward pass: it waits until the view is shown
+    view.set_layer(model, image, result, "edges")  # replicate padding, on the cat
+    view.set_unit(4, 0, 0)
+    assert view.current_value() is None and "loading" in view.layer_label.text()
+    view.show()
+    assert view.current_unit() == (4, 0, 0)
+    fm = result.activations["edges"]
+    assert view.current_value() == pytest.approx(float(fm[4, 0, 0]), abs=1e-4)
+    assert "✓ equal" in view.value_label.text()

@@ -1,0 +1,203 @@
+"""The real main window, driven like a user would: images, layers, engines, units, export, errors."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication
+
+from tests.gui.conftest import wait_run
+
+
+def test_starts_on_the_sample_and_shows_the_first_conv_layer(classic) -> None:
+    win = classic
+    assert win.outcome.source == "sample: chelsea"
+    layer = win.current_layer()
+    assert layer.name == "edges" and layer.is_conv
+    assert win.navigator.table.rowCount() == 6
+    assert win.navigator.table.item(0, 0).font().bold()  # conv layers are marked
+    assert not win.navigator.table.item(1, 0).font().bold()
+    image = win.feature_maps.render_image()
+    assert image.shape[0] > 100 and image.std() > 10  # maps were drawn
+    assert "9 filters · each = 3 kernels of 3×3" in win.filters.caption.text()
+    assert "receptive field 3×3" in win.details.text()
+    assert win.engine_panel.engines_run() == ["im2col"]
+    assert win.engine_panel.run_info("im2col")["diff"] < 1e-4
+
+
+def test_keys_step_through_layers(classic, qtbot) -> None:
+    win = classic
+    qtbot.keyClick(win, Qt.Key.Key_Right)
+    assert win.current_layer().name == "relu1"
+    assert win.filters.caption.text().startswith("<b>relu1</b> (ReLU) has no filters")
+    qtbot.keyClick(win, Qt.Key.Key_PageDown)  # next convolution
+    assert win.current_layer().name == "combine"
+    assert win.feature_maps.render_image().shape != (1, 1, 3)
+    qtbot.keyClick(win, Qt.Key.Key_End)
+    assert win.current_layer().name == "pool2" and win.navigator.slider.value() == 5
+    qtbot.keyClick(win, Qt.Key.Key_Home)
+    assert win.current_layer().name == "edges"
+    qtbot.keyClick(win, Qt.Key.Key_Left)  # stays at the first layer
+    assert win.navigator.index() == 0
+    win.navigator.next_button.click()
+    assert win.navigator.index() == 1
+
+
+def test_open_image_by_api_and_by_drop(classic, qtbot, tmp_path) -> None:
+    win = classic
+    photo = np.zeros((120, 160, 3), dtype=np.uint8)
+    photo[:, 80:] = 255
+    Image.fromarray(photo).save(tmp_path / "half.png")
+    win.open_image(str(tmp_path / "half.png"))
+    wait_run(qtbot, win)
+    assert win.outcome.source == str(tmp_path / "half.png")
+    assert win.recent_images()[0] == str(tmp_path / "half.png")
+    view = win.input_panel.displayed_image()
+    assert view[:, :100].max() < 10 and view[:, 130:].min() > 245  # the photo as the model sees it
+    Image.fromarray(255 - photo).save(tmp_path / "dropped.jpg")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "dropped.jpg"))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    win.dropEvent(event)
+    wait_run(qtbot, win)
+    assert win.outcome.source.endswith("dropped.jpg")
+    assert win.input_panel.displayed_image()[:, :80].min() > 200
+
+
+def test_paste_from_clipboard(classic, qtbot) -> None:
+    from PySide6.QtGui import QColor, QImage
+
+    image = QImage(64, 48, QImage.Format.Format_RGB888)
+    image.fill(QColor(200, 30, 30))
+    QApplication.clipboard().setImage(image)
+    classic.paste_image()
+    wait_run(qtbot, classic)
+    assert classic.outcome.source == "pasted image"
+    assert classic.input_panel.displayed_image()[10, 10].tolist() == [200, 30, 30]
+
+
+def test_switching_engine_reruns_and_compares(classic, qtbot) -> None:
+    win = classic
+    win.engine_panel.combo.setCurrentText("winograd")
+    wait_run(qtbot, win)
+    assert win.outcome.result.engine == "winograd"
+    assert "winograd F(4x4,3x3)" in win.details.text()
+    assert win.engine_panel.engines_run() == ["im2col", "winograd"]
+    assert win.engine_panel.run_info("winograd")["diff"] < 1e-3
+    assert win.engine_panel.table.rowCount() == 4  # total, Δ, two conv layers
+    assert win.settings.value("engine") == "winograd"
+
+
+def test_hover_draws_the_units_box_and_click_computes_the_effective_field(classic, qtbot) -> None:
+    win = classic
+    win.navigator.set_index(3)  # combine: RF 8x8, jump 2, start -3
+    layer = win.current_layer()
+    win.feature_maps.unit_hovered.emit(2, 0, 5, 1.0)
+    rf = layer.receptive_field
+    assert win.input_panel.overlay_box() == (0.0, 7.0, 5.0, 15.0)  # (−3, 7, 5, 15) clipped at the top
+    assert win.input_panel.padding_box() == (rf.box(0, 5)[0], 7.0, 5.0, 15.0)
+    win.feature_maps.unit_clicked.emit(2, 40, 50)
+    wait_run(qtbot, win)
+    heat = win.input_panel._heat
+    assert heat is not None and heat.shape == (224, 224)
+    t, l, b, r = (int(v) for v in rf.box(40, 50))
+    assert heat[t:b, l:r].sum() > 0 and heat.sum() == heat[t:b, l:r].sum()
+
+
+def test_clicking_a_tile_selects_that_channel(classic, qtbot) -> None:
+    win = classic
+    fm = win.feature_maps
+    top, left, h, w = fm.tile_rect(4)
+    scene = fm.view.mapViewToScene(QPointF(left + w / 2, top + h / 2))
+    with qtbot.waitSignal(fm.unit_clicked) as blocker:
+        fm._click(scene)
+    channel, y, x = blocker.args
+    assert channel == 4 and 0 <= y < 224 and 0 <= x < 224
+    assert fm.selected_channel() == 4
+    assert "channel 4" in fm.detail_label.text() and "Sobel x" in fm.detail_label.text()
+    view_pos = fm.graphics.mapFromScene(scene)
+    assert isinstance(view_pos, QPoint)
+
+
+def test_sorting_and_colormap_change_the_pixels(classic) -> None:
+    fm = classic.feature_maps
+    before = fm.render_image().copy()
+    fm.set_sort("max")
+    maxes = classic.outcome.result.activations["edges"].reshape(9, -1).max(1)
+    assert fm.page_channels() == list(np.argsort(-maxes, kind="stable"))
+    fm.set_sort("index")
+    fm.set_colormap("gray")
+    gray = fm.render_image()
+    assert (gray[..., 0] == gray[..., 1]).all() and not np.array_equal(gray, before)
+
+
+def test_export_view_npy_and_everything(classic, qtbot, tmp_path) -> None:
+    win = classic
+    win.export_view(str(tmp_path / "view.png"))
+    with Image.open(tmp_path / "view.png") as view:
+        assert view.size[0] > 200
+    win.export_npy(str(tmp_path / "edges.npy"))
+    np.testing.assert_array_equal(np.load(tmp_path / "edges.npy"), win.outcome.result.activations["edges"])
+    win.export_all(str(tmp_path / "all"))
+    wait_run(qtbot, win)
+    assert (tmp_path / "all" / "summary.json").exists()
+    assert (tmp_path / "all" / "combine.filters.png").exists()
+
+
+def test_errors_show_a_message_and_keep_the_previous_state(classic, qtbot, tmp_path) -> None:
+    win = classic
+    good = win.outcome
+    (tmp_path / "broken.png").write_text("no pixels here")
+    win.open_image(str(tmp_path / "broken.png"))
+    wait_run(qtbot, win)
+    assert "broken.png is not an image file" in win.last_error
+    assert win.outcome is good and win._message.isVisible()
+    (tmp_path / "model.pt").write_text("not a model")
+    win.open_model(str(tmp_path / "model.pt"))
+    wait_run(qtbot, win)
+    assert "model.pt is not a model file" in win.last_error and win.outcome is good
+    win.navigator.set_index(2)  # still fully usable
+    assert win.current_layer().name == "pool1"
+
+
+def test_pickled_model_asks_before_running_its_code(classic, qtbot, tmp_path, monkeypatch) -> None:
+    import torch
+    from torch import nn
+
+    torch.save(nn.Sequential(nn.Conv2d(3, 2, 3)), tmp_path / "full.pth")
+    asked = []
+    monkeypatch.setattr("gui.main_window.ask_trust", lambda parent, path: asked.append(path) or False)
+    classic.open_model(str(tmp_path / "full.pth"))
+    wait_run(qtbot, classic)
+    assert asked and "pickled model" in classic.last_error and classic.outcome.model.name == "classic"
+    monkeypatch.setattr("gui.main_window.ask_trust", lambda parent, path: True)
+    classic.open_model(str(tmp_path / "full.pth"))
+    wait_run(qtbot, classic)
+    wait_run(qtbot, classic)
+    assert classic.outcome.model.source == "pickle"
+
+
+def test_settings_are_remembered(window, qtbot, settings) -> None:
+    window.start(model="classic", engine="fft")
+    wait_run(qtbot, window)
+    window.feature_maps.set_colormap("magma")
+    window.close()
+    assert settings.value("model") == "classic" and settings.value("engine") == "fft"
+    assert settings.value("colormap") == "magma" and settings.value("geometry") is not None
+
+
+def test_screenshot_writes_the_window(qtbot, tmp_path) -> None:
+    from gui.app import run_app
+    from main import build_parser
+
+    args: argparse.Namespace = build_parser().parse_args(
+        ["--model", "classic", "--layer", "combine", "--screenshot", str(tmp_path / "shot.png")])
+    assert run_app(args) == 0
+    with Image.open(tmp_path / "shot.png") as image:
+        shot = np.asarray(image)
+    assert shot.shape[0] >= 900 and shot.shape[1] >= 1500 and shot.std() > 20
