@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel
 
+from models.explain import why_convolution
 from models.runner import LayerInfo
 
 
-def why_convolution(layer: LayerInfo, input_shape: tuple[int, ...] | None) -> str:
+def why_convolution_text(layer: LayerInfo) -> str:
     """A conv layer's parameter count beside a fully connected layer's for the same mapping."""
-    if not layer.is_conv or input_shape is None or len(input_shape) != 4:
+    if not layer.is_conv or layer.input_shape is None or len(layer.input_shape) != 4:
         return ""
-    c, h, w = input_shape[1:]
-    oc, oh, ow = layer.output_shape[1:]
-    dense = c * h * w * oc * oh * ow
-    return (f"<br><b>Why convolution?</b> A fully connected layer mapping the same "
-            f"{c}×{h}×{w} input to the same {oc}×{oh}×{ow} output would need {dense:,} weights; "
-            f"this layer has {layer.params:,} ({dense / max(layer.params, 1):,.0f}× fewer). "
-            f"<i>Locality</i>: each output looks only at a small window of the input. "
-            f"<i>Weight sharing</i>: the same kernel slides over every position.")
+    cv = layer.conv
+    weight_shape = (cv["out_channels"], cv["in_channels"] // cv["groups"], *cv["kernel"])
+    info = why_convolution(weight_shape, layer.input_shape[1:], layer.output_shape[1:])
+    return f"<br><b>Why convolution?</b> {info['summary']} {info['locality']} {info['sharing']}"
 
 
 class LayerDetails(QLabel):
@@ -28,7 +25,7 @@ class LayerDetails(QLabel):
         self.setTextFormat(self.textFormat().RichText)
 
     def show_layer(self, layer: LayerInfo, index: int, count: int,
-                   input_hw: tuple[int, int], input_shape: tuple[int, ...] | None = None) -> None:
+                   input_hw: tuple[int, int]) -> None:
         rf = layer.receptive_field
         shape = " × ".join(str(s) for s in layer.output_shape[1:])
         rows = [
@@ -48,4 +45,4 @@ class LayerDetails(QLabel):
                         f"one unit sees {share * 100:.3g}% of the image")
         else:
             rows.append("no receptive-field box: this output has no spatial grid")
-        self.setText("<br>".join(rows) + why_convolution(layer, input_shape))
+        self.setText("<br>".join(rows) + why_convolution_text(layer))

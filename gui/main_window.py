@@ -361,25 +361,12 @@ class MainWindow(QMainWindow):
         weight = layer_weights(outcome.model, layer.name) if layer.is_conv else None
         self.filters.set_weights(layer.name, weight, layer.conv["groups"] if layer.conv else 1,
                                  layer.type)
-        input_shape = self._layer_input_shape(index)
         self.details.show_layer(layer, index, len(outcome.result.layers),
-                                outcome.image.model_view.shape[:2], input_shape)
+                                outcome.image.model_view.shape[:2])
         self.rf_plot.set_current(index)
         self.input_panel.clear_overlay()
         if self.explainer is not None:
             self.explainer.set_layer(outcome.model, outcome.image, outcome.result, layer.name)
-
-    def _layer_input_shape(self, index: int) -> tuple[int, ...] | None:
-        layer = self.outcome.result.layers[index]
-        if not layer.is_conv:
-            return None
-        _, h, w = self.outcome.result.input_shape[1:]
-        c_in = layer.conv["in_channels"]
-        # the input's spatial size follows from the output's and the conv's geometry
-        for prev in reversed(self.outcome.result.layers[:index]):
-            if len(prev.output_shape) == 4 and prev.output_shape[1] == c_in:
-                return prev.output_shape
-        return (1, c_in, h, w)
 
     def _on_hover(self, channel: int, y: int, x: int, value: float) -> None:
         layer = self.current_layer()

@@ -41,6 +41,7 @@ class LayerInfo:
     algorithm: str | None
     receptive_field: ReceptiveField | None
     conv: dict | None = None
+    input_shape: tuple[int, ...] | None = None  # for convolutions: the shape the engine was given
 
     @property
     def is_conv(self) -> bool:
@@ -166,6 +167,7 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
                     time_ms=(call.seconds if call else elapsed) * 1e3,
                     algorithm=call.algorithm if call else None,
                     receptive_field=rf_mode.field(out), conv=conv,
+                    input_shape=tuple(call.input_shape) if call is not None and conv else None,
                 ))
                 activations[key] = out[0].detach().float().numpy().copy()
     finally:

@@ -36,6 +36,9 @@ def test_keys_step_through_layers(classic, qtbot) -> None:
     assert win.filters.caption.text().startswith("<b>relu1</b> (ReLU) has no filters")
     qtbot.keyClick(win, Qt.Key.Key_PageDown)  # next convolution
     assert win.current_layer().name == "combine"
+    # combine maps 9x112x112 to 4x112x112 with 4 filters of 9x3x3: 324 weights (+4 bias params)
+    fc = 9 * 112 * 112 * 4 * 112 * 112
+    assert "Why convolution?" in win.details.text() and f"{fc:,}" in win.details.text()
     assert win.feature_maps.render_image().shape != (1, 1, 3)
     qtbot.keyClick(win, Qt.Key.Key_End)
     assert win.current_layer().name == "pool2" and win.navigator.slider.value() == 5
