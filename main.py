@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+VIEWS = ("maps", "filters", "rf", "explain", "engines")
+
 
 def _unit(text: str) -> tuple[int, int]:
     try:
@@ -42,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explain", action="store_true",
                    help="with --layer and --export: write LAYER.explain.gif")
     p.add_argument("--screenshot", metavar="FILE", type=Path,
-                   help="open the window in this state, save a PNG of it and exit")
+                   help="open the window in this state, save a PNG of it and exit "
+                        "(with --unit: that unit's receptive field is drawn)")
+    p.add_argument("--view", choices=VIEWS, default=None,
+                   help="the tab the window shows (default: the last one used)")
     return p
 
 
@@ -89,9 +94,12 @@ def export(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.export is None:
-        if args.unit or args.explain:
-            print("error: --unit and --explain write files: use them with --export DIR",
-                  file=sys.stderr)
+        if args.explain or (args.unit and not args.screenshot):
+            print("error: --unit and --explain write files: use them with --export DIR "
+                  "(or --unit with --screenshot FILE)", file=sys.stderr)
+            return 2
+        if args.unit and not args.layer:
+            print("error: --unit needs --layer NAME", file=sys.stderr)
             return 2
         from gui.app import run_app
 

@@ -28,6 +28,8 @@ def run_app(args: argparse.Namespace) -> int:
     window.start(image=args.image, model=args.model, engine=args.engine if args.engine != "auto"
                  or args.screenshot else None, untrained=args.untrained or None,
                  trust=args.trust_model, layer=args.layer)
+    if args.view and not args.screenshot:
+        window.show_view(args.view)
     window.show()
     if args.screenshot:
         return _screenshot(app, window, args)
@@ -41,6 +43,13 @@ def _screenshot(app: QApplication, window, args: argparse.Namespace) -> int:
     if window.last_error or window.outcome is None:
         print(f"error: {window.last_error or 'nothing to show'}", file=sys.stderr)
         return 2
+    if args.view:
+        window.show_view(args.view)
+    if args.unit:
+        if not window.select_unit(*args.unit):
+            print(f"error: {window.last_error}", file=sys.stderr)
+            return 2
+        window.wait_idle()
     for _ in range(5):  # let every view lay out and paint
         app.processEvents()
     Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)

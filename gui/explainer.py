@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSlider,
     QSpinBox,
@@ -52,8 +53,11 @@ LAYER_STEPS = 49  # the block of positions played around the picked unit (7x7)
 SPEEDS = {"0.5×": 1600, "1×": 800, "2×": 400, "4×": 200, "8×": 100}  # ms per step
 
 
+MIN_SCALE = 0.75
+
+
 class FrameView(QWidget):
-    """Paints an RGB image scaled to fit, keeping its aspect ratio."""
+    """Paints an RGB image scaled to fit, keeping its aspect ratio (lives in a scroll area)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +72,8 @@ class FrameView(QWidget):
             rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
             h, w = rgb.shape[:2]
             self._image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+            # below 3/4 scale the numbers become unreadable: the scroll area takes over
+            self.setMinimumSize(int(w * MIN_SCALE), int(h * MIN_SCALE))
         self.update()
 
     def sizeHint(self) -> QSize:
@@ -114,7 +120,7 @@ class ExplainerView(QWidget):
         self.modes = QTabWidget()
         self.modes.addTab(self._build_layer_page(), "This layer")
         self.modes.addTab(self._build_sandbox_page(), "Sandbox")
-        self.modes.setMaximumWidth(380)
+        self.modes.setMaximumWidth(300)
         self.modes.currentChanged.connect(self._on_mode_tab)
 
         self.view = FrameView()
@@ -126,7 +132,11 @@ class ExplainerView(QWidget):
         QVBoxLayout(why_box).addWidget(self.why)
 
         right = QVBoxLayout()
-        right.addWidget(self.view, 1)
+        self.view_scroll = QScrollArea()
+        self.view_scroll.setWidget(self.view)
+        self.view_scroll.setWidgetResizable(True)
+        self.view_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        right.addWidget(self.view_scroll, 1)
         right.addLayout(player)
         left = QVBoxLayout()
         left.addWidget(self.modes, 1)
@@ -228,7 +238,7 @@ class ExplainerView(QWidget):
         table.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         return table
 
-    def _build_player(self) -> QHBoxLayout:
+    def _build_player(self) -> QVBoxLayout:
         self.first_button = QPushButton("|◀")
         self.first_button.setToolTip("back to the first position")
         self.back_button = QPushButton("◀")
@@ -260,20 +270,28 @@ class ExplainerView(QWidget):
         self.export_button.clicked.connect(self._export_dialog)
         self.status = QLabel()
         self.status.setStyleSheet("color: gray")
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status.setMinimumWidth(60)
         row = QHBoxLayout()
+        for w in (self.first_button, self.back_button, self.forward_button):
+            w.setMaximumWidth(40)
         for w in (self.first_button, self.back_button, self.play_button, self.forward_button):
             row.addWidget(w)
         row.addWidget(self.position_slider, 1)
         row.addWidget(self.step_label)
-        row.addWidget(QLabel("Speed"))
-        row.addWidget(self.speed_combo)
-        row.addWidget(QLabel("Filter"))
-        row.addWidget(self.filter_spin)
-        row.addWidget(self.next_filter_button)
-        row.addWidget(self.export_button)
-        row.addWidget(self.status)
+        row2 = QHBoxLayout()  # two rows: the tab fits beside the photo and the layer list
+        row2.addWidget(QLabel("Speed"))
+        row2.addWidget(self.speed_combo)
+        row2.addWidget(QLabel("Filter"))
+        row2.addWidget(self.filter_spin)
+        row2.addWidget(self.next_filter_button)
+        row2.addWidget(self.export_button)
+        row2.addWidget(self.status, 1)
+        rows = QVBoxLayout()
+        rows.addLayout(row)
+        rows.addLayout(row2)
         self._apply_speed()
-        return row
+        return rows
 
     # ----------------------------------------------------------------- public API: this layer
     def set_context(self, weight: np.ndarray, bias: np.ndarray | None, layer_input: np.ndarray,

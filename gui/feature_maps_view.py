@@ -88,6 +88,8 @@ class FeatureMapsView(QWidget):
         splitter.addWidget(self.graphics)
         splitter.addWidget(detail_box)
         splitter.setSizes([700, 300])
+        splitter.setStretchFactor(0, 3)  # the mosaic takes most of the room
+        splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(splitter, 1)

@@ -113,7 +113,11 @@ class InputPanel(QWidget):
         if self._heat is not None:
             heat = self._heat
             # the heat map lives on the model input; on the photo it covers the crop's area
-            h01 = render.normalize(heat[None], "map")[0]
+            # |gradient| is peaky: saturate at the 99.5th percentile of the non-zero values so
+            # the field's extent shows, not only its few strongest pixels
+            nonzero = heat[heat > 0]
+            top = float(np.percentile(nonzero, 99.5)) if nonzero.size else 1.0
+            h01 = np.clip(heat / max(top, 1e-30), 0.0, 1.0)
             rgba = np.zeros((*heat.shape, 4), dtype=np.uint8)
             rgba[..., :3] = render.apply_colormap(h01, "inferno")
             rgba[..., 3] = (np.sqrt(h01) * 200).astype(np.uint8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
 from models.explain import why_convolution
@@ -14,8 +15,11 @@ def why_convolution_text(layer: LayerInfo) -> str:
         return ""
     cv = layer.conv
     weight_shape = (cv["out_channels"], cv["in_channels"] // cv["groups"], *cv["kernel"])
-    info = why_convolution(weight_shape, layer.input_shape[1:], layer.output_shape[1:])
-    return f"<br><b>Why convolution?</b> {info['summary']} {info['locality']} {info['sharing']}"
+    has_bias = layer.params > weight_shape[0] * weight_shape[1] * weight_shape[2] * weight_shape[3]
+    info = why_convolution(weight_shape, layer.input_shape[1:], layer.output_shape[1:], bias=has_bias)
+    return (f"<br><b>Why convolution?</b> {info['conv_params']:,} parameters here; a fully "
+            f"connected layer for the same mapping would need {info['fc_params']:,} "
+            f"({info['ratio']:,.0f}× more). More in the Explain tab.")
 
 
 class LayerDetails(QLabel):
@@ -23,6 +27,8 @@ class LayerDetails(QLabel):
         super().__init__("no model yet")
         self.setWordWrap(True)
         self.setTextFormat(self.textFormat().RichText)
+        self.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.setMargin(4)
 
     def show_layer(self, layer: LayerInfo, index: int, count: int,
                    input_hw: tuple[int, int]) -> None:

@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -107,16 +107,19 @@ class MainWindow(QMainWindow):
         left.addWidget(self.input_panel)
         left.addWidget(self.predictions)
         left.setSizes([500, 200])
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(4, 4, 4, 4)
-        rl.addWidget(self.details)
-        rl.addWidget(self.navigator, 1)
+        details = QScrollArea()
+        details.setWidget(self.details)
+        details.setWidgetResizable(True)
+        details.setFrameShape(QScrollArea.Shape.NoFrame)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(details)
+        right.addWidget(self.navigator)
+        right.setSizes([330, 670])
         main = QSplitter()
         main.addWidget(left)
         main.addWidget(self.tabs)
         main.addWidget(right)
-        main.setSizes([380, 860, 360])
+        main.setSizes([340, 840, 420])
         self.setCentralWidget(main)
         self.tabs.addTab(self.engine_panel, "Engines")
         toolbar = self.addToolBar("Engine")
@@ -403,6 +406,28 @@ class MainWindow(QMainWindow):
         self.input_panel.show_effective_rf(heat)
         self.status_label.setText("effective receptive field: |d unit / d input pixel|, brighter = "
                                   "more influence")
+
+    def show_view(self, view: str) -> None:
+        """Bring a tab to the front: maps, filters, rf, explain or engines (``--view``)."""
+        widgets = {"maps": self.feature_maps, "filters": self.filters, "rf": self.rf_plot,
+                   "explain": self.explainer, "engines": self.engine_panel}
+        if widgets.get(view) is not None:
+            self.tabs.setCurrentWidget(widgets[view])
+
+    def select_unit(self, y: int, x: int, channel: int | None = None) -> bool:
+        """Click unit (y, x) of the current layer (the selected channel unless given)."""
+        layer = self.current_layer()
+        if layer is None or len(layer.output_shape) != 4:
+            self.show_error("select a layer with a spatial output first")
+            return False
+        _, c, h, w = layer.output_shape
+        if channel is None:
+            channel = self.feature_maps.selected_channel() or 0
+        if not (0 <= y < h and 0 <= x < w and 0 <= channel < c):
+            self.show_error(f"unit ({y}, {x}) is outside {layer.name}, whose maps are {h}×{w}")
+            return False
+        self._on_click(channel, y, x)
+        return True
 
     # ----------------------------------------------------------------- opening
     def open_image_dialog(self) -> None:

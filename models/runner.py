@@ -90,6 +90,22 @@ def _conv_info(m: nn.Module) -> dict | None:
     return None
 
 
+def _conv_input_shape(call, conv: dict | None) -> tuple[int, ...] | None:
+    """The layer's input as the user thinks of it: a non-zero padding mode pads before the
+    aten call, so the engine saw a larger array than the layer was given."""
+    if call is None or conv is None:
+        return None
+    n, c, h, w = call.input_shape
+    if conv.get("padding_mode", "zeros") != "zeros":
+        padding = conv.get("padding")
+        if padding == "same":  # total padding d*(k-1) per dimension
+            (kh, kw), (dh, dw) = conv["kernel"], conv["dilation"]
+            h, w = h - dh * (kh - 1), w - dw * (kw - 1)
+        elif isinstance(padding, list | tuple):
+            h, w = h - 2 * padding[0], w - 2 * padding[1]
+    return (n, c, h, w)
+
+
 def _macs(m: nn.Module | None, out: torch.Tensor, conv: dict | None) -> int:
     if conv is not None:
         k = conv["kernel"][0] * conv["kernel"][1]
@@ -167,7 +183,7 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
                     time_ms=(call.seconds if call else elapsed) * 1e3,
                     algorithm=call.algorithm if call else None,
                     receptive_field=rf_mode.field(out), conv=conv,
-                    input_shape=tuple(call.input_shape) if call is not None and conv else None,
+                    input_shape=_conv_input_shape(call, conv),
                 ))
                 activations[key] = out[0].detach().float().numpy().copy()
     finally:

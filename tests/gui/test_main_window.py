@@ -36,8 +36,10 @@ def test_keys_step_through_layers(classic, qtbot) -> None:
     assert win.filters.caption.text().startswith("<b>relu1</b> (ReLU) has no filters")
     qtbot.keyClick(win, Qt.Key.Key_PageDown)  # next convolution
     assert win.current_layer().name == "combine"
-    # combine maps 9x112x112 to 4x112x112 with 4 filters of 9x3x3: 324 weights (+4 bias params)
-    fc = 9 * 112 * 112 * 4 * 112 * 112
+    # combine maps 9x112x112 to 4x112x112 with 4 filters of 9x3x3 and a bias: 328 parameters;
+    # fully connected, every output value has a weight per input value and its own bias
+    fc = 9 * 112 * 112 * 4 * 112 * 112 + 4 * 112 * 112
+    assert "328 parameters here" in win.details.text()
     assert "Why convolution?" in win.details.text() and f"{fc:,}" in win.details.text()
     assert win.feature_maps.render_image().shape != (1, 1, 3)
     qtbot.keyClick(win, Qt.Key.Key_End)
@@ -204,3 +206,17 @@ def test_screenshot_writes_the_window(qtbot, tmp_path) -> None:
     with Image.open(tmp_path / "shot.png") as image:
         shot = np.asarray(image)
     assert shot.shape[0] >= 900 and shot.shape[1] >= 1500 and shot.std() > 20
+
+
+def test_views_and_units_by_name_as_the_command_line_uses_them(classic, qtbot) -> None:
+    win = classic
+    win.show_view("explain")
+    assert win.tabs.currentWidget() is win.explainer
+    win.navigator.set_index(3)  # combine: 4 maps of 112x112
+    assert not win.select_unit(112, 0) and "outside combine" in win.last_error
+    assert win.select_unit(40, 50, channel=2)
+    wait_run(qtbot, win)
+    rf = win.current_layer().receptive_field
+    t, l, b, r = rf.box(40, 50)
+    assert win.input_panel.overlay_box() == (t, l, b, r)  # inside the image: drawn unclipped
+    assert win.explainer.current_unit() == (2, 40, 50)

@@ -109,6 +109,7 @@ def test_weights_bias_input_and_unknown_layer() -> None:
     assert conv_bias(model, "combine").shape == (4,)
     assert layer_input(model, x, "combine").shape == (9, 16, 16)
     assert result.layer("combine").input_shape == (1, 9, 16, 16)  # what the engine was given
+    assert result.layer("edges").input_shape == (1, 3, 32, 32)  # not the replicate-padded 34x34
     assert result.layer("relu1").input_shape is None
     with pytest.raises(LayerError, match=r"unknown layer 'edgse'.*did you mean edges"):
         find_layer(result, "edgse")
