@@ -29,7 +29,7 @@ class EnginePanel(QWidget):
                                    role=3)  # Qt.ToolTipRole
         self.table = QTableWidget(0, 0)
         self.table.verticalHeader().setDefaultSectionSize(20)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.note = QLabel("Times in ms. Δ = max |difference| from torch over all conv outputs.")
         self.note.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -60,6 +60,12 @@ class EnginePanel(QWidget):
         self._runs[engine] = {"times": times, "total": total_ms, "diff": max_diff}
         self._refresh()
 
+    def set_diff(self, engine: str, max_diff: float | None) -> None:
+        """The Δ from torch, when it arrives after the run (the comparison runs second)."""
+        if engine in self._runs:
+            self._runs[engine]["diff"] = max_diff
+            self._refresh()
+
     def engines_run(self) -> list[str]:
         return list(self._runs)
 
@@ -76,8 +82,9 @@ class EnginePanel(QWidget):
         self.table.setVerticalHeaderLabels(rows)
         for col, e in enumerate(engines):
             run = self._runs[e]
-            diff = "—" if run["diff"] is None else f"{run['diff']:.1e}"
+            diff = "…" if run["diff"] is None else f"{run['diff']:.1e}"
             values = [f"{run['total']:.1f}", diff] + [
                 f"{run['times'][n]:.2f}" if n in run["times"] else "" for n in self._layers]
             for row, v in enumerate(values):
                 self.table.setItem(row, col, QTableWidgetItem(v))
+        self.table.resizeColumnsToContents()  # once, not per item

@@ -101,8 +101,9 @@ class FeatureMapsView(QWidget):
         self.prev_page.clicked.connect(lambda: self.set_page(self._page - 1))
         self.next_page.clicked.connect(lambda: self.set_page(self._page + 1))
         # hover handling is arithmetic only; the proxy collapses bursts of mouse moves
-        self._proxy = pg.SignalProxy(self.graphics.scene().sigMouseMoved, rateLimit=60,
-                                     slot=lambda ev: self._hover(ev[0]))
+        # direct, not through a rate-limiting SignalProxy: the handler is a lookup and a label,
+        # and a proxy's timer alone would add up to 17 ms to every hover
+        self.graphics.scene().sigMouseMoved.connect(self._hover)
         self.graphics.scene().sigMouseClicked.connect(lambda ev: self._click(ev.scenePos()))
 
     # --- public API --------------------------------------------------------------------

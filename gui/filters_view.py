@@ -50,6 +50,7 @@ class FiltersView(QWidget):
         layout.addWidget(self.graphics, 1)
         self.channel.currentIndexChanged.connect(self._redraw)
         self._image = np.zeros((1, 1, 3), dtype=np.uint8)
+        self._dirty = False
 
     def set_weights(self, layer: str, weight: np.ndarray | None, groups: int = 1,
                     layer_type: str = "") -> None:
@@ -70,7 +71,9 @@ class FiltersView(QWidget):
         self.channel.addItems([f"{c}" for c in range(i)])
         self.channel.blockSignals(False)
         self.caption.setText(f"<b>{layer}</b>: {caption(weight, groups)}")
-        self._redraw()
+        self._dirty = True
+        if self.isVisible():  # else drawn when the tab is shown: stepping layers stays fast
+            self._redraw()
 
     def clear(self) -> None:
         self.set_weights("", None)
@@ -80,7 +83,14 @@ class FiltersView(QWidget):
         self._place_marker()
 
     def render_image(self) -> np.ndarray:
+        if self._dirty:
+            self._redraw()
         return self._image
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._dirty:
+            self._redraw()
 
     def _redraw(self) -> None:
         if self._weight is None:
@@ -88,7 +98,10 @@ class FiltersView(QWidget):
         index = self.channel.currentIndex()
         in_channel = None if index <= 0 else index - 1
         w = self._weight
-        self._image = render.filters_image(w, in_channel=in_channel)
+        self._dirty = False
+        # small kernels are enlarged by the view, not in memory: 256 filters x 32 inputs of
+        # 1x1 kernels at 24 px would be a 16 MB image to build and paint on every step
+        self._image = render.filters_image(w, in_channel=in_channel, min_kernel=8)
         rgb_first = w.shape[1] == 3 and in_channel is None
         self.legend.setText("colour filters: mid-grey = 0" if rgb_first else
                             "blue < 0 < red · rows: filters · columns: input channels"

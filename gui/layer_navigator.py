@@ -32,8 +32,10 @@ class LayerNavigator(QWidget):
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        # sized once per model (ResizeToContents would re-measure every row on every setItem:
+        # 0.6 s for a 150-layer model, all of it a frozen window)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
         self.table.setTextElideMode(Qt.TextElideMode.ElideLeft)  # the tail of a long path says most
         self.table.setToolTip("convolution layers are in bold")
         self.prev_button = QPushButton("◀ Previous")
@@ -55,7 +57,14 @@ class LayerNavigator(QWidget):
         self.table.currentCellChanged.connect(lambda row, *_: self.set_index(row))
 
     def set_layers(self, layers: list[LayerInfo], index: int = 0) -> None:
+        rows = [(la.name, la.type, la.output_shape) for la in layers]
+        same = rows == [(la.name, la.type, la.output_shape) for la in self._layers]
         self._layers = layers
+        if same:  # the same model on another image or engine: the table stands
+            self._index = -1
+            self.set_index(index)
+            return
+        self.table.setUpdatesEnabled(False)
         self.table.blockSignals(True)
         self.table.setRowCount(len(layers))
         bold = QFont()
@@ -69,6 +78,9 @@ class LayerNavigator(QWidget):
                     item.setForeground(QBrush(QColor(20, 90, 170)))
                 self.table.setItem(row, col, item)
         self.table.blockSignals(False)
+        self.table.resizeColumnToContents(1)
+        self.table.resizeColumnToContents(2)
+        self.table.setUpdatesEnabled(True)
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(0, len(layers) - 1))
         self.slider.blockSignals(False)

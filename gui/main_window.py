@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -281,16 +282,40 @@ class MainWindow(QMainWindow):
             reference = previous.reference if reusable else None
             if request.engine == "reference":
                 reference = {la.name: result.activations[la.name] for la in result.layers if la.is_conv}
-            elif reference is None:
-                ref = run_model(model, image, "reference", cancel=cancel)
-                reference = {la.name: ref.activations[la.name] for la in ref.layers if la.is_conv}
-            diffs = [float(np.abs(result.activations[n] - a).max()) for n, a in reference.items()
-                     if n in result.activations]
+            # without a reference yet, the maps are shown first and compared after (_compare)
             return Outcome(request, model, pil, source, image, result, reference,
-                           max(diffs) if diffs else None)
+                           _max_diff(result, reference))
 
         self.status_label.setText(f"running {request.model} on {request.engine}…")
         self.worker.submit(job, self._on_outcome, lambda msg, r=request: self._on_failed(msg, r))
+        self._on_busy(True)
+
+    def _compare(self) -> None:
+        """Run torch on the shown image (once per model and image) for the engine's Δ."""
+        outcome = self.outcome
+        if outcome is None or outcome.max_diff is not None:  # called as a job finishes
+            return
+
+        painted = threading.Event()
+        QTimer.singleShot(0, painted.set)  # runs after the pending paint events
+
+        def job(progress, cancel) -> dict[str, np.ndarray]:
+            painted.wait(1.0)  # the user's maps first, then the comparison
+            ref = run_model(outcome.model, outcome.image, "reference", cancel=cancel)
+            return {la.name: ref.activations[la.name] for la in ref.layers if la.is_conv}
+
+        def done(reference: dict[str, np.ndarray]) -> None:
+            outcome.reference = reference
+            outcome.max_diff = _max_diff(outcome.result, reference)
+            if outcome is self.outcome:
+                self.engine_panel.set_diff(outcome.request.engine, outcome.max_diff)
+                self.status_label.setText(self.status_label.text().replace(
+                    " · comparing with torch…", f" · max |Δ| from torch {outcome.max_diff:.1e}"
+                    if outcome.max_diff is not None else ""))
+
+        self.worker.submit(job, done, self.show_error, quiet=True)
+        self.status_label.setText(self.status_label.text() + " · comparing with torch…")
+        self._on_busy(True)
 
     def _on_failed(self, message: str, request: Request) -> None:
         if "pickled model" in message and not request.trust and ask_trust(self, request.model):
@@ -318,14 +343,20 @@ class MainWindow(QMainWindow):
         new_input = previous is None or previous.model is not outcome.model or \
             previous.image.source != outcome.image.source
         if new_input:
-            self.engine_panel.reset([la.name for la in result.layers if la.is_conv])
             self.input_panel.set_image(outcome.image)
         self.engine_panel.set_engine(outcome.request.engine)
-        self.engine_panel.add_run(outcome.request.engine,
-                                  {la.name: la.time_ms for la in result.layers if la.is_conv},
-                                  result.total_ms, outcome.max_diff)
-        self.predictions.set_predictions(result.predictions, outcome.model.pretrained)
-        self.rf_plot.set_layers(result.layers)
+
+        def side_panels() -> None:  # a second event-loop turn: the maps paint in between
+            if new_input:
+                self.engine_panel.reset([la.name for la in result.layers if la.is_conv])
+            self.engine_panel.add_run(outcome.request.engine,
+                                      {la.name: la.time_ms for la in result.layers if la.is_conv},
+                                      result.total_ms, outcome.max_diff)
+            self.predictions.set_predictions(result.predictions, outcome.model.pretrained)
+            self.rf_plot.set_layers(result.layers)
+            self.rf_plot.set_current(self.navigator.index())
+
+        QTimer.singleShot(0, side_panels)
         names = [la.name for la in result.layers]
         keep = previous.result.layers[self.navigator.index()].name if previous and \
             0 <= self.navigator.index() < len(previous.result.layers) else None
@@ -336,7 +367,7 @@ class MainWindow(QMainWindow):
         else:
             index = next((i for i, la in enumerate(result.layers) if la.is_conv), 0)
         self.navigator.set_layers(result.layers, index)
-        self._show_layer(self.navigator.index())
+        # set_layers announces the layer (layer_changed -> _show_layer): drawn once, not twice
         self._remember()
         top = ""
         if result.predictions:
@@ -347,6 +378,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"ConvScope — {outcome.model.name} — {outcome.source}")
         if outcome.request.image and not outcome.request.image.startswith("<"):
             self._add_recent(outcome.request.image)
+        self._compare()  # on the worker thread while the maps paint
 
     # ----------------------------------------------------------------- layer display
     def current_layer(self):
@@ -390,8 +422,8 @@ class MainWindow(QMainWindow):
         self._on_hover(channel, y, x, self.feature_maps.value(channel, y, x))
         if self.explainer is not None and layer.is_conv:
             self.explainer.set_unit(channel, y, x)
-        if layer.receptive_field is None or self.worker.busy:
-            return
+        if layer.receptive_field is None or (self.worker.busy and not self.worker.quiet):
+            return  # a model run is under way: its result replaces this layer anyway
         outcome = self.outcome
         name = layer.name.split("#")[0]
 
@@ -401,11 +433,13 @@ class MainWindow(QMainWindow):
 
         self.status_label.setText("computing the effective receptive field (autograd on torch)…")
         self.worker.submit(job, self._on_erf, self.show_error)
+        self._on_busy(True)
 
     def _on_erf(self, heat: np.ndarray) -> None:
         self.input_panel.show_effective_rf(heat)
         self.status_label.setText("effective receptive field: |d unit / d input pixel|, brighter = "
                                   "more influence")
+        self._compare()  # if the click cancelled it
 
     def show_view(self, view: str) -> None:
         """Bring a tab to the front: maps, filters, rf, explain or engines (``--view``)."""
@@ -483,8 +517,12 @@ class MainWindow(QMainWindow):
         def job(progress, cancel):
             return export_run(outcome.result, outcome.model, outcome.image, Path(directory))
 
-        self.worker.submit(job, lambda paths: self.status_label.setText(
-            f"wrote {len(paths)} files to {directory}"), self.show_error)
+        def done(paths: list[Path]) -> None:
+            self.status_label.setText(f"wrote {len(paths)} files to {directory}")
+            self._compare()  # if the export cancelled it
+
+        self.worker.submit(job, done, self.show_error)
+        self._on_busy(True)
 
     def export_view_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export view", "convscope.png", "PNG (*.png)")
@@ -511,8 +549,9 @@ class MainWindow(QMainWindow):
         self.progress.setValue(done)
 
     def _on_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
+        shown = busy and not self.worker.quiet  # background comparisons run unannounced
+        self.progress.setVisible(shown)
+        self.cancel_button.setVisible(shown)
 
     def _sync_model_menu(self) -> None:
         action = self.model_actions.get(self.request.model)
@@ -560,6 +599,14 @@ class MainWindow(QMainWindow):
             self.worker.wait(20)
         QApplication.processEvents()
         return not self.worker.busy
+
+
+def _max_diff(result: RunResult, reference: dict[str, np.ndarray] | None) -> float | None:
+    if reference is None:
+        return None
+    diffs = [float(np.abs(result.activations[n] - a).max()) for n, a in reference.items()
+             if n in result.activations]
+    return max(diffs) if diffs else None
 
 
 def qimage_to_pil(qimage: QImage) -> Image.Image:

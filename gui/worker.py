@@ -66,14 +66,21 @@ class Worker(QObject):
         self._signals.failed.connect(self._on_failed)
         self._signals.progress.connect(self._on_progress)
         self._running = 0
+        self._quiet = False
 
     @property
     def busy(self) -> bool:
         return self._running > 0
 
+    @property
+    def quiet(self) -> bool:
+        """The latest job is background work (no progress shown; a click may cancel it)."""
+        return self._quiet
+
     def submit(self, fn: Job, on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[str], None] | None = None) -> int:
+               on_error: Callable[[str], None] | None = None, quiet: bool = False) -> int:
         """Start ``fn``; cancels whatever ran before. Returns the job's generation."""
+        self._quiet = quiet
         self._cancel.set()
         self._gen += 1
         self._cancel = threading.Event()
@@ -90,28 +97,31 @@ class Worker(QObject):
     def wait(self, msecs: int = 60000) -> bool:
         return self._pool.waitForDone(msecs)
 
-    def _finish(self, gen: int) -> tuple[Callable | None, Callable | None] | None:
+    def _finish(self, gen: int) -> None:
+        # after the callbacks: one that submits a follow-up job keeps the worker busy throughout
         self._running -= 1
         if self._running == 0:
             self.busy_changed.emit(False)
-        callbacks = self._callbacks.pop(gen, (None, None))
-        return callbacks if gen == self._gen else None
 
     def _on_done(self, gen: int, result: object) -> None:
-        callbacks = self._finish(gen)
-        if callbacks is None:
-            return  # stale
-        if callbacks[0]:
-            callbacks[0](result)
-        self.finished.emit(result)
+        callbacks = self._callbacks.pop(gen, (None, None))
+        try:
+            if gen == self._gen:  # else stale
+                if callbacks[0]:
+                    callbacks[0](result)
+                self.finished.emit(result)
+        finally:
+            self._finish(gen)
 
     def _on_failed(self, gen: int, message: str) -> None:
-        callbacks = self._finish(gen)
-        if callbacks is None or not message:
-            return  # stale, or cancelled on purpose
-        if callbacks[1]:
-            callbacks[1](message)
-        self.failed.emit(message)
+        callbacks = self._callbacks.pop(gen, (None, None))
+        try:
+            if gen == self._gen and message:  # else stale, or cancelled on purpose
+                if callbacks[1]:
+                    callbacks[1](message)
+                self.failed.emit(message)
+        finally:
+            self._finish(gen)
 
     def _on_progress(self, gen: int, done: int, total: int) -> None:
         if gen == self._gen:
