@@ -86,12 +86,16 @@ class AutoEngine(Engine):
         names = self.candidates(spec)
         best: tuple[float, str, np.ndarray, str] | None = None
         timings: dict[str, float] = {}
-        for name in names:
-            start = time.perf_counter()
-            out, algo = self._engines[name]._compute(xp, weight, spec)
-            timings[name] = time.perf_counter() - start
-            if best is None or timings[name] < best[0]:
-                best = (timings[name], name, out, algo)
+        # two rounds, candidates taking turns, best of each: a first call pays one-time costs
+        # (page faults, caches) and a shared machine's speed drifts; one sample chose badly
+        for _round in range(2 if len(names) > 1 else 1):
+            for name in names:
+                start = time.perf_counter()
+                out, algo = self._engines[name]._compute(xp, weight, spec)
+                seconds = time.perf_counter() - start
+                timings[name] = min(seconds, timings.get(name, seconds))
+                if best is None or seconds < best[0]:
+                    best = (seconds, name, out, algo)
         assert best is not None
         with self._lock:
             self._choice[key] = best[1]
