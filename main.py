@@ -23,6 +23,16 @@ def _unit(text: str) -> tuple[int, int]:
     return y, x
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        values = [int(v) for v in text.replace("x", ",").split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or min(values) < 8:
+        raise argparse.ArgumentTypeError(f"expected H or H,W (at least 8), got {text!r}")
+    return (values[0], values[-1])
+
+
 def build_parser() -> argparse.ArgumentParser:
     from engine import available_engines
 
@@ -37,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-model", action="store_true",
                    help="allow loading a pickled model file (runs code from it)")
     p.add_argument("--arch", help="catalog architecture for a state-dict file")
+    p.add_argument("--input-size", type=_size, metavar="H[,W]",
+                   help="input size for a model file that does not tell it (default 224)")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                   help="input channels for a model file (default: from its first conv)")
     p.add_argument("--layer", help="layer name (module path), e.g. features.0")
     p.add_argument("--export", metavar="DIR", type=Path, help="write results to DIR, no window")
     p.add_argument("--unit", type=_unit, metavar="Y,X",
@@ -71,7 +85,8 @@ def export(args: argparse.Namespace) -> int:
             print(f"\rdownloading weights: {done * 100 // total}%", end="", file=sys.stderr)
 
     model = load_model(args.model or DEFAULT_MODEL, untrained=args.untrained,
-                       trust=args.trust_model, arch=args.arch, progress=progress)
+                       trust=args.trust_model, arch=args.arch, input_size=args.input_size,
+                       channels=args.channels, progress=progress)
     image = prepare_image(args.image or sample_images()[DEFAULT_SAMPLE], model.preprocess,
                           source=args.image or f"sample: {DEFAULT_SAMPLE}")
     result = run_model(model, image, args.engine)

@@ -27,7 +27,8 @@ def run_app(args: argparse.Namespace) -> int:
         window.resize(1600, 1000)
     window.start(image=args.image, model=args.model, engine=args.engine if args.engine != "auto"
                  or args.screenshot else None, untrained=args.untrained or None,
-                 trust=args.trust_model, layer=args.layer)
+                 trust=args.trust_model, layer=args.layer, arch=args.arch,
+                 input_size=args.input_size, channels=args.channels)
     if args.view and not args.screenshot:
         window.show_view(args.view)
     window.show()

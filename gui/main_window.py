@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QActionGroup, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -54,6 +55,15 @@ def ask_trust(parent: QWidget, path: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
+def ask_arch(parent: QWidget, path: str) -> str | None:
+    """A state dict holds weights only: ask which catalog architecture they belong to."""
+    names = available_models()
+    name, ok = QInputDialog.getItem(
+        parent, "Which architecture?", f"{Path(path).name} holds weights only (a state dict).\n"
+        "Which architecture are they for?", names, 0, False)
+    return name if ok and name else None
+
+
 @dataclass
 class Request:
     """What the user asked to see."""
@@ -63,6 +73,9 @@ class Request:
     trust: bool
     image: str | None  # a path; None: the bundled sample
     engine: str
+    arch: str | None = None  # a state dict's architecture
+    input_size: tuple[int, int] | None = None  # for a model file that does not tell
+    channels: int | None = None
 
 
 @dataclass
@@ -220,9 +233,12 @@ class MainWindow(QMainWindow):
 
     # ----------------------------------------------------------------- requests
     def start(self, image: str | None = None, model: str | None = None, engine: str | None = None,
-              untrained: bool | None = None, trust: bool = False, layer: str | None = None) -> None:
+              untrained: bool | None = None, trust: bool = False, layer: str | None = None,
+              arch: str | None = None, input_size: tuple[int, int] | None = None,
+              channels: int | None = None) -> None:
         """The first run: command-line choices over remembered settings over defaults."""
         self.request.image = image
+        self.request.arch, self.request.input_size, self.request.channels = arch, input_size, channels
         if model:
             self.request.model = model
         if engine:
@@ -244,7 +260,8 @@ class MainWindow(QMainWindow):
         self._submit(Request(**{**self.request.__dict__, "image": f"<{source}>"}))
 
     def open_model(self, name: str, trust: bool = False) -> None:
-        self._submit(Request(**{**self.request.__dict__, "model": name, "trust": trust}))
+        self._submit(Request(**{**self.request.__dict__, "model": name, "trust": trust, "arch": None,
+                                "input_size": None, "channels": None}))
 
     def set_untrained(self, untrained: bool) -> None:
         if untrained != self.request.untrained:
@@ -266,6 +283,8 @@ class MainWindow(QMainWindow):
                 model = previous.model
             else:
                 model = load_model(request.model, untrained=request.untrained, trust=request.trust,
+                                   arch=request.arch, input_size=request.input_size,
+                                   channels=request.channels,
                                    progress=progress, cancel=cancel)
             if pending is not None:
                 pil, source = pending
@@ -321,6 +340,11 @@ class MainWindow(QMainWindow):
         if "pickled model" in message and not request.trust and ask_trust(self, request.model):
             self._submit(Request(**{**request.__dict__, "trust": True}))
             return
+        if "is a state dict" in message and not request.arch:
+            arch = ask_arch(self, request.model)
+            if arch:
+                self._submit(Request(**{**request.__dict__, "arch": arch}))
+                return
         self.show_error(message)
         self.engine_panel.set_engine(self.request.engine)  # back to what is shown
         self._sync_model_menu()

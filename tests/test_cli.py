@@ -111,3 +111,17 @@ def test_explain_export_writes_one_gif_for_the_chosen_layer(tmp_path) -> None:
             sizes.add(gif.size)
         assert len(sizes) == 1
     assert not (tmp_path / "edges.explain.gif").exists()  # only the chosen layer
+
+
+def test_input_size_and_channels_for_a_model_file(tmp_path) -> None:
+    import torch
+    from torch import nn
+
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU()).eval()
+    torch.jit.save(torch.jit.script(net), tmp_path / "gray.pt")
+    out = tmp_path / "out"
+    assert main.main(["--model", str(tmp_path / "gray.pt"), "--input-size", "64,48", "--engine", "direct",
+                      "--export", str(out)]) == 0
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["input_shape"] == [1, 1, 64, 48]  # channels from the first conv, size as asked
+    assert doc["layers"][0]["output_shape"] == [1, 4, 62, 46]

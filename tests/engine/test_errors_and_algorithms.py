@@ -127,3 +127,14 @@ def test_direct_explain_adds_up_to_the_output(stride, padding, dilation, groups,
         np.testing.assert_array_equal(t.in_padding, outside)
         if mode == "zeros":
             assert np.all(t.patch[:, t.in_padding] == 0)
+
+
+def test_fft_kernel_cache_follows_weights_changed_in_place() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 4, 9, 9), dtype=np.float32)
+    w = rng.standard_normal((2, 4, 3, 3), dtype=np.float32)
+    fft = get_engine("fft")
+    first = fft.conv2d(x, w)
+    w[1, 2, 0, 0] += 1.0  # same buffer, new content: a cached spectrum must not be reused
+    np.testing.assert_allclose(fft.conv2d(x, w), get_engine("direct").conv2d(x, w), atol=1e-4)
+    assert not np.allclose(first, fft.conv2d(x, w))

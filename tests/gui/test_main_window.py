@@ -220,3 +220,19 @@ def test_views_and_units_by_name_as_the_command_line_uses_them(classic, qtbot) -
     t, l, b, r = rf.box(40, 50)
     assert win.input_panel.overlay_box() == (t, l, b, r)  # inside the image: drawn unclipped
     assert win.explainer.current_unit() == (2, 40, 50)
+
+
+def test_state_dict_asks_for_its_architecture(classic, qtbot, tmp_path, monkeypatch) -> None:
+    from models.zoo import load_model
+
+    state = load_model("classic").module.state_dict()
+    import torch
+
+    torch.save(state, tmp_path / "weights.pth")
+    asked = []
+    monkeypatch.setattr("gui.main_window.ask_arch", lambda parent, path: asked.append(path) or "classic")
+    classic.open_model(str(tmp_path / "weights.pth"))
+    wait_run(qtbot, classic)
+    wait_run(qtbot, classic)
+    assert asked and classic.last_error is None
+    assert classic.outcome.model.source == "state_dict" and classic.outcome.request.arch == "classic"
