@@ -14,16 +14,10 @@ frequency.
 
 from __future__ import annotations
 
-import threading
-import zlib
-from collections import OrderedDict
-
 import numpy as np
 
 from engine._common import ConvSpec
 from engine.base import Engine
-
-SPECTRUM_CACHE_BYTES = 512 << 20  # resnet18's kernel spectra take about 200 MB
 
 
 def fast_size(n: int) -> int:
@@ -62,35 +56,13 @@ class FFTEngine(Engine):
             return f"fft (stride {spec.stride[0]}x{spec.stride[1]}: computed at stride 1, subsampled)"
         return "fft"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._spectra: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _kernel_spectrum(self, k: np.ndarray, lh: int, lw: int) -> np.ndarray:
-        """``rfft2`` of the kernels, cached by content: a model's weights do not change between
-        images, and transforming O x C small kernels is most of this algorithm's time."""
-        k = np.ascontiguousarray(k)
-        key = (k.shape, k.dtype.str, lh, lw, zlib.crc32(k.data), k.ctypes.data)
-        with self._lock:
-            hit = self._spectra.get(key)
-            if hit is not None:
-                self._spectra.move_to_end(key)
-                return hit
-        kf = np.fft.rfft2(k, s=(lh, lw))
-        with self._lock:
-            self._spectra[key] = kf
-            while sum(v.nbytes for v in self._spectra.values()) > SPECTRUM_CACHE_BYTES:
-                self._spectra.popitem(last=False)
-        return kf
-
     def _compute(self, xp: np.ndarray, weight: np.ndarray, spec: ConvSpec) -> tuple[np.ndarray, str]:
         g, cg, og, n = spec.groups, spec.c_in_per_group, spec.c_out_per_group, spec.n
         k = dilate_kernel(weight, spec.dilation)
         ekh, ekw = k.shape[2:]
         lh, lw = fast_size(spec.hp), fast_size(spec.wp)
         xf = np.fft.rfft2(xp, s=(lh, lw))  # (N, C, lh, lw//2+1)
-        kf = self._kernel_spectrum(k, lh, lw)  # (O, C/G, lh, lw//2+1)
+        kf = np.fft.rfft2(k, s=(lh, lw))  # (O, C/G, lh, lw//2+1)
         nf = xf.shape[-2] * xf.shape[-1]
         # per frequency: (O/G, C/G) @ (C/G, N) -- the channel sum, batched over groups and frequencies
         xt = xf.reshape(n, g, cg, nf).transpose(1, 3, 2, 0)  # (G, F, C/G, N)
