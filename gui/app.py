@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
+
+_SCREENSHOT_DIRS: list = []
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -20,8 +23,12 @@ def run_app(args: argparse.Namespace) -> int:
     settings = QSettings("ConvScope", "ConvScope")
     if args.screenshot:
         # a screenshot shows exactly what was asked, not the user's remembered choices
-        settings = QSettings(str(args.screenshot) + ".ini", QSettings.Format.IniFormat)
-        settings.clear()
+        import tempfile
+
+        # a throw-away settings file, outside the user's folders; removed with its directory
+        tmp = tempfile.TemporaryDirectory(prefix="convscope-shot-")
+        settings = QSettings(str(Path(tmp.name) / "settings.ini"), QSettings.Format.IniFormat)
+        _SCREENSHOT_DIRS.append(tmp)  # alive until the process exits, then removed
     window = MainWindow(settings)
     if args.screenshot:
         window.resize(1600, 1000)
@@ -38,8 +45,6 @@ def run_app(args: argparse.Namespace) -> int:
 
 
 def _screenshot(app: QApplication, window, args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     window.wait_idle()
     if window.last_error or window.outcome is None:
         print(f"error: {window.last_error or 'nothing to show'}", file=sys.stderr)
@@ -55,7 +60,6 @@ def _screenshot(app: QApplication, window, args: argparse.Namespace) -> int:
         app.processEvents()
     Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
     ok = window.grab().save(str(args.screenshot))
-    Path(str(args.screenshot) + ".ini").unlink(missing_ok=True)
     window.close()
     if not ok:
         print(f"error: cannot write {args.screenshot}", file=sys.stderr)
