@@ -1,4 +1,4 @@
-"""auto: per layer shape, the fastest of our algorithms, measured once and cached.
+"""auto: per layer shape, the fastest of our algorithms, measured on first use and cached.
 
 Like cuDNN's benchmark mode: the first call of a shape times every candidate that applies on the
 real input, keeps the winner for that shape and returns its result (so the measurement costs
@@ -32,7 +32,7 @@ def shape_key(spec: ConvSpec) -> tuple:
 
 class AutoEngine(Engine):
     name = "auto"
-    description = "The fastest of ours per layer shape, measured once and cached"
+    description = "The fastest of ours per layer shape, measured on first use and cached"
 
     def __init__(self) -> None:
         super().__init__()
