@@ -41,7 +41,7 @@ class LayerInfo:
     algorithm: str | None
     receptive_field: ReceptiveField | None
     conv: dict | None = None
-    input_shape: tuple[int, ...] | None = None  # for convolutions: the shape the engine was given
+    input_shape: tuple[int, ...] | None = None  # for convolutions: the layer's input (N, C, H, W)
 
     @property
     def is_conv(self) -> bool:
@@ -90,22 +90,6 @@ def _conv_info(m: nn.Module) -> dict | None:
     return None
 
 
-def _conv_input_shape(call, conv: dict | None) -> tuple[int, ...] | None:
-    """The layer's input as the user thinks of it: a non-zero padding mode pads before the
-    aten call, so the engine saw a larger array than the layer was given."""
-    if call is None or conv is None:
-        return None
-    n, c, h, w = call.input_shape
-    if conv.get("padding_mode", "zeros") != "zeros":
-        padding = conv.get("padding")
-        if padding == "same":  # total padding d*(k-1) per dimension
-            (kh, kw), (dh, dw) = conv["kernel"], conv["dilation"]
-            h, w = h - dh * (kh - 1), w - dw * (kw - 1)
-        elif isinstance(padding, list | tuple):
-            h, w = h - 2 * padding[0], w - 2 * padding[1]
-    return (n, c, h, w)
-
-
 def _macs(m: nn.Module | None, out: torch.Tensor, conv: dict | None) -> int:
     if conv is not None:
         k = conv["kernel"][0] * conv["kernel"][1]
@@ -128,7 +112,8 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
               if n and not list(m.children()) and not isinstance(m, torch.jit.ScriptModule)]
     hookable = bool(leaves) and not isinstance(module, torch.jit.ScriptModule)
     total = max(1, len(leaves))
-    records: list[tuple[str, nn.Module | None, torch.Tensor, float]] = []
+    # (layer key, module, output, seconds, the module's input shape)
+    records: list[tuple[str, nn.Module | None, torch.Tensor, float, tuple[int, ...] | None]] = []
     seen: dict[str, int] = {}
     starts: dict[int, float] = {}
 
@@ -138,13 +123,15 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
         starts[id(m)] = time.perf_counter()
 
     def make_hook(name: str) -> Callable:
-        def hook(m: nn.Module, _inputs: object, out: object) -> None:
+        def hook(m: nn.Module, inputs: tuple, out: object) -> None:
             elapsed = time.perf_counter() - starts.pop(id(m), time.perf_counter())
             if not isinstance(out, torch.Tensor):
                 return
             seen[name] = seen.get(name, 0) + 1
             key = name if seen[name] == 1 else f"{name}#{seen[name]}"  # a module called twice
-            records.append((key, m, out, elapsed))
+            # the module's own input: a non-zero padding mode pads before the engine sees it
+            shape = tuple(inputs[0].shape) if inputs and isinstance(inputs[0], torch.Tensor) else None
+            records.append((key, m, out, elapsed, shape))
             if progress:
                 progress(min(len(records), total), total)
         return hook
@@ -163,9 +150,9 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
             if not hookable:  # script / export: the layers are the convolutions
                 for i, call in enumerate(conv_mode.calls):
                     records.append((owners.get(call.weight_ptr, f"conv{i}"), None, call.output,
-                                    call.seconds))
+                                    call.seconds, tuple(call.input_shape)))
             layers, activations = [], {}
-            for key, m, out, elapsed in records:
+            for key, m, out, elapsed, in_shape in records:
                 call = conv_by_output.get(id(out))
                 conv = _conv_info(m) if m is not None else None
                 if call is not None and conv is None:
@@ -183,7 +170,7 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
                     time_ms=(call.seconds if call else elapsed) * 1e3,
                     algorithm=call.algorithm if call else None,
                     receptive_field=rf_mode.field(out), conv=conv,
-                    input_shape=_conv_input_shape(call, conv),
+                    input_shape=in_shape if conv is not None else None,
                 ))
                 activations[key] = out[0].detach().float().numpy().copy()
     finally:
