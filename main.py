@@ -93,9 +93,6 @@ def export(args: argparse.Namespace) -> int:
     layers = None
     if args.layer:
         layers = [find_layer(result, args.layer).name]
-        if args.explain and not find_layer(result, args.layer).is_conv:
-            raise ConvScopeError(f"--explain needs a convolution layer; {args.layer!r} is a "
-                                 f"{find_layer(result, args.layer).type}")
     written = export_run(result, model, image, args.export, layers, unit=args.unit,
                          explain=args.explain)
     top = ""

@@ -41,6 +41,7 @@ __all__ = [
     "region_of",
     "render_explain_gif",
     "render_frame",
+    "require_conv",
     "why_convolution",
 ]
 
@@ -643,6 +644,13 @@ def _play_positions(spec: ConvSpec, max_steps: int) -> list[tuple[int, int]]:
     return positions(spec.out_h, spec.out_w, max_steps)
 
 
+def require_conv(info):
+    """``info`` (a :class:`models.runner.LayerInfo`) if it is a convolution; ``LayerError`` if not."""
+    if not info.is_conv:
+        raise LayerError(f"--explain needs a convolution layer; {info.name!r} is a {info.type}")
+    return info
+
+
 def export_layer_gif(model, image, result, layer: str, path: str | Path, out_channel: int = 0,
                      max_steps: int = 36) -> Path:
     """Write ``layer``'s explainer animation on ``image`` (filter ``out_channel``) to ``path``.
@@ -652,10 +660,8 @@ def export_layer_gif(model, image, result, layer: str, path: str | Path, out_cha
     """
     from models.runner import conv_bias, find_layer, layer_input, layer_weights
 
-    info = find_layer(result, layer)
+    info = require_conv(find_layer(result, layer))
     weight = layer_weights(model, info.name)
-    if not info.is_conv or weight is None or weight.ndim != 4:
-        raise LayerError(f"--explain needs a convolution layer; {layer!r} is a {info.type}")
     x = layer_input(model, image, info.name)
     render_explain_gif(weight, conv_bias(model, info.name), x, info.conv, path, out_channel=out_channel,
                        max_steps=max_steps, title=f"{info.name} · filter {out_channel}")

@@ -66,10 +66,15 @@ def export_run(result: RunResult, model: LoadedModel, image: PreparedImage, out_
                layers: list[str] | None = None, unit: tuple[int, int] | None = None,
                explain: bool = False, cmap: str = "viridis") -> list[Path]:
     """Write summary.json, activations.npz and per-layer PNGs into ``out_dir``; the paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     chosen = [find_layer(result, n) for n in layers] if layers else [
         la for la in result.layers if la.is_conv]
+    if explain:  # refuse before writing anything
+        from models.explain import require_conv
+
+        for la in chosen:
+            require_conv(la)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     path = out_dir / "summary.json"
     path.write_text(json.dumps(summary(result, image), indent=2))
