@@ -498,9 +498,9 @@ def render_frame(trace: UnitTrace, layer_input: np.ndarray, conv: dict | None, *
     pscale = float(np.abs(trace.products).max(initial=0.0))
     numbers_in = icell >= 24
     numbers_k = kcell >= 24
-    for row, ch_idx in enumerate(range(n_rows)):
+    for ch_idx in range(n_rows):
         c = int(shown[ch_idx])
-        y = top + row * row_h + 20
+        y = top + ch_idx * row_h + 20
         x = margin
         draw.text((x, y - 18), f"input channel {c}", font=f_small, fill=_MUTED)
         grid_top = y
@@ -515,19 +515,16 @@ def render_frame(trace: UnitTrace, layer_input: np.ndarray, conv: dict | None, *
                                 grid_top + (rr + 1) * icell), outline=_WINDOW, width=max(2, icell // 10))
         x += in_w
         mid = grid_top + max(in_h, k_h) / 2
-        _text_center(draw, x + op_w / 2, mid, "×", f_op, _MUTED)
-        x += op_w
         ky = grid_top + (max(in_h, k_h) - k_h) // 2
-        draw.text((x, ky - 16), "kernel", font=f_small, fill=_MUTED)
-        _grid(draw, ky, x, trace.kernel[ch_idx], kcell, colors=_colors(trace.kernel[ch_idx], kscale),
-              numbers=numbers_k, integral=integral)
-        x += k_w
-        _text_center(draw, x + op_w / 2, mid, "=", f_op, _MUTED)
-        x += op_w
-        draw.text((x, ky - 16), "products", font=f_small, fill=_MUTED)
-        _grid(draw, ky, x, trace.products[ch_idx], kcell, colors=_colors(trace.products[ch_idx], pscale),
-              numbers=numbers_k, integral=integral)
-        x += k_w
+        # "× kernel = products": two grids of kernel size, each after its operator
+        for op, label, values, scale in (("×", "kernel", trace.kernel, kscale),
+                                         ("=", "products", trace.products, pscale)):
+            _text_center(draw, x + op_w / 2, mid, op, f_op, _MUTED)
+            x += op_w
+            draw.text((x, ky - 16), label, font=f_small, fill=_MUTED)
+            _grid(draw, ky, x, values[ch_idx], kcell, colors=_colors(values[ch_idx], scale),
+                  numbers=numbers_k, integral=integral)
+            x += k_w
         _text_center(draw, x + op_w / 2, mid, "→", f_op, _MUTED)
         x += op_w
         draw.text((x, mid - 20), "Σ", font=f_small, fill=_MUTED)
