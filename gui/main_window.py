@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -252,24 +252,24 @@ class MainWindow(QMainWindow):
         self._submit(self.request)
 
     def open_image(self, path: str) -> None:
-        self._submit(Request(**{**self.request.__dict__, "image": path}))
+        self._submit(replace(self.request, image=path))
 
     def open_pil_image(self, image: Image.Image, source: str) -> None:
         """An image that is not a file (pasted)."""
         self._pending_pil = (image, source)
-        self._submit(Request(**{**self.request.__dict__, "image": f"<{source}>"}))
+        self._submit(replace(self.request, image=f"<{source}>"))
 
     def open_model(self, name: str, trust: bool = False) -> None:
-        self._submit(Request(**{**self.request.__dict__, "model": name, "trust": trust, "arch": None,
-                                "input_size": None, "channels": None}))
+        self._submit(replace(self.request, model=name, trust=trust, arch=None, input_size=None,
+                             channels=None))
 
     def set_untrained(self, untrained: bool) -> None:
         if untrained != self.request.untrained:
-            self._submit(Request(**{**self.request.__dict__, "untrained": untrained}))
+            self._submit(replace(self.request, untrained=untrained))
 
     def set_engine(self, engine: str) -> None:
         if engine != self.request.engine or self.outcome is None:
-            self._submit(Request(**{**self.request.__dict__, "engine": engine}))
+            self._submit(replace(self.request, engine=engine))
 
     def _submit(self, request: Request) -> None:
         previous = self.outcome
@@ -300,14 +300,13 @@ class MainWindow(QMainWindow):
             reusable = previous is not None and same_model and previous.image.source == source
             reference = previous.reference if reusable else None
             if request.engine == "reference":
-                reference = {la.name: result.activations[la.name] for la in result.layers if la.is_conv}
+                reference = _conv_outputs(result)
             # without a reference yet, the maps are shown first and compared after (_compare)
             return Outcome(request, model, pil, source, image, result, reference,
                            _max_diff(result, reference))
 
         self.status_label.setText(f"running {request.model} on {request.engine}…")
         self.worker.submit(job, self._on_outcome, lambda msg, r=request: self._on_failed(msg, r))
-        self._on_busy(True)
 
     def _compare(self) -> None:
         """Run torch on the shown image (once per model and image) for the engine's Δ."""
@@ -321,7 +320,7 @@ class MainWindow(QMainWindow):
         def job(progress, cancel) -> dict[str, np.ndarray]:
             painted.wait(1.0)  # the user's maps first, then the comparison
             ref = run_model(outcome.model, outcome.image, "reference", cancel=cancel)
-            return {la.name: ref.activations[la.name] for la in ref.layers if la.is_conv}
+            return _conv_outputs(ref)
 
         def done(reference: dict[str, np.ndarray]) -> None:
             outcome.reference = reference
@@ -334,16 +333,15 @@ class MainWindow(QMainWindow):
 
         self.worker.submit(job, done, self.show_error, quiet=True)
         self.status_label.setText(self.status_label.text() + " · comparing with torch…")
-        self._on_busy(True)
 
     def _on_failed(self, message: str, request: Request) -> None:
         if "pickled model" in message and not request.trust and ask_trust(self, request.model):
-            self._submit(Request(**{**request.__dict__, "trust": True}))
+            self._submit(replace(request, trust=True))
             return
         if "is a state dict" in message and not request.arch:
             arch = ask_arch(self, request.model)
             if arch:
-                self._submit(Request(**{**request.__dict__, "arch": arch}))
+                self._submit(replace(request, arch=arch))
                 return
         self.show_error(message)
         self.engine_panel.set_engine(self.request.engine)  # back to what is shown
@@ -457,7 +455,6 @@ class MainWindow(QMainWindow):
 
         self.status_label.setText("computing the effective receptive field (autograd on torch)…")
         self.worker.submit(job, self._on_erf, self.show_error)
-        self._on_busy(True)
 
     def _on_erf(self, heat: np.ndarray) -> None:
         self.input_panel.show_effective_rf(heat)
@@ -546,7 +543,6 @@ class MainWindow(QMainWindow):
             self._compare()  # if the export cancelled it
 
         self.worker.submit(job, done, self.show_error)
-        self._on_busy(True)
 
     def export_view_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export view", "convscope.png", "PNG (*.png)")
@@ -623,6 +619,10 @@ class MainWindow(QMainWindow):
             self.worker.wait(20)
         QApplication.processEvents()
         return not self.worker.busy
+
+
+def _conv_outputs(result: RunResult) -> dict[str, np.ndarray]:
+    return {la.name: result.activations[la.name] for la in result.layers if la.is_conv}
 
 
 def _max_diff(result: RunResult, reference: dict[str, np.ndarray] | None) -> float | None:

@@ -86,8 +86,7 @@ class Worker(QObject):
         self._cancel = threading.Event()
         self._callbacks[self._gen] = (on_done, on_error)
         self._running += 1
-        if self._running == 1:
-            self.busy_changed.emit(True)
+        self.busy_changed.emit(True)  # on every job: a loud one may follow a quiet one
         self._pool.start(_Runnable(self._gen, fn, self._signals, self._cancel))
         return self._gen
 
