@@ -50,6 +50,7 @@ class FiltersView(QWidget):
         layout.addWidget(self.graphics, 1)
         self.channel.currentIndexChanged.connect(self._redraw)
         self._image = np.zeros((1, 1, 3), dtype=np.uint8)
+        self._rects: list[tuple[int, int, int, int]] = []  # each filter's place in the image
         self._dirty = False
 
     def set_weights(self, layer: str, weight: np.ndarray | None, groups: int = 1,
@@ -101,7 +102,7 @@ class FiltersView(QWidget):
         self._dirty = False
         # small kernels are enlarged by the view, not in memory: 256 filters x 32 inputs of
         # 1x1 kernels at 24 px would be a 16 MB image to build and paint on every step
-        self._image = render.filters_image(w, in_channel=in_channel, min_kernel=8)
+        self._image, self._rects = render.filters_mosaic(w, in_channel=in_channel, min_kernel=8)
         rgb_first = w.shape[1] == 3 and in_channel is None
         self.legend.setText("colour filters: mid-grey = 0" if rgb_first else
                             "blue < 0 < red · rows: filters · columns: input channels"
@@ -111,20 +112,10 @@ class FiltersView(QWidget):
         self._place_marker()
 
     def _place_marker(self) -> None:
-        w = self._weight
-        if w is None or self._highlight is None or self._highlight >= min(len(w), 256):
+        h = self._highlight
+        if self._weight is None or h is None or h >= len(self._rects):
             self.marker.setVisible(False)
             return
-        h_img, w_img = self._image.shape[:2]
-        index = self.channel.currentIndex()
-        if w.shape[1] > 1 and not (w.shape[1] == 3) and index <= 0:
-            rows = min(len(w), 256)  # one row per filter
-            row_h = (h_img + 2) / rows
-            self.marker.setRect(0, self._highlight * row_h - 1, w_img, row_h)
-        else:
-            count = min(len(w), 256)
-            rows, cols = render.grid_shape(count)
-            th, tw = (h_img + 2) / rows, (w_img + 2) / cols
-            r, c = divmod(self._highlight, cols)
-            self.marker.setRect(c * tw - 1, r * th - 1, tw, th)
+        top, left, height, width = self._rects[h]
+        self.marker.setRect(left - 1, top - 1, width + 2, height + 2)
         self.marker.setVisible(True)

@@ -113,9 +113,11 @@ def feature_maps_image(maps: np.ndarray, cmap: str = "viridis", mode: Literal["m
     return image, rects, scale
 
 
-def filters_image(weight: np.ndarray, in_channel: int | None = None, min_kernel: int = 24,
-                  max_filters: int = 256, max_inputs: int = 32, gap: int = 2) -> np.ndarray:
-    """The filters of a conv layer as an RGB image.
+def filters_mosaic(weight: np.ndarray, in_channel: int | None = None, min_kernel: int = 24,
+                   max_filters: int = 256, max_inputs: int = 32,
+                   gap: int = 2) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The filters of a conv layer as an RGB image, and each filter's ``(top, left, height,
+    width)`` in it (its tile, or its whole row of kernels).
 
     - weight ``(O, 3, kH, kW)`` of a first layer on RGB and ``in_channel`` None: each filter as
       one colour image (0 -> mid-grey, per-filter symmetric scale), in a near-square grid;
@@ -128,17 +130,24 @@ def filters_image(weight: np.ndarray, in_channel: int | None = None, min_kernel:
     scale = max(1, int(np.ceil(min_kernel / max(kh, kw))))
     if i == 3 and in_channel is None:
         rgb = (normalize(w, "map", symmetric=True).transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
-        return mosaic(rgb, gap=gap, scale=scale)[0]
+        return mosaic(rgb, gap=gap, scale=scale)
     if in_channel is not None:
         k = w[:, in_channel : in_channel + 1]
         rgb = apply_colormap(normalize(k[:, 0], "map", symmetric=True), "coolwarm")
-        return mosaic(rgb, gap=gap, scale=scale)[0]
+        return mosaic(rgb, gap=gap, scale=scale)
     k = w[:, :max_inputs]
     flat = k.reshape(o * k.shape[1], kh, kw)
     per_filter = np.repeat(np.abs(k).reshape(o, -1).max(1), k.shape[1])
     norm = np.clip(flat / (2 * np.where(per_filter > 0, per_filter, 1))[:, None, None] + 0.5, 0, 1)
-    rgb = apply_colormap(norm, "coolwarm")
-    return mosaic(rgb, columns=k.shape[1], gap=gap, scale=scale)[0]
+    image, kernels = mosaic(apply_colormap(norm, "coolwarm"), columns=k.shape[1], gap=gap, scale=scale)
+    rows = [kernels[f * k.shape[1]] for f in range(o)]  # a filter's first kernel starts its row
+    return image, [(top, 0, h, image.shape[1]) for top, _, h, _ in rows]
+
+
+def filters_image(weight: np.ndarray, in_channel: int | None = None, min_kernel: int = 24,
+                  max_filters: int = 256, max_inputs: int = 32, gap: int = 2) -> np.ndarray:
+    """:func:`filters_mosaic`'s image alone."""
+    return filters_mosaic(weight, in_channel, min_kernel, max_filters, max_inputs, gap)[0]
 
 
 def clip_box(box: tuple[float, float, float, float], height: int,

@@ -125,6 +125,13 @@ def test_clicking_a_tile_selects_that_channel(classic, qtbot) -> None:
     assert channel == 4 and 0 <= y < 224 and 0 <= x < 224
     assert fm.selected_channel() == 4
     assert "channel 4" in fm.detail_label.text() and "Sobel x" in fm.detail_label.text()
+    # the filters view marks filter 4 where it drew it (first layer on RGB: one tile per filter)
+    win.show_view("filters")
+    tile = win.filters.marker.rect()
+    image = win.filters.render_image()
+    assert win.filters.marker.isVisible() and tile.width() == tile.height() < image.shape[1] / 2
+    inside = image[int(tile.top()) + 2 : int(tile.bottom()) - 1, int(tile.left()) + 2 : int(tile.right()) - 1]
+    assert inside.shape[0] > 5 and (inside != 40).any()  # a filter's pixels, not the gap colour
     view_pos = fm.graphics.mapFromScene(scene)
     assert isinstance(view_pos, QPoint)
 

@@ -77,3 +77,10 @@ def test_save_png_round_trip(tmp_path) -> None:
     rgb = RNG.integers(0, 255, (5, 6, 3), dtype=np.uint8)
     path = render.save_png(rgb, tmp_path / "sub" / "a.png")
     np.testing.assert_array_equal(np.asarray(Image.open(path)), rgb)
+
+
+def test_filters_mosaic_says_where_each_filter_is() -> None:
+    image, rects = render.filters_mosaic(RNG.standard_normal((5, 7, 3, 3)), min_kernel=3, gap=1)
+    assert rects == [(f * 4, 0, 3, image.shape[1]) for f in range(5)]  # filter f = row f
+    image, rects = render.filters_mosaic(RNG.standard_normal((10, 3, 3, 3)), min_kernel=6, gap=2)
+    assert len(rects) == 10 and rects[4] == (8, 0, 6, 6)  # 4 columns: filter 4 opens row 1
