@@ -131,8 +131,9 @@ def filters_mosaic(weight: np.ndarray, in_channel: int | None = None, min_kernel
     if i == 3 and in_channel is None:
         rgb = (normalize(w, "map", symmetric=True).transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
         return mosaic(rgb, gap=gap, scale=scale)
-    if in_channel is not None:
-        k = w[:, in_channel : in_channel + 1]
+    if in_channel is not None or i == 1:  # one kernel per filter (e.g. depthwise): a grid, not a strip
+        c = in_channel or 0
+        k = w[:, c : c + 1]
         rgb = apply_colormap(normalize(k[:, 0], "map", symmetric=True), "coolwarm")
         return mosaic(rgb, gap=gap, scale=scale)
     k = w[:, :max_inputs]

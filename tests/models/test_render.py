@@ -84,3 +84,5 @@ def test_filters_mosaic_says_where_each_filter_is() -> None:
     assert rects == [(f * 4, 0, 3, image.shape[1]) for f in range(5)]  # filter f = row f
     image, rects = render.filters_mosaic(RNG.standard_normal((10, 3, 3, 3)), min_kernel=6, gap=2)
     assert len(rects) == 10 and rects[4] == (8, 0, 6, 6)  # 4 columns: filter 4 opens row 1
+    image, rects = render.filters_mosaic(RNG.standard_normal((16, 1, 3, 3)), min_kernel=3, gap=1)
+    assert image.shape == (4 * 4 - 1, 4 * 4 - 1, 3)  # depthwise: a 4x4 grid, not a 16-tall strip
