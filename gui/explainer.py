@@ -39,6 +39,7 @@ from models.explain import (
     SANDBOX_LIMITS,
     Sandbox,
     UnitTrace,
+    agrees,
     conv_spec,
     explain_unit,
     layer_formulas,
@@ -632,7 +633,7 @@ class ExplainerView(QWidget):
             self.unit_label.setText(f"Unit: filter {self._filter}, y={y}, x={x}")
             text = f"traced value: <b>{self._trace.value:.5g}</b>"
             if engine_value is not None:
-                ok = abs(engine_value - self._trace.value) <= 1e-4 * (1 + abs(engine_value))
+                ok = agrees(self._trace.value, engine_value)
                 colour = "#1e823c" if ok else "#c81e1e"
                 text += (f"<br>engine's feature map: <b>{engine_value:.5g}</b> "
                          f"<span style='color:{colour}'>{'✓ equal' if ok else '✗ differs'}</span>")

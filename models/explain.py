@@ -28,6 +28,7 @@ from engine.direct import DirectEngine, UnitTrace
 from models.errors import ConvScopeError, LayerError
 
 __all__ = [
+    "agrees",
     "SANDBOX_LIMITS",
     "Sandbox",
     "UnitTrace",
@@ -92,6 +93,12 @@ def explain_unit(weight: np.ndarray, bias: np.ndarray | None, layer_input: np.nd
                                out_channel=int(out_channel), y=int(y), x_pos=int(x))
     except ValueError as exc:
         raise LayerError(str(exc)) from None
+
+
+def agrees(traced: float, engine_value: float) -> bool:
+    """The traced value equals the engine's within the engines' float32 tolerance
+    (1e-4 x (1 + |value|), the one the engine tests use)."""
+    return abs(engine_value - traced) <= 1e-4 * (1 + abs(engine_value))
 
 
 def output_size(h: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
@@ -577,7 +584,7 @@ def render_frame(trace: UnitTrace, layer_input: np.ndarray, conv: dict | None, *
     draw.text((vx, ty + 21), f"out[{o}, {trace.y}, {trace.x}] = {value_text}", font=_font(17, True),
               fill=(200, 80, 0))
     if engine_value is not None:
-        ok = abs(engine_value - trace.value) <= 1e-4 * (1 + abs(engine_value))
+        ok = agrees(trace.value, engine_value)
         mark = "✓ equal" if ok else "✗ differs"
         shown_value = _fmt(engine_value, True) if integral else f"{engine_value:.4f}"
         draw.text((margin, ty + 48), f"engine's feature map at this unit: {shown_value}   {mark}",
