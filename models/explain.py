@@ -28,10 +28,10 @@ from engine.direct import DirectEngine, UnitTrace
 from models.errors import ConvScopeError, LayerError
 
 __all__ = [
-    "agrees",
     "SANDBOX_LIMITS",
     "Sandbox",
     "UnitTrace",
+    "agrees",
     "conv_kwargs",
     "conv_spec",
     "explain_unit",
