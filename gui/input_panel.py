@@ -113,15 +113,7 @@ class InputPanel(QWidget):
         if self._heat is not None:
             heat = self._heat
             # the heat map lives on the model input; on the photo it covers the crop's area
-            # |gradient| is peaky: saturate at the 99.5th percentile of the non-zero values so
-            # the field's extent shows, not only its few strongest pixels
-            nonzero = heat[heat > 0]
-            top = float(np.percentile(nonzero, 99.5)) if nonzero.size else 1.0
-            h01 = np.clip(heat / max(top, 1e-30), 0.0, 1.0)
-            rgba = np.zeros((*heat.shape, 4), dtype=np.uint8)
-            rgba[..., :3] = render.apply_colormap(h01, "inferno")
-            rgba[..., 3] = (np.sqrt(h01) * 200).astype(np.uint8)
-            self.heat_item.setImage(rgba, levels=(0, 255))
+            self.heat_item.setImage(render.heat_rgba(heat, alpha=0.78), levels=(0, 255))
             t, l, b, r = self._to_display((0, 0, heat.shape[0], heat.shape[1]))
             self.heat_item.setRect(pg.QtCore.QRectF(l, t, r - l, b - t))
         self._place_overlay()
