@@ -447,10 +447,9 @@ class MainWindow(QMainWindow):
         if layer.receptive_field is None or (self.worker.busy and not self.worker.quiet):
             return  # a model run is under way: its result replaces this layer anyway
         outcome = self.outcome
-        name = layer.name.split("#")[0]
 
         def job(progress, cancel):
-            return effective_receptive_field(outcome.model.module, outcome.image.tensor, name,
+            return effective_receptive_field(outcome.model.module, outcome.image.tensor, layer.name,
                                              channel, y, x, cancel)
 
         self.status_label.setText("computing the effective receptive field (autograd on torch)…")

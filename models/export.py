@@ -54,7 +54,7 @@ def write_rf_png(model: LoadedModel, image: PreparedImage, result: RunResult, la
                          f"{act.shape[1]}x{act.shape[2]}")
     if channel is None:
         channel = int(np.argmax(act[:, y, x]))
-    heat = effective_receptive_field(model.module, image.tensor, info.name.split("#")[0],
+    heat = effective_receptive_field(model.module, image.tensor, info.name,
                                      channel, y, x)
     rgb = render.overlay_heatmap(image.model_view, heat)
     rf = info.receptive_field

@@ -183,6 +183,15 @@ def _flat(args: object) -> list[object]:
     return [args]
 
 
+def split_layer_key(key: str) -> tuple[str, int]:
+    """A layer key -> (module path, which call): ``"layer1.relu#2"`` -> ``("layer1.relu", 1)``.
+
+    The runner names a module's second and later calls ``name#2``, ``name#3``, ...
+    """
+    path, _, call = key.partition("#")
+    return path, int(call) - 1 if call.isdigit() else 0
+
+
 def effective_receptive_field(
     module: torch.nn.Module, tensor: torch.Tensor, layer: str, channel: int, y: int, x: int,
     cancel: Callable[[], bool] | None = None,
@@ -190,20 +199,23 @@ def effective_receptive_field(
     """``|d unit / d input|`` summed over input channels: ``(H, W)`` float32.
 
     Runs on torch with autograd (not on the selected engine: the engines compute forward passes
-    only). ``layer`` is a module path of ``module``.
+    only). ``layer`` is a layer key (a module path, ``#n`` for its n-th call).
     """
     modules = dict(module.named_modules())
-    if layer not in modules:
+    path, call = split_layer_key(layer)
+    if path not in modules:
         raise LayerError(f"unknown layer {layer!r}")
     captured: list[torch.Tensor] = []
-    handle = modules[layer].register_forward_hook(lambda _m, _i, out: captured.append(out))
+    handle = modules[path].register_forward_hook(lambda _m, _i, out: captured.append(out))
     inp = tensor.detach().clone().requires_grad_(True)
     try:
         with torch.enable_grad():
             module(inp)
             if cancel and cancel():
                 raise Cancelled("effective receptive field cancelled")
-            out = captured[0]
+            if call >= len(captured):
+                raise LayerError(f"layer {layer!r} did not run {call + 1} times")
+            out = captured[call]
             if out.dim() != 4:
                 raise LayerError(f"layer {layer!r} has no spatial map")
             c, h, w = out.shape[1:]

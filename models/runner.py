@@ -21,7 +21,7 @@ from torch import nn
 from models.engine_mode import EngineConvMode
 from models.errors import Cancelled, LayerError
 from models.images import PreparedImage
-from models.receptive_field import ReceptiveField, ReceptiveFieldMode
+from models.receptive_field import ReceptiveField, ReceptiveFieldMode, split_layer_key
 from models.zoo import LoadedModel
 
 ProgressFn = Callable[[int, int], None]
@@ -204,9 +204,10 @@ def find_layer(result: RunResult, name: str) -> LayerInfo:
 
 def _module(model: LoadedModel, layer: str) -> nn.Module:
     modules = dict(model.module.named_modules())
-    if layer.split("#")[0] not in modules:
+    path, _ = split_layer_key(layer)
+    if path not in modules:
         raise LayerError(f"unknown layer {layer!r} in {model.name}")
-    return modules[layer.split("#")[0]]
+    return modules[path]
 
 
 def layer_weights(model: LoadedModel, layer: str) -> np.ndarray | None:

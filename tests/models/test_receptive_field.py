@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from models.errors import LayerError
 from models.receptive_field import ReceptiveField, effective_receptive_field
 from models.runner import find_layer, run_model
 from models.zoo import LoadedModel, load_model
@@ -97,3 +98,21 @@ def test_effective_field_is_inside_the_box_and_peaks_at_its_centre() -> None:
     cy, cx = (int(v) for v in rf.unit_center(16, 16))
     assert heat.argmax() == cy * 32 + cx  # widest (strongest) at the centre
     assert heat[cy, cx] > 3 * heat[top, left]
+
+
+def test_effective_field_of_a_second_call_is_the_wider_one() -> None:
+    class Twice(nn.Module):  # one conv module applied two times: layer keys "conv" and "conv#2"
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+            nn.init.constant_(self.conv.weight, 0.5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(self.conv(x))
+
+    x = torch.rand(1, 1, 16, 16)
+    first = effective_receptive_field(Twice(), x, "conv", 0, 8, 8)
+    second = effective_receptive_field(Twice(), x, "conv#2", 0, 8, 8)
+    assert (first > 0).sum() == 9 and (second > 0).sum() == 25  # 3x3, then 5x5
+    with pytest.raises(LayerError, match="did not run 3 times"):
+        effective_receptive_field(Twice(), x, "conv#3", 0, 8, 8)
