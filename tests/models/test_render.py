@@ -19,6 +19,21 @@ def test_normalize_per_map_and_per_layer() -> None:
                                [[[0, 0.75]]])
 
 
+def test_normalize_a_page_of_channels_on_the_layers_range() -> None:
+    maps = np.array([[[0, 2]], [[10, 20]], [[-20, 0]]], dtype=np.float32)  # (3, 1, 2)
+    # the page is scaled as it would be in the whole layer, not on its own range
+    np.testing.assert_allclose(render.normalize(maps, "layer", channels=[1]), [[[0.75, 1]]])
+    np.testing.assert_allclose(render.normalize(maps, "map", channels=[2, 0]), [[[0, 1]], [[0, 1]]])
+    np.testing.assert_allclose(render.normalize(maps, "layer", symmetric=True, channels=[2]),
+                               [[[0, 0.5]]])
+
+
+def test_normalize_survives_nan_and_inf() -> None:
+    bad = np.array([[[0, np.nan, 2, np.inf, -np.inf]]], dtype=np.float32)
+    for out in (render.normalize(bad, "map"), render.normalize(bad, "layer", channels=[0])):
+        np.testing.assert_allclose(out, [[[0, 0, 1, 1, 0]]])  # NaN -> 0, +-inf -> the extremes
+
+
 def test_colormap_endpoints() -> None:
     assert render.apply_colormap(np.array([0.0, 1.0]), "gray").tolist() == [[0, 0, 0], [255, 255, 255]]
     assert render.apply_colormap(np.array(0.0), "viridis").tolist() == [0x44, 0x01, 0x54]
