@@ -7,6 +7,7 @@ that was superseded are dropped, so the window only ever shows the latest reques
 
 from __future__ import annotations
 
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -58,6 +59,12 @@ class Worker(QObject):
         super().__init__(parent)
         self._pool = QThreadPool()
         self._pool.setMaxThreadCount(1)  # one model at a time: 2 cores, and torch is not re-entrant
+        # Python hands the GIL between threads every switch interval (5 ms by default). A paint
+        # calls into Python (pyqtgraph) dozens of times, and while a job runs Python code each call
+        # could wait up to 5 ms for the worker to let go: one window repaint became a 150 ms
+        # freeze. 1 ms keeps the window's waits short; the worker loses little (its heavy work is
+        # in NumPy and torch, which release the GIL).
+        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
         self._gen = 0
         self._cancel = threading.Event()
         self._callbacks: dict[int, tuple[Callable | None, Callable | None]] = {}
