@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Signal
+from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.widgets import steady_label
 from models import render
 
 PAGE_SIZE = 64  # tiles per page: hundreds of channels stay fast and each tile stays readable
@@ -51,9 +52,11 @@ class FeatureMapsView(QWidget):
         self.sort.addItems(["channel order", "by mean ↓", "by max ↓"])
         self.prev_page = QPushButton("◀")
         self.next_page = QPushButton("▶")
-        self.page_label = QLabel()
-        self.readout = QLabel("hover a map to read its values")
-        self.readout.setMinimumWidth(260)
+        for button in (self.prev_page, self.next_page):
+            button.setFixedWidth(36)  # an arrow, not a 90 px default: the maps pane can be narrow
+        self.page_label = steady_label(width_of="page 20/20 · 1280 channels")
+        self.page_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.readout = steady_label("hover a map to read its values")
         controls = QHBoxLayout()
         for label, widget in (("Colour map", self.colormap), ("Normalise", self.normalization),
                               ("Sort", self.sort)):
@@ -77,7 +80,7 @@ class FeatureMapsView(QWidget):
         self.detail_view = self.detail.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.detail_item = pg.ImageItem(axisOrder="row-major")
         self.detail_view.addItem(self.detail_item)
-        self.detail_label = QLabel("click a map to enlarge it")
+        self.detail_label = steady_label("click a map to enlarge it", lines=2, wrap=True)
         detail_box = QWidget()
         dl = QVBoxLayout(detail_box)
         dl.setContentsMargins(0, 0, 0, 0)
@@ -120,8 +123,7 @@ class FeatureMapsView(QWidget):
             self._selected = 0  # the detail pane is never empty
         self._order = self._sorted_order()
         self._page = self._page if keep_page else 0
-        self._redraw()
-        self._show_detail()
+        self._redraw()  # the mosaic and the detail pane
 
     def clear(self) -> None:
         self._maps = None
@@ -212,11 +214,8 @@ class FeatureMapsView(QWidget):
         maps = self._maps
         cmap = self.colormap.currentText()
         symmetric = cmap in render.DIVERGING
-        if self.mode() == "layer":
-            # one scale for the whole layer, so channels compare; then take this page
-            values = render.normalize(maps, "layer", symmetric)[self.page_channels()]
-        else:
-            values = render.normalize(maps[self.page_channels()], "map", symmetric)
+        # per layer: one scale for the whole layer, so channels compare; only this page is drawn
+        values = render.normalize(maps, self.mode(), symmetric, channels=self.page_channels())
         tiles = render.apply_colormap(values, cmap)
         scale = max(1, int(np.ceil(48 / max(maps.shape[1], maps.shape[2]))))
         self._image, self._rects = render.mosaic(tiles, gap=max(1, scale // 2 + 1), scale=scale)

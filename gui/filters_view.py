@@ -6,6 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from gui.widgets import steady_label
 from models import render
 
 
@@ -27,11 +28,10 @@ class FiltersView(QWidget):
         self._weight: np.ndarray | None = None
         self._groups = 1
         self._highlight: int | None = None
-        self.caption = QLabel("select a convolution layer to see its filters")
-        self.caption.setWordWrap(True)
+        self.caption = steady_label("select a convolution layer to see its filters", lines=2, wrap=True)
         self.channel = QComboBox()
         self.channel.setToolTip("which input channel's kernels to show")
-        self.legend = QLabel()
+        self.legend = steady_label()
         top = QHBoxLayout()
         top.addWidget(QLabel("Input channel"))
         top.addWidget(self.channel)

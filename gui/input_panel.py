@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import html
+from pathlib import Path
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
+from gui.widgets import steady_label
 from models import render
 from models.images import PreparedImage
 
@@ -21,7 +25,7 @@ class InputPanel(QWidget):
         self._box: tuple[float, float, float, float] | None = None
         self._center: tuple[float, float] | None = None
         self._heat: np.ndarray | None = None
-        self.title = QLabel("Input")
+        self.title = steady_label("Input", lines=2, wrap=True)
         self.original = QCheckBox("original photo")
         self.original.setToolTip("show the whole photo instead of the model's resized, cropped view")
         top = QHBoxLayout()
@@ -41,8 +45,8 @@ class InputPanel(QWidget):
                                         brush=None)
         for item in (self.pad_rect, self.box_rect, self.cross):
             self.view.addItem(item)
-        self.caption = QLabel("hover a feature map: the unit's receptive field appears here")
-        self.caption.setWordWrap(True)
+        self.caption = steady_label("hover a feature map: the unit's receptive field appears here",
+                                    lines=2, wrap=True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
@@ -56,7 +60,9 @@ class InputPanel(QWidget):
         self._heat = None
         h0, w0 = image.original.shape[:2]
         h, w = image.model_view.shape[:2]
-        self.title.setText(f"<b>{image.source}</b> · {w0}×{h0} → model input {w}×{h}")
+        name = Path(image.source).name or image.source  # the whole path is in the tooltip
+        self.title.setText(f"<b>{html.escape(name)}</b> · {w0}×{h0} → model input {w}×{h}")
+        self.title.setToolTip(f"{image.source}: {w0}×{h0} → model input {w}×{h}")
         self._redraw()
         self.view.autoRange(padding=0.01)
 

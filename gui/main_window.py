@@ -33,6 +33,7 @@ from gui.layer_details import LayerDetails
 from gui.layer_navigator import LayerNavigator
 from gui.predictions_view import PredictionsView
 from gui.rf_plot import ReceptiveFieldPlot
+from gui.widgets import steady_label
 from gui.worker import Worker
 from models.export import export_run
 from models.images import DEFAULT_SAMPLE, PreparedImage, load_image, prepare_image, sample_images
@@ -149,7 +150,7 @@ class MainWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.worker.cancel)
-        self.status_label = QLabel()
+        self.status_label = steady_label()
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)

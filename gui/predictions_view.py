@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
 
+from gui.widgets import steady_label
+
 
 class PredictionsView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.title = QLabel("<b>Predictions</b>")
+        self.title = steady_label("<b>Predictions</b>")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
         self.rows: list[tuple[QLabel, QProgressBar]] = []
         for _ in range(5):
-            label, bar = QLabel(), QProgressBar()
+            label, bar = steady_label(), QProgressBar()
             bar.setRange(0, 1000)
             bar.setTextVisible(True)
             bar.setMaximumHeight(14)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from gui.widgets import steady_label
 from models.runner import LayerInfo
 
 
@@ -25,7 +26,7 @@ class ReceptiveFieldPlot(QWidget):
                                          pen=pg.mkPen((40, 90, 200), width=2))
         self.current = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 150, 0), width=2))
         self.plot.addItem(self.current)
-        self.caption = QLabel()
+        self.caption = steady_label()
         layout = QVBoxLayout(self)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.caption)

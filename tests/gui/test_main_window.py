@@ -243,3 +243,23 @@ def test_state_dict_asks_for_its_architecture(classic, qtbot, tmp_path, monkeypa
     wait_run(qtbot, classic)
     assert asked and classic.last_error is None
     assert classic.outcome.model.source == "state_dict" and classic.outcome.request.arch == "classic"
+
+
+def test_long_names_never_widen_the_window(classic, qtbot, tmp_path) -> None:
+    # a label sized to its text made the window grow with every long path or class name
+    win = classic
+    app = QApplication.instance()
+    app.processEvents()
+    size, minimum = win.size(), win.minimumSizeHint().width()
+    folder = tmp_path.joinpath(*["a-folder-with-a-rather-long-name"] * 6)
+    folder.mkdir(parents=True)
+    path = folder / ("a photo whose file name goes on and on " * 3).strip().replace(" ", "_")
+    path = path.with_suffix(".png")
+    Image.fromarray(np.full((64, 64, 3), 128, dtype=np.uint8)).save(path)
+    win.open_image(str(path))
+    wait_run(qtbot, win)
+    for _ in range(win.navigator.count()):
+        qtbot.keyClick(win, Qt.Key.Key_Right)
+    app.processEvents()
+    assert win.size() == size and win.minimumSizeHint().width() <= minimum
+    assert str(path) in win.input_panel.title.toolTip()  # clipped on screen, whole on hover
