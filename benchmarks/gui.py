@@ -1,14 +1,15 @@
 """How the desktop app feels: the real main window, offscreen, timed like a user would notice.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/gui.py [--models efficientnet_lite0 resnet50]
-                                                                 [--engine auto] [--steps 40]
+                                                                 [--engine auto] [--steps N]
 
 For each model (efficientnet_lite0 pretrained, the others untrained: no download) it prints
 - start: window created to the first feature maps painted (model load and the first run on the
   engine included; ``auto`` times its candidates on this first run);
 - image change: another photo opened to its feature maps painted (the comparison with torch
   that follows on the worker thread is not included);
-- layer step: one step to the next layer, maps, filters and details repainted (median, max);
+- layer step: one step to the next layer, maps, filters and details repainted (median, max),
+  over every layer of the model (or the first ``--steps``);
 - hover: a mouse move over a map to the readout and the receptive-field box repainted;
 - stall: the longest gap between ticks of a 5 ms timer on the GUI thread while an image change
   runs: the engine's forward pass and torch's on the worker thread, the redraw on the GUI thread;
@@ -93,7 +94,7 @@ def paint(app: QApplication, win) -> None:
     app.processEvents()
 
 
-def bench_model(app: QApplication, name: str, engine: str, steps: int) -> dict[str, object]:
+def bench_model(app: QApplication, name: str, engine: str, steps: int | None) -> dict[str, object]:
     from gui.main_window import MainWindow
 
     untrained = name != "efficientnet_lite0"
@@ -128,7 +129,7 @@ def bench_model(app: QApplication, name: str, engine: str, steps: int) -> dict[s
         win.navigator.set_index(0)
         paint(app, win)
         step_times = []
-        for _ in range(min(steps, win.navigator.count() - 1)):
+        for _ in range(min(steps or 10**9, win.navigator.count() - 1)):
             t0 = time.perf_counter()
             win.navigator.step(1)
             paint(app, win)
@@ -169,7 +170,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["efficientnet_lite0", "resnet50"])
     parser.add_argument("--engine", default="auto")
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=None, help="layers to step (default: all)")
     args = parser.parse_args()
 
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
