@@ -156,6 +156,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.cancel_button)
         self.worker.progress.connect(self._on_progress)
         self.worker.busy_changed.connect(self._on_busy)
+        self.worker.cancelled.connect(self._on_cancelled)
 
         self._build_menus()
         self._build_shortcuts()
@@ -345,6 +346,13 @@ class MainWindow(QMainWindow):
                 self._submit(replace(request, arch=arch))
                 return
         self.show_error(message)
+        self.engine_panel.set_engine(self.request.engine)  # back to what is shown
+        self._sync_model_menu()
+
+    def _on_cancelled(self) -> None:
+        shown = self.outcome
+        self.status_label.setText("cancelled" + (
+            f" · still showing {shown.model.name} on {shown.source}" if shown else ""))
         self.engine_panel.set_engine(self.request.engine)  # back to what is shown
         self._sync_model_menu()
 
@@ -570,6 +578,8 @@ class MainWindow(QMainWindow):
 
     def _on_busy(self, busy: bool) -> None:
         shown = busy and not self.worker.quiet  # background comparisons run unannounced
+        if busy:
+            self.progress.setRange(0, 0)  # "working" until the new job reports: not the last bar
         self.progress.setVisible(shown)
         self.cancel_button.setVisible(shown)
 

@@ -48,10 +48,13 @@ class _Runnable(QRunnable):
 
 class Worker(QObject):
     """Runs jobs on a thread pool; emits ``finished(result)``, ``failed(message)``,
-    ``progress(done, total)`` for the latest job only. ``busy`` while one runs."""
+    ``progress(done, total)`` for the latest job only, and ``cancelled()`` when the latest job
+    stopped because :meth:`cancel` was called (a superseded job ends silently). ``busy`` while one
+    runs."""
 
     finished = Signal(object)
     failed = Signal(str)
+    cancelled = Signal()
     progress = Signal(int, int)
     busy_changed = Signal(bool)
 
@@ -122,10 +125,12 @@ class Worker(QObject):
     def _on_failed(self, gen: int, message: str) -> None:
         callbacks = self._callbacks.pop(gen, (None, None))
         try:
-            if gen == self._gen and message:  # else stale, or cancelled on purpose
+            if gen == self._gen and message:  # else stale, or cancelled
                 if callbacks[1]:
                     callbacks[1](message)
                 self.failed.emit(message)
+            elif gen == self._gen:  # the latest job, stopped by cancel(): the user asked
+                self.cancelled.emit()
         finally:
             self._finish(gen)
 

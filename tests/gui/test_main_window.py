@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import time
+import urllib.request
 
 import numpy as np
 from PIL import Image
@@ -263,3 +265,41 @@ def test_long_names_never_widen_the_window(classic, qtbot, tmp_path) -> None:
     app.processEvents()
     assert win.size() == size and win.minimumSizeHint().width() <= minimum
     assert str(path) in win.input_panel.title.toolTip()  # clipped on screen, whole on hover
+
+
+class _SlowDownload:
+    """A weights download that trickles in: 64 KiB every 10 ms."""
+
+    length = 400 * 64 * 1024
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def __enter__(self) -> _SlowDownload:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def read(self, n: int) -> bytes:
+        time.sleep(0.01)
+        n = min(n, self.length - self.sent)
+        self.sent += n
+        return b"\0" * n
+
+
+def test_download_shows_progress_and_cancel_keeps_what_was_shown(classic, qtbot, tmp_path,
+                                                                monkeypatch) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached: a real download
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: _SlowDownload())
+    win = classic
+    win.open_model("squeezenet1_1")
+    qtbot.waitUntil(lambda: win.progress.isVisible() and win.progress.value() > 0, timeout=20000)
+    assert win.progress.maximum() == _SlowDownload.length and win.cancel_button.isVisible()
+    win.cancel_button.click()
+    wait_run(qtbot, win)
+    assert win.outcome.model.name == "classic"  # the previous good state stays
+    assert win.status_label.text().startswith("cancelled · still showing classic")
+    assert win.model_actions["classic"].isChecked()
+    assert not win.progress.isVisible() and not win.cancel_button.isVisible()
+    assert not list((tmp_path / "torch").rglob("*.pth*"))  # nothing half-written left behind
