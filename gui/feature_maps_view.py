@@ -1,4 +1,5 @@
-"""All channels of a layer, tiled; hover to read a value, click to enlarge a channel."""
+"""All channels of a layer, tiled; hover to read a value, click to enlarge a channel (which reads
+and clicks the same way)."""
 
 from __future__ import annotations
 
@@ -108,6 +109,10 @@ class FeatureMapsView(QWidget):
         # and a proxy's timer alone would add up to 17 ms to every hover
         self.graphics.scene().sigMouseMoved.connect(self._hover)
         self.graphics.scene().sigMouseClicked.connect(lambda ev: self._click(ev.scenePos()))
+        # the enlarged map reads and clicks the same way: it is where one looks closely
+        self.detail.scene().sigMouseMoved.connect(lambda pos: self._hover(pos, detail=True))
+        self.detail.scene().sigMouseClicked.connect(
+            lambda ev: self._click(ev.scenePos(), detail=True))
 
     # --- public API --------------------------------------------------------------------
     def set_maps(self, layer: str, maps: np.ndarray, names: list[str] | None = None) -> None:
@@ -253,14 +258,20 @@ class FeatureMapsView(QWidget):
             f"mean {m.mean():.3g} · max {m.max():.3g}")
 
     # --- mouse -------------------------------------------------------------------------
-    def _scene_to_unit(self, scene_pos: QPointF) -> tuple[int, int, int] | None:
-        if self._maps is None or not self.view.sceneBoundingRect().contains(scene_pos):
+    def _scene_to_unit(self, scene_pos: QPointF, detail: bool = False) -> tuple[int, int, int] | None:
+        view = self.detail_view if detail else self.view
+        if self._maps is None or not view.sceneBoundingRect().contains(scene_pos):
             return None
-        p = self.view.mapSceneToView(scene_pos)
-        return self.unit_at(p.y(), p.x())
+        p = view.mapSceneToView(scene_pos)
+        if not detail:
+            return self.unit_at(p.y(), p.x())
+        y, x = int(np.floor(p.y())), int(np.floor(p.x()))  # one image pixel per unit
+        c = self._selected
+        inside = c is not None and 0 <= y < self._maps.shape[1] and 0 <= x < self._maps.shape[2]
+        return (c, y, x) if inside else None
 
-    def _hover(self, scene_pos: QPointF) -> None:
-        unit = self._scene_to_unit(scene_pos)
+    def _hover(self, scene_pos: QPointF, detail: bool = False) -> None:
+        unit = self._scene_to_unit(scene_pos, detail)
         if unit is None:
             return
         c, y, x = unit
@@ -269,8 +280,8 @@ class FeatureMapsView(QWidget):
         self.readout.setText(f"channel {c}{name} · (y {y}, x {x}) = {value:.4g}")
         self.unit_hovered.emit(c, y, x, value)
 
-    def _click(self, scene_pos: QPointF) -> None:
-        unit = self._scene_to_unit(scene_pos)
+    def _click(self, scene_pos: QPointF, detail: bool = False) -> None:
+        unit = self._scene_to_unit(scene_pos, detail)
         if unit is None:
             return
         self.select_channel(unit[0])
