@@ -332,10 +332,11 @@ class ExplainerView(QWidget):
         self._set_mode("layer")
         self.set_unit(min(self._filter, spec.c_out - 1), spec.out_h // 2, spec.out_w // 2)
 
-    def set_layer(self, model, image, result, layer: str) -> None:
+    def set_layer(self, model, result, layer: str) -> None:
         """Explain ``layer`` of a run (``models.runner.RunResult``); non-conv layers clear the view.
 
-        Fetching the layer's input needs a forward pass, so it waits until the view is shown.
+        The layer's input comes from the run (``result.conv_inputs``); drawing waits until the
+        view is shown.
         """
         info = next((la for la in result.layers if la.name == layer), None)
         if info is None or not info.is_conv:
@@ -343,7 +344,7 @@ class ExplainerView(QWidget):
             self._pending_layer = None
             self._show_empty_layer(f"{layer} is not a convolution: pick a conv layer to explain it.")
             return
-        self._pending_layer = (model, image, result, info)
+        self._pending_layer = (model, result, info)
         self._pending_unit = None
         self._ctx = None
         self._show_empty_layer(f"<b>{layer}</b>: loading…")
@@ -509,18 +510,18 @@ class ExplainerView(QWidget):
             self._load_pending()
 
     def _load_pending(self) -> None:
-        from models.runner import conv_bias, layer_input, layer_weights
+        from models.runner import conv_bias, layer_weights
 
-        model, image, result, info = self._pending_layer
+        model, result, info = self._pending_layer
         unit, self._pending_unit = self._pending_unit, None
         self._pending_layer = None
         try:
             weight = layer_weights(model, info.name)
-            x = layer_input(model, image, info.name)
         except ConvScopeError as exc:
             self._show_empty_layer(f"Cannot explain {info.name}: {exc}")
             return
-        if weight is None or x.ndim != 3:
+        x = result.conv_inputs.get(info.name)  # captured by the run: no forward pass here
+        if weight is None or x is None or x.ndim != 3:
             self._show_empty_layer(f"{info.name}: no 2-D filters to explain")
             return
         self.set_context(weight, conv_bias(model, info.name), x, info.conv,

@@ -432,7 +432,7 @@ class MainWindow(QMainWindow):
         self.rf_plot.set_current(index)
         self.input_panel.clear_overlay()
         if self.explainer is not None:
-            self.explainer.set_layer(outcome.model, outcome.image, outcome.result, layer.name)
+            self.explainer.set_layer(outcome.model, outcome.result, layer.name)
 
     def _on_hover(self, channel: int, y: int, x: int, value: float) -> None:
         layer = self.current_layer()

@@ -38,6 +38,7 @@ class ConvCall:
     seconds: float
     output: torch.Tensor = field(repr=False)
     weight_ptr: int = 0  # data_ptr of the weight: names the layer when modules have no hooks
+    input: torch.Tensor | None = field(default=None, repr=False)  # what the engine convolved
 
 
 class EngineConvMode(TorchDispatchMode):
@@ -100,5 +101,6 @@ class EngineConvMode(TorchDispatchMode):
             stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation),
             groups=int(groups), algorithm=algorithm,
             seconds=time.perf_counter() - start, output=result, weight_ptr=weight.data_ptr(),
+            input=x,
         ))
         return result

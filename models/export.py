@@ -96,5 +96,5 @@ def export_run(result: RunResult, model: LoadedModel, image: PreparedImage, out_
         if explain:
             from models.explain import export_layer_gif
 
-            written.append(export_layer_gif(model, image, result, la.name, out_dir / f"{base}.explain.gif"))
+            written.append(export_layer_gif(model, result, la.name, out_dir / f"{base}.explain.gif"))
     return written

@@ -59,6 +59,9 @@ class RunResult:
     predictions: list[tuple[str, float]]
     conv_calls: int
     total_ms: float
+    # each convolution's input as the layer received it (batch 0, before a non-zero padding mode
+    # pads it): what the explainer traces, without running the model again
+    conv_inputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def layer(self, name: str) -> LayerInfo:
         return find_layer(self, name)
@@ -112,8 +115,8 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
               if n and not list(m.children()) and not isinstance(m, torch.jit.ScriptModule)]
     hookable = bool(leaves) and not isinstance(module, torch.jit.ScriptModule)
     total = max(1, len(leaves))
-    # (layer key, module, output, seconds, the module's input shape)
-    records: list[tuple[str, nn.Module | None, torch.Tensor, float, tuple[int, ...] | None]] = []
+    # (layer key, module, output, seconds, the module's input)
+    records: list[tuple[str, nn.Module | None, torch.Tensor, float, torch.Tensor | None]] = []
     seen: dict[str, int] = {}
     starts: dict[int, float] = {}
 
@@ -130,8 +133,8 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
             seen[name] = seen.get(name, 0) + 1
             key = name if seen[name] == 1 else f"{name}#{seen[name]}"  # a module called twice
             # the module's own input: a non-zero padding mode pads before the engine sees it
-            shape = tuple(inputs[0].shape) if inputs and isinstance(inputs[0], torch.Tensor) else None
-            records.append((key, m, out, elapsed, shape))
+            given = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+            records.append((key, m, out, elapsed, given))
             if progress:
                 progress(min(len(records), total), total)
         return hook
@@ -150,9 +153,9 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
             if not hookable:  # script / export: the layers are the convolutions
                 for i, call in enumerate(conv_mode.calls):
                     records.append((owners.get(call.weight_ptr, f"conv{i}"), None, call.output,
-                                    call.seconds, tuple(call.input_shape)))
-            layers, activations = [], {}
-            for key, m, out, elapsed, in_shape in records:
+                                    call.seconds, call.input))
+            layers, activations, conv_inputs = [], {}, {}
+            for key, m, out, elapsed, given in records:
                 call = conv_by_output.get(id(out))
                 conv = _conv_info(m) if m is not None else None
                 if call is not None and conv is None:
@@ -170,9 +173,11 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
                     time_ms=(call.seconds if call else elapsed) * 1e3,
                     algorithm=call.algorithm if call else None,
                     receptive_field=rf_mode.field(out), conv=conv,
-                    input_shape=in_shape if conv is not None else None,
+                    input_shape=tuple(given.shape) if conv is not None and given is not None else None,
                 ))
                 activations[key] = out[0].detach().float().numpy().copy()
+                if conv is not None and given is not None and given.dim() == 4:
+                    conv_inputs[key] = given[0].detach().float().numpy().copy()
     finally:
         for h in handles:
             h.remove()
@@ -187,7 +192,7 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
     return RunResult(
         model_name=model.name, engine=engine, input_shape=tuple(x.shape), layers=layers,
         activations=activations, logits=logits, predictions=predictions,
-        conv_calls=len(conv_mode.calls), total_ms=total_ms,
+        conv_calls=len(conv_mode.calls), total_ms=total_ms, conv_inputs=conv_inputs,
     )
 
 
@@ -228,21 +233,6 @@ def layer_weights(model: LoadedModel, layer: str) -> np.ndarray | None:
 
 def conv_bias(model: LoadedModel, layer: str) -> np.ndarray | None:
     params = dict(model.module.named_parameters())
-    b = params.get(f"{layer.split('#')[0]}.bias")
-    w = params.get(f"{layer.split('#')[0]}.weight")
+    path, _ = split_layer_key(layer)
+    b, w = params.get(f"{path}.bias"), params.get(f"{path}.weight")
     return b.detach().float().numpy().copy() if b is not None and w is not None and w.dim() == 4 else None
-
-
-def layer_input(model: LoadedModel, image: PreparedImage | torch.Tensor, layer: str) -> np.ndarray:
-    """What ``layer`` received (batch 0), e.g. ``(C, H, W)`` for a conv: a torch forward pass."""
-    m = _module(model, layer)
-    captured: list[torch.Tensor] = []
-    handle = m.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0]))
-    try:
-        with torch.no_grad():
-            model.module(_prepare_input(image))
-    finally:
-        handle.remove()
-    if not captured:
-        raise LayerError(f"layer {layer!r} did not run in {model.name}")
-    return captured[0][0].detach().float().numpy().copy()

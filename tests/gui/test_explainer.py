@@ -153,10 +153,10 @@ def test_set_layer_on_the_classic_model(view, qtbot):
     model = load_model("classic")
     image = prepare_image(sample_images()["chelsea"], model.preprocess)
     result = run_model(model, image, "im2col")
-    view.set_layer(model, image, result, "relu1")
+    view.set_layer(model, result, "relu1")
     assert "not a convolution" in view.layer_label.text()
-    view.hide()  # the layer's input needs a forward pass: it waits until the view is shown
-    view.set_layer(model, image, result, "edges")  # replicate padding, on the cat
+    view.hide()  # drawing waits until the view is shown
+    view.set_layer(model, result, "edges")  # replicate padding, on the cat
     view.set_unit(4, 0, 0)
     assert view.current_value() is None and "loading" in view.layer_label.text()
     view.show()

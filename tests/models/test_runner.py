@@ -11,7 +11,7 @@ from torch import nn
 
 from models.errors import Cancelled, LayerError
 from models.images import Preprocess
-from models.runner import conv_bias, find_layer, layer_input, layer_weights, run_model
+from models.runner import conv_bias, find_layer, layer_weights, run_model
 from models.zoo import LoadedModel, load_model
 from tests.conftest import conv_tolerance
 
@@ -107,7 +107,11 @@ def test_weights_bias_input_and_unknown_layer() -> None:
     assert layer_weights(model, "edges").shape == (9, 3, 3, 3)
     assert layer_weights(model, "relu1") is None
     assert conv_bias(model, "combine").shape == (4,)
-    assert layer_input(model, x, "combine").shape == (9, 16, 16)
+    # what combine received is pool1's output, as the run captured it
+    np.testing.assert_array_equal(result.conv_inputs["combine"], result.activations["pool1"])
+    # edges pads with replicate itself: its captured input is the unpadded photo
+    np.testing.assert_array_equal(result.conv_inputs["edges"], x[0].numpy())
+    assert set(result.conv_inputs) == {"edges", "combine"}
     assert result.layer("combine").input_shape == (1, 9, 16, 16)  # what the engine was given
     assert result.layer("edges").input_shape == (1, 3, 32, 32)  # not the replicate-padded 34x34
     assert result.layer("relu1").input_shape is None
