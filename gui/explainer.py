@@ -91,6 +91,16 @@ class FrameView(QWidget):
         painter.end()
 
 
+def _scrolled(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area: text that changes on every layer step relays out
+    inside it, not the whole tab (7 ms a step), and long text scrolls instead of pushing."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
+
+
 class ExplainerView(QWidget):
     """The explainer tab: "This layer" and "Sandbox" modes, a player and the export.
 
@@ -104,7 +114,7 @@ class ExplainerView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._ctx: dict | None = None          # weight, bias, input, conv, feature_map, layer
-        self._pending_layer: tuple | None = None  # (model, image, result, LayerInfo) until shown
+        self._pending_layer: tuple | None = None  # (model, result, LayerInfo) until drawn
         self._pending_unit: tuple[int, int, int] | None = None
         self._sandbox = Sandbox(size=6, channels=1, out_channels=2, padding=1)
         self._sandbox_out: np.ndarray | None = None
@@ -117,6 +127,12 @@ class ExplainerView(QWidget):
         self._syncing = False
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._tick)
+        # a layer step draws the maps first and the frame on the next event-loop turn; holding
+        # an arrow key down draws only the layer the user stops on
+        self._load_timer = QTimer(self)
+        self._load_timer.setSingleShot(True)
+        self._load_timer.setInterval(0)
+        self._load_timer.timeout.connect(self._load_pending)
 
         self.modes = QTabWidget()
         self.modes.addTab(self._build_layer_page(), "This layer")
@@ -130,7 +146,7 @@ class ExplainerView(QWidget):
         self.why.setWordWrap(True)
         self.why.setTextFormat(Qt.TextFormat.RichText)
         why_box = QGroupBox("Why convolution?")
-        QVBoxLayout(why_box).addWidget(self.why)
+        QVBoxLayout(why_box).addWidget(_scrolled(self.why))
 
         right = QVBoxLayout()
         self.view_scroll = QScrollArea()
@@ -170,7 +186,7 @@ class ExplainerView(QWidget):
         for w in (self.layer_label, self.unit_label, self.value_label, self.layer_formula_label, hint):
             layout.addWidget(w)
         layout.addStretch(1)
-        return page
+        return _scrolled(page)
 
     def _spin(self, name: str, tip: str) -> QSpinBox:
         lo, hi = SANDBOX_LIMITS[name]
@@ -336,7 +352,7 @@ class ExplainerView(QWidget):
         """Explain ``layer`` of a run (``models.runner.RunResult``); non-conv layers clear the view.
 
         The layer's input comes from the run (``result.conv_inputs``); drawing waits until the
-        view is shown.
+        view is shown, and for the next event-loop turn.
         """
         info = next((la for la in result.layers if la.name == layer), None)
         if info is None or not info.is_conv:
@@ -349,7 +365,7 @@ class ExplainerView(QWidget):
         self._ctx = None
         self._show_empty_layer(f"<b>{layer}</b>: loading…")
         if self.isVisible():
-            self._load_pending()
+            self._load_timer.start()
 
     def set_unit(self, out_channel: int, y: int, x: int) -> None:
         """Show output element ``[out_channel, y, x]`` of the current layer and play around it."""
@@ -512,6 +528,9 @@ class ExplainerView(QWidget):
     def _load_pending(self) -> None:
         from models.runner import conv_bias, layer_weights
 
+        self._load_timer.stop()
+        if self._pending_layer is None:
+            return
         model, result, info = self._pending_layer
         unit, self._pending_unit = self._pending_unit, None
         self._pending_layer = None

@@ -43,6 +43,7 @@ class FeatureMapsView(QWidget):
         self._scale = 1
         self._selected: int | None = None
         self._image = np.zeros((1, 1, 3), dtype=np.uint8)
+        self._dirty = False  # maps changed while the view was hidden: drawn when shown
         self._names: list[str] | None = None
 
         self.colormap = QComboBox()
@@ -175,15 +176,18 @@ class FeatureMapsView(QWidget):
 
     def render_image(self) -> np.ndarray:
         """The mosaic as shown: ``(H, W, 3)`` uint8."""
+        self._ensure_drawn()
         return self._image
 
     def tile_rect(self, channel: int) -> tuple[int, int, int, int] | None:
         """``(top, left, height, width)`` of a channel's tile on the current page, in image pixels."""
+        self._ensure_drawn()
         channels = self.page_channels()
         return self._rects[channels.index(channel)] if channel in channels else None
 
     def unit_at(self, iy: float, ix: float) -> tuple[int, int, int] | None:
         """The (channel, y, x) under mosaic pixel (iy, ix), or None (gap or outside)."""
+        self._ensure_drawn()
         for i, (top, left, h, w) in enumerate(self._rects):
             if top <= iy < top + h and left <= ix < left + w:
                 channel = self.page_channels()[i]
@@ -213,7 +217,22 @@ class FeatureMapsView(QWidget):
             self._page = 0
             self._redraw()
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._ensure_drawn()
+
+    def _ensure_drawn(self) -> None:
+        if self._dirty:
+            self._draw()
+
     def _redraw(self) -> None:
+        """Draw now if shown, else when shown: stepping layers on another tab stays fast."""
+        self._dirty = self._maps is not None
+        if self.isVisible():
+            self._ensure_drawn()
+
+    def _draw(self) -> None:
+        self._dirty = False
         if self._maps is None:
             return
         maps = self._maps

@@ -22,6 +22,9 @@ def caption(weight: np.ndarray, groups: int = 1) -> str:
             f"summed, plus a bias → {o} output channels")
 
 
+MATRIX_FILTERS, MATRIX_INPUTS = 256, 32  # the all-channels matrix; one channel shows every filter
+
+
 class FiltersView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -31,7 +34,7 @@ class FiltersView(QWidget):
         self.caption = steady_label("select a convolution layer to see its filters", lines=2, wrap=True)
         self.channel = QComboBox()
         self.channel.setToolTip("which input channel's kernels to show")
-        self.legend = steady_label()
+        self.legend = steady_label(lines=2, wrap=True)
         top = QHBoxLayout()
         top.addWidget(QLabel("Input channel"))
         top.addWidget(self.channel)
@@ -102,11 +105,25 @@ class FiltersView(QWidget):
         self._dirty = False
         # small kernels are enlarged by the view, not in memory: 256 filters x 32 inputs of
         # 1x1 kernels at 24 px would be a 16 MB image to build and paint on every step
-        self._image, self._rects = render.filters_mosaic(w, in_channel=in_channel, min_kernel=8)
+        one_each = in_channel is not None or w.shape[1] == 1  # one kernel per filter: a grid
+        shown_filters = len(w) if one_each else min(len(w), MATRIX_FILTERS)
+        self._image, self._rects = render.filters_mosaic(
+            w, in_channel=in_channel, min_kernel=8, max_filters=shown_filters,
+            max_inputs=MATRIX_INPUTS, max_side=1600)
         rgb_first = w.shape[1] == 3 and in_channel is None
-        self.legend.setText("colour filters: mid-grey = 0" if rgb_first else
-                            "blue < 0 < red · rows: filters · columns: input channels"
-                            if in_channel is None and w.shape[1] > 1 else "blue < 0 < red")
+        if rgb_first:
+            legend = "colour filters: mid-grey = 0"
+        elif one_each:
+            legend = "blue < 0 < red"
+        else:
+            legend = "blue < 0 < red · rows: filters · columns: input channels"
+            cut = [f"the first {shown_filters} of {len(w)} filters" if shown_filters < len(w) else "",
+                   f"the first {MATRIX_INPUTS} of {w.shape[1]} input channels"
+                   if w.shape[1] > MATRIX_INPUTS else ""]
+            if any(cut):
+                legend += (" · showing " + " and ".join(c for c in cut if c)
+                           + " (pick an input channel to see every filter)")
+        self.legend.setText(legend)
         self.item.setImage(self._image, levels=(0, 255))
         self.view.autoRange(padding=0.01)
         self._place_marker()

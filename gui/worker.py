@@ -7,6 +7,7 @@ that was superseded are dropped, so the window only ever shows the latest reques
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import traceback
@@ -46,6 +47,24 @@ class _Runnable(QRunnable):
             self.signals.done.emit(self.gen, result)
 
 
+def _keep_the_window_responsive() -> None:
+    """Two interpreter settings that the window's worst pauses came from (benchmarks/gui.py).
+
+    - Python hands the GIL between threads every switch interval (5 ms by default). A paint calls
+      into Python (pyqtgraph) dozens of times, and while a job runs Python code each call could
+      wait up to 5 ms for the worker to let go: one repaint became a 150 ms freeze. 1 ms keeps the
+      waits short; the worker loses little (its heavy work is in NumPy and torch, which release
+      the GIL).
+    - A full garbage collection walks every object the imports made (torch alone makes hundreds
+      of thousands): a 300-430 ms freeze, every few dozen layer steps. Freezing what exists once
+      the window is built takes those objects out of every later collection; cycles among them
+      are never freed, and they are the modules and classes that live as long as the app.
+    """
+    sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
+    gc.collect()
+    gc.freeze()
+
+
 class Worker(QObject):
     """Runs jobs on a thread pool; emits ``finished(result)``, ``failed(message)``,
     ``progress(done, total)`` for the latest job only, and ``cancelled()`` when the latest job
@@ -62,12 +81,7 @@ class Worker(QObject):
         super().__init__(parent)
         self._pool = QThreadPool()
         self._pool.setMaxThreadCount(1)  # one model at a time: 2 cores, and torch is not re-entrant
-        # Python hands the GIL between threads every switch interval (5 ms by default). A paint
-        # calls into Python (pyqtgraph) dozens of times, and while a job runs Python code each call
-        # could wait up to 5 ms for the worker to let go: one window repaint became a 150 ms
-        # freeze. 1 ms keeps the window's waits short; the worker loses little (its heavy work is
-        # in NumPy and torch, which release the GIL).
-        sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
+        _keep_the_window_responsive()
         self._gen = 0
         self._cancel = threading.Event()
         self._callbacks: dict[int, tuple[Callable | None, Callable | None]] = {}

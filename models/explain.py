@@ -372,49 +372,86 @@ def _colors(values: np.ndarray, scale: float | None = None) -> np.ndarray:
     return (white * (1 - strength) + target * strength).round().astype(np.uint8)
 
 
+_NUMERIC = frozenset("0123456789.-")
+
+
+@lru_cache(maxsize=1024)
+def _glyph(ch: str, font) -> tuple[np.ndarray, float]:
+    """One character as an 8-bit mask (the font's line tall, drawn from its origin) and its
+    advance. Both cached: asking FreeType for one advance takes 28 µs."""
+    ascent, descent = font.getmetrics()
+    advance = font.getlength(ch)
+    mask = Image.new("L", (math.ceil(advance) + 4, ascent + descent), 0)
+    ImageDraw.Draw(mask).text((0, ascent), ch, font=font, fill=255, anchor="ls")
+    return np.asarray(mask), advance
+
+
 @lru_cache(maxsize=8192)
-def _text_mask(text: str, font) -> tuple[Image.Image, int, int]:
-    """``text`` rendered once as an 8-bit mask, with its offset from the anchor point (centre)."""
-    left, top, right, bottom = font.getbbox(text, anchor="mm")
+def _text_mask(text: str, font, anchor: str) -> tuple[Image.Image, int, int]:
+    """``text`` rendered once as an 8-bit mask, with its offset from the anchor point.
+
+    A number is laid out from cached glyphs (DejaVu's digits share one advance, and there is no
+    kerning between them): a frame shows a few hundred numbers, most of them new to each layer.
+    """
+    if anchor == "mm" and text and _NUMERIC.issuperset(text):
+        glyphs = [_glyph(ch, font) for ch in text]
+        x, xs = 0.0, []
+        for _, advance in glyphs:
+            xs.append(round(x))
+            x += advance
+        width = round(x)
+        out = np.zeros((glyphs[0][0].shape[0], width + 4), dtype=np.uint8)
+        for left, (g, _) in zip(xs, glyphs, strict=True):
+            region = out[:, left : left + g.shape[1]]
+            np.maximum(region, g[:, : region.shape[1]], out=region)
+        return Image.fromarray(out), -(width // 2), -(out.shape[0] // 2)
+    left, top, right, bottom = font.getbbox(text, anchor=anchor)
     mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
-    ImageDraw.Draw(mask).text((-left, -top), text, font=font, fill=255, anchor="mm")
+    ImageDraw.Draw(mask).text((-left, -top), text, font=font, fill=255, anchor=anchor)
     return mask, left, top
 
 
+def _text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font, fill,
+          anchor: str = "la") -> None:
+    """``draw.text``, from a cache of rendered masks: FreeType took half of a frame's time."""
+    mask, left, top = _text_mask(text, font, anchor)
+    draw.bitmap((round(xy[0]) + left, round(xy[1]) + top), mask, fill=fill)
+
+
 def _text_center(draw: ImageDraw.ImageDraw, cx: float, cy: float, text: str, font, fill) -> None:
-    # a frame draws a few hundred numbers, mostly the same few strings: rendering each glyph run
-    # with FreeType every time was half of a frame's 55 ms; a cached mask is pasted instead
-    mask, left, top = _text_mask(text, font)
-    draw.bitmap((round(cx) + left, round(cy) + top), mask, fill=fill)
+    _text(draw, (cx, cy), text, font, fill, anchor="mm")
 
 
-def _grid(draw: ImageDraw.ImageDraw, top: int, left: int, values: np.ndarray, cell: int, *,
-          colors: np.ndarray | None = None, numbers: bool, integral: bool,
+def _grid(image: Image.Image, draw: ImageDraw.ImageDraw, top: int, left: int, values: np.ndarray,
+          cell: int, *, colors: np.ndarray | None = None, numbers: bool, integral: bool,
           padding: np.ndarray | None = None, pending: np.ndarray | None = None) -> None:
-    """A grid of value cells; ``padding`` cells hatched with grey numbers, ``pending`` cells blank."""
+    """A grid of value cells; ``padding`` cells hatched with grey numbers, ``pending`` cells blank.
+
+    The cells and their lines are one NumPy block pasted in (a frame has hundreds of cells, and
+    two drawing calls per cell cost 10 ms); the hatches and numbers are drawn on top.
+    """
     h, w = values.shape
-    colors = _colors(values) if colors is None else colors
+    fill = np.array(_colors(values) if colors is None else colors, dtype=np.float64)
+    is_pad = np.zeros((h, w), bool) if padding is None else np.asarray(padding, bool)
+    is_pending = np.zeros((h, w), bool) if pending is None else np.asarray(pending, bool)
+    fill[is_pad] = 0.45 * fill[is_pad] + 0.55 * 236  # padding: washed out, as the mode filled it
+    fill[is_pending] = _PENDING
+    block = np.empty((h * cell + 1, w * cell + 1, 3), dtype=np.uint8)
+    block[:-1, :-1] = fill.astype(np.uint8).repeat(cell, axis=0).repeat(cell, axis=1)
+    block[::cell, :] = _GRID
+    block[:, ::cell] = _GRID
+    image.paste(Image.fromarray(block), (left, top))
     font = _font(max(9, int(cell * 0.34)))
-    for r in range(h):
-        for c in range(w):
-            x0, y0 = left + c * cell, top + r * cell
-            box = (x0, y0, x0 + cell, y0 + cell)
-            if pending is not None and pending[r, c]:
-                draw.rectangle(box, fill=_PENDING, outline=_GRID)
-                continue
-            is_pad = padding is not None and padding[r, c]
-            fill = tuple(int(v) for v in colors[r, c])
-            if is_pad:  # padding: washed-out colour and a hatch, as the padding mode filled it
-                fill = tuple(int(0.45 * v + 0.55 * 236) for v in fill)
-            draw.rectangle(box, fill=fill, outline=_GRID)
-            if is_pad:
-                for k in range(-cell, cell, max(4, cell // 4)):
-                    draw.line([(x0 + max(k, 0), y0 + max(-k, 0)),
-                               (x0 + min(cell, cell + k), y0 + min(cell, cell - k))],
-                              fill=(214, 214, 222), width=1)
-            if numbers:
-                _text_center(draw, x0 + cell / 2, y0 + cell / 2, _fmt(float(values[r, c]), integral),
-                             font, _PAD_INK if is_pad else _INK)
+    for r, c in zip(*np.nonzero(is_pad & ~is_pending), strict=True):
+        x0, y0 = left + c * cell, top + r * cell
+        for k in range(-cell, cell, max(4, cell // 4)):  # the hatch
+            draw.line([(x0 + max(k, 0), y0 + max(-k, 0)),
+                       (x0 + min(cell, cell + k), y0 + min(cell, cell - k))],
+                      fill=(214, 214, 222), width=1)
+    if numbers:
+        for r, c in zip(*np.nonzero(~is_pending), strict=True):
+            _text_center(draw, left + c * cell + cell / 2, top + r * cell + cell / 2,
+                         _fmt(float(values[r, c]), integral), font, _PAD_INK if is_pad[r, c] else _INK)
 
 
 def _cell_size(n: int, budget: int, lo: int = 9, hi: int = 40) -> int:
@@ -504,8 +541,8 @@ def render_frame(trace: UnitTrace, layer_input: np.ndarray, conv: dict | None, *
 
     o = trace.out_channel
     of_o = f" of {out_channels}" if out_channels else ""
-    draw.text((margin, 10), title or "Convolution, step by step", font=f_title, fill=_INK)
-    draw.text((margin, 32), f"filter {o}{of_o} → output channel {o}, position (y={trace.y}, x={trace.x})   "
+    _text(draw, (margin, 10), title or "Convolution, step by step", font=f_title, fill=_INK)
+    _text(draw, (margin, 32), f"filter {o}{of_o} → output channel {o}, position (y={trace.y}, x={trace.x})   "
               f"stride {spec.stride[0]}×{spec.stride[1]} · dilation {dh}×{dw} · padding "
               f"{spec.pad[0]},{spec.pad[2]} ({spec.padding_mode})", font=f_small, fill=_MUTED)
 
@@ -521,9 +558,9 @@ def render_frame(trace: UnitTrace, layer_input: np.ndarray, conv: dict | None, *
         c = int(shown[ch_idx])
         y = top + ch_idx * row_h + 20
         x = margin
-        draw.text((x, y - 18), f"input channel {c}", font=f_small, fill=_MUTED)
+        _text(draw, (x, y - 18), f"input channel {c}", font=f_small, fill=_MUTED)
         grid_top = y
-        _grid(draw, grid_top, x, padded[ch_idx], icell, colors=_colors(padded[ch_idx]),
+        _grid(image, draw, grid_top, x, padded[ch_idx], icell, colors=_colors(padded[ch_idx]),
               numbers=numbers_in, integral=integral, padding=pad_mask)
         # the window's span (light) and its taps (bold): dilation leaves visible gaps
         draw.rectangle((x + tap_c[0] * icell, grid_top + tap_r[0] * icell, x + (tap_c[-1] + 1) * icell,
@@ -540,18 +577,18 @@ def render_frame(trace: UnitTrace, layer_input: np.ndarray, conv: dict | None, *
                                          ("=", "products", trace.products, pscale)):
             _text_center(draw, x + op_w / 2, mid, op, f_op, _MUTED)
             x += op_w
-            draw.text((x, ky - 16), label, font=f_small, fill=_MUTED)
-            _grid(draw, ky, x, values[ch_idx], kcell, colors=_colors(values[ch_idx], scale),
+            _text(draw, (x, ky - 16), label, font=f_small, fill=_MUTED)
+            _grid(image, draw, ky, x, values[ch_idx], kcell, colors=_colors(values[ch_idx], scale),
                   numbers=numbers_k, integral=integral)
             x += k_w
         _text_center(draw, x + op_w / 2, mid, "→", f_op, _MUTED)
         x += op_w
-        draw.text((x, mid - 20), "Σ", font=f_small, fill=_MUTED)
-        draw.text((x, mid - 4), _fmt(float(trace.channel_sums[ch_idx]), integral), font=_font(16, True),
+        _text(draw, (x, mid - 20), "Σ", font=f_small, fill=_MUTED)
+        _text(draw, (x, mid - 4), _fmt(float(trace.channel_sums[ch_idx]), integral), font=_font(16, True),
                   fill=_INK)
     if hidden:
         rest = float(trace.channel_sums[len(shown):].sum())
-        draw.text((margin, top + n_rows * row_h + 4),
+        _text(draw, (margin, top + n_rows * row_h + 4),
                   f"… +{hidden} more input channels (all of them are summed: Σ = {_fmt(rest, integral)})",
                   font=f_text, fill=_MUTED)
 
@@ -560,7 +597,7 @@ def render_frame(trace: UnitTrace, layer_input: np.ndarray, conv: dict | None, *
     deck = min(out_channels - 1, 3) if out_channels else 0
     oy = title_h + 20 + 6 * deck
     label = f"output channel {o}" + (f"  (1 of {out_channels} stacked)" if deck else "")
-    draw.text((ox, title_h), label, font=f_small, fill=_MUTED)
+    _text(draw, (ox, title_h), label, font=f_small, fill=_MUTED)
     for k in range(deck, 0, -1):  # the other filters' channels, stacked behind this one
         d = 6 * k
         draw.rectangle((ox + d, oy - d, ox + out_w_px + d, oy + out_h_px - d), fill=_PENDING, outline=_GRID)
@@ -570,13 +607,13 @@ def render_frame(trace: UnitTrace, layer_input: np.ndarray, conv: dict | None, *
     out_vals[trace.y - y0, trace.x - x0] = trace.value
     pending = np.isnan(out_vals)
     scale = out_scale if out_scale else float(np.nanmax(np.abs(out_vals), initial=0.0))
-    _grid(draw, oy, ox, np.nan_to_num(out_vals), ocell, colors=_colors(np.nan_to_num(out_vals), scale),
+    _grid(image, draw, oy, ox, np.nan_to_num(out_vals), ocell, colors=_colors(np.nan_to_num(out_vals), scale),
           numbers=ocell >= 30, integral=integral, pending=pending)
     cy, cx = trace.y - y0, trace.x - x0
     draw.rectangle((ox + cx * ocell, oy + cy * ocell, ox + (cx + 1) * ocell, oy + (cy + 1) * ocell),
                    outline=_WINDOW, width=3)
     if not whole:
-        draw.text((ox, oy + out_h_px + 4),
+        _text(draw, (ox, oy + out_h_px + 4),
                   f"rows {y0}–{y1 - 1}, cols {x0}–{x1 - 1} of {spec.out_h}×{spec.out_w}",
                   font=f_small, fill=_MUTED)
 
@@ -588,24 +625,24 @@ def render_frame(trace: UnitTrace, layer_input: np.ndarray, conv: dict | None, *
         terms += f" + … ({hidden} more: {_fmt(float(trace.channel_sums[len(shown):].sum()), integral)})"
     bias = _fmt(trace.bias, integral)
     total = _fmt(float(trace.channel_sums.sum()), integral)
-    draw.text((margin, ty), f"sum over channels: {terms}  =  {total}", font=f_text, fill=_INK)
+    _text(draw, (margin, ty), f"sum over channels: {terms}  =  {total}", font=f_text, fill=_INK)
     line = f"+ bias {bias}  =  "
-    draw.text((margin, ty + 24), line, font=f_text, fill=_INK)
+    _text(draw, (margin, ty + 24), line, font=f_text, fill=_INK)
     vx = margin + draw.textlength(line, font=f_text)
     value_text = _fmt(trace.value, integral) if integral else f"{trace.value:.4f}"
-    draw.text((vx, ty + 21), f"out[{o}, {trace.y}, {trace.x}] = {value_text}", font=_font(17, True),
+    _text(draw, (vx, ty + 21), f"out[{o}, {trace.y}, {trace.x}] = {value_text}", font=_font(17, True),
               fill=(200, 80, 0))
     if engine_value is not None:
         ok = agrees(trace.value, engine_value)
         mark = "✓ equal" if ok else "✗ differs"
         shown_value = _fmt(engine_value, True) if integral else f"{engine_value:.4f}"
-        draw.text((margin, ty + 48), f"engine's feature map at this unit: {shown_value}   {mark}",
+        _text(draw, (margin, ty + 48), f"engine's feature map at this unit: {shown_value}   {mark}",
                   font=f_text, fill=(30, 130, 60) if ok else (200, 30, 30))
     formulas = [
         output_size_formula(spec.h, kh, sh, spec.pad[0:2], dh, "H_out"),
         output_size_formula(spec.w, kw, sw, spec.pad[2:4], dw, "W_out"),
     ]
-    draw.text((margin, ty + 72), "    ".join(formulas), font=f_small, fill=_MUTED)
+    _text(draw, (margin, ty + 72), "    ".join(formulas), font=f_small, fill=_MUTED)
     return np.asarray(image)
 
 

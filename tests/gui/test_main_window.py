@@ -7,6 +7,7 @@ import time
 import urllib.request
 
 import numpy as np
+import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
@@ -322,3 +323,29 @@ def test_the_enlarged_map_reads_and_clicks_like_the_tiles(classic, qtbot) -> Non
     wait_run(qtbot, classic)
     fm._hover(fm.detail_view.mapViewToScene(QPointF(-5, -5)), detail=True)  # outside: no change
     assert "(y 10, x 20)" in fm.readout.text()
+
+
+def test_stepping_with_the_explainer_open_explains_each_conv_layer(classic, qtbot) -> None:
+    win = classic
+    win.show_view("explain")
+    qtbot.keyClick(win, Qt.Key.Key_PageDown)  # to combine, the next convolution
+    assert win.current_layer().name == "combine"
+    explainer = win.explainer
+    qtbot.waitUntil(lambda: explainer.current_value() is not None, timeout=5000)
+    filt, y, x = explainer.current_unit()
+    fm = win.outcome.result.activations["combine"]
+    assert explainer.current_value() == pytest.approx(float(fm[filt, y, x]), abs=1e-4)
+    assert "✓ equal" in explainer.value_label.text()
+
+
+def test_maps_stepped_past_on_another_tab_are_drawn_when_shown(classic, qtbot) -> None:
+    win = classic
+    fm = win.feature_maps
+    win.show_view("filters")
+    qtbot.keyClick(win, Qt.Key.Key_PageDown)  # to combine: 4 maps of 112x112, not 9 of 224x224
+    win.show_view("maps")
+    QApplication.instance().processEvents()
+    shown = np.asarray(fm.item.image)
+    assert shown.shape == fm.render_image().shape and (shown == fm.render_image()).all()
+    assert "4 channels" in fm.page_label.text()
+    assert fm.tile_rect(0)[2:] == (112, 112)
