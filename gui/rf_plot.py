@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QVBoxLayout, QWidget
 
 from gui.widgets import steady_label
 from models.runner import LayerInfo
@@ -26,6 +26,10 @@ class ReceptiveFieldPlot(QWidget):
                                          pen=pg.mkPen((40, 90, 200), width=2))
         self.current = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 150, 0), width=2))
         self.plot.addItem(self.current)
+        # the axes draw the grid across the plot, so every move of the layer line repainted both
+        # axes' text and lines (12 ms a step); cached, they are redrawn only when they change
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.caption = steady_label()
         layout = QVBoxLayout(self)
         layout.addWidget(self.plot, 1)
