@@ -55,7 +55,7 @@ def _screenshot(app: QApplication, window, args: argparse.Namespace) -> int:
         if not window.select_unit(*args.unit):
             print(f"error: {window.last_error}", file=sys.stderr)
             return 2
-        window.wait_idle()
+    window.wait_idle()  # the unit's effective field; the explainer's frame
     for _ in range(5):  # let every view lay out and paint
         app.processEvents()
     Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,11 @@ padding mode) update the formula and the animation live. Every frame is drawn by
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import (
     QComboBox,
@@ -34,7 +35,8 @@ from PySide6.QtWidgets import (
 )
 
 from engine._common import PADDING_MODES
-from models.errors import ConvScopeError
+from gui.worker import Worker
+from models.errors import Cancelled, ConvScopeError
 from models.explain import (
     SANDBOX_LIMITS,
     Sandbox,
@@ -47,6 +49,7 @@ from models.explain import (
     region_of,
     render_explain_gif,
     render_frame,
+    warm_up,
     why_convolution,
 )
 
@@ -57,24 +60,48 @@ SPEEDS = {"0.5×": 1600, "1×": 800, "2×": 400, "4×": 200, "8×": 100}  # ms p
 MIN_SCALE = 0.75
 
 
+def to_qimage(rgb: np.ndarray) -> QImage:
+    """An ``(H, W, 3)`` uint8 array as a QImage of its own (safe on any thread)."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).convertToFormat(
+        QImage.Format.Format_RGB32)
+
+
+def fit(image: QSize, box: QSize) -> QRect:
+    """Where an image of size ``image`` is drawn in a widget of size ``box``: scaled down to fit,
+    never up, aspect kept, centred across the top."""
+    scale = min(box.width() / image.width(), box.height() / image.height(), 1.0)
+    w, h = max(1, round(image.width() * scale)), max(1, round(image.height() * scale))
+    return QRect((box.width() - w) // 2, 0, w, h)
+
+
+def scaled_to(image: QImage, rect: QRect) -> QImage:
+    if image.size() == rect.size():
+        return image
+    return image.scaled(rect.size(), Qt.AspectRatioMode.IgnoreAspectRatio,
+                        Qt.TransformationMode.SmoothTransformation)
+
+
 class FrameView(QWidget):
-    """Paints an RGB image scaled to fit, keeping its aspect ratio (lives in a scroll area)."""
+    """Paints an RGB image scaled to fit, keeping its aspect ratio (lives in a scroll area).
+
+    The scaled image is kept: repaints only copy it. Smooth scaling of a 1000 px frame took 3-5 ms
+    of every paint; a frame drawn off the GUI thread can come scaled already (``scaled``)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._image: QImage | None = None
+        self._scaled: QImage | None = None
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(320, 240)
 
-    def set_image(self, rgb: np.ndarray | None) -> None:
-        if rgb is None:
-            self._image = None
-        else:
-            rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-            h, w = rgb.shape[:2]
-            self._image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    def set_image(self, rgb: np.ndarray | QImage | None, scaled: QImage | None = None) -> None:
+        self._image = rgb if isinstance(rgb, QImage) or rgb is None else to_qimage(rgb)
+        self._scaled = scaled
+        if self._image is not None:
             # below 3/4 scale the numbers become unreadable: the scroll area takes over
-            self.setMinimumSize(int(w * MIN_SCALE), int(h * MIN_SCALE))
+            self.setMinimumSize(int(self._image.width() * MIN_SCALE), int(self._image.height() * MIN_SCALE))
         self.update()
 
     def sizeHint(self) -> QSize:
@@ -84,10 +111,10 @@ class FrameView(QWidget):
         painter = QPainter(self)
         painter.fillRect(self.rect(), Qt.GlobalColor.white)
         if self._image is not None:
-            scale = min(self.width() / self._image.width(), self.height() / self._image.height())
-            w, h = self._image.width() * scale, self._image.height() * scale
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, scale < 1)
-            painter.drawImage(QRectF((self.width() - w) / 2, 0, w, h), self._image)
+            rect = fit(self._image.size(), self.size())
+            if self._scaled is None or self._scaled.size() != rect.size():
+                self._scaled = scaled_to(self._image, rect)
+            painter.drawImage(rect.topLeft(), self._scaled)
         painter.end()
 
 
@@ -99,6 +126,18 @@ def _scrolled(widget: QWidget) -> QScrollArea:
     area.setWidgetResizable(True)
     area.setFrameShape(QScrollArea.Shape.NoFrame)
     return area
+
+
+def _unless(cancelled, draw, viewport: QSize) -> tuple[np.ndarray, QImage, QImage]:
+    """A frame job: the frame, as an image, and scaled to where the view in ``viewport`` will
+    draw it (the view grows to at least ``MIN_SCALE`` of the frame and scrolls)."""
+    if cancelled():
+        raise Cancelled()
+    frame = draw()
+    image = to_qimage(frame)
+    box = QSize(max(viewport.width(), int(image.width() * MIN_SCALE)),
+                max(viewport.height(), int(image.height() * MIN_SCALE)))
+    return frame, image, scaled_to(image, fit(image.size(), box))
 
 
 class ExplainerView(QWidget):
@@ -124,6 +163,12 @@ class ExplainerView(QWidget):
         self._index = 0
         self._trace: UnitTrace | None = None
         self._frame: np.ndarray | None = None
+        # a layer's first frame (10-30 ms of drawing) is drawn on a thread of its own, so a layer
+        # step repaints the window without waiting for it; frames of the player stay here
+        self._frames = Worker(self)
+        self._frame_token = 0      # the frame the view should show; older ones are dropped
+        self._frame_waiting = False
+        self._in_background = False
         self._syncing = False
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._tick)
@@ -133,6 +178,7 @@ class ExplainerView(QWidget):
         self._load_timer.setSingleShot(True)
         self._load_timer.setInterval(0)
         self._load_timer.timeout.connect(self._load_pending)
+        warm_up()  # fonts and number glyphs: 10 ms now, not on the first frame of a layer
 
         self.modes = QTabWidget()
         self.modes.addTab(self._build_layer_page(), "This layer")
@@ -363,9 +409,11 @@ class ExplainerView(QWidget):
         self._pending_layer = (model, result, info)
         self._pending_unit = None
         self._ctx = None
-        self._show_empty_layer(f"<b>{layer}</b>: loading…")
-        if self.isVisible():
+        if self.isVisible():  # the last frame stays one event-loop turn, not a blank in between
+            self.pause()
             self._load_timer.start()
+        else:
+            self._show_empty_layer(f"<b>{layer}</b>: loading…")
 
     def set_unit(self, out_channel: int, y: int, x: int) -> None:
         """Show output element ``[out_channel, y, x]`` of the current layer and play around it."""
@@ -418,15 +466,24 @@ class ExplainerView(QWidget):
     def step_count(self) -> int:
         return len(self._steps)
 
+    def loading(self) -> bool:
+        """A layer was set and its frame is not drawn yet (the last frame is still shown)."""
+        return self._mode == "layer" and (self._pending_layer is not None or self._frame_waiting)
+
+    def wait_frame(self, msecs: int = 10000) -> bool:
+        """Block until the frame being drawn off the GUI thread is done (tests, screenshots);
+        it is shown once its signal is delivered."""
+        return self._frames.wait(msecs)
+
     def current_unit(self) -> tuple[int, int, int] | None:
-        if not self._steps:
+        if not self._steps or self.loading():
             return None
         y, x = self._steps[self._index]
         return (self._filter, y, x)
 
     def current_value(self) -> float | None:
         """The traced value (sum of products plus bias) of the unit shown."""
-        return None if self._trace is None else self._trace.value
+        return None if self._trace is None or self.loading() else self._trace.value
 
     def engine_value(self) -> float | None:
         """What the engine computed at the unit shown (the layer's feature map, the sandbox output)."""
@@ -543,10 +600,14 @@ class ExplainerView(QWidget):
         if weight is None or x is None or x.ndim != 3:
             self._show_empty_layer(f"{info.name}: no 2-D filters to explain")
             return
-        self.set_context(weight, conv_bias(model, info.name), x, info.conv,
-                         result.activations.get(info.name), info.name)
-        if unit is not None:
-            self.set_unit(*unit)
+        self._in_background = True
+        try:
+            self.set_context(weight, conv_bias(model, info.name), x, info.conv,
+                             result.activations.get(info.name), info.name)
+            if unit is not None:
+                self.set_unit(*unit)
+        finally:
+            self._in_background = False
 
     def _show_empty_layer(self, message: str = "Pick a convolution layer to explain it.") -> None:
         self.layer_label.setText(message)
@@ -620,6 +681,8 @@ class ExplainerView(QWidget):
 
     def _refresh(self) -> None:
         source = self._source()
+        self._frame_token += 1
+        self._frame_waiting = False
         if source is None or not self._steps:
             self._trace, self._frame = None, None
             self.view.set_image(None)
@@ -639,11 +702,18 @@ class ExplainerView(QWidget):
             y0, y1, x0, x1 = region
             scale = float(np.abs(out[self._filter, y0:y1, x0:x1]).max(initial=0.0))
         engine_value = self.engine_value()
-        self._frame = render_frame(
-            self._trace, layer_input, conv, done=self._done_grid(weight, bias, layer_input, conv),
-            region=region, title=title, engine_value=engine_value, out_scale=scale,
-            out_channels=weight.shape[0])
-        self.view.set_image(self._frame)
+        draw = partial(render_frame, self._trace, layer_input, conv,
+                       done=self._done_grid(weight, bias, layer_input, conv), region=region, title=title,
+                       engine_value=engine_value, out_scale=scale, out_channels=weight.shape[0])
+        token = self._frame_token
+        if self._in_background:
+            self._frame_waiting = True
+            viewport = self.view_scroll.viewport().size()
+            self._frames.submit(lambda progress, cancelled: _unless(cancelled, draw, viewport),
+                                on_done=lambda frame: self._show_frame(token, *frame),
+                                on_error=lambda message: self._frame_failed(token, message), quiet=True)
+        else:
+            self._show_frame(token, draw())
         self.position_slider.blockSignals(True)
         self.position_slider.setRange(0, len(self._steps) - 1)
         self.position_slider.setValue(self._index)
@@ -659,6 +729,20 @@ class ExplainerView(QWidget):
                          f"<span style='color:{colour}'>{'✓ equal' if ok else '✗ differs'}</span>")
             self.value_label.setText(text)
         self.unit_changed.emit(self._filter, y, x)
+
+    def _show_frame(self, token: int, frame: np.ndarray, image: QImage | None = None,
+                    scaled: QImage | None = None) -> None:
+        if token != self._frame_token:  # a later refresh drew (or is drawing) another
+            return
+        self._frame_waiting = False
+        self._frame = frame
+        self.view.set_image(frame if image is None else image, scaled)
+
+    def _frame_failed(self, token: int, message: str) -> None:
+        if token == self._frame_token:
+            self._frame_waiting = False
+            if message:
+                self.status.setText(f"could not draw the frame: {message}")
 
     def _tick(self) -> None:
         if not self._steps:

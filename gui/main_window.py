@@ -618,17 +618,23 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.worker.cancel()
         self.worker.wait(10000)
+        self.explainer.wait_frame(10000)
         super().closeEvent(event)
 
     def wait_idle(self, timeout_ms: int = 120000) -> bool:
-        """Process events until no job is running (for --screenshot and tests)."""
+        """Process events until no job is running and the explainer's frame is drawn (for
+        --screenshot and tests)."""
         timer = QTimer()
         timer.start(timeout_ms)
-        while self.worker.busy and timer.isActive():
+        def drawing() -> bool:  # a hidden explainer draws when shown: nothing to wait for
+            return self.explainer.isVisible() and self.explainer.loading()
+
+        while (self.worker.busy or drawing()) and timer.isActive():
             QApplication.processEvents()
             self.worker.wait(20)
+            self.explainer.wait_frame(20)
         QApplication.processEvents()
-        return not self.worker.busy
+        return not self.worker.busy and not drawing()
 
 
 def _conv_outputs(result: RunResult) -> dict[str, np.ndarray]:

@@ -60,9 +60,16 @@ def _keep_the_window_responsive() -> None:
       the window is built takes those objects out of every later collection; cycles among them
       are never freed, and they are the modules and classes that live as long as the app.
     """
+    global _responsive
+    if _responsive:  # once: a second collection would only cost start-up time
+        return
+    _responsive = True
     sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
     gc.collect()
     gc.freeze()
+
+
+_responsive = False
 
 
 class Worker(QObject):

@@ -43,6 +43,7 @@ __all__ = [
     "render_explain_gif",
     "render_frame",
     "require_conv",
+    "warm_up",
     "why_convolution",
 ]
 
@@ -387,24 +388,36 @@ def _glyph(ch: str, font) -> tuple[np.ndarray, float]:
 
 
 @lru_cache(maxsize=8192)
-def _text_mask(text: str, font, anchor: str) -> tuple[Image.Image, int, int]:
-    """``text`` rendered once as an 8-bit mask, with its offset from the anchor point.
+def _number_mask(text: str, font) -> tuple[np.ndarray, float]:
+    """``text`` (digits, '.' and '-') as an 8-bit mask laid out from cached glyphs (DejaVu's
+    digits share one advance and are not kerned), and its advance. Cached too: a frame shows a
+    few hundred numbers, but two-decimal numbers are few enough to be met again."""
+    glyphs = [_glyph(ch, font) for ch in text]
+    width = sum(advance for _, advance in glyphs)
+    out = np.zeros((glyphs[0][0].shape[0], math.ceil(width) + 4), dtype=np.uint8)
+    x = 0.0
+    for mask, advance in glyphs:
+        left = round(x)
+        x += advance
+        region = out[:, left : left + mask.shape[1]]
+        np.maximum(region, mask[:, : region.shape[1]], out=region)
+    return out, width
 
-    A number is laid out from cached glyphs (DejaVu's digits share one advance, and there is no
-    kerning between them): a frame shows a few hundred numbers, most of them new to each layer.
-    """
-    if anchor == "mm" and text and _NUMERIC.issuperset(text):
-        glyphs = [_glyph(ch, font) for ch in text]
-        x, xs = 0.0, []
-        for _, advance in glyphs:
-            xs.append(round(x))
-            x += advance
-        width = round(x)
-        out = np.zeros((glyphs[0][0].shape[0], width + 4), dtype=np.uint8)
-        for left, (g, _) in zip(xs, glyphs, strict=True):
-            region = out[:, left : left + g.shape[1]]
-            np.maximum(region, g[:, : region.shape[1]], out=region)
-        return Image.fromarray(out), -(width // 2), -(out.shape[0] // 2)
+
+def _stamp_number(alpha: np.ndarray, cx: float, cy: float, text: str, font) -> None:
+    """Lay ``text`` centred on (cx, cy) into the 8-bit mask ``alpha``, clipped to its edges."""
+    mask, width = _number_mask(text, font)
+    left, top = round(cx - width / 2), round(cy) - mask.shape[0] // 2
+    y0, y1 = max(top, 0), min(top + mask.shape[0], alpha.shape[0])
+    x0, x1 = max(left, 0), min(left + mask.shape[1], alpha.shape[1])
+    if y0 < y1 and x0 < x1:
+        region = alpha[y0:y1, x0:x1]
+        np.maximum(region, mask[y0 - top : y1 - top, x0 - left : x1 - left], out=region)
+
+
+@lru_cache(maxsize=4096)
+def _text_mask(text: str, font, anchor: str) -> tuple[Image.Image, int, int]:
+    """``text`` rendered once as an 8-bit mask, with its offset from the anchor point."""
     left, top, right, bottom = font.getbbox(text, anchor=anchor)
     mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
     ImageDraw.Draw(mask).text((-left, -top), text, font=font, fill=255, anchor=anchor)
@@ -413,7 +426,13 @@ def _text_mask(text: str, font, anchor: str) -> tuple[Image.Image, int, int]:
 
 def _text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font, fill,
           anchor: str = "la") -> None:
-    """``draw.text``, from a cache of rendered masks: FreeType took half of a frame's time."""
+    """``draw.text`` from cached masks: FreeType took half of a frame's time. A centred number
+    (a frame shows a few hundred, most of them new to each layer) is laid out from glyphs."""
+    if anchor == "mm" and text and _NUMERIC.issuperset(text):
+        mask, width = _number_mask(text, font)
+        draw.bitmap((round(xy[0] - width / 2), round(xy[1]) - mask.shape[0] // 2), Image.fromarray(mask),
+                    fill=fill)
+        return
     mask, left, top = _text_mask(text, font, anchor)
     draw.bitmap((round(xy[0]) + left, round(xy[1]) + top), mask, fill=fill)
 
@@ -422,13 +441,13 @@ def _text_center(draw: ImageDraw.ImageDraw, cx: float, cy: float, text: str, fon
     _text(draw, (cx, cy), text, font, fill, anchor="mm")
 
 
-def _grid(image: Image.Image, draw: ImageDraw.ImageDraw, top: int, left: int, values: np.ndarray,
-          cell: int, *, colors: np.ndarray | None = None, numbers: bool, integral: bool,
+def _grid(image: Image.Image, top: int, left: int, values: np.ndarray, cell: int, *,
+          colors: np.ndarray | None = None, numbers: bool, integral: bool,
           padding: np.ndarray | None = None, pending: np.ndarray | None = None) -> None:
     """A grid of value cells; ``padding`` cells hatched with grey numbers, ``pending`` cells blank.
 
-    The cells and their lines are one NumPy block pasted in (a frame has hundreds of cells, and
-    two drawing calls per cell cost 10 ms); the hatches and numbers are drawn on top.
+    The grid is composed in NumPy and pasted in as one block: a frame has hundreds of cells, and
+    drawing each cell, hatch and number with PIL took half of a frame's time.
     """
     h, w = values.shape
     fill = np.array(_colors(values) if colors is None else colors, dtype=np.float64)
@@ -437,21 +456,39 @@ def _grid(image: Image.Image, draw: ImageDraw.ImageDraw, top: int, left: int, va
     fill[is_pad] = 0.45 * fill[is_pad] + 0.55 * 236  # padding: washed out, as the mode filled it
     fill[is_pending] = _PENDING
     block = np.empty((h * cell + 1, w * cell + 1, 3), dtype=np.uint8)
-    block[:-1, :-1] = fill.astype(np.uint8).repeat(cell, axis=0).repeat(cell, axis=1)
+    block[:-1, :-1] = np.rint(fill).astype(np.uint8).repeat(cell, axis=0).repeat(cell, axis=1)
+    hatched = is_pad & ~is_pending
+    if hatched.any():  # diagonal lines inside each padding cell
+        ys, xs = np.ogrid[: h * cell, : w * cell]
+        ly, lx = ys % cell, xs % cell
+        lines = ((lx - ly) % max(4, cell // 4) == 0) & (lx > 0) & (ly > 0)
+        block[:-1, :-1][lines & hatched.repeat(cell, axis=0).repeat(cell, axis=1)] = (214, 214, 222)
     block[::cell, :] = _GRID
     block[:, ::cell] = _GRID
     image.paste(Image.fromarray(block), (left, top))
-    font = _font(max(9, int(cell * 0.34)))
-    for r, c in zip(*np.nonzero(is_pad & ~is_pending), strict=True):
-        x0, y0 = left + c * cell, top + r * cell
-        for k in range(-cell, cell, max(4, cell // 4)):  # the hatch
-            draw.line([(x0 + max(k, 0), y0 + max(-k, 0)),
-                       (x0 + min(cell, cell + k), y0 + min(cell, cell - k))],
-                      fill=(214, 214, 222), width=1)
-    if numbers:
+    if numbers:  # one mask per ink, drawn over the block by PIL
+        font = _font(max(9, int(cell * 0.34)))
+        masks: dict[bool, np.ndarray] = {}
         for r, c in zip(*np.nonzero(~is_pending), strict=True):
-            _text_center(draw, left + c * cell + cell / 2, top + r * cell + cell / 2,
-                         _fmt(float(values[r, c]), integral), font, _PAD_INK if is_pad[r, c] else _INK)
+            pad = bool(is_pad[r, c])
+            if pad not in masks:
+                masks[pad] = np.zeros(block.shape[:2], dtype=np.uint8)
+            _stamp_number(masks[pad], c * cell + cell / 2, r * cell + cell / 2,
+                          _fmt(float(values[r, c]), integral), font)
+        draw = ImageDraw.Draw(image)
+        for pad, mask in masks.items():
+            draw.bitmap((left, top), Image.fromarray(mask), fill=_PAD_INK if pad else _INK)
+
+
+def warm_up(sizes: range = range(9, 16)) -> None:
+    """Load the frame's fonts and number glyphs now, so the first frame of each cell size does not
+    pay for them (up to 40 ms the first time the explainer shows a layer)."""
+    for size, bold in ((17, True), (14, False), (12, False), (22, True), (16, True)):
+        _font(size, bold)
+    for size in sizes:  # cells of 9-44 px: numbers of 9-14 pt
+        font = _font(size)
+        for ch in _NUMERIC:
+            _glyph(ch, font)
 
 
 def _cell_size(n: int, budget: int, lo: int = 9, hi: int = 40) -> int:
@@ -560,7 +597,7 @@ def render_frame(trace: UnitTrace, layer_input: np.ndarray, conv: dict | None, *
         x = margin
         _text(draw, (x, y - 18), f"input channel {c}", font=f_small, fill=_MUTED)
         grid_top = y
-        _grid(image, draw, grid_top, x, padded[ch_idx], icell, colors=_colors(padded[ch_idx]),
+        _grid(image, grid_top, x, padded[ch_idx], icell, colors=_colors(padded[ch_idx]),
               numbers=numbers_in, integral=integral, padding=pad_mask)
         # the window's span (light) and its taps (bold): dilation leaves visible gaps
         draw.rectangle((x + tap_c[0] * icell, grid_top + tap_r[0] * icell, x + (tap_c[-1] + 1) * icell,
@@ -578,7 +615,7 @@ def render_frame(trace: UnitTrace, layer_input: np.ndarray, conv: dict | None, *
             _text_center(draw, x + op_w / 2, mid, op, f_op, _MUTED)
             x += op_w
             _text(draw, (x, ky - 16), label, font=f_small, fill=_MUTED)
-            _grid(image, draw, ky, x, values[ch_idx], kcell, colors=_colors(values[ch_idx], scale),
+            _grid(image, ky, x, values[ch_idx], kcell, colors=_colors(values[ch_idx], scale),
                   numbers=numbers_k, integral=integral)
             x += k_w
         _text_center(draw, x + op_w / 2, mid, "→", f_op, _MUTED)
@@ -607,7 +644,7 @@ def render_frame(trace: UnitTrace, layer_input: np.ndarray, conv: dict | None, *
     out_vals[trace.y - y0, trace.x - x0] = trace.value
     pending = np.isnan(out_vals)
     scale = out_scale if out_scale else float(np.nanmax(np.abs(out_vals), initial=0.0))
-    _grid(image, draw, oy, ox, np.nan_to_num(out_vals), ocell, colors=_colors(np.nan_to_num(out_vals), scale),
+    _grid(image, oy, ox, np.nan_to_num(out_vals), ocell, colors=_colors(np.nan_to_num(out_vals), scale),
           numbers=ocell >= 30, integral=integral, pending=pending)
     cy, cx = trace.y - y0, trace.x - x0
     draw.rectangle((ox + cx * ocell, oy + cy * ocell, ox + (cx + 1) * ocell, oy + (cy + 1) * ocell),

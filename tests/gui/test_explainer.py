@@ -159,8 +159,28 @@ def test_set_layer_on_the_classic_model(view, qtbot):
     view.set_layer(model, result, "edges")  # replicate padding, on the cat
     view.set_unit(4, 0, 0)
     assert view.current_value() is None and "loading" in view.layer_label.text()
-    view.show()
-    assert view.current_unit() == (4, 0, 0)
+    view.show()  # the frame is drawn off the GUI thread: the last one stays until it is ready
+    qtbot.waitUntil(lambda: not view.loading(), timeout=5000)
+    assert view.current_unit() == (4, 0, 0) and view.render_image() is not None
     fm = result.activations["edges"]
     assert view.current_value() == pytest.approx(float(fm[4, 0, 0]), abs=1e-4)
     assert "✓ equal" in view.value_label.text()
+
+
+def test_a_frame_drawn_in_the_background_never_replaces_a_later_one(view, qtbot):
+    from models.images import prepare_image, sample_images
+    from models.runner import run_model
+    from models.zoo import load_model
+
+    model = load_model("classic")
+    result = run_model(model, prepare_image(sample_images()["chelsea"], model.preprocess), "im2col")
+    view.show()
+    view.set_layer(model, result, "combine")
+    view.set_unit(1, 5, 5)  # while the layer's frame is still to be drawn: it loads now
+    assert view.loading()
+    view.step(1)  # the user moves on: this frame is drawn here, at once
+    stepped = view.render_image()
+    assert not view.loading() and view.current_unit() == (1, 5, 6)
+    assert view.wait_frame(5000)
+    qtbot.wait(50)  # the background frame's signal is delivered, and dropped
+    assert view.render_image() is stepped
