@@ -191,6 +191,7 @@ class ExplainerView(QWidget):
         self.why = QLabel()
         self.why.setWordWrap(True)
         self.why.setTextFormat(Qt.TextFormat.RichText)
+        self.why.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         why_box = QGroupBox("Why convolution?")
         QVBoxLayout(why_box).addWidget(_scrolled(self.why))
 
@@ -202,8 +203,8 @@ class ExplainerView(QWidget):
         right.addWidget(self.view_scroll, 1)
         right.addLayout(player)
         left = QVBoxLayout()
-        left.addWidget(self.modes, 1)
-        left.addWidget(why_box)
+        left.addWidget(self.modes, 3)  # the why text is read too: it gets room, not a peephole
+        left.addWidget(why_box, 2)
         layout = QHBoxLayout(self)
         layout.addLayout(left)
         layout.addLayout(right, 1)
