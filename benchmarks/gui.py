@@ -35,11 +35,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyqtgraph as pg
-from PySide6.QtCore import QEventLoop, QPoint, QSettings, QTimer
-from PySide6.QtTest import QTest
+from PySide6.QtCore import QEvent, QEventLoop, QPointF, QSettings, Qt, QTimer
+from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from benchmarks.engines import cpu_name
+from gui.widgets import configure_pyqtgraph
 from models.images import sample_images
 
 BUDGETS = {"layer step": 50.0, "hover": 16.0, "image change": 500.0, "stall": 100.0}
@@ -165,7 +166,12 @@ def bench_model(app: QApplication, name: str, engine: str, steps: int | None) ->
                 pos = fm.graphics.mapFromScene(scene)
                 before = fm.readout.text()
                 t0 = time.perf_counter()
-                QTest.mouseMove(viewport, QPoint(int(pos.x()), int(pos.y())))
+                # a real mouse-move event through Qt's delivery (QTest.mouseMove moved the
+                # offscreen cursor only once: every later hover went unmeasured)
+                local = QPointF(pos.x(), pos.y())
+                QApplication.sendEvent(viewport, QMouseEvent(
+                    QEvent.Type.MouseMove, local, QPointF(viewport.mapToGlobal(local)),
+                    Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
                 paint(app, win)
                 if fm.readout.text() != before:
                     hovers.append((time.perf_counter() - t0) * 1e3)
@@ -193,7 +199,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="layers to step (default: all)")
     args = parser.parse_args()
 
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    configure_pyqtgraph()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     print(f"# ConvScope GUI benchmark, {datetime.date.today()}, {cpu_name()}, {os.cpu_count()} cores, "
           f"Qt platform {app.platformName()}, engine {args.engine}")

@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import pyqtgraph as pg
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
@@ -14,7 +13,9 @@ _SCREENSHOT_DIRS: list = []
 
 
 def run_app(args: argparse.Namespace) -> int:
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+    from gui.widgets import configure_pyqtgraph
+
+    configure_pyqtgraph()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ConvScope")
     app.setOrganizationName("ConvScope")

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QSizePolicy
+
+
+def configure_pyqtgraph(antialias: bool = True) -> None:
+    """pyqtgraph options the views rely on (the app, the tests and benchmarks/gui.py).
+
+    - images are indexed ``[row, column]``, as NumPy arrays are;
+    - no mouse-move rate limit: pyqtgraph drops moves closer than 10 ms apart by default, and
+      the last of them too, so the readout could name a unit the mouse had left. Qt already
+      merges queued moves, and a hover costs a lookup and a label.
+    """
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=antialias, mouseRateLimit=0)
 
 
 def steady_label(text: str = "", lines: int = 1, wrap: bool = False,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QSettings
 
@@ -14,8 +13,10 @@ def settings(tmp_path) -> QSettings:
 
 @pytest.fixture
 def window(qtbot, settings):
-    pg.setConfigOptions(imageAxisOrder="row-major")
     from gui.main_window import MainWindow
+    from gui.widgets import configure_pyqtgraph
+
+    configure_pyqtgraph(antialias=False)
 
     win = MainWindow(settings)
     qtbot.addWidget(win)

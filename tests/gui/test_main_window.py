@@ -9,8 +9,8 @@ import urllib.request
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from tests.gui.conftest import wait_run
@@ -115,6 +115,18 @@ def test_hover_draws_the_units_box_and_click_computes_the_effective_field(classi
     assert heat is not None and heat.shape == (224, 224)
     t, l, b, r = (int(v) for v in rf.box(40, 50))
     assert heat[t:b, l:r].sum() > 0 and heat.sum() == heat[t:b, l:r].sum()
+
+
+def test_the_readout_follows_the_mouse_however_fast_it_moves(classic, qtbot) -> None:
+    fm = classic.feature_maps
+    viewport = fm.graphics.viewport()
+    for channel in (1, 4, 7):  # three moves in a row, well under pyqtgraph's default 10 ms apart
+        top, left, h, w = fm.tile_rect(channel)
+        pos = QPointF(fm.graphics.mapFromScene(fm.view.mapViewToScene(QPointF(left + w / 2, top + h / 2))))
+        QApplication.sendEvent(viewport, QMouseEvent(
+            QEvent.Type.MouseMove, pos, QPointF(viewport.mapToGlobal(pos)), Qt.MouseButton.NoButton,
+            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+        assert fm.readout.text().startswith(f"channel {channel} ")  # where the mouse is, not was
 
 
 def test_clicking_a_tile_selects_that_channel(classic, qtbot) -> None:
