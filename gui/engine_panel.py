@@ -1,10 +1,11 @@
-"""Pick the convolution engine; compare every engine that has run: time per layer, max
-difference from torch (``reference``)."""
+"""Pick the convolution engine; compare every engine that has run: time per layer, total time
+against torch's, max difference from torch (``reference``, which runs for the comparison)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QHeaderView,
     QLabel,
@@ -29,8 +30,12 @@ class EnginePanel(QWidget):
                                    role=3)  # Qt.ToolTipRole
         self.table = QTableWidget(0, 0)
         self.table.verticalHeader().setDefaultSectionSize(20)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)  # measurements
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.note = QLabel("Times in ms. Δ = max |difference| from torch over all conv outputs.")
+        self.note = QLabel("Times in ms, the current layer selected; × torch = total time over "
+                           "torch's (reference) on this image. Δ = max |difference| from torch over "
+                           "all conv outputs.")
         self.note.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -38,6 +43,7 @@ class EnginePanel(QWidget):
         layout.addWidget(self.note)
         self._runs: dict[str, dict] = {}  # engine -> {"times": {layer: ms}, "total": ms, "diff": x}
         self._layers: list[str] = []
+        self._current: str | None = None
         self.combo.currentTextChanged.connect(self.engine_changed.emit)
 
     def engine(self) -> str:
@@ -66,6 +72,21 @@ class EnginePanel(QWidget):
             self._runs[engine]["diff"] = max_diff
             self._refresh()
 
+    def set_current(self, layer: str) -> None:
+        """Select ``layer``'s row (a conv layer; any other clears the selection)."""
+        self._current = layer
+        self._select()
+
+    def _select(self) -> None:
+        offset = len(self._header_rows())
+        if self._current in self._layers:
+            self.table.setCurrentCell(offset + self._layers.index(self._current), 0)
+        else:
+            self.table.clearSelection()
+
+    def _header_rows(self) -> list[str]:
+        return ["total (ms)"] + (["× torch"] if "reference" in self._runs else []) + ["Δ vs torch"]
+
     def engines_run(self) -> list[str]:
         return list(self._runs)
 
@@ -77,14 +98,19 @@ class EnginePanel(QWidget):
         self.table.clear()
         self.table.setColumnCount(len(engines))
         self.table.setHorizontalHeaderLabels(engines)
-        rows = ["total (ms)", "Δ vs torch", *self._layers]
+        header = self._header_rows()
+        rows = [*header, *self._layers]
         self.table.setRowCount(len(rows))
         self.table.setVerticalHeaderLabels(rows)
+        torch_total = self._runs["reference"]["total"] if "reference" in self._runs else None
         for col, e in enumerate(engines):
             run = self._runs[e]
-            diff = "…" if run["diff"] is None else f"{run['diff']:.1e}"
-            values = [f"{run['total']:.1f}", diff] + [
+            values = {"total (ms)": f"{run['total']:.1f}",
+                      "× torch": f"{run['total'] / torch_total:.2f}" if torch_total else "",
+                      "Δ vs torch": "…" if run["diff"] is None else f"{run['diff']:.1e}"}
+            cells = [values[h] for h in header] + [
                 f"{run['times'][n]:.2f}" if n in run["times"] else "" for n in self._layers]
-            for row, v in enumerate(values):
+            for row, v in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(v))
         self.table.resizeColumnsToContents()  # once, not per item
+        self._select()

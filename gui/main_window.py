@@ -129,7 +129,7 @@ class MainWindow(QMainWindow):
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(details)
         right.addWidget(self.navigator)
-        right.setSizes([330, 670])
+        right.setSizes([230, 770])  # the details need ~10 lines; the layer list the rest
         main = QSplitter()
         main.addWidget(left)
         main.addWidget(self.tabs)
@@ -319,15 +319,17 @@ class MainWindow(QMainWindow):
         painted = threading.Event()
         QTimer.singleShot(0, painted.set)  # runs after the pending paint events
 
-        def job(progress, cancel) -> dict[str, np.ndarray]:
+        def job(progress, cancel) -> tuple[dict[str, np.ndarray], dict[str, float], float]:
             painted.wait(1.0)  # the user's maps first, then the comparison
             ref = run_model(outcome.model, outcome.image, "reference", cancel=cancel)
-            return _conv_outputs(ref)
+            return _conv_outputs(ref), _conv_times(ref), ref.total_ms
 
-        def done(reference: dict[str, np.ndarray]) -> None:
+        def done(answer: tuple[dict[str, np.ndarray], dict[str, float], float]) -> None:
+            reference, times, total_ms = answer
             outcome.reference = reference
             outcome.max_diff = _max_diff(outcome.result, reference)
             if outcome is self.outcome:
+                self.engine_panel.add_run("reference", times, total_ms, 0.0)  # torch ran: a column
                 self.engine_panel.set_diff(outcome.request.engine, outcome.max_diff)
                 self.status_label.setText(self.status_label.text().replace(
                     " · comparing with torch…", f" · max |Δ| from torch {outcome.max_diff:.1e}"
@@ -380,9 +382,9 @@ class MainWindow(QMainWindow):
         def side_panels() -> None:  # a second event-loop turn: the maps paint in between
             if new_input:
                 self.engine_panel.reset([la.name for la in result.layers if la.is_conv])
-            self.engine_panel.add_run(outcome.request.engine,
-                                      {la.name: la.time_ms for la in result.layers if la.is_conv},
-                                      result.total_ms, outcome.max_diff)
+            self.engine_panel.add_run(outcome.request.engine, _conv_times(result), result.total_ms,
+                                      outcome.max_diff)
+            self.engine_panel.set_current(self.current_layer().name)
             self.predictions.set_predictions(result.predictions, outcome.model.pretrained)
             self.rf_plot.set_layers(result.layers)
             self.rf_plot.set_current(self.navigator.index())
@@ -430,6 +432,7 @@ class MainWindow(QMainWindow):
         self.details.show_layer(layer, index, len(outcome.result.layers),
                                 outcome.image.model_view.shape[:2])
         self.rf_plot.set_current(index)
+        self.engine_panel.set_current(layer.name)
         self.input_panel.clear_overlay()
         if self.explainer is not None:
             self.explainer.set_layer(outcome.model, outcome.result, layer.name)
@@ -639,6 +642,10 @@ class MainWindow(QMainWindow):
 
 def _conv_outputs(result: RunResult) -> dict[str, np.ndarray]:
     return {la.name: result.activations[la.name] for la in result.layers if la.is_conv}
+
+
+def _conv_times(result: RunResult) -> dict[str, float]:
+    return {la.name: la.time_ms for la in result.layers if la.is_conv}
 
 
 def _max_diff(result: RunResult, reference: dict[str, np.ndarray] | None) -> float | None:

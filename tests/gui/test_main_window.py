@@ -28,7 +28,7 @@ def test_starts_on_the_sample_and_shows_the_first_conv_layer(classic) -> None:
     assert image.shape[0] > 100 and image.std() > 10  # maps were drawn
     assert "9 filters · each = 3 kernels of 3×3" in win.filters.caption.text()
     assert "receptive field 3×3" in win.details.text()
-    assert win.engine_panel.engines_run() == ["im2col"]
+    assert win.engine_panel.engines_run() == ["im2col", "reference"]  # torch ran for the Δ
     assert win.engine_panel.run_info("im2col")["diff"] < 1e-4
 
 
@@ -95,9 +95,20 @@ def test_switching_engine_reruns_and_compares(classic, qtbot) -> None:
     wait_run(qtbot, win)
     assert win.outcome.result.engine == "winograd"
     assert "winograd F(4x4,3x3)" in win.details.text()
-    assert win.engine_panel.engines_run() == ["im2col", "winograd"]
-    assert win.engine_panel.run_info("winograd")["diff"] < 1e-3
-    assert win.engine_panel.table.rowCount() == 4  # total, Δ, two conv layers
+    panel = win.engine_panel
+    assert panel.engines_run() == ["im2col", "reference", "winograd"]
+    assert panel.run_info("winograd")["diff"] < 1e-3
+    table = panel.table
+    rows = [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
+    assert rows == ["total (ms)", "× torch", "Δ vs torch", "edges", "combine"]
+    col = panel.engines_run().index("winograd")
+    run, torch_run = panel.run_info("winograd"), panel.run_info("reference")
+    assert float(table.item(1, col).text()) == pytest.approx(run["total"] / torch_run["total"], abs=0.01)
+    assert float(table.item(4, col).text()) == pytest.approx(run["times"]["combine"], abs=0.01)
+    qtbot.keyClick(win, Qt.Key.Key_End)  # pool2: not a conv layer, no row
+    assert not table.selectedItems()
+    qtbot.keyClick(win, Qt.Key.Key_PageUp)  # combine
+    assert table.currentRow() == 4
     assert win.settings.value("engine") == "winograd"
 
 
