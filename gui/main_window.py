@@ -473,10 +473,13 @@ class MainWindow(QMainWindow):
                                   "more influence")
         self._compare()  # if the click cancelled it
 
+    def _views(self) -> dict[str, QWidget]:
+        return {"maps": self.feature_maps, "filters": self.filters, "rf": self.rf_plot,
+                "explain": self.explainer, "engines": self.engine_panel}
+
     def show_view(self, view: str) -> None:
         """Bring a tab to the front: maps, filters, rf, explain or engines (``--view``)."""
-        widgets = {"maps": self.feature_maps, "filters": self.filters, "rf": self.rf_plot,
-                   "explain": self.explainer, "engines": self.engine_panel}
+        widgets = self._views()
         if widgets.get(view) is not None:
             self.tabs.setCurrentWidget(widgets[view])
 
@@ -532,14 +535,32 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     # ----------------------------------------------------------------- exporting
-    def export_view(self, path: str) -> None:
-        if not self.tabs.currentWidget().grab().save(path):
-            self.show_error(f"cannot write {path}")
+    def current_view(self) -> str:
+        """The tab in front, by its ``--view`` name."""
+        return next(name for name, w in self._views().items() if w is self.tabs.currentWidget())
 
-    def export_npy(self, path: str) -> None:
+    def export_view(self, path: str) -> Path | None:
+        """The tab in front as a PNG (``.png`` added when the name has no suffix)."""
+        target = _with_suffix(path, ".png")
+        if not self.tabs.currentWidget().grab().save(str(target), "PNG"):
+            self.show_error(f"cannot write {target}: check the folder exists and is writable")
+            return None
+        self.status_label.setText(f"saved the {self.current_view()} view to {target}")
+        return target
+
+    def export_npy(self, path: str) -> Path | None:
+        """The current layer's activations, ``(C, H, W)`` float32, as ``.npy``."""
         layer = self.current_layer()
-        if layer is not None:
-            np.save(path, self.outcome.result.activations[layer.name])
+        if layer is None:
+            return None
+        target = _with_suffix(path, ".npy")
+        try:
+            np.save(target, self.outcome.result.activations[layer.name])
+        except OSError as exc:
+            self.show_error(f"cannot write {target}: {exc.strerror or exc}")
+            return None
+        self.status_label.setText(f"saved the activations of {layer.name} to {target}")
+        return target
 
     def export_all(self, directory: str) -> None:
         outcome = self.outcome
@@ -556,7 +577,9 @@ class MainWindow(QMainWindow):
         self.worker.submit(job, done, self.show_error)
 
     def export_view_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export view", "convscope.png", "PNG (*.png)")
+        layer = self.current_layer()
+        name = f"{layer.name if layer else 'convscope'}.{self.current_view()}.png".replace("/", "_")
+        path, _ = QFileDialog.getSaveFileName(self, "Export view", name, "PNG (*.png)")
         if path:
             self.export_view(path)
 
@@ -642,6 +665,12 @@ class MainWindow(QMainWindow):
 
 def _conv_outputs(result: RunResult) -> dict[str, np.ndarray]:
     return {la.name: result.activations[la.name] for la in result.layers if la.is_conv}
+
+
+def _with_suffix(path: str, suffix: str) -> Path:
+    """``path``, with ``suffix`` added when the name typed has none."""
+    p = Path(path)
+    return p if p.suffix else p.with_name(p.name + suffix)
 
 
 def _conv_times(result: RunResult) -> dict[str, float]:

@@ -176,11 +176,18 @@ def test_sorting_and_colormap_change_the_pixels(classic) -> None:
 
 def test_export_view_npy_and_everything(classic, qtbot, tmp_path) -> None:
     win = classic
-    win.export_view(str(tmp_path / "view.png"))
+    win.show_view("filters")
+    assert win.export_view(str(tmp_path / "view")) == tmp_path / "view.png"  # the suffix added
     with Image.open(tmp_path / "view.png") as view:
-        assert view.size[0] > 200
+        assert view.size == (win.filters.width(), win.filters.height())
+        assert np.asarray(view.convert("RGB")).std() > 10
+    assert "saved the filters view" in win.status_label.text()
     win.export_npy(str(tmp_path / "edges.npy"))
     np.testing.assert_array_equal(np.load(tmp_path / "edges.npy"), win.outcome.result.activations["edges"])
+    assert "saved the activations of edges" in win.status_label.text()
+    assert win.export_npy(str(tmp_path / "no such folder" / "x.npy")) is None  # a message, no crash
+    assert "cannot write" in win.last_error and win.outcome is not None
+    win._message.close()
     win.export_all(str(tmp_path / "all"))
     wait_run(qtbot, win)
     assert (tmp_path / "all" / "summary.json").exists()
