@@ -617,6 +617,8 @@ class ExplainerView(QWidget):
         self.layer_formula_label.clear()
         if self._mode == "layer":
             self.pause()
+            self._frame_token += 1  # a frame still being drawn is for a layer no longer shown
+            self._frame_waiting = False
             self._steps, self._index, self._trace, self._frame = [], 0, None, None
             self.view.set_image(None)
             self.step_label.clear()

@@ -184,3 +184,20 @@ def test_a_frame_drawn_in_the_background_never_replaces_a_later_one(view, qtbot)
     assert view.wait_frame(5000)
     qtbot.wait(50)  # the background frame's signal is delivered, and dropped
     assert view.render_image() is stepped
+
+
+def test_a_frame_drawn_for_a_layer_left_behind_is_not_shown(view, qtbot):
+    from models.images import prepare_image, sample_images
+    from models.runner import run_model
+    from models.zoo import load_model
+
+    model = load_model("classic")
+    result = run_model(model, prepare_image(sample_images()["chelsea"], model.preprocess), "im2col")
+    view.show()
+    view.set_layer(model, result, "combine")
+    view.set_unit(0, 3, 3)  # its frame is being drawn off the GUI thread
+    view.set_layer(model, result, "relu2")  # the user steps on before it is ready
+    assert view.wait_frame(5000)
+    qtbot.wait(50)
+    assert view.render_image() is None and not view.loading()
+    assert "not a convolution" in view.layer_label.text()
