@@ -37,7 +37,6 @@ class LayerNavigator(QWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
         self.table.setTextElideMode(Qt.TextElideMode.ElideLeft)  # the tail of a long path says most
-        self.table.setToolTip("convolution layers are in bold")
         self.prev_button = QPushButton("◀ Previous")
         self.next_button = QPushButton("Next ▶")
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -71,8 +70,10 @@ class LayerNavigator(QWidget):
         bold.setBold(True)
         for row, la in enumerate(layers):
             shape = "×".join(str(s) for s in la.output_shape[1:])
+            tip = f"{la.name} · {la.type} · output {shape}" + (" · convolution" if la.is_conv else "")
             for col, text in enumerate((la.name, la.type, shape)):
                 item = QTableWidgetItem(text)
+                item.setToolTip(tip)  # the whole name, which the column may cut
                 if la.is_conv:
                     item.setFont(bold)
                     item.setForeground(QBrush(QColor(20, 90, 170)))
