@@ -644,23 +644,27 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.worker.cancel()
         self.worker.wait(10000)
-        self.explainer.wait_frame(10000)
+        if self.explainer is not None:
+            self.explainer.wait_frame(10000)
         super().closeEvent(event)
 
+    def idle(self) -> bool:
+        """No job is running and the explainer, if shown, has drawn its frame (a hidden one draws
+        when it is shown: nothing to wait for)."""
+        drawing = self.explainer is not None and self.explainer.isVisible() and self.explainer.loading()
+        return not self.worker.busy and not drawing
+
     def wait_idle(self, timeout_ms: int = 120000) -> bool:
-        """Process events until no job is running and the explainer's frame is drawn (for
-        --screenshot and tests)."""
+        """Process events until :meth:`idle` (for --screenshot and tests)."""
         timer = QTimer()
         timer.start(timeout_ms)
-        def drawing() -> bool:  # a hidden explainer draws when shown: nothing to wait for
-            return self.explainer.isVisible() and self.explainer.loading()
-
-        while (self.worker.busy or drawing()) and timer.isActive():
+        while not self.idle() and timer.isActive():
             QApplication.processEvents()
             self.worker.wait(20)
-            self.explainer.wait_frame(20)
+            if self.explainer is not None:
+                self.explainer.wait_frame(20)
         QApplication.processEvents()
-        return not self.worker.busy and not drawing()
+        return self.idle()
 
 
 def _conv_outputs(result: RunResult) -> dict[str, np.ndarray]:

@@ -28,7 +28,7 @@ def window(qtbot, settings):
 
 
 def wait_run(qtbot, win, timeout: int = 60000) -> None:
-    qtbot.waitUntil(lambda: not win.worker.busy, timeout=timeout)
+    qtbot.waitUntil(win.idle, timeout=timeout)  # the run, and the explainer's frame if shown
     qtbot.wait(10)
 
 
