@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QRect, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import (
     QComboBox,
@@ -76,11 +76,17 @@ def fit(image: QSize, box: QSize) -> QRect:
     return QRect((box.width() - w) // 2, 0, w, h)
 
 
-def scaled_to(image: QImage, rect: QRect) -> QImage:
-    if image.size() == rect.size():
+def scaled_to(image: QImage, rect: QRect, dpr: float = 1.0) -> QImage:
+    """``image`` as drawn in ``rect`` (logical pixels) on a screen of device pixel ratio ``dpr``:
+    smoothly scaled down to the device pixels it covers, or itself where it needs no shrinking
+    (a HiDPI screen shows the frame's own pixels, not a blurred copy)."""
+    size = QSize(round(rect.width() * dpr), round(rect.height() * dpr))
+    if size.width() >= image.width():
         return image
-    return image.scaled(rect.size(), Qt.AspectRatioMode.IgnoreAspectRatio,
-                        Qt.TransformationMode.SmoothTransformation)
+    scaled = image.scaled(size, Qt.AspectRatioMode.IgnoreAspectRatio,
+                          Qt.TransformationMode.SmoothTransformation)
+    scaled.setDevicePixelRatio(dpr)
+    return scaled
 
 
 class FrameView(QWidget):
@@ -112,9 +118,15 @@ class FrameView(QWidget):
         painter.fillRect(self.rect(), Qt.GlobalColor.white)
         if self._image is not None:
             rect = fit(self._image.size(), self.size())
-            if self._scaled is None or self._scaled.size() != rect.size():
-                self._scaled = scaled_to(self._image, rect)
-            painter.drawImage(rect.topLeft(), self._scaled)
+            dpr = self.devicePixelRatioF()
+            if self._scaled is None or self._scaled.deviceIndependentSize().toSize() != rect.size() \
+                    or self._scaled.devicePixelRatio() != dpr:
+                self._scaled = scaled_to(self._image, rect, dpr)
+            if self._scaled is self._image and self._image.size() != rect.size():
+                painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+                painter.drawImage(QRectF(rect), self._image)  # no shrinking in device pixels
+            else:
+                painter.drawImage(rect.topLeft(), self._scaled)
         painter.end()
 
 
@@ -128,7 +140,7 @@ def _scrolled(widget: QWidget) -> QScrollArea:
     return area
 
 
-def _unless(cancelled, draw, viewport: QSize) -> tuple[np.ndarray, QImage, QImage]:
+def _unless(cancelled, draw, viewport: QSize, dpr: float) -> tuple[np.ndarray, QImage, QImage]:
     """A frame job: the frame, as an image, and scaled to where the view in ``viewport`` will
     draw it (the view grows to at least ``MIN_SCALE`` of the frame and scrolls)."""
     if cancelled():
@@ -137,7 +149,7 @@ def _unless(cancelled, draw, viewport: QSize) -> tuple[np.ndarray, QImage, QImag
     image = to_qimage(frame)
     box = QSize(max(viewport.width(), int(image.width() * MIN_SCALE)),
                 max(viewport.height(), int(image.height() * MIN_SCALE)))
-    return frame, image, scaled_to(image, fit(image.size(), box))
+    return frame, image, scaled_to(image, fit(image.size(), box), dpr)
 
 
 class ExplainerView(QWidget):
@@ -712,7 +724,8 @@ class ExplainerView(QWidget):
         if self._in_background:
             self._frame_waiting = True
             viewport = self.view_scroll.viewport().size()
-            self._frames.submit(lambda progress, cancelled: _unless(cancelled, draw, viewport),
+            dpr = self.view.devicePixelRatioF()
+            self._frames.submit(lambda progress, cancelled: _unless(cancelled, draw, viewport, dpr),
                                 on_done=lambda frame: self._show_frame(token, *frame),
                                 on_error=lambda message: self._frame_failed(token, message), quiet=True)
         else:

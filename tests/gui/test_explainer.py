@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
+from PySide6.QtCore import QSize
 
 from engine import get_engine
 from gui.explainer import ExplainerView
@@ -201,3 +202,18 @@ def test_a_frame_drawn_for_a_layer_left_behind_is_not_shown(view, qtbot):
     qtbot.wait(50)
     assert view.render_image() is None and not view.loading()
     assert "not a convolution" in view.layer_label.text()
+
+
+def test_frames_are_shrunk_to_the_device_pixels_they_cover_never_blurred_up():
+    from PySide6.QtCore import QRect
+
+    from gui.explainer import fit, scaled_to, to_qimage
+
+    image = to_qimage(np.random.default_rng(0).integers(0, 255, (800, 1000, 3), dtype=np.uint8))
+    rect = fit(image.size(), QSize(500, 900))  # half the width: the whole frame, aspect kept
+    assert rect == QRect(0, 0, 500, 400)
+    assert scaled_to(image, rect).size() == QSize(500, 400)
+    on_hidpi = scaled_to(image, rect, dpr=1.5)
+    assert on_hidpi.size() == QSize(750, 600) and on_hidpi.devicePixelRatio() == 1.5
+    assert scaled_to(image, rect, dpr=2.0) is image  # every pixel of the frame has a device pixel
+    assert fit(image.size(), QSize(2000, 2000)) == QRect(500, 0, 1000, 800)  # never scaled up
