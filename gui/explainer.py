@@ -184,12 +184,6 @@ class ExplainerView(QWidget):
         self._syncing = False
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._tick)
-        # a layer step draws the maps first and the frame on the next event-loop turn; holding
-        # an arrow key down draws only the layer the user stops on
-        self._load_timer = QTimer(self)
-        self._load_timer.setSingleShot(True)
-        self._load_timer.setInterval(0)
-        self._load_timer.timeout.connect(self._load_pending)
         warm_up()  # fonts and number glyphs: 10 ms now, not on the first frame of a layer
 
         self.modes = QTabWidget()
@@ -410,8 +404,10 @@ class ExplainerView(QWidget):
     def set_layer(self, model, result, layer: str) -> None:
         """Explain ``layer`` of a run (``models.runner.RunResult``); non-conv layers clear the view.
 
-        The layer's input comes from the run (``result.conv_inputs``); drawing waits until the
-        view is shown, and for the next event-loop turn.
+        The layer's input comes from the run (``result.conv_inputs``). A hidden view loads the
+        layer when it is shown; the frame is drawn off the GUI thread (:meth:`loading` until then),
+        and a request superseded before its frame is ready is dropped, so holding an arrow key
+        down does not queue up frames.
         """
         info = next((la for la in result.layers if la.name == layer), None)
         if info is None or not info.is_conv:
@@ -422,9 +418,9 @@ class ExplainerView(QWidget):
         self._pending_layer = (model, result, info)
         self._pending_unit = None
         self._ctx = None
-        if self.isVisible():  # the last frame stays one event-loop turn, not a blank in between
+        if self.isVisible():  # the frame is drawn off the GUI thread; the last one stays till then
             self.pause()
-            self._load_timer.start()
+            self._load_pending()
         else:
             self._show_empty_layer(f"<b>{layer}</b>: loading…")
 
@@ -598,7 +594,6 @@ class ExplainerView(QWidget):
     def _load_pending(self) -> None:
         from models.runner import conv_bias, layer_weights
 
-        self._load_timer.stop()
         if self._pending_layer is None:
             return
         model, result, info = self._pending_layer

@@ -176,10 +176,10 @@ def test_a_frame_drawn_in_the_background_never_replaces_a_later_one(view, qtbot)
     model = load_model("classic")
     result = run_model(model, prepare_image(sample_images()["chelsea"], model.preprocess), "im2col")
     view.show()
-    view.set_layer(model, result, "combine")
-    view.set_unit(1, 5, 5)  # while the layer's frame is still to be drawn: it loads now
-    assert view.loading()
-    view.step(1)  # the user moves on: this frame is drawn here, at once
+    view.set_layer(model, result, "combine")  # shown: its frame is drawn off the GUI thread
+    assert view.loading() and view.current_unit() is None
+    view.set_unit(1, 5, 5)  # the user clicks a unit before it is ready: drawn here, at once
+    view.step(1)
     stepped = view.render_image()
     assert not view.loading() and view.current_unit() == (1, 5, 6)
     assert view.wait_frame(5000)
@@ -196,7 +196,7 @@ def test_a_frame_drawn_for_a_layer_left_behind_is_not_shown(view, qtbot):
     result = run_model(model, prepare_image(sample_images()["chelsea"], model.preprocess), "im2col")
     view.show()
     view.set_layer(model, result, "combine")
-    view.set_unit(0, 3, 3)  # its frame is being drawn off the GUI thread
+    assert view.loading()  # its frame is being drawn off the GUI thread
     view.set_layer(model, result, "relu2")  # the user steps on before it is ready
     assert view.wait_frame(5000)
     qtbot.wait(50)
