@@ -140,7 +140,7 @@ def _scrolled(widget: QWidget) -> QScrollArea:
     return area
 
 
-def _unless(cancelled, draw, viewport: QSize, dpr: float) -> tuple[np.ndarray, QImage, QImage]:
+def _frame_job(cancelled, draw, viewport: QSize, dpr: float) -> tuple[np.ndarray, QImage, QImage]:
     """A frame job: the frame, as an image, and scaled to where the view in ``viewport`` will
     draw it (the view grows to at least ``MIN_SCALE`` of the frame and scrolls)."""
     if cancelled():
@@ -184,7 +184,8 @@ class ExplainerView(QWidget):
         self._syncing = False
         self.timer = QTimer(self)
         self.timer.timeout.connect(self._tick)
-        warm_up()  # fonts and number glyphs: 10 ms now, not on the first frame of a layer
+        # fonts and number glyphs (15 ms), on the frame thread: not at start-up, nor in a first frame
+        self._frames.submit(lambda progress, cancelled: warm_up(), quiet=True)
 
         self.modes = QTabWidget()
         self.modes.addTab(self._build_layer_page(), "This layer")
@@ -720,7 +721,7 @@ class ExplainerView(QWidget):
             self._frame_waiting = True
             viewport = self.view_scroll.viewport().size()
             dpr = self.view.devicePixelRatioF()
-            self._frames.submit(lambda progress, cancelled: _unless(cancelled, draw, viewport, dpr),
+            self._frames.submit(lambda progress, cancelled: _frame_job(cancelled, draw, viewport, dpr),
                                 on_done=lambda frame: self._show_frame(token, *frame),
                                 on_error=lambda message: self._frame_failed(token, message), quiet=True)
         else:
