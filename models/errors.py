@@ -1,7 +1,9 @@
 """Errors a user can cause and fix: each carries a one-line message meant for them.
 
-The command line prints ``error: <message>`` and exits 2; the GUI shows the message and keeps
-its previous state. Anything else escaping is a bug.
+Messages describe the problem, not a remedy in one front end's words: the command line prints
+``error: <message>`` (plus its own hint, e.g. a flag) and exits 2; the window shows the message
+(or asks the question a subclass stands for) and keeps its previous state. The window branches on
+the type, never on the text. Anything else escaping is a bug.
 """
 
 from __future__ import annotations
@@ -19,8 +21,27 @@ class ModelError(ConvScopeError):
     """A model name or file that cannot be loaded, or a model that cannot be used."""
 
 
+class UntrustedModelError(ModelError):
+    """Loading this file would run code from it (a pickle, or an archive with pickled parts):
+    allowed only when the user says they trust the file (``--trust-model`` / the window asks)."""
+
+
+class ArchitectureNeededError(ModelError):
+    """The file holds weights only (a state dict): the user must name the architecture
+    (``--arch`` / the window asks). ``guess`` is the catalog architecture the keys suggest."""
+
+    def __init__(self, message: str, guess: str | None = None) -> None:
+        super().__init__(message)
+        self.guess = guess
+
+
 class WeightsUnavailableError(ModelError):
-    """Pretrained weights are neither cached nor downloadable (offline)."""
+    """Pretrained weights are neither cached nor downloadable (offline). ``url`` and ``path``
+    say what to fetch and where to put it, so the file can be fetched on another machine."""
+
+    def __init__(self, message: str, url: str | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.url, self.path = url, path
 
 
 class LayerError(ConvScopeError):
