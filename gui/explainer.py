@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine import ConvSpec
 from engine._common import PADDING_MODES
 from gui.worker import Worker
 from models.errors import Cancelled, ConvScopeError
@@ -391,7 +392,8 @@ class ExplainerView(QWidget):
             if fm.shape != (spec.c_out, spec.out_h, spec.out_w):
                 fm = None  # not this conv's direct output (e.g. a repeated call): trace only
         self._ctx = {"weight": np.asarray(weight, dtype=np.float32), "bias": bias,
-                     "input": np.asarray(layer_input, dtype=np.float32), "conv": dict(conv or {}),
+                     "input": np.asarray(layer_input, dtype=np.float32),
+                     "conv": conv if isinstance(conv, ConvSpec) else dict(conv or {}),
                      "feature_map": fm, "layer": layer, "spec": spec}
         c, h, w = np.shape(layer_input)
         self.layer_label.setText(

@@ -14,7 +14,7 @@ def why_convolution_text(layer: LayerInfo) -> str:
     if not layer.is_conv or layer.input_shape is None or len(layer.input_shape) != 4:
         return ""
     cv = layer.conv
-    weight_shape = (cv["out_channels"], cv["in_channels"] // cv["groups"], *cv["kernel"])
+    weight_shape = (cv.c_out, cv.c_in_per_group, cv.kh, cv.kw)
     has_bias = layer.params > weight_shape[0] * weight_shape[1] * weight_shape[2] * weight_shape[3]
     info = why_convolution(weight_shape, layer.input_shape[1:], layer.output_shape[1:], bias=has_bias)
     return (f"<br><b>Why convolution?</b> {info['conv_params']:,} parameters here; a fully "
@@ -42,13 +42,23 @@ class LayerDetails(QLabel):
         ]
         if layer.conv:
             cv = layer.conv
-            rows.append(f"kernel {cv['kernel'][0]}×{cv['kernel'][1]} · stride {cv['stride']} · "
-                        f"padding {cv['padding']} ({cv['padding_mode']}) · dilation "
-                        f"{cv['dilation']} · groups {cv['groups']}")
+            top, bottom, left, right = cv.pad
+            padding = f"({top}, {left})" if (top, left) == (bottom, right) else str(cv.pad)
+            rows.append(f"kernel {cv.kh}×{cv.kw} · stride {cv.stride} · padding {padding} "
+                        f"({cv.padding_mode}) · dilation {cv.dilation} · groups {cv.groups}")
         if rf:
             share = rf.share_of(*input_hw)
             rows.append(f"receptive field {rf.size[0]}×{rf.size[1]} px · jump {rf.jump[0]} · "
-                        f"one unit sees {share * 100:.3g}% of the image")
+                        f"one unit sees {share * 100:.3g}% of the image"
+                        + (" (channels-last: the grid is the output's middle axes)"
+                           if layer.channels_last else ""))
+            if rf.global_context:
+                rows.append("it also receives global context: a squeeze-and-excitation gate (or a "
+                            "global normalisation) computed from the whole image scales it")
+            if rf.assumed:
+                rows.append(f"assumed pointwise on the way: {', '.join(rf.assumed)}")
+        elif layer.field_note:
+            rows.append(f"no receptive-field box: {layer.field_note}")
         else:
             rows.append("no receptive-field box: this output has no spatial grid")
         self.setText("<br>".join(rows) + why_convolution_text(layer))

@@ -37,8 +37,7 @@ from gui.widgets import steady_label
 from gui.worker import Worker
 from models.export import export_run
 from models.images import DEFAULT_SAMPLE, PreparedImage, load_image, prepare_image, sample_images
-from models.receptive_field import effective_receptive_field
-from models.runner import RunResult, layer_weights, run_model
+from models.runner import RunResult, effective_receptive_field, layer_weights, run_model
 from models.zoo import DEFAULT_MODEL, LoadedModel, available_models, load_model
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
@@ -427,7 +426,7 @@ class MainWindow(QMainWindow):
         names = outcome.model.channel_names.get(layer.name)
         self.feature_maps.set_maps(layer.name, outcome.result.activations[layer.name], names)
         weight = layer_weights(outcome.model, layer.name) if layer.is_conv else None
-        self.filters.set_weights(layer.name, weight, layer.conv["groups"] if layer.conv else 1,
+        self.filters.set_weights(layer.name, weight, layer.conv.groups if layer.conv else 1,
                                  layer.type)
         self.details.show_layer(layer, index, len(outcome.result.layers),
                                 outcome.image.model_view.shape[:2])

@@ -53,11 +53,17 @@ _DIRECT = DirectEngine()
 # ----------------------------------------------------------------------------- arithmetic
 
 
-def conv_kwargs(conv: dict | None) -> dict:
-    """The engine keyword arguments of a layer's ``conv`` dict (as in ``LayerInfo.conv``).
+def conv_kwargs(conv: ConvSpec | dict | None) -> dict:
+    """The engine keyword arguments of a layer's convolution (``LayerInfo.conv``, a
+    :class:`ConvSpec`) or of a dict of them (the sandbox's).
 
     Missing keys take torch's defaults; extra keys (channels, kernel) are ignored.
     """
+    if isinstance(conv, ConvSpec):
+        top, bottom, left, right = conv.pad
+        return {"stride": conv.stride,
+                "padding": (top, left) if (top, left) == (bottom, right) else "same",
+                "dilation": conv.dilation, "groups": conv.groups, "padding_mode": conv.padding_mode}
     conv = conv or {}
     return {
         "stride": conv.get("stride", 1),

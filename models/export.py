@@ -10,8 +10,7 @@ import numpy as np
 from models import render
 from models.errors import LayerError
 from models.images import PreparedImage
-from models.receptive_field import effective_receptive_field
-from models.runner import RunResult, find_layer, layer_weights
+from models.runner import RunResult, effective_receptive_field, find_layer, layer_weights
 from models.zoo import LoadedModel
 
 

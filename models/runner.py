@@ -1,51 +1,44 @@
 """Run a model with every convolution on the selected engine, capturing every layer.
 
-One forward pass under two dispatch modes: :class:`~models.engine_mode.EngineConvMode` computes
-each convolution on the engine, :class:`~models.receptive_field.ReceptiveFieldMode` tracks the
-receptive field of every tensor. Forward hooks on the leaf modules capture each layer's output
-(batch 0) in execution order, named by module path. TorchScript and ``torch.export`` programs
-have no hooks to offer: their layers are their convolutions, named by their weight's path.
+Two kinds of work, kept apart so a run costs little more than the model itself:
+
+- **Once per model and input size** (:func:`plan`): a run on torch that copies every output
+  and tracks receptive fields (:class:`~models.receptive_field.ReceptiveFieldMode`) learns the
+  layer table — names, types, parameters, MACs, each convolution's arguments, receptive fields
+  — which outputs later in-place ops overwrite, and whether every convolution comes from an
+  ``nn.Conv2d`` the router can stand in for.
+- **Every run** (:func:`run_model`): the capture of :mod:`models.capture` with the
+  convolutions on the engine (swapped into the ``nn.Conv2d`` modules when the plan allows,
+  else through a dispatch mode), copying only the outputs the plan says are overwritten and
+  checking every other one's version counter afterwards.
 """
 
 from __future__ import annotations
 
-import difflib
+import contextlib
 import time
-from collections.abc import Callable
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-from models.engine_mode import EngineConvMode
-from models.errors import Cancelled, LayerError
+from engine import ConvSpec, make_spec
+from models.capture import CancelFn, Options, ProgressFn, Record, model_form
+from models.capture import eager as eager_capture
+from models.capture import program as program_capture
+from models.capture import script as script_capture
+from models.capture.eager import leaves
+from models.engine_mode import ConvCall, ConvRouter, EngineConvMode, swappable, swapped_convs
+from models.errors import LayerError
 from models.images import PreparedImage
-from models.receptive_field import ReceptiveField, ReceptiveFieldMode, split_layer_key
+from models.layers import LayerInfo, conv_bias, find_layer, grid_maps, layer_weights, split_layer_key
+from models.receptive_field import ReceptiveField, ReceptiveFieldMode
 from models.zoo import LoadedModel
 
-ProgressFn = Callable[[int, int], None]
-CancelFn = Callable[[], bool]
-
-
-@dataclass
-class LayerInfo:
-    """One row of the layer table."""
-
-    name: str
-    type: str
-    output_shape: tuple[int, ...]
-    params: int
-    macs: int
-    time_ms: float
-    algorithm: str | None
-    receptive_field: ReceptiveField | None
-    conv: dict | None = None
-    input_shape: tuple[int, ...] | None = None  # for convolutions: the layer's input (N, C, H, W)
-
-    @property
-    def is_conv(self) -> bool:
-        return self.conv is not None
+__all__ = ["LayerInfo", "Plan", "RunResult", "conv_bias", "effective_receptive_field", "find_layer",
+           "layer_weights", "plan", "run_model"]
 
 
 @dataclass
@@ -54,7 +47,7 @@ class RunResult:
     engine: str
     input_shape: tuple[int, ...]
     layers: list[LayerInfo]
-    activations: dict[str, np.ndarray] = field(repr=False)
+    activations: dict[str, np.ndarray] = field(repr=False)  # layer -> its output for the image
     logits: np.ndarray | None
     predictions: list[tuple[str, float]]
     conv_calls: int
@@ -69,36 +62,164 @@ class RunResult:
     def index(self, name: str) -> int:
         return [la.name for la in self.layers].index(find_layer(self, name).name)
 
-
-def _weight_owners(module: nn.Module) -> dict[int, str]:
-    """data_ptr of each 4-D weight -> the path of the module that owns it."""
-    owners = {}
-    for pname, p in module.named_parameters():
-        if p.dim() == 4:
-            owners.setdefault(p.data_ptr(), pname.rsplit(".", 1)[0] if "." in pname else pname)
-    for bname, b in module.named_buffers():
-        if b.dim() == 4:
-            owners.setdefault(b.data_ptr(), bname.rsplit(".", 1)[0] if "." in bname else bname)
-    return owners
+    def maps(self, name: str) -> np.ndarray:
+        """The layer's output drawn as maps: ``(C, H, W)`` with the grid last, also for a
+        channels-last layer (a view); other outputs as they are."""
+        return grid_maps(self.activations[name], find_layer(self, name).grid_axes)
 
 
-def _conv_info(m: nn.Module) -> dict | None:
-    if isinstance(m, nn.Conv2d):
-        return {
-            "in_channels": m.in_channels, "out_channels": m.out_channels,
-            "kernel": list(m.kernel_size), "stride": list(m.stride),
-            "padding": m.padding if isinstance(m.padding, str) else list(m.padding),
-            "dilation": list(m.dilation), "groups": m.groups, "padding_mode": m.padding_mode,
-        }
-    return None
+@dataclass
+class Plan:
+    """What is the same for every run of one model at one input size."""
+
+    form: str  # "eager" | "script" | "program"
+    rows: dict[str, LayerInfo]  # times and algorithms are filled per run
+    clone: frozenset[str]  # outputs a later in-place op overwrites: copied when recorded
+    clone_inputs: frozenset[str]
+    conv_calls: int
+    dispatch: bool  # some convolution is not an nn.Conv2d the router can stand in for
+    functional: bool  # some convolution is made outside every leaf module
+    program: object = None  # script_capture.ScriptProgram | program_capture.ProgramCalls
+
+    @property
+    def conv_keys(self) -> frozenset[str]:
+        return frozenset(k for k, r in self.rows.items() if r.is_conv)
 
 
-def _macs(m: nn.Module | None, out: torch.Tensor, conv: dict | None) -> int:
+_plans: weakref.WeakKeyDictionary[nn.Module, dict[tuple, Plan]] = weakref.WeakKeyDictionary()
+_programs: weakref.WeakKeyDictionary[nn.Module, object] = weakref.WeakKeyDictionary()
+
+
+def _program(module: nn.Module, form: str) -> object:
+    if form == "eager":
+        return None
+    if module not in _programs:
+        _programs[module] = (script_capture.build(module) if form == "script"
+                             else program_capture.build(module))
+    return _programs[module]
+
+
+def _capture(module: nn.Module, form: str, program: object, x: torch.Tensor,
+             router: ConvRouter | None, opts: Options, conv_keys: frozenset[str] = frozenset(),
+             dispatching: bool = False) -> tuple[object, list[Record]]:
+    """One capture of any model form. ``dispatching``: an EngineConvMode on ``router`` is
+    active, so the program interpreter leaves convolutions to it."""
+    if form == "script":
+        return script_capture.capture(module, program, x, router, opts)
+    if form == "program":
+        return program_capture.capture(module, program, x, router, opts, route=not dispatching)
+    return eager_capture.capture(module, x, router, opts, conv_keys)
+
+
+def plan(model: LoadedModel | nn.Module, x: torch.Tensor, cancel: CancelFn | None = None,
+         progress: ProgressFn | None = None) -> Plan:
+    """The plan of ``model`` for inputs shaped like ``x``: made once, then cached."""
+    module = model if isinstance(model, nn.Module) else model.module
+    key = (tuple(x.shape), x.dtype)
+    cached = _plans.get(module, {}).get(key)
+    if cached is not None:
+        return cached
+    made = _make_plan(module, x, cancel, progress)
+    _plans.setdefault(module, {})[key] = made
+    return made
+
+
+def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
+               progress: ProgressFn | None) -> Plan:
+    form = model_form(module)
+    program = _program(module, form)
+    router = ConvRouter("reference", cancel)
+    originals: dict[str, tuple[torch.Tensor, int, torch.Tensor | None, int]] = {}
+    seen: dict[str, tuple[ReceptiveField | None, tuple[int, int] | None, str | None]] = {}
+
+    def on_record(record: Record, out: torch.Tensor, given: torch.Tensor | None) -> None:
+        seen[record.key] = (rf.field(out), rf.grid_axes(out), rf.unknown_op(out))
+        originals[record.key] = (out, out._version, given, given._version if given is not None else 0)
+
+    total = len(leaves(module)) if form == "eager" else len(getattr(program, "calls", []))
+    opts = Options(clone=None, clone_inputs=None, cancel=cancel, progress=progress, total=total,
+                   on_record=on_record)
+    with torch.no_grad(), EngineConvMode(router), ReceptiveFieldMode([x]) as rf:
+        _, records = _capture(module, form, program, x, router, opts, dispatching=True)
+        for r in records:
+            if r.key not in seen:  # a functional conv: its field is its output's
+                seen[r.key] = (rf.field(r.output), rf.grid_axes(r.output), rf.unknown_op(r.output))
+    clone = frozenset(k for k, (out, version, _, _) in originals.items() if out._version != version)
+    clone_inputs = frozenset(k for k, (_, _, given, version) in originals.items()
+                             if given is not None and given._version != version)
+    modules = dict(module.named_modules())
+    rows: dict[str, LayerInfo] = {}
+    for r in records:
+        call = router.calls[r.calls[-1]] if r.calls else None
+        path, _ = split_layer_key(r.key)
+        m = modules.get(path)
+        conv = _conv_spec(m, r, call, program)
+        field_, axes, unknown = seen.get(r.key, (None, None, None))
+        rows[r.key] = LayerInfo(
+            name=r.key, type=r.type, output_shape=tuple(r.output.shape),
+            params=_params(module, m, path, call), macs=_macs(module, r, conv),
+            time_ms=0.0, algorithm=None, receptive_field=field_, conv=conv,
+            input_shape=tuple(r.input.shape) if conv is not None and r.input is not None else None,
+            grid_axes=axes, field_note=None if field_ is not None or unknown is None else
+            f"the receptive field is unknown: it passes through {unknown}, which ConvScope "
+            f"does not know how to follow")
+    convs_in_leaves = {c for r in records if r.type != "F.conv2d" for c in r.calls}
+    swappable_calls = {c for r in records if r.type != "F.conv2d" and r.calls
+                       and swappable(modules.get(split_layer_key(r.key)[0])) for c in r.calls}
+    return Plan(form=form, rows=rows, clone=clone, clone_inputs=clone_inputs,
+                conv_calls=len(router.calls),
+                dispatch=len(swappable_calls) != len(router.calls),
+                functional=len(convs_in_leaves) != len(router.calls), program=program)
+
+
+def _conv_spec(m: nn.Module | None, r: Record, call: ConvCall | None, program: object) -> ConvSpec | None:
+    if call is None:
+        return None
+    weight_shape = call.weight_shape
+    bias = (weight_shape[0],) if call.has_bias else None
+    mode = getattr(m, "padding_mode", None) if m is not None else None
+    if isinstance(mode, str) and r.input is not None and hasattr(m, "padding"):
+        padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
+        shape = (1, *r.input.shape[1:])
+    else:
+        pad = program_capture.padding_of(program, r.key) if isinstance(
+            program, program_capture.ProgramCalls) else None
+        if pad is not None and r.input is not None:
+            mode, padding = pad
+            shape = (1, *r.input.shape[1:])
+        else:
+            mode, padding, shape = "zeros", call.padding, (1, *call.input_shape[1:])
+    try:
+        return make_spec(shape, weight_shape, bias, call.stride, padding, call.dilation, call.groups,
+                         mode)
+    except ValueError:  # the module says one thing, the call another: trust the call
+        return make_spec((1, *call.input_shape[1:]), weight_shape, bias, call.stride,
+                         call.padding, call.dilation, call.groups, "zeros")
+
+
+def _params(module: nn.Module, m: nn.Module | None, path: str, call: ConvCall | None) -> int:
+    if m is not None:
+        return int(sum(p.numel() for p in m.parameters(recurse=False)))
+    prefix = path + "."
+    own = [p for n, p in module.named_parameters() if n.startswith(prefix) and "." not in n[len(prefix):]]
+    if own:
+        return int(sum(p.numel() for p in own))
+    if call is not None:  # a bare weight used by F.conv2d
+        return int(np.prod(call.weight_shape)) + (call.weight_shape[0] if call.has_bias else 0)
+    return 0
+
+
+def _macs(module: nn.Module, r: Record, conv: ConvSpec | None) -> int:
     if conv is not None:
-        k = conv["kernel"][0] * conv["kernel"][1]
-        return int(out[0].numel() * (conv["in_channels"] // conv["groups"]) * k)
-    if isinstance(m, nn.Linear):
-        return int(m.in_features * m.out_features)
+        out = r.output.shape
+        return int(conv.c_out * out[-2] * out[-1] * conv.c_in_per_group * conv.kh * conv.kw)
+    if r.type == "Linear":
+        from models.layers import parameter
+
+        w = parameter(module, r.key, "weight")
+        if w is not None and w.dim() == 2:
+            positions = r.output[0].numel() // w.shape[0] if r.output.dim() > 1 else 1
+            return int(w.numel() * positions)
     return 0
 
 
@@ -111,128 +232,119 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
     """Forward ``image`` through ``model`` with every convolution on ``engine``."""
     module = model.module
     x = _prepare_input(image).detach().float()
-    leaves = [(n, m) for n, m in module.named_modules()
-              if n and not list(m.children()) and not isinstance(m, torch.jit.ScriptModule)]
-    hookable = bool(leaves) and not isinstance(module, torch.jit.ScriptModule)
-    total = max(1, len(leaves))
-    # (layer key, module, output, seconds, the module's input)
-    records: list[tuple[str, nn.Module | None, torch.Tensor, float, torch.Tensor | None]] = []
-    seen: dict[str, int] = {}
-    starts: dict[int, float] = {}
-
-    def pre_hook(m: nn.Module, _inputs: object) -> None:
-        if cancel and cancel():
-            raise Cancelled("run cancelled")
-        starts[id(m)] = time.perf_counter()
-
-    def make_hook(name: str) -> Callable:
-        def hook(m: nn.Module, inputs: tuple, out: object) -> None:
-            elapsed = time.perf_counter() - starts.pop(id(m), time.perf_counter())
-            if not isinstance(out, torch.Tensor):
-                return
-            seen[name] = seen.get(name, 0) + 1
-            key = name if seen[name] == 1 else f"{name}#{seen[name]}"  # a module called twice
-            # the module's own input: a non-zero padding mode pads before the engine sees it
-            given = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-            records.append((key, m, out, elapsed, given))
-            if progress:
-                progress(min(len(records), total), total)
-        return hook
-
-    handles = []
-    if hookable:
-        for name, m in leaves:
-            handles.append(m.register_forward_pre_hook(pre_hook))
-            handles.append(m.register_forward_hook(make_hook(name)))
-    start = time.perf_counter()
-    try:
-        with torch.no_grad(), EngineConvMode(engine) as conv_mode, ReceptiveFieldMode([x]) as rf_mode:
-            output = module(x)
-            owners = _weight_owners(module)
-            conv_by_output = {id(c.output): c for c in conv_mode.calls}
-            if not hookable:  # script / export: the layers are the convolutions
-                for i, call in enumerate(conv_mode.calls):
-                    records.append((owners.get(call.weight_ptr, f"conv{i}"), None, call.output,
-                                    call.seconds, call.input))
-            layers, activations, conv_inputs = [], {}, {}
-            for key, m, out, elapsed, given in records:
-                call = conv_by_output.get(id(out))
-                conv = _conv_info(m) if m is not None else None
-                if call is not None and conv is None:
-                    conv = {"in_channels": call.input_shape[1], "out_channels": call.weight_shape[0],
-                            "kernel": list(call.weight_shape[2:]), "stride": list(call.stride),
-                            "padding": list(call.padding), "dilation": list(call.dilation),
-                            "groups": call.groups, "padding_mode": "zeros"}
-                if conv is not None and call is None:
-                    conv = None if m is not None and not isinstance(m, nn.Conv2d) else conv
-                params = sum(p.numel() for p in m.parameters(recurse=False)) if m is not None else (
-                    int(np.prod(call.weight_shape)) if call else 0)
-                layers.append(LayerInfo(
-                    name=key, type=type(m).__name__ if m is not None else "Conv2d",
-                    output_shape=tuple(out.shape), params=int(params), macs=_macs(m, out, conv),
-                    time_ms=(call.seconds if call else elapsed) * 1e3,
-                    algorithm=call.algorithm if call else None,
-                    receptive_field=rf_mode.field(out), conv=conv,
-                    input_shape=tuple(given.shape) if conv is not None and given is not None else None,
-                ))
-                activations[key] = out[0].detach().float().numpy().copy()
-                if conv is not None and given is not None and given.dim() == 4:
-                    conv_inputs[key] = given[0].detach().float().numpy().copy()
-    finally:
-        for h in handles:
-            h.remove()
-    total_ms = (time.perf_counter() - start) * 1e3
-    logits = output[0].detach().float().numpy() if isinstance(output, torch.Tensor) else None
-    predictions: list[tuple[str, float]] = []
-    if model.categories and logits is not None and logits.ndim == 1 and len(logits) == len(model.categories):
-        probs = torch.softmax(torch.from_numpy(logits).double(), 0).numpy()
-        predictions = [(model.categories[i], float(probs[i])) for i in np.argsort(-probs)[:5]]
-    if progress:
-        progress(total, total)
+    the_plan = plan(model, x, cancel, progress)
+    for _attempt in range(2):
+        start = time.perf_counter()
+        output, records, router = _run(module, the_plan, x, engine, cancel, progress)
+        total_ms = (time.perf_counter() - start) * 1e3
+        overwritten = [(r.key, *r.overwritten()) for r in records]
+        if [r.key for r in records] == list(the_plan.rows) and not any(o or i for _, o, i in overwritten):
+            break
+        # this input took another path through the model (or wrote in place where the plan's
+        # input did not): learn its plan and run again, copying what must be copied
+        the_plan = _make_plan(module, x, cancel, None)
+        _plans.setdefault(module, {})[(tuple(x.shape), x.dtype)] = the_plan
+    layers, activations, conv_inputs = [], {}, {}
+    for r in records:
+        row = the_plan.rows[r.key]
+        calls = [router.calls[i] for i in r.calls] if router is not None else []
+        if calls:
+            time_ms, algorithm = sum(c.seconds for c in calls) * 1e3, calls[-1].algorithm
+        elif row.is_conv:
+            time_ms, algorithm = r.seconds * 1e3, "reference"
+        else:
+            time_ms, algorithm = r.seconds * 1e3, None
+        layers.append(LayerInfo(**{**row.__dict__, "time_ms": time_ms, "algorithm": algorithm}))
+        activations[r.key] = _numpy(r.output[0])
+        if row.is_conv and r.input is not None and r.input.dim() == 4:
+            conv_inputs[r.key] = _numpy(r.input[0])
+    logits = _numpy(output[0]) if isinstance(output, torch.Tensor) and output.dim() >= 1 else None
     return RunResult(
         model_name=model.name, engine=engine, input_shape=tuple(x.shape), layers=layers,
-        activations=activations, logits=logits, predictions=predictions,
-        conv_calls=len(conv_mode.calls), total_ms=total_ms, conv_inputs=conv_inputs,
+        activations=activations, logits=logits, predictions=_predictions(model, logits),
+        conv_calls=the_plan.conv_calls, total_ms=total_ms, conv_inputs=conv_inputs,
     )
 
 
-def find_layer(result: RunResult, name: str) -> LayerInfo:
-    """The layer called ``name``; ``LayerError`` naming close matches otherwise."""
-    for layer in result.layers:
-        if layer.name == name:
-            return layer
-    names = [la.name for la in result.layers]
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; layers: {', '.join(names[:8])}, ..."
-    raise LayerError(f"unknown layer {name!r} in {result.model_name}{hint}")
+def _run(module: nn.Module, the_plan: Plan, x: torch.Tensor, engine: str,
+         cancel: CancelFn | None, progress: ProgressFn | None
+         ) -> tuple[object, list[Record], ConvRouter | None]:
+    opts = Options(clone=the_plan.clone, clone_inputs=the_plan.clone_inputs, cancel=cancel,
+                   progress=progress, total=len(the_plan.rows))
+    router = ConvRouter(engine, cancel)
+    if router.is_reference and not (the_plan.form == "eager" and the_plan.functional):
+        router = None  # torch computes every convolution; the plan knows which layers they are
+    if router is None:
+        route = contextlib.nullcontext()
+    elif the_plan.form == "program":
+        route = router.threads()
+    elif the_plan.form == "eager" and not the_plan.dispatch:
+        route = swapped_convs(module, router)
+    else:
+        route = EngineConvMode(router)
+    with torch.no_grad(), route:
+        output, records = _capture(module, the_plan.form, the_plan.program, x, router, opts,
+                                   the_plan.conv_keys)
+    if progress is not None:
+        progress(len(the_plan.rows), len(the_plan.rows))
+    return output, records, router
 
 
-def _module(model: LoadedModel, layer: str) -> nn.Module:
-    modules = dict(model.module.named_modules())
-    path, _ = split_layer_key(layer)
-    if path not in modules:
-        raise LayerError(f"unknown layer {layer!r} in {model.name}")
-    return modules[path]
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """One image's output as NumPy, without a copy when it is float32 already."""
+    t = t.detach()
+    if t.dtype != torch.float32:
+        t = t.float()
+    return t.numpy()
 
 
-def layer_weights(model: LoadedModel, layer: str) -> np.ndarray | None:
-    """The filters of a conv layer, ``(O, I/groups, kH, kW)`` float32; None for other layers."""
-    try:
-        m = _module(model, layer)
-    except LayerError:
-        m = None
-    if m is not None:
-        w = getattr(m, "weight", None)
-        if isinstance(w, torch.Tensor) and w.dim() == 4:
-            return w.detach().float().numpy().copy()
-        return None
-    params = dict(model.module.named_parameters())  # script/export: layers named by weight path
-    w = params.get(f"{layer}.weight")
-    return w.detach().float().numpy().copy() if w is not None and w.dim() == 4 else None
+def _predictions(model: LoadedModel, logits: np.ndarray | None) -> list[tuple[str, float]]:
+    if not model.categories or logits is None or logits.ndim != 1 or len(logits) != len(model.categories):
+        return []
+    probs = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float64)), 0).numpy()
+    return [(model.categories[i], float(probs[i])) for i in np.argsort(-probs)[:5]]
 
 
-def conv_bias(model: LoadedModel, layer: str) -> np.ndarray | None:
-    params = dict(model.module.named_parameters())
-    path, _ = split_layer_key(layer)
-    b, w = params.get(f"{path}.bias"), params.get(f"{path}.weight")
-    return b.detach().float().numpy().copy() if b is not None and w is not None and w.dim() == 4 else None
+def effective_receptive_field(model: LoadedModel | nn.Module, tensor: torch.Tensor, layer: str,
+                              channel: int, y: int, x: int, cancel: CancelFn | None = None
+                              ) -> np.ndarray:
+    """``|d unit / d input|`` summed over input channels: ``(H, W)`` float32.
+
+    Runs on torch with autograd (not on the selected engine: the engines compute forward passes
+    only), for any model form. ``layer`` is a layer key (a module path, ``#n`` for its n-th
+    call); ``(channel, y, x)`` index the layer's maps as drawn (:meth:`RunResult.maps`).
+    """
+    module = model if isinstance(model, nn.Module) else model.module
+    form = model_form(module)
+    program = _program(module, form)
+    inp = tensor.detach().clone().requires_grad_(True)
+    opts = Options(keys=frozenset({layer}), cancel=cancel)
+    with torch.enable_grad():
+        _, records = _capture(module, form, program, inp, None, opts)
+        if cancel is not None and cancel():
+            from models.errors import Cancelled
+
+            raise Cancelled("effective receptive field cancelled")
+    if not records:
+        path, call = split_layer_key(layer)
+        if path in dict(module.named_modules()) or call:
+            raise LayerError(f"layer {layer!r} did not run {call + 1} times")
+        raise LayerError(f"unknown layer {layer!r}")
+    out = records[0].output
+    row = plan(module, tensor).rows.get(layer)
+    axes = row.grid_axes if row is not None else None
+    if out.dim() < 3 or (axes is None and out.dim() != 4):
+        raise LayerError(f"layer {layer!r} has no spatial map")
+    maps = _grid_tensor(out[0], axes)
+    c, h, w = maps.shape
+    if not (0 <= channel < c and 0 <= y < h and 0 <= x < w):
+        raise LayerError(f"unit ({channel}, {y}, {x}) is outside layer {layer!r} ({c}x{h}x{w})")
+    (grad,) = torch.autograd.grad(maps[channel, y, x], inp)
+    return grad[0].abs().sum(0).numpy().astype(np.float32)
+
+
+def _grid_tensor(t: torch.Tensor, axes: tuple[int, int] | None) -> torch.Tensor:
+    if axes is None or (axes[0] - 1, axes[1] - 1) == (t.dim() - 2, t.dim() - 1):
+        return t
+    moved = torch.movedim(t, (axes[0] - 1, axes[1] - 1), (-2, -1))
+    return moved.reshape(-1, *moved.shape[-2:])

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from models.errors import LayerError
-from models.receptive_field import ReceptiveField, effective_receptive_field
-from models.runner import find_layer, run_model
+from models.receptive_field import ReceptiveField
+from models.runner import effective_receptive_field, find_layer, run_model
 from models.zoo import LoadedModel, load_model
 
 # By hand, per axis: size' = size + (k-1)*d*jump, jump' = jump*s, start' = start - p*jump.

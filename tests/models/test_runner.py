@@ -61,7 +61,7 @@ def test_every_convolution_is_computed_by_the_engine() -> None:
     assert layer.output_shape == (1, 128, 8, 8)
     assert layer.params == 64 * 128 * 9
     assert layer.macs == 128 * 8 * 8 * 64 * 9
-    assert layer.conv["stride"] == [2, 2] and layer.conv["kernel"] == [3, 3]
+    assert layer.conv.stride == (2, 2) and (layer.conv.kh, layer.conv.kw) == (3, 3)
     np.testing.assert_allclose(result.activations["layer2.0.conv1"].shape, (128, 8, 8))
 
 
@@ -75,9 +75,15 @@ def test_functional_calls_subclasses_script_and_export_all_count() -> None:
         result = run_model(_loaded(module), x, "direct")
         assert result.conv_calls == 2
         np.testing.assert_allclose(result.logits, expected, atol=1e-5)
-    # script/export have no hooks: their layers are the convolutions, named by their weights
-    names = [la.name for la in run_model(_loaded(torch.jit.script(net)), x, "fft").layers]
-    assert names == ["stem", "w"]
+    # every form lists every leaf call, and the functional conv as a layer named by its weight
+    eager = [(la.name, la.type, la.is_conv) for la in run_model(_loaded(net), x, "fft").layers]
+    assert eager == [("stem", "MyConv", True), ("act", "ReLU", False), ("w", "F.conv2d", True),
+                     ("act#2", "ReLU", False), ("pool", "AdaptiveAvgPool2d", False),
+                     ("fc", "Linear", False)]
+    for module in (torch.jit.script(net), torch.jit.trace(net, x),
+                   torch.export.export(net, (x,)).module()):
+        layers = run_model(_loaded(module), x, "fft").layers
+        assert [(la.name, la.type, la.is_conv) for la in layers] == eager
 
 
 def test_activations_match_torch_layer_by_layer() -> None:

@@ -1,0 +1,117 @@
+"""Eager models: a pre- and a post-hook on every leaf module record each call as it ends."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from models.capture import Options, Record, kept, layer_key, out_of_place
+from models.engine_mode import ConvRouter
+
+
+def leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every leaf module (no children) by path, in definition order."""
+    return [(n, m) for n, m in module.named_modules() if n and next(m.children(), None) is None]
+
+
+def weight_owners(module: nn.Module) -> dict[int, str]:
+    """data_ptr of each 4-D weight -> its parameter path without ``.weight`` (``w`` for a bare
+    parameter): the name of a convolution that no leaf module makes."""
+    owners: dict[int, str] = {}
+    for name, p in [*module.named_parameters(), *module.named_buffers()]:
+        if p.dim() == 4:
+            owners.setdefault(p.data_ptr(), name.removesuffix(".weight"))
+    return owners
+
+
+def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts: Options,
+            conv_keys: frozenset[str] = frozenset()) -> tuple[object, list[Record]]:
+    """Run ``module(x)`` recording every leaf call (see :class:`models.capture.Record`).
+
+    ``router``: computes the convolutions (already installed by the caller, as a swap or a
+    dispatch mode), or None when torch computes them. ``conv_keys``: layers whose input is
+    kept even without a router call in them (a reference run).
+    """
+    records: list[Record] = []
+    ends: list[int] = []  # router calls made when each record ended
+    seen: dict[str, int] = {}
+    stack: list[tuple[float, int, torch.Tensor | None]] = []
+
+    def count() -> int:
+        return len(router.calls) if router is not None else 0
+
+    def pre(_m: nn.Module, inputs: tuple) -> None:
+        opts.check()
+        given = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+        stack.append((time.perf_counter(), count(), given))
+
+    def post_for(name: str, type_name: str):
+        def post(_m: nn.Module, _inputs: tuple, out: object) -> None:
+            start, first, given = stack.pop()
+            seconds = time.perf_counter() - start
+            if not isinstance(out, torch.Tensor):
+                return
+            seen[name] = seen.get(name, 0) + 1
+            key = layer_key(name, seen[name])
+            if not opts.wants(key):
+                return
+            copy = opts.clones(key)
+            calls = list(range(first, count()))
+            record = Record(key, type_name, kept(out, copy), seconds=seconds, calls=calls,
+                            version=out._version, cloned=copy)
+            if given is not None and (calls or key in conv_keys):
+                record.input_cloned = opts.clones_input(key)
+                record.input = kept(given, record.input_cloned)
+                record.input_version = given._version
+            if opts.on_record is not None:
+                opts.on_record(record, out, given)
+            records.append(record)
+            ends.append(count())
+            opts.reported(len(records))
+        return post
+
+    handles = []
+    for name, m in leaves(module):
+        handles.append(m.register_forward_pre_hook(pre))
+        handles.append(m.register_forward_hook(post_for(name, type(m).__name__)))
+    try:
+        with out_of_place(module):
+            output = module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    if router is not None:
+        _add_functional_convs(module, router, records, ends, opts)
+    return output, records
+
+
+def _add_functional_convs(module: nn.Module, router: ConvRouter, records: list[Record],
+                          ends: list[int], opts: Options) -> None:
+    """Convolutions no leaf module made (``F.conv2d`` in a container's forward) are layers too,
+    named by their weight's path, placed where they ran."""
+    inside = {c for r in records for c in r.calls}
+    orphans = [i for i in range(len(router.calls)) if i not in inside]
+    if not orphans:
+        return
+    owners = weight_owners(module)
+    seen: dict[str, int] = {}
+    for i in reversed(orphans):
+        call = router.calls[i]
+        name = owners.get(call.weight_ptr, f"conv{i}")
+        seen[name] = seen.get(name, 0) + 1
+    counts = dict(seen)
+    for i in reversed(orphans):  # the later calls get the higher numbers
+        call = router.calls[i]
+        name = owners.get(call.weight_ptr, f"conv{i}")
+        key = layer_key(name, counts[name])
+        counts[name] -= 1
+        if not opts.wants(key):
+            continue
+        at = sum(1 for end in ends if end <= i)
+        record = Record(key, "F.conv2d", call.output, input=call.input, seconds=call.seconds,
+                        calls=[i], version=call.output._version,
+                        input_version=call.input._version if call.input is not None else 0)
+        records.insert(at, record)
+        ends.insert(at, i + 1)
