@@ -24,6 +24,10 @@ STD = (0.502, 0.502, 0.502)
 class MBConvBlock(nn.Module):
     """Inverted residual: 1x1 expand -> depthwise kxk -> 1x1 project (+ skip when shapes allow)."""
 
+    # constants for TorchScript: the branch a block does not take is not compiled (a block
+    # without expansion has no _expand_conv), so a scripted copy of the model works
+    __constants__ = ["has_expand", "skip"]  # noqa: RUF012 (TorchScript reads a plain list)
+
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, expand: int) -> None:
         super().__init__()
         mid = c_in * expand

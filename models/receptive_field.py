@@ -189,8 +189,7 @@ class ReceptiveFieldMode(TorchDispatchMode):
     def field(self, tensor: torch.Tensor) -> ReceptiveField | None:
         """The field of ``tensor``'s units, or None when it has no spatial grid (or the field
         is unknown: see :meth:`unknown_op`)."""
-        track = self._tracks.get(id(tensor))
-        return track.field if track is not None and track.axes is not None else None
+        return self._tracks[id(tensor)].field if self.grid_axes(tensor) is not None else None
 
     def grid_axes(self, tensor: torch.Tensor) -> tuple[int, int] | None:
         """The dims that hold ``tensor``'s (y, x) grid (e.g. ``(1, 2)`` for channels-last
@@ -332,9 +331,7 @@ class ReceptiveFieldMode(TorchDispatchMode):
             s = _pair(args[2] if len(args) > 2 else None, k)
             rf = rf.through(k, s, _pair(args[3] if len(args) > 3 else 0))
         elif name in ("_adaptive_avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d"):
-            (ih, iw), (oh, ow) = tuple(x.shape[-2:]), tuple(first.shape[-2:])
-            # bins of an adaptive pool: exact when the sizes divide, the widest bin otherwise
-            rf = rf.through((-(-ih // oh), -(-iw // ow)), (ih // oh, iw // ow), (0, 0))
+            rf = _adaptive(rf, tuple(x.shape[-2:]), tuple(first.shape[-2:]))
         else:  # padding ops: pad[0:2] pads the last dim, pad[2:4] the one before
             pad = [*list(args[1]), 0, 0, 0, 0]
             rf = rf.shifted(-pad[2], -pad[0])
@@ -442,6 +439,25 @@ def _right_align(track: _Track | None, ndim: int, out_ndim: int) -> _Track | Non
         return track
     shift = out_ndim - ndim
     return _Track(track.field, tuple(replace(a, dim=a.dim + shift) for a in track.axes), track.broadcast)
+
+
+def _adaptive(rf: ReceptiveField, size: tuple[int, int], out: tuple[int, int]) -> ReceptiveField:
+    """An adaptive pool's bins: bin i spans ``[floor(i*in/out), ceil((i+1)*in/out))``. When
+    ``out`` divides ``in`` that is a plain pool (exact); otherwise the bins differ in width and
+    step, and the field takes the widest bin and the mean step, and says it is approximate."""
+    kernel, stride = [], []
+    for n, m in zip(size, out, strict=True):
+        if n % m == 0:
+            kernel.append(n // m)
+            stride.append(n // m)
+        else:
+            kernel.append(max(-(-(i + 1) * n // m) - (i * n // m) for i in range(m)))
+            stride.append(n / m)
+    field = rf.through((kernel[0], kernel[1]), (stride[0], stride[1]), (0, 0))
+    if all(n % m == 0 for n, m in zip(size, out, strict=True)):
+        return field
+    return replace(field, assumed=_merge(field.assumed, ("adaptive pooling with uneven bins "
+                                                         "(approximate)",)))
 
 
 def _expand(track: _Track | None, ndim: int, out: torch.Tensor) -> _Track | None:

@@ -80,6 +80,7 @@ class Plan:
     dispatch: bool  # some convolution is not an nn.Conv2d the router can stand in for
     functional: bool  # some convolution is made outside every leaf module
     program: object = None  # script_capture.ScriptProgram | program_capture.ProgramCalls
+    leaves: list[tuple[str, nn.Module]] = field(default_factory=list, repr=False)
 
     @property
     def conv_keys(self) -> frozenset[str]:
@@ -101,14 +102,15 @@ def _program(module: nn.Module, form: str) -> object:
 
 def _capture(module: nn.Module, form: str, program: object, x: torch.Tensor,
              router: ConvRouter | None, opts: Options, conv_keys: frozenset[str] = frozenset(),
-             dispatching: bool = False) -> tuple[object, list[Record]]:
+             dispatching: bool = False, leaf_modules: list | None = None
+             ) -> tuple[object, list[Record]]:
     """One capture of any model form. ``dispatching``: an EngineConvMode on ``router`` is
     active, so the program interpreter leaves convolutions to it."""
     if form == "script":
         return script_capture.capture(module, program, x, router, opts)
     if form == "program":
         return program_capture.capture(module, program, x, router, opts, route=not dispatching)
-    return eager_capture.capture(module, x, router, opts, conv_keys)
+    return eager_capture.capture(module, x, router, opts, conv_keys, leaf_modules)
 
 
 def plan(model: LoadedModel | nn.Module, x: torch.Tensor, cancel: CancelFn | None = None,
@@ -169,7 +171,8 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
     return Plan(form=form, rows=rows, clone=clone, clone_inputs=clone_inputs,
                 conv_calls=len(router.calls),
                 dispatch=len(swappable_calls) != len(router.calls),
-                functional=len(convs_in_leaves) != len(router.calls), program=program)
+                functional=len(convs_in_leaves) != len(router.calls), program=program,
+                leaves=leaves(module) if form == "eager" else [])
 
 
 def _conv_spec(m: nn.Module | None, r: Record, call: ConvCall | None, program: object) -> ConvSpec | None:
@@ -254,7 +257,9 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
             time_ms, algorithm = r.seconds * 1e3, "reference"
         else:
             time_ms, algorithm = r.seconds * 1e3, None
-        layers.append(LayerInfo(**{**row.__dict__, "time_ms": time_ms, "algorithm": algorithm}))
+        layer = object.__new__(LayerInfo)  # the plan's row with this run's time (a hot loop)
+        layer.__dict__.update(row.__dict__, time_ms=time_ms, algorithm=algorithm)
+        layers.append(layer)
         activations[r.key] = _numpy(r.output[0])
         if row.is_conv and r.input is not None and r.input.dim() == 4:
             conv_inputs[r.key] = _numpy(r.input[0])
@@ -284,7 +289,7 @@ def _run(module: nn.Module, the_plan: Plan, x: torch.Tensor, engine: str,
         route = EngineConvMode(router)
     with torch.no_grad(), route:
         output, records = _capture(module, the_plan.form, the_plan.program, x, router, opts,
-                                   the_plan.conv_keys)
+                                   the_plan.conv_keys, leaf_modules=the_plan.leaves)
     if progress is not None:
         progress(len(the_plan.rows), len(the_plan.rows))
     return output, records, router

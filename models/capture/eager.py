@@ -27,12 +27,14 @@ def weight_owners(module: nn.Module) -> dict[int, str]:
 
 
 def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts: Options,
-            conv_keys: frozenset[str] = frozenset()) -> tuple[object, list[Record]]:
+            conv_keys: frozenset[str] = frozenset(),
+            leaf_modules: list[tuple[str, nn.Module]] | None = None) -> tuple[object, list[Record]]:
     """Run ``module(x)`` recording every leaf call (see :class:`models.capture.Record`).
 
     ``router``: computes the convolutions (already installed by the caller, as a swap or a
     dispatch mode), or None when torch computes them. ``conv_keys``: layers whose input is
-    kept even without a router call in them (a reference run).
+    kept even without a router call in them (a reference run). ``leaf_modules``:
+    :func:`leaves` of ``module``, when the caller has them already.
     """
     records: list[Record] = []
     ends: list[int] = []  # router calls made when each record ended
@@ -73,7 +75,7 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
         return post
 
     handles = []
-    for name, m in leaves(module):
+    for name, m in leaf_modules if leaf_modules is not None else leaves(module):
         handles.append(m.register_forward_pre_hook(pre))
         handles.append(m.register_forward_hook(post_for(name, type(m).__name__)))
     try:

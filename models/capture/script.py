@@ -1,8 +1,8 @@
 """TorchScript models (scripted or traced): every leaf call's output, from the inlined graph.
 
 A script module has no Python forward to hook, but it keeps its module tree, and once its
-graph is inlined every op still knows which module call it came from
-(``Node.getModuleHierarchy()``). Consecutive top-level ops of the same leaf module form one
+graph is frozen (parameters kept) and inlined every op still knows which module call it came
+from (``Node.getModuleHierarchy()``). Consecutive top-level ops of the same leaf module form one
 call. We extend a copy of the graph: a ``convscope::mark(i)`` op before each call (its time,
 the router's calls made during it, and a cancel check), a copy of each call's output right
 after it (``aten::clone``: what later in-place ops cannot touch), of a convolution's input
@@ -53,19 +53,19 @@ class ScriptProgram:
 
     function: torch._C.ScriptFunction
     calls: list[_Call]
+    module: torch._C.ScriptModule  # what the function runs on (its ``self``)
 
 
 def _path(hierarchy: str) -> str:
     """``SELF(ResNet).layer1(Sequential).0(BasicBlock).relu(ReLU).UNKNOWN_INSTANCE(...)`` (or,
     traced, without the leading ``SELF``) -> ``layer1.0.relu``."""
-    names = [m.group(1) for m in _HIERARCHY.finditer(hierarchy)]
-    if names and names[0] == "SELF":
-        names = names[1:]
     path = []
-    for name in names:
-        if name in ("SELF", "UNKNOWN_INSTANCE"):
+    for match in _HIERARCHY.finditer(hierarchy):
+        name = match.group(1)
+        if name == "UNKNOWN_INSTANCE":  # a function, not a module: the path ends here
             break
-        path.append(name)
+        if name != "SELF":  # SELF: another method of the same module (SqueezeExcitation._scale)
+            path.append(name)
     return ".".join(path)
 
 
@@ -78,13 +78,23 @@ def _convs(node: torch._C.Node) -> int:
 def build(module: torch.jit.ScriptModule) -> ScriptProgram:
     types = {name: getattr(m, "original_name", type(m).__name__) for name, m in module.named_modules()}
     leaves = {n for n in types if n and not any(o.startswith(n + ".") for o in types)}
-    graph = module.inlined_graph.copy()
+    try:
+        # frozen with its parameters kept (shared, not copied): attribute reads become
+        # constants, so a branch on a flag such as MobileNetV2's use_res_connect is folded away
+        # and every module call sits at the top level, in the order it runs
+        frozen = torch._C._freeze_module(module._c, [], True, True)
+        graph = frozen._get_method("forward").graph.copy()
+    except RuntimeError:
+        frozen, graph = module._c, module.inlined_graph.copy()
     nodes = [n for n in graph.nodes() if n.kind() != "prim::Constant"]
     groups: list[tuple[str, list[torch._C.Node]]] = []
+    resolved: dict[str, str] = {}
     for node in nodes:
         path = _path(node.getModuleHierarchy())
-        path = path if path in leaves else ""
-        if groups and groups[-1][0] == path:
+        if path not in resolved:
+            resolved[path] = _resolve(path, leaves, groups[-1][0] if groups else "")
+        path = resolved[path]
+        if groups and (groups[-1][0] == path or (not path and _glue(node, groups[-1][1]))):
             groups[-1][1].append(node)
         else:
             groups.append((path, [node]))
@@ -124,7 +134,35 @@ def build(module: torch.jit.ScriptModule) -> ScriptProgram:
     graph.registerOutput(pack.output())
     with torch.jit.optimized_execution(False):
         function = torch._C._create_function_from_graph("convscope_capture", graph)
-    return ScriptProgram(function, calls)
+    return ScriptProgram(function, calls, frozen)
+
+
+def _resolve(path: str, leaves: set[str], previous: str) -> str:
+    """The leaf a hierarchy names, or "" for none. A loop over a ModuleList loses the list's
+    own name (``0._depthwise_conv`` for ``_blocks.0._depthwise_conv``): the leaf that ends so,
+    nearest to the previous call when several do."""
+    if not path or path in leaves:
+        return path
+    ends = [leaf for leaf in leaves if leaf.endswith("." + path)]
+    if not ends:
+        return ""
+
+    def shared(leaf: str) -> int:  # how many leading path names it shares with the previous
+        return next((i for i, (a, b) in enumerate(zip(leaf.split("."), previous.split("."),
+                                                      strict=False)) if a != b),
+                    min(leaf.count("."), previous.count(".")) + 1)
+
+    return max(ends, key=shared)
+
+
+def _glue(node: torch._C.Node, group: list[torch._C.Node]) -> bool:
+    """Attribute reads, constant lists and branches that name no leaf (a batch norm's training
+    check) belong to the call around them; a list of the call's outputs (for a concatenation)
+    comes after it."""
+    if not node.kind().startswith("prim::"):
+        return False
+    made = {v.unique() for n in group for v in n.outputs()}
+    return not any(v.unique() in made and v.type().kind() == "TensorType" for v in node.inputs())
 
 
 def _output(group: list[torch._C.Node], graph: torch._C.Graph) -> torch._C.Value | None:
@@ -132,6 +170,8 @@ def _output(group: list[torch._C.Node], graph: torch._C.Graph) -> torch._C.Value
     inside = set(group)
     ret = graph.return_node()
     for node in reversed(group):
+        if node.kind() == "prim::GetAttr":  # a parameter read, not something the call made
+            continue
         for value in node.outputs():
             if value.type().kind() != "TensorType":
                 continue
@@ -209,7 +249,7 @@ def capture(module: torch.jit.ScriptModule, program: ScriptProgram, x: torch.Ten
     _local.marks = marks
     try:
         with torch.jit.optimized_execution(False):
-            outputs = program.function(module._c, x)
+            outputs = program.function(program.module, x)
     except RuntimeError:
         if cancelled:  # TorchScript wraps our exception in its own
             raise Cancelled("run cancelled") from None
