@@ -39,7 +39,7 @@ from models.export import export_run
 from models.images import DEFAULT_SAMPLE, PreparedImage, load_image, prepare_image, sample_images
 from models.receptive_field import effective_receptive_field
 from models.runner import RunResult, layer_weights, run_model
-from models.zoo import DEFAULT_MODEL, LoadedModel, available_models, load_model
+from models.sources import DEFAULT_MODEL, LoadedModel, available_models, load_model
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
 MODEL_FILTER = "Models (*.pt *.pth *.pt2 *.ts *.bin);;All files (*)"
