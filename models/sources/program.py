@@ -91,6 +91,7 @@ _SYMPY_NAMES = {
     "OpaqueUnaryFn_sqrt", "BitwiseFn_bitwise_and", "BitwiseFn_bitwise_or", "Piecewise",
     "int_oo", "IntInfinity", "NegativeIntInfinity",
 }
+_MAX_EXPRESSION = 10_000  # characters: sympy's parser is slow on huge expressions
 _MODEL = "model"
 _FIXED_MEMBERS = {
     "archive_format", "archive_version", "byteorder", ".data/version", ".data/serialization_id",
@@ -241,8 +242,9 @@ def _check_program(program: object) -> None:
     if any(v not in _VERIFIERS for v in program.get("verifiers") or []):
         raise _NeedsTrust("an unknown verifier")
     for symbol, bounds in (program.get("range_constraints") or {}).items():
-        if not (re.fullmatch(r"[a-z]+\d+", symbol) and isinstance(bounds, dict) and all(
-                v is None or type(v) is int for v in bounds.values())):
+        if not (re.fullmatch(r"[a-z]+\d+", symbol) and isinstance(bounds, dict)
+                and set(bounds) <= {"min_val", "max_val"}
+                and all(v is None or type(v) is int for v in bounds.values())):
             raise _NeedsTrust("an unexpected range constraint")
     module = program.get("graph_module")
     if not isinstance(module, dict):
@@ -390,6 +392,8 @@ def _walk(tree: object) -> Iterator[tuple[str, object]]:
 def _plain_sympy(text: str) -> bool:
     """Only whitelisted names (sympy classes and assumptions), numbers, size symbols' names in
     quotes and arithmetic: no attribute access, no other calls."""
+    if len(text) > _MAX_EXPRESSION:
+        return False
     position = 0
     while position < len(text):
         match = _SYMPY_TOKEN.match(text, position)

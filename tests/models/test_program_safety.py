@@ -106,3 +106,21 @@ def test_torch_logs_nothing_for_a_broken_program(tmp_path, capfd) -> None:
             load_model(str(tmp_path / name))
     captured = capfd.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+@pytest.mark.parametrize(("text", "plain"), [
+    ("Symbol('s16', positive=True, integer=True)", True),
+    ("Mul(Integer(120), Max(Integer(1), Add(Symbol('s16', positive=True, integer=True), "
+     "Integer(-2))))", True),
+    ("FloorDiv(Symbol('s0', positive=True, integer=True), Integer(2))", True),
+    ("__import__('os').system('true')", False),
+    ("exec(chr(112)+chr(114))", False),  # no quotes needed to build a string: calls are listed
+    ("Integer(1).evalf()", False),  # no attribute access
+    ("Symbol('s0', positive=True).__class__", False),
+    ("Symbol('os')", False),  # a quoted string is a size symbol's name: letters then digits
+    ("Integer(1)" + " + Integer(1)" * 2000, False),  # too long to parse in reasonable time
+])
+def test_size_expressions_are_sympy_of_listed_names_only(text, plain) -> None:
+    from models.sources.program import _plain_sympy
+
+    assert _plain_sympy(text) is plain
