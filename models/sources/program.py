@@ -139,8 +139,9 @@ def _load_trusted(probe: FileProbe) -> torch.export.ExportedProgram:
         with open(probe.path, "rb") as f:  # a file object: torch warns about names not ending .pt2
             return torch.export.load(f)
     except Exception as exc:
-        raise ModelError(f"{probe.name} is not a readable torch.export program: "
-                         f"{one_line(exc)}") from None
+        # torch's generic failure points at log lines we keep quiet
+        reason = one_line(exc).replace(" Please check the warnings above for possible errors.", "")
+        raise ModelError(f"{probe.name} is not a readable torch.export program: {reason}") from None
 
 
 def _load_checked(probe: FileProbe) -> tuple[torch.export.ExportedProgram, object]:
