@@ -145,13 +145,16 @@ def _load_trusted(probe: FileProbe) -> torch.export.ExportedProgram:
 
 
 def _load_checked(probe: FileProbe) -> tuple[torch.export.ExportedProgram, object]:
-    from torch._export.serde import schema
-    from torch._export.serde.serialize import ExportedProgramDeserializer, _dict_to_dataclass
-    from torch.export.pt2_archive._package import (
-        PT2ArchiveReader,
-        _load_constants,
-        _load_state_dict,
-    )
+    try:  # torch's own pieces, as of 2.14.1 (pinned): without them, no checked path at all
+        from torch._export.serde import schema
+        from torch._export.serde.serialize import ExportedProgramDeserializer, _dict_to_dataclass
+        from torch.export.pt2_archive._package import (
+            PT2ArchiveReader,
+            _load_constants,
+            _load_state_dict,
+        )
+    except ImportError:
+        raise _NeedsTrust("a torch whose loader ConvScope has not checked") from None
 
     if probe.has("serialized_exported_program.json"):
         raise _NeedsTrust("torch 2.7's layout (its weights are a pickle)")
