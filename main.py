@@ -9,10 +9,20 @@ results are written to DIR.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 VIEWS = ("maps", "filters", "rf", "explain", "engines")
+_progress_line = False  # a download's progress line is open on stderr (no newline yet)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one ``error:`` line (and exit 2), not the usage text."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _unit(text: str) -> tuple[int, int]:
@@ -24,19 +34,26 @@ def _unit(text: str) -> tuple[int, int]:
 
 
 def _size(text: str) -> tuple[int, int]:
+    from models.errors import ImageError
+    from models.images import check_input_size
+
     try:
         values = [int(v) for v in text.replace("x", ",").split(",")]
     except ValueError:
         values = []
     if len(values) not in (1, 2) or min(values) < 8:
         raise argparse.ArgumentTypeError(f"expected H or H,W (at least 8), got {text!r}")
+    try:
+        check_input_size((values[0], values[-1]))
+    except ImageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return (values[0], values[-1])
 
 
 def build_parser() -> argparse.ArgumentParser:
     from engine import available_engines
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="convscope", description="See how a CNN works on your own photo: filters, feature "
         "maps and receptive fields, on the convolution engine you choose.")
     p.add_argument("image", nargs="?", help="image file (default: the bundled sample photo)")
@@ -48,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow loading a pickled model file (runs code from it)")
     p.add_argument("--arch", help="catalog architecture for a state-dict file")
     p.add_argument("--input-size", type=_size, metavar="H[,W]",
-                   help="input size for a model file that does not tell it (default 224)")
+                   help="model input size (default: the catalog model's own, what a .pt2 states, "
+                        "or 224 for other model files); at most 4096 a side and 1024x1024 pixels")
     p.add_argument("--channels", type=int, choices=(1, 3), default=None,
                    help="input channels for a model file (default: from its first conv)")
     p.add_argument("--layer", help="layer name (module path), e.g. features.0")
@@ -72,7 +90,7 @@ def export(args: argparse.Namespace) -> int:
     from models.export import export_run
     from models.images import DEFAULT_SAMPLE, prepare_image, sample_images
     from models.runner import find_layer, run_model
-    from models.zoo import DEFAULT_MODEL, load_model
+    from models.sources import DEFAULT_MODEL, load_model
 
     if args.engine not in available_engines():
         raise ConvScopeError(f"unknown engine {args.engine!r}; available: "
@@ -81,8 +99,11 @@ def export(args: argparse.Namespace) -> int:
         raise ConvScopeError("--unit and --explain need --layer NAME")
 
     def progress(done: int, total: int | None) -> None:
+        global _progress_line
         if total:
-            print(f"\rdownloading weights: {done * 100 // total}%", end="", file=sys.stderr)
+            _progress_line = done < total  # an error after a partial line starts a new one
+            print(f"\rdownloading weights: {done * 100 // total}%", end="" if _progress_line else "\n",
+                  file=sys.stderr)
 
     model = load_model(args.model or DEFAULT_MODEL, untrained=args.untrained,
                        trust=args.trust_model, arch=args.arch, input_size=args.input_size,
@@ -103,8 +124,26 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def hint(exc: BaseException) -> str:
+    """The command line's own remedy for the errors that stand for a question."""
+    from models.errors import ArchitectureNeededError, UntrustedModelError, WeightsUnavailableError
+
+    if isinstance(exc, UntrustedModelError):
+        return "; pass --trust-model if you trust it"
+    if isinstance(exc, ArchitectureNeededError):
+        if exc.guess:
+            return f"; looks like {exc.guess}: pass --arch {exc.guess}"
+        return "; pass --arch NAME, a catalog architecture (see --help)"
+    if isinstance(exc, WeightsUnavailableError):
+        return "; or use --untrained for random weights"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help (0), or a bad argument, already said in one line (2)
+        return int(done.code or 0)
     if args.export is None:
         if args.explain or (args.unit and not args.screenshot):
             print("error: --unit and --explain write files: use them with --export DIR "
@@ -116,14 +155,22 @@ def main(argv: list[str] | None = None) -> int:
         from gui.app import run_app
 
         return run_app(args)
-    from models.errors import Cancelled, ConvScopeError
+    from models.errors import Cancelled, ConvScopeError, one_line
 
     try:
         return export(args)
-    except (ConvScopeError, Cancelled, OSError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"error: {message}", file=sys.stderr)
+    except (ConvScopeError, Cancelled, OSError, MemoryError) as exc:
+        message = one_line(exc) if not isinstance(exc, MemoryError) else "out of memory"
+        if _progress_line:
+            print(file=sys.stderr)  # end the download's progress line first
+        print(f"error: {message}{hint(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug: still one line, and the traceback on request
+        if os.environ.get("CONVSCOPE_DEBUG"):
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {one_line(exc)} (a bug in ConvScope; "
+              f"CONVSCOPE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

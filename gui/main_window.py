@@ -38,10 +38,17 @@ from gui.worker import Worker
 from models.export import export_run
 from models.images import DEFAULT_SAMPLE, PreparedImage, load_image, prepare_image, sample_images
 from models.runner import RunResult, effective_receptive_field, layer_weights, run_model
-from models.zoo import DEFAULT_MODEL, LoadedModel, available_models, load_model
+from models.sources import (
+    DEFAULT_MODEL,
+    MODEL_SUFFIXES,
+    LoadedModel,
+    available_models,
+    is_model_file,
+    load_model,
+)
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
-MODEL_FILTER = "Models (*.pt *.pth *.pt2 *.ts *.bin);;All files (*)"
+MODEL_FILTER = f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)});;All files (*)"
 MAX_RECENT = 8
 
 
@@ -524,7 +531,7 @@ class MainWindow(QMainWindow):
         urls = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
         if urls:
             path = urls[0]
-            if Path(path).suffix.lower() in (".pt", ".pth", ".pt2", ".ts"):
+            if is_model_file(path):
                 self.open_model(path)
             else:
                 self.open_image(path)

@@ -8,6 +8,8 @@ the type, never on the text. Anything else escaping is a bug.
 
 from __future__ import annotations
 
+import re
+
 
 class ConvScopeError(ValueError):
     """Base class: bad input from the user (image, model, engine, layer, download)."""
@@ -50,3 +52,23 @@ class LayerError(ConvScopeError):
 
 class Cancelled(Exception):
     """Long work stopped because the caller asked it to."""
+
+
+# the last "SomeError: text" line of a message: TorchScript puts the real cause there, after
+# "The following operation failed in the TorchScript interpreter." and two tracebacks
+_CAUSE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*)?(?:Error|Exception|Failure|Warning): (.+)$")
+
+
+def one_line(exc: BaseException) -> str:
+    """What went wrong in ``exc``, in one line: its first line, or, for a message that wraps a
+    traceback (TorchScript's interpreter errors), the cause line at its end."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and ("Traceback" in text or "TorchScript" in lines[0]):
+        for line in reversed(lines):
+            match = _CAUSE.match(line)
+            if match:
+                return match.group(1).strip()
+    return lines[0].strip()

@@ -751,7 +751,7 @@ def export_layer_gif(model, result, layer: str, path: str | Path, out_channel: i
                      max_steps: int = 36) -> Path:
     """Write ``layer``'s explainer animation (filter ``out_channel``) to ``path``.
 
-    ``model`` is a :class:`models.zoo.LoadedModel`, ``result`` the :class:`models.runner.RunResult`
+    ``model`` is a :class:`models.sources.LoadedModel`, ``result`` the :class:`models.runner.RunResult`
     of the image (its ``conv_inputs`` are traced); the layer must be a convolution. Used by
     ``main.py --explain --export``.
     """

@@ -1,8 +1,19 @@
-"""What ``main.py --export DIR`` writes (and the GUI's "Export everything")."""
+"""What ``main.py --export DIR`` writes (and the GUI's "Export everything").
+
+Written all or nothing: the files go to a temporary folder beside ``DIR`` and are moved into
+place only when every one is written, so a failure leaves no half export, and files already in
+``DIR`` are never deleted (a file of the same name is replaced). ``summary.json`` is strict JSON:
+a value that is not finite (NaN, infinity: a model can output them) is written as ``null``, and
+the document then lists where under ``"non_finite"``.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import secrets
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +22,9 @@ from models import render
 from models.errors import LayerError
 from models.images import PreparedImage
 from models.runner import RunResult, effective_receptive_field, find_layer, layer_weights
-from models.zoo import LoadedModel
+from models.sources import LoadedModel
+
+_STAGING = ".convscope-export-"  # prefix of the temporary folder beside the target
 
 
 def safe_name(layer: str) -> str:
@@ -31,12 +44,30 @@ def summary(result: RunResult, image: PreparedImage) -> dict:
             "receptive_field": None if rf is None else {
                 "size": list(rf.size), "jump": list(rf.jump), "center": list(rf.center)},
         })
-    return {
+    doc = {
         "model": result.model_name, "engine": result.engine, "image": image.source,
         "input_shape": list(result.input_shape),
         "predictions": [{"label": label, "probability": p} for label, p in result.predictions],
         "layers": layers,
     }
+    non_finite: list[str] = []
+    doc = _finite(doc, "", non_finite)
+    if non_finite:
+        doc["non_finite"] = non_finite
+    return doc
+
+
+def _finite(value: object, where: str, found: list[str]) -> object:
+    """``value`` with every NaN / infinity replaced by ``None``, their paths (``predictions.0.
+    probability``) appended to ``found``."""
+    if isinstance(value, dict):
+        return {k: _finite(v, f"{where}.{k}" if where else str(k), found) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v, f"{where}.{i}", found) for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        found.append(where)
+        return None
+    return value
 
 
 def write_rf_png(model: LoadedModel, image: PreparedImage, result: RunResult, layer: str,
@@ -44,7 +75,7 @@ def write_rf_png(model: LoadedModel, image: PreparedImage, result: RunResult, la
     """The photo as the model sees it, with unit ``(y, x)``'s receptive-field box and its
     effective receptive field (for ``channel``, default: the channel most active there)."""
     info = find_layer(result, layer)
-    act = result.activations[info.name]
+    act = result.maps(info.name)
     if info.receptive_field is None or act.ndim != 3:
         raise LayerError(f"layer {layer!r} has no spatial map, so its units have no box")
     y, x = unit
@@ -72,28 +103,71 @@ def export_run(result: RunResult, model: LoadedModel, image: PreparedImage, out_
 
         for la in chosen:
             require_conv(la)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir).absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} exists and is not a folder")
+    staging = _staging_folder(out_dir)
+    try:
+        names = _write_all(result, model, image, staging, chosen, unit, explain, cmap)
+        return _move_into_place(staging, names, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_all(result: RunResult, model: LoadedModel, image: PreparedImage, folder: Path,
+               chosen: list, unit: tuple[int, int] | None, explain: bool, cmap: str) -> list[str]:
+    """Every file of the export, written into ``folder``; their names in order."""
     written = []
-    path = out_dir / "summary.json"
-    path.write_text(json.dumps(summary(result, image), indent=2))
+    path = folder / "summary.json"
+    path.write_text(json.dumps(summary(result, image), indent=2, allow_nan=False))
     written.append(path)
-    path = out_dir / "activations.npz"
+    path = folder / "activations.npz"
     np.savez_compressed(path, **result.activations)
     written.append(path)
     for la in chosen:
         base = safe_name(la.name)
         act = result.activations[la.name]
         image_rgb = render.feature_maps_image(act if act.ndim != 1 else act[:, None, None], cmap)[0]
-        written.append(render.save_png(image_rgb, out_dir / f"{base}.features.png"))
+        written.append(render.save_png(image_rgb, folder / f"{base}.features.png"))
         weight = layer_weights(model, la.name)
         if weight is not None:
             filters = render.filters_image(weight, min_kernel=48)
-            written.append(render.save_png(filters, out_dir / f"{base}.filters.png"))
+            written.append(render.save_png(filters, folder / f"{base}.filters.png"))
         if unit is not None:
-            written.append(write_rf_png(model, image, result, la.name, unit, out_dir / f"{base}.rf.png"))
+            written.append(write_rf_png(model, image, result, la.name, unit, folder / f"{base}.rf.png"))
         if explain:
             from models.explain import export_layer_gif
 
-            written.append(export_layer_gif(model, result, la.name, out_dir / f"{base}.explain.gif"))
-    return written
+            written.append(export_layer_gif(model, result, la.name, folder / f"{base}.explain.gif"))
+    return [Path(p).name for p in written]
+
+
+def _staging_folder(out_dir: Path) -> Path:
+    """A new empty folder beside ``out_dir``, in its nearest existing ancestor (the same file
+    system, so moves are renames; nothing is created on the way to ``out_dir`` yet). Made with
+    ``mkdir``, not ``mkdtemp``: renamed into place it keeps the usual permissions, not 0700."""
+    ancestor = out_dir.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    while True:
+        staging = ancestor / f"{_STAGING}{secrets.token_hex(6)}"
+        try:
+            staging.mkdir()
+            return staging
+        except FileExistsError:
+            continue
+
+
+def _move_into_place(staging: Path, names: list[str], out_dir: Path) -> list[Path]:
+    """A new folder is the staging folder renamed (atomic); into an existing one each file is
+    renamed over its namesake (same file system, so each move is atomic), other files stay."""
+    if not out_dir.exists():
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(staging, out_dir)
+            return [out_dir / n for n in names]
+        except OSError:  # created meanwhile, or a platform that will not: file by file
+            out_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        os.replace(staging / name, out_dir / name)
+    return [out_dir / n for n in names]

@@ -21,6 +21,10 @@ from models.errors import ImageError
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 DEFAULT_SAMPLE = "chelsea"
 MAX_PIXELS = 64_000_000  # ~8000x8000: beyond this a file is a decompression bomb to us
+# what a model may be fed: every layer's output is kept for the views, so memory grows with the
+# input's area (vgg16 at 1024x1024 keeps ~1.3 GB of feature maps; 224x224 is the usual size)
+MAX_INPUT_SIDE = 4096
+MAX_INPUT_PIXELS = 1024 * 1024
 
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
              "nearest": Image.Resampling.NEAREST}
@@ -74,6 +78,19 @@ class PreparedImage:
     model_view: np.ndarray  # (H, W, 3) uint8: resized and cropped, before normalisation
     tensor: torch.Tensor  # (1, C, H, W) float32, normalised
     mapping: InputMapping
+
+
+def check_input_size(size: tuple[int, ...]) -> None:
+    """Refuse a model input size (H, W) ConvScope would run out of memory on, or that is empty.
+
+    Raises ``ImageError`` (one line).
+    """
+    h, w = (int(v) for v in size)
+    if h < 1 or w < 1:
+        raise ImageError(f"model input size {h}x{w} is empty")
+    if max(h, w) > MAX_INPUT_SIDE or h * w > MAX_INPUT_PIXELS:
+        raise ImageError(f"model input size {h}x{w} is too large: at most {MAX_INPUT_SIDE} pixels "
+                         f"a side and {MAX_INPUT_PIXELS:,} in all")
 
 
 def sample_images() -> dict[str, Path]:
@@ -134,7 +151,13 @@ def load_image(path: str | Path) -> Image.Image:
 def prepare_image(
     image: Image.Image | str | Path, preprocess: Preprocess, source: str | None = None
 ) -> PreparedImage:
-    """Resize, centre-crop and normalise ``image`` for a model, keeping the pixel mapping."""
+    """Resize, centre-crop and normalise ``image`` for a model, keeping the pixel mapping.
+
+    Only the part of the photo that survives the crop is resampled, straight to the model's input
+    size: a 1x10000 strip whose shorter side goes to 256 would otherwise be a 256x2,560,000
+    intermediate (2 GB). The pixels are those of resize-then-crop (same filter, same centres).
+    """
+    check_input_size(preprocess.size)
     if not isinstance(image, Image.Image):
         source = source or str(image)
         image = load_image(image)
@@ -152,9 +175,10 @@ def prepare_image(
     else:
         rh, rw, top, left = out_h, out_w, 0, 0
     scale = (h0 / rh, w0 / rw)
-    resized = image.resize((rw, rh), _RESAMPLE.get(preprocess.interpolation, Image.BILINEAR))
-    view = np.asarray(resized, dtype=np.uint8)[top : top + out_h, left : left + out_w]
-    view = np.ascontiguousarray(view)
+    box = (left * scale[1], top * scale[0], (left + out_w) * scale[1], (top + out_h) * scale[0])
+    resized = image.resize((out_w, out_h), _RESAMPLE.get(preprocess.interpolation, Image.BILINEAR),
+                           box=box)
+    view = np.ascontiguousarray(np.asarray(resized, dtype=np.uint8))
     pixels = view.astype(np.float32) / 255.0
     if preprocess.channels == 1:
         gray = pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32)

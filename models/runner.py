@@ -35,7 +35,7 @@ from models.errors import LayerError
 from models.images import PreparedImage
 from models.layers import LayerInfo, conv_bias, find_layer, grid_maps, layer_weights, split_layer_key
 from models.receptive_field import ReceptiveField, ReceptiveFieldMode
-from models.zoo import LoadedModel
+from models.sources import LoadedModel
 
 __all__ = ["LayerInfo", "Plan", "RunResult", "conv_bias", "effective_receptive_field", "find_layer",
            "layer_weights", "plan", "run_model"]

@@ -125,3 +125,202 @@ def test_input_size_and_channels_for_a_model_file(tmp_path) -> None:
     doc = json.loads((out / "summary.json").read_text())
     assert doc["input_shape"] == [1, 1, 64, 48]  # channels from the first conv, size as asked
     assert doc["layers"][0]["output_shape"] == [1, 4, 62, 46]
+
+
+class _Mkdir:
+    """Unpickling this creates the folder ``path``: proof that code from the file ran."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+def _hostile(tmp_path: Path, case: str) -> list[str]:
+    """The arguments of one hostile case, with the files it needs made in ``tmp_path``."""
+    import torch
+    from torch import nn
+
+    from tests.models.pt2_traps import trapped_program
+
+    marker = str(tmp_path / "ran")
+    script = tmp_path / "script.pt"
+    torch.jit.save(torch.jit.script(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())), script)
+    files = {
+        "text.pt": b"hello", "text.pt2": b"hello", "text.pth": b"hello", "empty.pt": b"",
+        "truncated.pt": script.read_bytes()[:300],
+    }
+    if case in files:
+        (tmp_path / case).write_bytes(files[case])
+        return ["--model", str(tmp_path / case)]
+    if case == "trapped.pth":
+        torch.save({"weights": _Mkdir(marker)}, tmp_path / case)
+        return ["--model", str(tmp_path / case)]
+    if case in ("trapped.pt2", "trapped-named.pt"):
+        return ["--model", str(trapped_program("sample_inputs", tmp_path / case, Path(marker)))]
+    if case == "zero-channel conv":
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            zero = nn.Sequential(nn.Conv2d(3, 0, 3), nn.Conv2d(0, 2, 1))
+        torch.jit.save(torch.jit.script(zero), tmp_path / "zero.pt")
+        return ["--model", str(tmp_path / "zero.pt")]
+    if case == "state dict, no --arch":
+        torch.save(nn.Conv2d(3, 4, 3).state_dict(), tmp_path / "w.pth")
+        return ["--model", str(tmp_path / "w.pth")]
+    if case == "--unit outside a TorchScript layer":
+        return ["--model", str(script), "--layer", "0", "--unit", "9999,9999"]
+    if case == "export folder is a file":
+        (tmp_path / "out").write_text("mine")
+        return ["--model", "classic"]
+    return {
+        "--input-size 100000": ["--model", "classic", "--input-size", "100000"],
+        "--input-size 4": ["--model", "classic", "--input-size", "4"],
+        "--input-size abc": ["--model", "classic", "--input-size", "abc"],
+        "--channels 2": ["--model", "classic", "--channels", "2"],
+        "unknown option": ["--model", "classic", "--bogus"],
+        "unknown engine": ["--model", "classic", "--engine", "cudnn"],
+        "unknown layer": ["--model", "classic", "--layer", "nope"],
+        "unknown model": ["--model", "resnet19"],
+        "missing model file": ["--model", str(tmp_path / "missing.pt")],
+    }[case]
+
+
+HOSTILE = {  # case -> words the one line must hold
+    "text.pt": "not a model file", "text.pt2": "not a model file", "text.pth": "not a model file",
+    "empty.pt": "is empty", "truncated.pt": "damaged or truncated",
+    "trapped.pth": "--trust-model", "trapped.pt2": "--trust-model",
+    "trapped-named.pt": "--trust-model", "zero-channel conv": "expected weight to be at least 1",
+    "state dict, no --arch": "--arch", "--unit outside a TorchScript layer": "outside",
+    "export folder is a file": "not a folder", "--input-size 100000": "too large",
+    "--input-size 4": "at least 8", "--input-size abc": "expected H or H,W",
+    "--channels 2": "invalid choice", "unknown option": "unrecognized arguments: --bogus",
+    "unknown engine": "unknown engine 'cudnn'", "unknown layer": "unknown layer 'nope'",
+    "unknown model": "unknown model 'resnet19'", "missing model file": "does not exist",
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_input_is_one_error_line_and_exit_2(tmp_path, capsys, case) -> None:
+    args = _hostile(tmp_path, case)
+    rc = main.main([*args, "--export", str(tmp_path / "out")])
+    captured = capsys.readouterr()
+    assert rc == 2, captured.err
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured.err
+    assert HOSTILE[case] in captured.err
+    assert not (tmp_path / "ran").exists()  # no code from a file ran
+    if case != "export folder is a file":
+        assert not (tmp_path / "out").exists()  # nothing written, not even a folder
+
+
+@pytest.mark.parametrize("case", ["text.pt2", "unknown option", "--unit outside a TorchScript layer"])
+def test_hostile_input_in_a_real_process_is_one_line(tmp_path, case) -> None:
+    # torch logs (a 12-line traceback for a text file named .pt2) and warns (TorchScript's
+    # FutureWarning) straight to stderr: only a real process shows them
+    proc = _run(*_hostile(tmp_path, case), "--export", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_unit_on_a_torchscript_model_draws_its_fields(tmp_path, capsys) -> None:
+    args = _hostile(tmp_path, "--unit outside a TorchScript layer")[:2]
+    out = tmp_path / "out"
+    assert main.main([*args, "--layer", "0", "--unit", "1,1", "--export", str(out)]) == 0
+    rf = np.asarray(Image.open(out / "0.rf.png"))
+    assert rf.ndim == 3 and rf.shape[2] == 3 and rf.std() > 0  # a picture, not a blank
+
+
+def test_a_torchscript_export_writes_nothing_on_stderr(tmp_path) -> None:
+    args = _hostile(tmp_path, "--unit outside a TorchScript layer")[:2]
+    proc = _run(*args, "--engine", "direct", "--export", str(tmp_path / "out"))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+@pytest.mark.parametrize("shape", [(1, 10000), (2, 60000)])
+def test_a_thin_strip_photo_runs(tmp_path, capsys, shape) -> None:
+    h, w = shape
+    Image.new("RGB", (w, h), (10, 200, 30)).save(tmp_path / "strip.png")
+    out = tmp_path / "out"
+    assert main.main([str(tmp_path / "strip.png"), "--model", "classic", "--export", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["input_shape"] == [1, 3, 224, 224]
+
+
+def test_a_catalog_model_takes_input_size(tmp_path) -> None:
+    out = tmp_path / "out"
+    assert main.main(["--model", "classic", "--input-size", "64,96", "--export", str(out)]) == 0
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["input_shape"] == [1, 3, 64, 96] and doc["layers"][0]["output_shape"] == [1, 9, 64, 96]
+
+
+def _strict_json(text: str) -> dict:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_summary_is_valid_json_when_the_model_outputs_nan(tmp_path) -> None:
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    state = torchvision.models.squeezenet1_1().state_dict()
+    state["classifier.1.bias"][:] = float("nan")  # every logit NaN: so is every probability
+    torch.save(state, tmp_path / "nan.pth")
+    out = tmp_path / "out"
+    args = ["--model", str(tmp_path / "nan.pth"), "--arch", "squeezenet1_1", "--layer",
+            "classifier.1", "--export", str(out)]
+    assert main.main(args) == 0
+    text = (out / "summary.json").read_text()
+    doc = _strict_json(text)  # plain json.dumps wrote NaN, which is no JSON
+    assert len(doc["predictions"]) == 5
+    assert all(p["probability"] is None for p in doc["predictions"])
+    assert doc["non_finite"] == [f"predictions.{i}.probability" for i in range(5)]
+    assert np.isnan(np.load(out / "activations.npz")["classifier.1"]).all()
+
+
+def test_summary_lists_where_values_were_not_finite() -> None:
+    from models.export import _finite
+
+    found: list[str] = []
+    doc = _finite({"predictions": [{"label": "a", "probability": float("nan")}],
+                   "layers": [{"time_ms": float("inf"), "params": 3}]}, "", found)
+    assert doc == {"predictions": [{"label": "a", "probability": None}],
+                   "layers": [{"time_ms": None, "params": 3}]}
+    assert found == ["predictions.0.probability", "layers.0.time_ms"]
+
+
+def test_a_failed_export_leaves_no_half_export_and_keeps_the_users_files(tmp_path, monkeypatch,
+                                                                          capsys) -> None:
+    from models import render
+
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "summary.json").write_text('{"old": true}')
+    calls = []
+    original = render.save_png
+
+    def failing(image, path):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return original(image, path)
+
+    monkeypatch.setattr(render, "save_png", failing)
+    assert main.main(["--model", "classic", "--export", str(out)]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "summary.json"]
+    assert json.loads((out / "summary.json").read_text()) == {"old": True}  # not half replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # no staging folder left
+    fresh = tmp_path / "new" / "deeper"
+    calls.clear()
+    assert main.main(["--model", "classic", "--export", str(fresh)]) == 2
+    assert not (tmp_path / "new").exists()
+    monkeypatch.setattr(render, "save_png", original)
+    assert main.main(["--model", "classic", "--export", str(out)]) == 0  # a full export now
+    assert (out / "notes.txt").read_text() == "mine" and (out / "edges.features.png").exists()
+    assert json.loads((out / "summary.json").read_text())["model"] == "classic"
+    assert oct(out.stat().st_mode & 0o777) != "0o700"

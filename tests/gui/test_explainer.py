@@ -149,7 +149,7 @@ def test_export_writes_one_frame_per_step(view, tmp_path):
 def test_set_layer_on_the_classic_model(view, qtbot):
     from models.images import prepare_image, sample_images
     from models.runner import run_model
-    from models.zoo import load_model
+    from models.sources import load_model
 
     model = load_model("classic")
     image = prepare_image(sample_images()["chelsea"], model.preprocess)
@@ -171,7 +171,7 @@ def test_set_layer_on_the_classic_model(view, qtbot):
 def test_a_frame_drawn_in_the_background_never_replaces_a_later_one(view, qtbot):
     from models.images import prepare_image, sample_images
     from models.runner import run_model
-    from models.zoo import load_model
+    from models.sources import load_model
 
     model = load_model("classic")
     result = run_model(model, prepare_image(sample_images()["chelsea"], model.preprocess), "im2col")
@@ -190,7 +190,7 @@ def test_a_frame_drawn_in_the_background_never_replaces_a_later_one(view, qtbot)
 def test_a_frame_drawn_for_a_layer_left_behind_is_not_shown(view, qtbot):
     from models.images import prepare_image, sample_images
     from models.runner import run_model
-    from models.zoo import load_model
+    from models.sources import load_model
 
     model = load_model("classic")
     result = run_model(model, prepare_image(sample_images()["chelsea"], model.preprocess), "im2col")

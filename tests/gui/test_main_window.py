@@ -264,7 +264,7 @@ def test_views_and_units_by_name_as_the_command_line_uses_them(classic, qtbot) -
 
 
 def test_state_dict_asks_for_its_architecture(classic, qtbot, tmp_path, monkeypatch) -> None:
-    from models.zoo import load_model
+    from models.sources import load_model
 
     state = load_model("classic").module.state_dict()
     import torch

@@ -110,3 +110,61 @@ def test_samples_are_bundled_and_grayscale_models_get_one_channel() -> None:
                                                            mean=(0.5,), std=(0.5,)))
     assert prepared.tensor.shape == (1, 1, 32, 48)
     assert prepared.model_view.shape == (32, 48, 3)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
+@pytest.mark.parametrize("size", [(224, 224), (100, 160)])
+def test_cropped_resize_is_resize_then_crop(interpolation: str, size: tuple[int, int]) -> None:
+    # the oracle: the whole photo resized (shorter side to `resize`), then centre-cropped, as
+    # torchvision's Resize + CenterCrop do
+    photo = Image.open(sample_images()["chelsea"]).convert("RGB")
+    pre = Preprocess(size=size, resize=round(max(size) * 256 / 224), interpolation=interpolation)
+    w0, h0 = photo.size
+    s = pre.resize / min(h0, w0)
+    rh, rw = max(size[0], round(h0 * s)), max(size[1], round(w0 * s))
+    top, left = (rh - size[0]) // 2, (rw - size[1]) // 2
+    method = getattr(Image.Resampling, interpolation.upper())
+    expected = np.asarray(photo.resize((rw, rh), method))[top : top + size[0], left : left + size[1]]
+    got = prepare_image(photo, pre).model_view
+    assert got.shape == expected.shape
+    differs = np.abs(got.astype(int) - expected.astype(int)).max(axis=2) > 1
+    if interpolation == "nearest":  # a sample exactly between two source rows rounds either way
+        assert differs.sum() <= sum(size)  # at most one row and one column
+    else:
+        assert not differs.any()  # rounding only
+
+
+@pytest.mark.parametrize("shape", [(1, 10000), (2, 60000), (60000, 2)])
+def test_a_thin_strip_is_never_resized_whole(tmp_path, monkeypatch, shape) -> None:
+    # a 1x10000 PNG whose shorter side goes to 256 was a 256x2,560,000 intermediate (5.6 GB)
+    h, w = shape
+    Image.new("RGB", (w, h), (200, 30, 30)).save(tmp_path / "strip.png")
+    sizes = []
+    original = Image.Image.resize
+
+    def recording(self, size, *args, **kwargs):
+        sizes.append(size)
+        return original(self, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", recording)
+    prepared = prepare_image(tmp_path / "strip.png", Preprocess(size=(224, 224), resize=256))
+    assert prepared.tensor.shape == (1, 3, 224, 224) and sizes == [(224, 224)]
+    assert prepared.model_view[100, 100, 0] > 150  # the strip's colour, stretched
+    m = prepared.mapping  # the crop maps back inside the photo
+    t, l, b, r = m.box_to_original(0, 0, 224, 224)
+    assert 0 <= t < b <= h and 0 <= l < r <= w
+
+
+@pytest.mark.parametrize(("size", "ok"), [((224, 224), True), ((4096, 256), True), ((1024, 1024), True),
+                                          ((4097, 8), False), ((1025, 1024), False), ((0, 5), False)])
+def test_model_input_size_is_bounded(size, ok) -> None:
+    from models.images import check_input_size
+
+    if ok:
+        check_input_size(size)
+    else:
+        with pytest.raises(ImageError) as info:
+            check_input_size(size)
+        assert "\n" not in str(info.value)
+        with pytest.raises(ImageError):  # nothing is allocated for it either
+            prepare_image(Image.new("RGB", (8, 8)), Preprocess(size=size, resize=None))

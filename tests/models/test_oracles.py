@@ -26,7 +26,7 @@ from torch import nn
 
 from engine import available_engines
 from models.runner import RunResult, run_model
-from models.zoo import LoadedModel, available_models, load_catalog, load_model
+from models.sources import LoadedModel, available_models, load_catalog, load_model
 from tests.conftest import conv_tolerance
 
 ARCHITECTURES = available_models()

@@ -10,7 +10,7 @@ from torch import nn
 from models.errors import LayerError
 from models.receptive_field import ReceptiveField
 from models.runner import effective_receptive_field, find_layer, run_model
-from models.zoo import LoadedModel, load_model
+from models.sources import LoadedModel, load_model
 
 # By hand, per axis: size' = size + (k-1)*d*jump, jump' = jump*s, start' = start - p*jump.
 # alexnet: conv11 s4 p2 -> (11, 4, -2); pool3 s2 -> (19, 8); conv5 p2 -> (51, 8, -18);

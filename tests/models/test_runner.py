@@ -12,7 +12,7 @@ from torch import nn
 from models.errors import Cancelled, LayerError
 from models.images import Preprocess
 from models.runner import conv_bias, find_layer, layer_weights, run_model
-from models.zoo import LoadedModel, load_model
+from models.sources import LoadedModel, load_model
 from tests.conftest import conv_tolerance
 
 

