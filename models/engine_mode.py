@@ -83,6 +83,9 @@ class ConvRouter:
         self.calls: list[ConvCall] = []
         self.passed_through = 0
         self.busy = False  # inside the engine: its own torch calls (reference) are not the model's
+        # the last exception raised here: TorchScript re-raises ours as a RuntimeError with
+        # its own text, so a caller can give the user the real cause
+        self.error: BaseException | None = None
 
     @property
     def is_reference(self) -> bool:
@@ -112,7 +115,8 @@ class ConvRouter:
         if x.dtype not in (torch.float32, torch.float64) or x.device.type != "cpu":
             return None
         if self.cancel is not None and self.cancel():
-            raise Cancelled("run cancelled")
+            self.error = Cancelled("run cancelled")
+            raise self.error
         start = time.perf_counter()
         with torch._C.DisableTorchFunction():  # plain tensors out, no re-entry into a mode
             xa = x.detach().contiguous().numpy()
@@ -123,6 +127,9 @@ class ConvRouter:
         try:
             out, algorithm = self.engine.run(xa, wa, ba, _pair(stride), pad, _pair(dilation),
                                              int(groups))
+        except Exception as exc:
+            self.error = exc
+            raise
         finally:
             self.busy = False
         result = torch.from_numpy(np.ascontiguousarray(out, dtype=xa.dtype))

@@ -38,7 +38,7 @@ from models.receptive_field import ReceptiveField, ReceptiveFieldMode
 from models.sources import LoadedModel
 
 __all__ = ["LayerInfo", "Plan", "RunResult", "conv_bias", "effective_receptive_field", "find_layer",
-           "layer_weights", "plan", "run_model"]
+           "layer_weights", "plan", "run_batch", "run_model"]
 
 
 @dataclass
@@ -276,23 +276,60 @@ def _run(module: nn.Module, the_plan: Plan, x: torch.Tensor, engine: str,
          ) -> tuple[object, list[Record], ConvRouter | None]:
     opts = Options(clone=the_plan.clone, clone_inputs=the_plan.clone_inputs, cancel=cancel,
                    progress=progress, total=len(the_plan.rows))
-    router = ConvRouter(engine, cancel)
-    if router.is_reference and not (the_plan.form == "eager" and the_plan.functional):
-        router = None  # torch computes every convolution; the plan knows which layers they are
-    if router is None:
-        route = contextlib.nullcontext()
-    elif the_plan.form == "program":
-        route = router.threads()
-    elif the_plan.form == "eager" and not the_plan.dispatch:
-        route = swapped_convs(module, router)
-    else:
-        route = EngineConvMode(router)
-    with torch.no_grad(), route:
+    router = _router(the_plan, engine, cancel)
+    with torch.no_grad(), _route(module, the_plan, router):
         output, records = _capture(module, the_plan.form, the_plan.program, x, router, opts,
                                    the_plan.conv_keys, leaf_modules=the_plan.leaves)
     if progress is not None:
         progress(len(the_plan.rows), len(the_plan.rows))
     return output, records, router
+
+
+def run_batch(model: LoadedModel | nn.Module, x: torch.Tensor, engine: str = "auto", *,
+              layers: list[str] | None = None, cancel: CancelFn | None = None
+              ) -> tuple[object, dict[str, torch.Tensor]]:
+    """A batch ``(N, C, H, W)`` through the model with every convolution on ``engine``: the
+    model's output and each layer's whole output ``(N, ...)`` (only ``layers``, when given),
+    exactly as :func:`run_model` records them (copied where a later in-place op would
+    overwrite them). Layer keys are those of :func:`run_model` on one image of that size."""
+    module = model if isinstance(model, nn.Module) else model.module
+    x = x.detach().float()
+    the_plan = plan(module, x[:1], cancel)
+    if layers is not None:
+        unknown = [k for k in layers if k not in the_plan.rows]
+        if unknown:
+            raise LayerError(f"unknown layer {unknown[0]!r}")
+    keys = frozenset(layers) if layers is not None else None
+    opts = Options(clone=the_plan.clone, clone_inputs=frozenset(), keys=keys, cancel=cancel)
+    router = _router(the_plan, engine, cancel)
+    with torch.no_grad(), _route(module, the_plan, router):
+        output, records = _capture(module, the_plan.form, the_plan.program, x, router, opts,
+                                   leaf_modules=the_plan.leaves)
+    if any(r.overwritten()[0] for r in records):  # another path than the plan's input took
+        opts.clone = None
+        with torch.no_grad(), _route(module, the_plan, router):
+            output, records = _capture(module, the_plan.form, the_plan.program, x, router, opts,
+                                       leaf_modules=the_plan.leaves)
+    return output, {r.key: r.output for r in records}
+
+
+def _router(the_plan: Plan, engine: str, cancel: CancelFn | None) -> ConvRouter | None:
+    router = ConvRouter(engine, cancel)
+    if router.is_reference and not (the_plan.form == "eager" and the_plan.functional):
+        return None  # torch computes every convolution; the plan knows which layers they are
+    return router
+
+
+def _route(module: nn.Module, the_plan: Plan, router: ConvRouter | None):
+    """How the convolutions reach the router: not at all (torch), an interpreter that calls it
+    (a program), swapped into the Conv2d modules, or a dispatch mode."""
+    if router is None:
+        return contextlib.nullcontext()
+    if the_plan.form == "program":
+        return router.threads()
+    if the_plan.form == "eager" and not the_plan.dispatch:
+        return swapped_convs(module, router)
+    return EngineConvMode(router)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:

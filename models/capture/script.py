@@ -253,6 +253,8 @@ def capture(module: torch.jit.ScriptModule, program: ScriptProgram, x: torch.Ten
     except RuntimeError:
         if cancelled:  # TorchScript wraps our exception in its own
             raise Cancelled("run cancelled") from None
+        if router is not None and router.error is not None:
+            raise router.error from None
         raise
     finally:
         _local.marks = None
