@@ -431,7 +431,7 @@ class MainWindow(QMainWindow):
         outcome = self.outcome
         layer = outcome.result.layers[index]
         names = outcome.model.channel_names.get(layer.name)
-        self.feature_maps.set_maps(layer.name, outcome.result.activations[layer.name], names)
+        self.feature_maps.set_maps(layer.name, outcome.result.maps(layer.name), names)
         weight = layer_weights(outcome.model, layer.name) if layer.is_conv else None
         self.filters.set_weights(layer.name, weight, layer.conv.groups if layer.conv else 1,
                                  layer.type)

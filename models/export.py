@@ -42,7 +42,12 @@ def summary(result: RunResult, image: PreparedImage) -> dict:
             "params": la.params, "macs": la.macs, "time_ms": round(la.time_ms, 4),
             "algorithm": la.algorithm,
             "receptive_field": None if rf is None else {
-                "size": list(rf.size), "jump": list(rf.jump), "center": list(rf.center)},
+                "size": list(rf.size), "jump": list(rf.jump), "center": list(rf.center),
+                # the unit is also scaled by a gate computed from the whole image (SE)
+                "global_context": rf.global_context,
+                **({"approximate": list(rf.assumed)} if rf.assumed else {})},
+            **({"receptive_field_note": la.field_note} if la.field_note else {}),
+            **({"grid_axes": list(la.grid_axes)} if la.channels_last else {}),
         })
     doc = {
         "model": result.model_name, "engine": result.engine, "image": image.source,
@@ -126,7 +131,7 @@ def _write_all(result: RunResult, model: LoadedModel, image: PreparedImage, fold
     written.append(path)
     for la in chosen:
         base = safe_name(la.name)
-        act = result.activations[la.name]
+        act = result.maps(la.name)
         image_rgb = render.feature_maps_image(act if act.ndim != 1 else act[:, None, None], cmap)[0]
         written.append(render.save_png(image_rgb, folder / f"{base}.features.png"))
         weight = layer_weights(model, la.name)

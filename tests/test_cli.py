@@ -40,7 +40,8 @@ def test_export_writes_summary_activations_and_pngs_without_qt(tmp_path) -> None
     assert set(edges) == {"name", "type", "output_shape", "params", "macs", "time_ms", "algorithm",
                           "receptive_field"}
     assert edges["algorithm"].startswith("im2col") and edges["output_shape"] == [1, 9, 224, 224]
-    assert edges["receptive_field"] == {"size": [3, 3], "jump": [1, 1], "center": [0.0, 0.0]}
+    assert edges["receptive_field"] == {"size": [3, 3], "jump": [1, 1], "center": [0.0, 0.0],
+                                        "global_context": False}
     assert doc["layers"][3]["receptive_field"]["size"] == [8, 8]
     npz = np.load(tmp_path / "activations.npz")
     assert sorted(npz.files) == sorted(la["name"] for la in doc["layers"])
