@@ -140,6 +140,9 @@ def hint(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from models.memory import keep_freed_memory
+
+    keep_freed_memory()  # feature maps reuse freed memory: no page faults on every pass
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help (0), or a bad argument, already said in one line (2)

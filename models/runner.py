@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import time
 import weakref
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from engine import ConvSpec, make_spec
-from models.capture import CancelFn, Options, ProgressFn, Record, model_form
+from models.capture import CancelFn, Options, ProgressFn, Record, apply, input_value, model_form, value
 from models.capture import eager as eager_capture
 from models.capture import program as program_capture
 from models.capture import script as script_capture
@@ -41,20 +42,53 @@ __all__ = ["LayerInfo", "Plan", "RunResult", "conv_bias", "effective_receptive_f
            "layer_weights", "plan", "run_batch", "run_model"]
 
 
+class LayerOutputs(Mapping):
+    """Layer key -> its output for the image (batch element 0) as NumPy, made when first read:
+    a derived row is computed again from the row it comes from (see :mod:`models.capture`);
+    a kept one is a view of the tensor the layer returned. ``inputs=True``: each convolution's
+    input instead."""
+
+    def __init__(self, records: dict[str, Record], inputs: bool = False,
+                 keys: list[str] | None = None) -> None:
+        self._records = records
+        self._inputs = inputs
+        self._keys = list(records) if keys is None else keys
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        array = self._arrays.get(key)
+        if array is None:
+            if self._inputs:
+                tensor = input_value(self._records, key, first=True)
+            else:
+                tensor = value(self._records, key, first=True)
+            array = self._arrays[key] = _numpy(tensor[0])
+        return array
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+
 @dataclass
 class RunResult:
     model_name: str
     engine: str
     input_shape: tuple[int, ...]
     layers: list[LayerInfo]
-    activations: dict[str, np.ndarray] = field(repr=False)  # layer -> its output for the image
+    activations: Mapping[str, np.ndarray] = field(repr=False)  # layer -> its output (LayerOutputs)
     logits: np.ndarray | None
     predictions: list[tuple[str, float]]
     conv_calls: int
     total_ms: float
     # each convolution's input as the layer received it (batch 0, before a non-zero padding mode
     # pads it): what the explainer traces, without running the model again
-    conv_inputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    conv_inputs: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def layer(self, name: str) -> LayerInfo:
         return find_layer(self, name)
@@ -81,6 +115,8 @@ class Plan:
     functional: bool  # some convolution is made outside every leaf module
     program: object = None  # script_capture.ScriptProgram | program_capture.ProgramCalls
     leaves: list[tuple[str, nn.Module]] = field(default_factory=list, repr=False)
+    derive: dict[str, str] = field(default_factory=dict)  # rows computed again when read
+    input_from: dict[str, str] = field(default_factory=dict)  # conv inputs that are rows
 
     @property
     def conv_keys(self) -> frozenset[str]:
@@ -102,7 +138,7 @@ def _program(module: nn.Module, form: str) -> object:
 
 def _capture(module: nn.Module, form: str, program: object, x: torch.Tensor,
              router: ConvRouter | None, opts: Options, conv_keys: frozenset[str] = frozenset(),
-             dispatching: bool = False, leaf_modules: list | None = None
+             dispatching: bool = False, the_plan: Plan | None = None
              ) -> tuple[object, list[Record]]:
     """One capture of any model form. ``dispatching``: an EngineConvMode on ``router`` is
     active, so the program interpreter leaves convolutions to it."""
@@ -110,7 +146,8 @@ def _capture(module: nn.Module, form: str, program: object, x: torch.Tensor,
         return script_capture.capture(module, program, x, router, opts)
     if form == "program":
         return program_capture.capture(module, program, x, router, opts, route=not dispatching)
-    return eager_capture.capture(module, x, router, opts, conv_keys, leaf_modules)
+    return eager_capture.capture(module, x, router, opts, conv_keys,
+                                 the_plan.leaves if the_plan is not None else None)
 
 
 def plan(model: LoadedModel | nn.Module, x: torch.Tensor, cancel: CancelFn | None = None,
@@ -133,10 +170,15 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
     router = ConvRouter("reference", cancel)
     originals: dict[str, tuple[torch.Tensor, int, torch.Tensor | None, int]] = {}
     seen: dict[str, tuple[ReceptiveField | None, tuple[int, int] | None, str | None]] = {}
+    made_by: dict[int, str] = {}  # id of a live output -> the latest row that returned it
+    sources: dict[str, str] = {}  # row -> the row whose output its input was
 
     def on_record(record: Record, out: torch.Tensor, given: torch.Tensor | None) -> None:
         seen[record.key] = (rf.field(out), rf.grid_axes(out), rf.unknown_op(out))
         originals[record.key] = (out, out._version, given, given._version if given is not None else 0)
+        if given is not None and id(given) in made_by:
+            sources[record.key] = made_by[id(given)]
+        made_by[id(out)] = record.key
 
     total = len(leaves(module)) if form == "eager" else len(getattr(program, "calls", []))
     opts = Options(clone=None, clone_inputs=None, cancel=cancel, progress=progress, total=total,
@@ -146,10 +188,14 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
         for r in records:
             if r.key not in seen:  # a functional conv: its field is its output's
                 seen[r.key] = (rf.field(r.output), rf.grid_axes(r.output), rf.unknown_op(r.output))
-    clone = frozenset(k for k, (out, version, _, _) in originals.items() if out._version != version)
-    clone_inputs = frozenset(k for k, (_, _, given, version) in originals.items()
-                             if given is not None and given._version != version)
     modules = dict(module.named_modules())
+    by_key = {r.key: r for r in records}
+    derive, input_from = _derivations(form, modules, by_key, sources) if form == "eager" else ({}, {})
+    overwritten = {k for k, (out, version, _, _) in originals.items() if out._version != version}
+    clone = frozenset(overwritten - set(derive))
+    clone_inputs = frozenset(k for k, (_, _, given, version) in originals.items()
+                             if given is not None and given._version != version
+                             and k not in input_from)
     rows: dict[str, LayerInfo] = {}
     for r in records:
         call = router.calls[r.calls[-1]] if r.calls else None
@@ -172,7 +218,38 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
                 conv_calls=len(router.calls),
                 dispatch=len(swappable_calls) != len(router.calls),
                 functional=len(convs_in_leaves) != len(router.calls), program=program,
-                leaves=leaves(module) if form == "eager" else [])
+                leaves=leaves(module) if form == "eager" else [],
+                derive=derive, input_from=input_from)
+
+
+# element-wise at inference, cheap, and the same on any thread: rows that can be derived again
+_DERIVABLE = (nn.modules.batchnorm._BatchNorm, nn.Identity, nn.Dropout, nn.ReLU, nn.ReLU6,
+              nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.GELU, nn.Sigmoid, nn.Tanh,
+              nn.LeakyReLU, nn.ELU, nn.Mish, nn.Softplus)
+
+
+def _derivations(form: str, modules: dict[str, nn.Module], records: dict[str, Record],
+                 sources: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Which rows the runs derive again when read instead of keeping (the plan's copies are the
+    test: the module applied to its source row's value must give exactly the value the layer
+    made), and which convolutions' inputs are a row's output (the explainer reads them)."""
+    derive: dict[str, str] = {}
+    for key, record in records.items():
+        source = sources.get(key)
+        m = modules.get(split_layer_key(key)[0])
+        if source is None or not isinstance(m, _DERIVABLE) or m.training or record.calls:
+            continue
+        try:
+            again = apply(m, records[source].output)
+        except Exception:  # a module that wants more than one input: keep it
+            continue
+        if again.shape == record.output.shape and torch.equal(again, record.output):
+            derive[key] = source
+    input_from = {key: sources[key] for key, r in records.items()
+                  if r.calls and key in sources and r.input is not None
+                  and r.input.shape == records[sources[key]].output.shape
+                  and torch.equal(r.input, records[sources[key]].output)}
+    return derive, input_from
 
 
 def _conv_spec(m: nn.Module | None, r: Record, call: ConvCall | None, program: object) -> ConvSpec | None:
@@ -247,7 +324,7 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
         # input did not): learn its plan and run again, copying what must be copied
         the_plan = _make_plan(module, x, cancel, None)
         _plans.setdefault(module, {})[(tuple(x.shape), x.dtype)] = the_plan
-    layers, activations, conv_inputs = [], {}, {}
+    layers, by_key, with_input = [], {}, []
     for r in records:
         row = the_plan.rows[r.key]
         calls = [router.calls[i] for i in r.calls] if router is not None else []
@@ -260,14 +337,16 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
         layer = object.__new__(LayerInfo)  # the plan's row with this run's time (a hot loop)
         layer.__dict__.update(row.__dict__, time_ms=time_ms, algorithm=algorithm)
         layers.append(layer)
-        activations[r.key] = _numpy(r.output[0])
-        if row.is_conv and r.input is not None and r.input.dim() == 4:
-            conv_inputs[r.key] = _numpy(r.input[0])
+        by_key[r.key] = r
+        if row.is_conv and row.input_shape is not None and len(row.input_shape) == 4 and (
+                r.input is not None or r.input_from is not None):
+            with_input.append(r.key)
     logits = _numpy(output[0]) if isinstance(output, torch.Tensor) and output.dim() >= 1 else None
     return RunResult(
         model_name=model.name, engine=engine, input_shape=tuple(x.shape), layers=layers,
-        activations=activations, logits=logits, predictions=_predictions(model, logits),
-        conv_calls=the_plan.conv_calls, total_ms=total_ms, conv_inputs=conv_inputs,
+        activations=LayerOutputs(by_key), logits=logits, predictions=_predictions(model, logits),
+        conv_calls=the_plan.conv_calls, total_ms=total_ms,
+        conv_inputs=LayerOutputs(by_key, inputs=True, keys=with_input),
     )
 
 
@@ -275,11 +354,12 @@ def _run(module: nn.Module, the_plan: Plan, x: torch.Tensor, engine: str,
          cancel: CancelFn | None, progress: ProgressFn | None
          ) -> tuple[object, list[Record], ConvRouter | None]:
     opts = Options(clone=the_plan.clone, clone_inputs=the_plan.clone_inputs, cancel=cancel,
-                   progress=progress, total=len(the_plan.rows))
+                   progress=progress, total=len(the_plan.rows), derive=the_plan.derive,
+                   input_from=the_plan.input_from)
     router = _router(the_plan, engine, cancel)
     with torch.no_grad(), _route(module, the_plan, router):
         output, records = _capture(module, the_plan.form, the_plan.program, x, router, opts,
-                                   the_plan.conv_keys, leaf_modules=the_plan.leaves)
+                                   the_plan.conv_keys, the_plan=the_plan)
     if progress is not None:
         progress(len(the_plan.rows), len(the_plan.rows))
     return output, records, router
@@ -300,17 +380,34 @@ def run_batch(model: LoadedModel | nn.Module, x: torch.Tensor, engine: str = "au
         if unknown:
             raise LayerError(f"unknown layer {unknown[0]!r}")
     keys = frozenset(layers) if layers is not None else None
-    opts = Options(clone=the_plan.clone, clone_inputs=frozenset(), keys=keys, cancel=cancel)
+    # a derived layer is computed from the rows it comes from: capture those too
+    wanted = None if keys is None else frozenset(keys | _sources(the_plan.derive, set(keys)))
+    opts = Options(clone=the_plan.clone, clone_inputs=frozenset(), keys=wanted, cancel=cancel,
+                   derive=the_plan.derive)
     router = _router(the_plan, engine, cancel)
     with torch.no_grad(), _route(module, the_plan, router):
         output, records = _capture(module, the_plan.form, the_plan.program, x, router, opts,
-                                   leaf_modules=the_plan.leaves)
+                                   the_plan=the_plan)
     if any(r.overwritten()[0] for r in records):  # another path than the plan's input took
         opts.clone = None
         with torch.no_grad(), _route(module, the_plan, router):
             output, records = _capture(module, the_plan.form, the_plan.program, x, router, opts,
-                                       leaf_modules=the_plan.leaves)
-    return output, {r.key: r.output for r in records}
+                                       the_plan=the_plan)
+    by_key = {r.key: r for r in records}
+    return output, {k: value(by_key, k) for k in by_key if keys is None or k in keys}
+
+
+def _sources(derive: dict[str, str], keys: set[str]) -> set[str]:
+    """Every row the derived rows among ``keys`` are computed from, transitively."""
+    found: set[str] = set()
+    todo = [derive[k] for k in keys if k in derive]
+    while todo:
+        key = todo.pop()
+        if key not in found:
+            found.add(key)
+            if key in derive:
+                todo.append(derive[key])
+    return found
 
 
 def _router(the_plan: Plan, engine: str, cancel: CancelFn | None) -> ConvRouter | None:
@@ -360,7 +457,7 @@ def effective_receptive_field(model: LoadedModel | nn.Module, tensor: torch.Tens
     form = model_form(module)
     program = _program(module, form)
     inp = tensor.detach().clone().requires_grad_(True)
-    opts = Options(keys=frozenset({layer}), cancel=cancel)
+    opts = Options(keys=frozenset({layer}), clone=None, cancel=cancel)  # before in-place ops
     with torch.enable_grad():
         _, records = _capture(module, form, program, inp, None, opts)
         if cancel is not None and cancel():

@@ -10,18 +10,27 @@ model forms, one result:
 - a ``torch.export`` program (``.pt2``): its nodes carry their module path; an interpreter runs
   them and keeps each leaf call's output (:mod:`models.capture.program`).
 
-Each form returns :class:`Record` rows. An output is kept as the tensor the layer returned
-(no copy) unless it is listed in ``clone``: a later in-place op (a ReLU with ``inplace=True``,
-resnet's ``out += identity``) would overwrite it. Which outputs that happens to is found once
-per model by a run that copies everything and compares each tensor's version counter
-(:mod:`models.runner`); ``_version`` is recorded so every run can check it again.
+Each form returns :class:`Record` rows. Keeping every layer's output costs memory traffic the
+model alone does not have (it frees and reuses its buffers), so an eager model's rows are of
+two kinds, found once per model (:mod:`models.runner`):
+
+- *kept*: the tensor the layer returned, held without a copy (every convolution: its values
+  are the engine's), or copied when recorded if a later in-place op (resnet's
+  ``out += identity``) would overwrite it (``clone``);
+- *derived* (``derive``): an element-wise module (a batch norm at inference, an activation)
+  applied to another row's output. Nothing of it is held during the run; its value is computed
+  again, with the same module on the same input, when it is read — so the model runs as it is,
+  in-place ReLUs included, and keeps little more than its convolutions' outputs.
+
+Which outputs are overwritten, and which rows can be derived exactly, is decided by a run that
+copies everything and compares each tensor's version counter and each derived value;
+``_version`` is recorded so every run can check the kept ones again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -33,11 +42,13 @@ CancelFn = Callable[[], bool]
 
 @dataclass
 class Record:
-    """One layer call as it ran."""
+    """One layer call as it ran. A derived row holds no tensor: ``output`` is None and
+    ``derive`` = (module, key of the row whose output is its input); a convolution whose input
+    is another row's output may name it in ``input_from`` instead of holding ``input``."""
 
     key: str  # module path, "#n" for its n-th call
     type: str  # the module's class name ("F.conv2d" for a convolution outside any leaf)
-    output: torch.Tensor = field(repr=False)
+    output: torch.Tensor | None = field(repr=False)
     input: torch.Tensor | None = field(default=None, repr=False)  # its first tensor input
     seconds: float = 0.0
     calls: list[int] = field(default_factory=list)  # ConvRouter.calls made during the layer
@@ -45,13 +56,42 @@ class Record:
     input_version: int = 0
     cloned: bool = False
     input_cloned: bool = False
+    derive: tuple[nn.Module, str] | None = field(default=None, repr=False)
+    input_from: str | None = None
 
     def overwritten(self) -> tuple[bool, bool]:
         """Whether a later in-place op wrote into the kept output / input (not copies)."""
-        out = not self.cloned and self.output._version != self.version
+        out = self.output is not None and not self.cloned and self.output._version != self.version
         given = self.input is not None and not self.input_cloned and \
             self.input._version != self.input_version
         return out, given
+
+
+def apply(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module``'s forward on ``x`` as the run computed it, without its hooks (a capture may be
+    under way on another thread) and without writing into ``x`` (a ReLU with inplace=True)."""
+    with torch.no_grad():
+        return module.forward(x.clone() if getattr(module, "inplace", False) else x)
+
+
+def value(records: dict[str, Record], key: str, first: bool = False) -> torch.Tensor:
+    """A row's output: kept, or derived again from the rows it comes from (``first``: only the
+    batch's first element)."""
+    record = records[key]
+    if record.derive is None:
+        return record.output[:1] if first else record.output
+    module, source = record.derive
+    return apply(module, value(records, source, first))
+
+
+def input_value(records: dict[str, Record], key: str, first: bool = False) -> torch.Tensor | None:
+    """A row's first input: kept, or the output of the row it came from."""
+    record = records[key]
+    if record.input_from is not None:
+        return value(records, record.input_from, first)
+    if record.input is None:
+        return None
+    return record.input[:1] if first else record.input
 
 
 @dataclass
@@ -61,6 +101,8 @@ class Options:
 
     clone: frozenset[str] | None = frozenset()
     clone_inputs: frozenset[str] | None = frozenset()
+    derive: dict[str, str] = field(default_factory=dict)  # row -> the row its input is
+    input_from: dict[str, str] = field(default_factory=dict)  # conv row -> the row its input is
     keys: frozenset[str] | None = None
     cancel: CancelFn | None = None
     progress: ProgressFn | None = None
@@ -114,21 +156,6 @@ def kept(t: torch.Tensor, copy: bool) -> torch.Tensor:
     if not copy:
         return t
     return t.clone() if t.requires_grad else t.detach().clone()
-
-
-@contextlib.contextmanager
-def out_of_place(module: nn.Module) -> Iterator[None]:
-    """Modules with an ``inplace`` switch (ReLU, ReLU6, Hardswish, SiLU, Dropout, ...) write a
-    new tensor for the duration: the output they would overwrite stays what its layer made,
-    without a copy. Restored afterwards."""
-    switched = [m for m in module.modules() if getattr(m, "inplace", None) is True]
-    for m in switched:
-        m.inplace = False
-    try:
-        yield
-    finally:
-        for m in switched:
-            m.inplace = True
 
 
 class Clock:

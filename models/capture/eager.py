@@ -7,7 +7,7 @@ import time
 import torch
 from torch import nn
 
-from models.capture import Options, Record, kept, layer_key, out_of_place
+from models.capture import Options, Record, kept, layer_key
 from models.engine_mode import ConvRouter
 
 
@@ -50,7 +50,7 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
         stack.append((time.perf_counter(), count(), given))
 
     def post_for(name: str, type_name: str):
-        def post(_m: nn.Module, _inputs: tuple, out: object) -> None:
+        def post(m: nn.Module, _inputs: tuple, out: object) -> None:
             start, first, given = stack.pop()
             seconds = time.perf_counter() - start
             if not isinstance(out, torch.Tensor):
@@ -59,11 +59,18 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
             key = layer_key(name, seen[name])
             if not opts.wants(key):
                 return
-            copy = opts.clones(key)
             calls = list(range(first, count()))
-            record = Record(key, type_name, kept(out, copy), seconds=seconds, calls=calls,
-                            version=out._version, cloned=copy)
-            if given is not None and (calls or key in conv_keys):
+            source = opts.derive.get(key)
+            if source is not None:  # derived when read: hold nothing
+                record = Record(key, type_name, None, seconds=seconds, calls=calls,
+                                derive=(m, source))
+            else:
+                copy = opts.clones(key)
+                record = Record(key, type_name, kept(out, copy), seconds=seconds, calls=calls,
+                                version=out._version, cloned=copy)
+            if key in opts.input_from:
+                record.input_from = opts.input_from[key]
+            elif given is not None and (calls or key in conv_keys):
                 record.input_cloned = opts.clones_input(key)
                 record.input = kept(given, record.input_cloned)
                 record.input_version = given._version
@@ -79,8 +86,7 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
         handles.append(m.register_forward_pre_hook(pre))
         handles.append(m.register_forward_hook(post_for(name, type(m).__name__)))
     try:
-        with out_of_place(module):
-            output = module(x)
+        output = module(x)
     finally:
         for h in handles:
             h.remove()
