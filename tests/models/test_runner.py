@@ -123,3 +123,36 @@ def test_weights_bias_input_and_unknown_layer() -> None:
     assert result.layer("relu1").input_shape is None
     with pytest.raises(LayerError, match=r"unknown layer 'edgse'.*did you mean edges"):
         find_layer(result, "edgse")
+
+
+class _Twice(nn.Module):
+    """One conv module applied two times."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv(self.act(self.conv(x))))
+
+
+@pytest.mark.parametrize("form", ["eager", "script", "trace", "export"])
+def test_a_module_called_twice_is_two_layers_with_their_own_outputs(form: str) -> None:
+    torch.manual_seed(0)
+    net = _Twice().eval()
+    x = torch.randn(1, 3, 12, 12)
+    module = {"eager": lambda: net, "script": lambda: torch.jit.script(net),
+              "trace": lambda: torch.jit.trace(net, x),
+              "export": lambda: torch.export.export(net, (x,)).module()}[form]()
+    result = run_model(_loaded(module), x, "direct")
+    assert [la.name for la in result.layers] == ["conv", "act", "conv#2", "act#2"]
+    with torch.no_grad():
+        first = net.conv(x)
+        second = net.conv(torch.relu(first))
+    np.testing.assert_allclose(result.activations["conv"], first[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(result.activations["conv#2"], second[0].numpy(), atol=1e-5)
+    assert result.layer("conv").is_conv and result.layer("conv#2").is_conv
+    assert not result.layer("act").is_conv  # an in-place ReLU is not the conv it follows
+    assert result.activations["conv"].min() < 0  # the conv's maps, not the ReLU's
+    np.testing.assert_array_equal(result.conv_inputs["conv#2"], result.activations["act"])
