@@ -30,6 +30,12 @@ command="${1:-run}"
 shift || true
 case "$command" in
     run)
+        # a window needs Qt's system libraries: name the missing ones and the install command
+        # (Qt's own message names the plugin, not the library); headless runs need none
+        case "${QT_QPA_PLATFORM:-}|$*" in
+            offscreen*|minimal*|vnc*|*--export*|*--screenshot*) ;;
+            *) .venv/bin/python tools/check_qt_libs.py || exit 2 ;;
+        esac
         exec .venv/bin/python main.py "$@"
         ;;
     test)
