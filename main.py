@@ -9,6 +9,7 @@ results are written to DIR.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -31,6 +32,16 @@ def _unit(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected Y,X (two integers), got {text!r}") from None
     return y, x
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return values
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -69,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "or 224 for other model files); at most 4096 a side and 1024x1024 pixels")
     p.add_argument("--channels", type=int, choices=(1, 3), default=None,
                    help="input channels for a model file (default: from its first conv)")
+    p.add_argument("--mean", type=_floats, metavar="M[,M,M]",
+                   help="normalisation mean per input channel (default: the model's, or "
+                        "ImageNet's for a model file)")
+    p.add_argument("--std", type=_floats, metavar="S[,S,S]",
+                   help="normalisation standard deviation per input channel")
+    p.add_argument("--labels", metavar="FILE",
+                   help="class names: a text file (one per line) or JSON (a list, or index -> "
+                        "name); without it a 1000-output model shows ImageNet's, marked a guess")
     p.add_argument("--layer", help="layer name (module path), e.g. features.0")
     p.add_argument("--export", metavar="DIR", type=Path, help="write results to DIR, no window")
     p.add_argument("--unit", type=_unit, metavar="Y,X",
@@ -107,7 +126,8 @@ def export(args: argparse.Namespace) -> int:
 
     model = load_model(args.model or DEFAULT_MODEL, untrained=args.untrained,
                        trust=args.trust_model, arch=args.arch, input_size=args.input_size,
-                       channels=args.channels, progress=progress)
+                       channels=args.channels, mean=args.mean, std=args.std, labels=args.labels,
+                       progress=progress)
     image = prepare_image(args.image or sample_images()[DEFAULT_SAMPLE], model.preprocess,
                           source=args.image or f"sample: {DEFAULT_SAMPLE}")
     result = run_model(model, image, args.engine)
@@ -119,6 +139,8 @@ def export(args: argparse.Namespace) -> int:
     top = ""
     if result.predictions:
         top = f"; top-1: {result.predictions[0][0]} ({result.predictions[0][1]:.0%})"
+        if result.prediction_note:
+            top += f" [{result.prediction_note}]"
     print(f"{result.model_name} on {args.engine}: {len(result.layers)} layers, "
           f"{result.conv_calls} convolutions{top}; wrote {len(written)} files to {args.export}")
     return 0

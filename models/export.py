@@ -53,6 +53,7 @@ def summary(result: RunResult, image: PreparedImage) -> dict:
         "model": result.model_name, "engine": result.engine, "image": image.source,
         "input_shape": list(result.input_shape),
         "predictions": [{"label": label, "probability": p} for label, p in result.predictions],
+        **({"predictions_note": result.prediction_note} if result.prediction_note else {}),
         "layers": layers,
     }
     non_finite: list[str] = []

@@ -34,9 +34,10 @@ from models.capture.eager import leaves
 from models.engine_mode import ConvCall, ConvRouter, EngineConvMode, swappable, swapped_convs
 from models.errors import LayerError
 from models.images import PreparedImage
+from models.labels import top_predictions
 from models.layers import LayerInfo, conv_bias, find_layer, grid_maps, layer_weights, split_layer_key
 from models.receptive_field import ReceptiveField, ReceptiveFieldMode
-from models.sources import LoadedModel
+from models.sources import LoadedModel, imagenet_categories
 
 __all__ = ["LayerInfo", "Plan", "RunResult", "conv_bias", "effective_receptive_field", "find_layer",
            "layer_weights", "plan", "run_batch", "run_model"]
@@ -89,6 +90,8 @@ class RunResult:
     # each convolution's input as the layer received it (batch 0, before a non-zero padding mode
     # pads it): what the explainer traces, without running the model again
     conv_inputs: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)
+    # when the class names are not the model's own: a guess (ImageNet's) or output indices
+    prediction_note: str | None = None
 
     def layer(self, name: str) -> LayerInfo:
         return find_layer(self, name)
@@ -341,10 +344,14 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
         if row.is_conv and row.input_shape is not None and len(row.input_shape) == 4 and (
                 r.input is not None or r.input_from is not None):
             with_input.append(r.key)
+    if isinstance(output, (tuple, list)):  # (logits, aux, ...) as scripted GoogLeNet returns
+        output = next((o for o in output if isinstance(o, torch.Tensor)), None)
     logits = _numpy(output[0]) if isinstance(output, torch.Tensor) and output.dim() >= 1 else None
+    predictions, note = _predictions(model, logits)
     return RunResult(
         model_name=model.name, engine=engine, input_shape=tuple(x.shape), layers=layers,
-        activations=LayerOutputs(by_key), logits=logits, predictions=_predictions(model, logits),
+        activations=LayerOutputs(by_key), logits=logits, predictions=predictions,
+        prediction_note=note,
         conv_calls=the_plan.conv_calls, total_ms=total_ms,
         conv_inputs=LayerOutputs(by_key, inputs=True, keys=with_input),
     )
@@ -437,11 +444,10 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.numpy()
 
 
-def _predictions(model: LoadedModel, logits: np.ndarray | None) -> list[tuple[str, float]]:
-    if not model.categories or logits is None or logits.ndim != 1 or len(logits) != len(model.categories):
-        return []
-    probs = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float64)), 0).numpy()
-    return [(model.categories[i], float(probs[i])) for i in np.argsort(-probs)[:5]]
+def _predictions(model: LoadedModel, logits: np.ndarray | None
+                 ) -> tuple[list[tuple[str, float]], str | None]:
+    imagenet = imagenet_categories() if model.categories is None else None
+    return top_predictions(logits, model.categories, imagenet=imagenet)
 
 
 def effective_receptive_field(model: LoadedModel | nn.Module, tensor: torch.Tensor, layer: str,

@@ -16,6 +16,7 @@ models. Adding a source: a module with ``claims`` / ``load`` in :data:`FILE_SOUR
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -39,7 +40,7 @@ from models.sources.probe import probe_file
 __all__ = [
     "DEFAULT_MODEL", "FILE_SOURCES", "MODEL_SUFFIXES", "LoadedModel", "available_models",
     "checkpoint_dir", "download", "imagenet_categories", "is_model_file", "load_catalog",
-    "load_file", "load_model",
+    "load_file", "load_model", "with_settings",
 ]
 
 # the one list of model-file suffixes (lower case): the open dialog's filter, drag-and-drop
@@ -58,8 +59,9 @@ def is_model_file(path: str | Path) -> bool:
 
 def load_model(name_or_path: str, *, untrained: bool = False, trust: bool = False,
                arch: str | None = None, input_size: tuple[int, int] | None = None,
-               channels: int | None = None, progress: Progress | None = None,
-               cancel: CancelCheck | None = None) -> LoadedModel:
+               channels: int | None = None, mean: tuple[float, ...] | None = None,
+               std: tuple[float, ...] | None = None, labels: str | Path | None = None,
+               progress: Progress | None = None, cancel: CancelCheck | None = None) -> LoadedModel:
     """A catalog model by name, or a model file (TorchScript, ``torch.export`` program, state
     dict with ``arch``, or a pickled module when ``trust`` is given).
 
@@ -68,17 +70,42 @@ def load_model(name_or_path: str, *, untrained: bool = False, trust: bool = Fals
     ``ModelError`` subclass with a one-line message: :class:`~models.errors.UntrustedModelError`,
     :class:`~models.errors.ArchitectureNeededError` (with ``guess``),
     :class:`~models.errors.WeightsUnavailableError` (with ``url`` and ``path``) for the cases a
-    front end asks about.
+    front end asks about. ``mean`` / ``std`` (one per input channel) replace the
+    normalisation, ``labels`` (a file: :func:`models.labels.read_labels`) the class names.
     """
     if input_size is not None:
         _check_size(input_size)
     if name_or_path in available_models():
         model = load_catalog(name_or_path, untrained=untrained, progress=progress, cancel=cancel)
-        return catalog.with_input_size(model, input_size) if input_size else model
+        model = catalog.with_input_size(model, input_size) if input_size else model
+        return with_settings(model, mean, std, labels)
     path = Path(name_or_path)
     if path.suffix or path.exists() or os.sep in name_or_path:
-        return load_file(path, trust=trust, arch=arch, input_size=input_size, channels=channels)
+        model = load_file(path, trust=trust, arch=arch, input_size=input_size, channels=channels)
+        return with_settings(model, mean, std, labels)
     return load_catalog(name_or_path)  # raises the unknown-name error
+
+
+def with_settings(model: LoadedModel, mean: tuple[float, ...] | None = None,
+                  std: tuple[float, ...] | None = None,
+                  labels: str | Path | None = None) -> LoadedModel:
+    """``model`` normalised with ``mean`` / ``std`` and naming its classes from ``labels``."""
+    channels = model.preprocess.channels
+    for name, values in (("mean", mean), ("std", std)):
+        if values is not None and len(values) != channels:
+            raise ModelError(f"{name} needs {channels} value{'s' if channels > 1 else ''} (one "
+                             f"per input channel), got {len(values)}")
+    if std is not None and any(not v > 0 for v in std):
+        raise ModelError("std values must be positive")
+    if mean is not None or std is not None:
+        model = replace(model, preprocess=replace(
+            model.preprocess, mean=tuple(mean or model.preprocess.mean),
+            std=tuple(std or model.preprocess.std)))
+    if labels is not None:
+        from models.labels import read_labels
+
+        model = replace(model, categories=read_labels(labels))
+    return model
 
 
 def load_file(path: Path, *, trust: bool = False, arch: str | None = None,
