@@ -82,8 +82,9 @@ def top_predictions(logits: np.ndarray | None, categories: list[str] | None, k: 
             note = note or "no labels: output indices (give a labels file to name them)"
     z = np.asarray(logits, dtype=np.float64)
     if not np.all(np.isfinite(z)):
-        return [], "the model's output is not finite (NaN or infinity)"
-    probs = np.exp(z - z.max())
-    probs /= probs.sum()
+        note = "the model's output is not finite (NaN or infinity)"
+    with np.errstate(invalid="ignore", over="ignore"):
+        probs = np.exp(z - z.max())
+        probs /= probs.sum()
     order = np.argsort(-probs, kind="stable")[:k]
     return [(names[i], float(probs[i])) for i in order], note
