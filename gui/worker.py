@@ -1,50 +1,98 @@
-"""Model work off the GUI thread: one job at a time per lane; a new request cancels the stale one.
+"""Work off the GUI thread, in lanes: one job at a time per lane; a new request cancels the stale
+one; a job that will not stop is left behind instead of taking the app with it.
 
 A job is a plain function ``fn(progress, cancel) -> result``: ``progress(done, total)`` reports,
-``cancel()`` says whether to stop (raise :class:`models.errors.Cancelled`). Results of a job
-that was superseded are dropped, so the window only ever shows the latest request.
+``cancel()`` says whether to stop (raise :class:`models.errors.Cancelled`). A :class:`Worker` is a
+lane: its jobs run one after another, each on a fresh daemon thread.
+
+What cancels what
+-----------------
+- ``submit(fn)`` supersedes the jobs before it in the lane: they are cancelled and their results
+  (or errors) are dropped, so the window only ever shows the latest request.
+  ``submit(fn, supersede=False)`` queues behind them instead (exports: every one is wanted).
+- ``cancel()`` cancels every job of the lane; the ones that stop say so with ``cancelled``.
+- A cancelled job has ``grace_s`` (1.5 s) to stop by itself. Then :class:`Cancelled` is raised
+  inside it (``PyThreadState_SetAsyncExc``: lands at the next Python line, so it stops Python
+  loops, not a call stuck in C). If it is still running ``INTERRUPT_S`` later it is *abandoned*:
+  its thread runs on unwatched, whatever it returns is ignored, the lane goes on with the next
+  job at once, and ``abandoned`` says so. Daemon threads never keep the process from exiting.
+- ``shutdown()`` (closing the window) cancels everything and waits a moment at most.
+
+Errors cross the thread as exception objects (``failed(exc)``, ``on_error(exc)``), so the window
+branches on the type; :func:`error_message` makes the one line a user reads.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 from models.errors import Cancelled, ConvScopeError
 
 Job = Callable[[Callable[[int, int | None], None], Callable[[], bool]], Any]
 
+GRACE_S = 1.5      # a cancelled job's time to stop by itself (the runner checks on every conv)
+INTERRUPT_S = 0.5  # then Cancelled is raised inside it; this long for it to land
+
+
+def error_message(exc: BaseException) -> str:
+    """The one line a user reads: a ConvScope error's own message, else the type and the first
+    line (a bug: its traceback went to stderr)."""
+    if isinstance(exc, ConvScopeError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _raise_in(thread_id: int, exc_type: type[BaseException] | None) -> None:
+    """Raise ``exc_type`` in the thread at its next Python line (None: withdraw a pending one)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type) if exc_type is not None else None)
+
+
+class _Job:
+    """One submitted job; thread-side state is guarded by ``lock``."""
+
+    def __init__(self, gen: int, fn: Job, on_done, on_error, quiet: bool, prev: _Job | None) -> None:
+        self.gen, self.fn, self.on_done, self.on_error, self.quiet = gen, fn, on_done, on_error, quiet
+        self.prev = prev                  # the lane's job before this one: runs first
+        self.cancel = threading.Event()   # the job's cancel() answer
+        self.stale = False                # superseded: its outcome is dropped (GUI thread only)
+        self.started = threading.Event()  # in fn, or over without running it
+        self.gone = threading.Event()     # ended, or abandoned
+        self.lock = threading.Lock()
+        self.in_fn = False                # an interruption may be raised in it now
+        self.abandoned = False
+        self.watched = False              # a supervisor is on it (after the first cancel)
+        self.thread: threading.Thread | None = None
+
+    def interrupt(self) -> bool:
+        with self.lock:
+            if self.in_fn and self.thread is not None and self.thread.ident is not None:
+                _raise_in(self.thread.ident, Cancelled)
+                return True
+        return False
+
+    def abandon(self) -> bool:
+        with self.lock:
+            if self.gone.is_set():
+                return False
+            self.abandoned = True
+            self.gone.set()
+            return True
+
 
 class _Signals(QObject):
-    done = Signal(int, object)
-    failed = Signal(int, str)
-    progress = Signal(int, int, int)  # generation, done, total (0 = unknown)
-
-
-class _Runnable(QRunnable):
-    def __init__(self, gen: int, fn: Job, signals: _Signals, cancelled: threading.Event) -> None:
-        super().__init__()
-        self.gen, self.fn, self.signals, self.cancelled = gen, fn, signals, cancelled
-
-    def run(self) -> None:
-        try:
-            result = self.fn(lambda d, t: self.signals.progress.emit(self.gen, int(d), int(t or 0)),
-                             self.cancelled.is_set)
-        except Cancelled:
-            self.signals.failed.emit(self.gen, "")
-        except ConvScopeError as exc:
-            self.signals.failed.emit(self.gen, str(exc))
-        except Exception as exc:
-            traceback.print_exc()
-            self.signals.failed.emit(self.gen, f"{type(exc).__name__}: {exc}".splitlines()[0])
-        else:
-            self.signals.done.emit(self.gen, result)
+    ended = Signal(object, str, object)  # job, "done" / "failed" / "cancelled", result or exception
+    abandoned = Signal(object)
+    progress = Signal(object, int, int)  # job, done, total (0 = unknown)
 
 
 def _keep_the_window_responsive() -> None:
@@ -73,88 +121,200 @@ _responsive = False
 
 
 class Worker(QObject):
-    """Runs jobs on a thread pool; emits ``finished(result)``, ``failed(message)``,
-    ``progress(done, total)`` for the latest job only, and ``cancelled()`` when the latest job
-    stopped because :meth:`cancel` was called (a superseded job ends silently). ``busy`` while one
-    runs."""
+    """A lane of jobs: each runs on a daemon thread of its own, one after another.
+
+    Signals (for jobs not superseded): ``finished(result)``, ``failed(exception)``,
+    ``progress(done, total)``, ``cancelled()`` when a job stopped because :meth:`cancel` was
+    called, ``abandoned()`` when it did not stop and was left behind; ``busy_changed(bool)``.
+    ``busy`` from a submit until the last job's outcome has been delivered (or it was abandoned).
+    """
 
     finished = Signal(object)
-    failed = Signal(str)
+    failed = Signal(object)
     cancelled = Signal()
+    abandoned = Signal()
     progress = Signal(int, int)
     busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, name: str = "worker",
+                 grace_s: float | None = None) -> None:
         super().__init__(parent)
-        self._pool = QThreadPool()
-        self._pool.setMaxThreadCount(1)  # one model at a time: 2 cores, and torch is not re-entrant
         _keep_the_window_responsive()
+        self.name = name
+        self.grace_s = GRACE_S if grace_s is None else grace_s
         self._gen = 0
-        self._cancel = threading.Event()
-        self._callbacks: dict[int, tuple[Callable | None, Callable | None]] = {}
-        self._signals = _Signals()
-        self._signals.done.connect(self._on_done)
-        self._signals.failed.connect(self._on_failed)
-        self._signals.progress.connect(self._on_progress)
-        self._running = 0
+        self._last: _Job | None = None   # the lane's newest job: the next one runs after it
+        self._live: list[_Job] = []      # submitted and not yet delivered nor abandoned
+        self._left: list[_Job] = []      # abandoned
         self._quiet = False
+        self._signals = _Signals()
+        self._signals.ended.connect(self._on_ended)
+        self._signals.abandoned.connect(self._on_abandoned)
+        self._signals.progress.connect(self._on_progress)
 
+    # ----------------------------------------------------------------- state
     @property
     def busy(self) -> bool:
-        return self._running > 0
+        return bool(self._live)
 
     @property
     def quiet(self) -> bool:
         """The latest job is background work (no progress shown; a click may cancel it)."""
         return self._quiet
 
+    @property
+    def left_behind(self) -> int:
+        """Abandoned jobs whose threads still run (each may keep a core busy until it ends)."""
+        self._left = [j for j in self._left if j.thread is not None and j.thread.is_alive()]
+        return len(self._left)
+
+    # ----------------------------------------------------------------- jobs
     def submit(self, fn: Job, on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[str], None] | None = None, quiet: bool = False) -> int:
-        """Start ``fn``; cancels whatever ran before. Returns the job's generation."""
+               on_error: Callable[[BaseException], None] | None = None, quiet: bool = False,
+               supersede: bool = True) -> int:
+        """Run ``fn`` after the lane's earlier jobs, cancelling them unless ``supersede`` is False.
+        Returns the job's generation."""
+        if supersede:
+            for job in self._live:
+                job.stale = True  # also one that ended and whose outcome is not delivered yet
+                if not job.gone.is_set():
+                    self._cancel(job)
         self._quiet = quiet
-        self._cancel.set()
         self._gen += 1
-        self._cancel = threading.Event()
-        self._callbacks[self._gen] = (on_done, on_error)
-        self._running += 1
+        job = _Job(self._gen, fn, on_done, on_error, quiet, self._last)
+        self._last = job
+        self._live.append(job)
+        job.thread = threading.Thread(target=self._run, args=(job,), name=f"{self.name}-{job.gen}",
+                                      daemon=True)
         self.busy_changed.emit(True)  # on every job: a loud one may follow a quiet one
-        self._pool.start(_Runnable(self._gen, fn, self._signals, self._cancel))
-        return self._gen
+        job.thread.start()
+        return job.gen
 
     def cancel(self) -> None:
-        self._cancel.set()
+        """Cancel every job of the lane (the user pressed Cancel)."""
+        for job in self._live:
+            self._cancel(job)
 
     def wait(self, msecs: int = 60000) -> bool:
-        return self._pool.waitForDone(msecs)
+        """Block until every job has ended or been abandoned (their outcomes are delivered by the
+        event loop afterwards). False on timeout."""
+        deadline = time.monotonic() + msecs / 1000
+        for job in list(self._live):
+            if not job.gone.wait(max(0.0, deadline - time.monotonic())):
+                return False
+        return True
 
-    def _finish(self, gen: int) -> None:
+    def shutdown(self, msecs: int = 1000) -> bool:
+        """Cancel everything and wait ``msecs`` at most: a job still running then is interrupted
+        and abandoned, never waited for (closing the window). True when every job stopped."""
+        jobs = list(self._live)
+        for job in jobs:
+            job.stale = True
+            job.cancel.set()
+        half = max(0, msecs // 2)
+        if self.wait(half):
+            return True
+        for job in jobs:
+            job.interrupt()
+        if self.wait(msecs - half):
+            return True
+        for job in jobs:
+            if job.abandon():
+                self._left.append(job)
+                self._retire(job)
+        return False
+
+    # ----------------------------------------------------------------- internals
+    def _cancel(self, job: _Job) -> None:
+        job.cancel.set()
+        if not job.watched:
+            job.watched = True
+            threading.Thread(target=self._supervise, args=(job,), name=f"{self.name}-{job.gen}-watch",
+                             daemon=True).start()
+
+    def _supervise(self, job: _Job) -> None:
+        """Stop a cancelled job that does not stop by itself; leave it behind if nothing works."""
+        job.started.wait()  # a job still waiting for its predecessor ends as soon as it may start
+        if job.gone.wait(self.grace_s):
+            return
+        job.interrupt()
+        if job.gone.wait(INTERRUPT_S):
+            return
+        if job.abandon():
+            self._signals.abandoned.emit(job)
+
+    def _run(self, job: _Job) -> None:
+        """A job's thread: wait for the lane's previous job, run ``fn``, report its outcome."""
+        outcome, value = "cancelled", None
+        try:
+            try:
+                if job.prev is not None:
+                    job.prev.gone.wait()
+                    job.prev = None  # no chain of finished jobs kept alive
+                if job.cancel.is_set():
+                    raise Cancelled()
+                with job.lock:
+                    job.in_fn = True
+                job.started.set()
+                try:
+                    value = job.fn(lambda d, t: self._signals.progress.emit(job, int(d), int(t or 0)),
+                                   job.cancel.is_set)
+                finally:
+                    with job.lock:  # an interruption sent as fn returned must not land below
+                        job.in_fn = False
+                        _raise_in(threading.get_ident(), None)
+                outcome = "done"
+            except Cancelled as exc:  # asked for; else something else stopped it: an error
+                outcome, value = ("cancelled", None) if job.cancel.is_set() else ("failed", exc)
+            except Exception as exc:
+                if job.cancel.is_set():  # stopped on request, whatever the code in between made
+                    outcome, value = "cancelled", None  # of the Cancelled (e.g. wrapped it)
+                else:
+                    outcome, value = "failed", exc
+                    if not isinstance(exc, ConvScopeError):  # a bug: its traceback, for the reader
+                        traceback.print_exc()
+        except Cancelled:  # an interruption that landed between the lines above
+            outcome, value = "cancelled", None
+        job.fn = None  # what it holds (e.g. the previous outcome) is not kept by the lane
+        job.started.set()
+        with job.lock:
+            if not job.abandoned:  # an abandoned job's outcome is ignored for good
+                self._signals.ended.emit(job, outcome, value)  # posted before the next job starts
+                job.gone.set()
+
+    def _retire(self, job: _Job) -> None:
         # after the callbacks: one that submits a follow-up job keeps the worker busy throughout
-        self._running -= 1
-        if self._running == 0:
-            self.busy_changed.emit(False)
+        if job in self._live:
+            self._live.remove(job)
+            if not self._live:
+                self.busy_changed.emit(False)
 
-    def _on_done(self, gen: int, result: object) -> None:
-        callbacks = self._callbacks.pop(gen, (None, None))
+    def _on_ended(self, job: _Job, outcome: str, value: object) -> None:
         try:
-            if gen == self._gen:  # else stale
-                if callbacks[0]:
-                    callbacks[0](result)
-                self.finished.emit(result)
-        finally:
-            self._finish(gen)
-
-    def _on_failed(self, gen: int, message: str) -> None:
-        callbacks = self._callbacks.pop(gen, (None, None))
-        try:
-            if gen == self._gen and message:  # else stale, or cancelled
-                if callbacks[1]:
-                    callbacks[1](message)
-                self.failed.emit(message)
-            elif gen == self._gen:  # the latest job, stopped by cancel(): the user asked
+            if job.stale or job.abandoned:
+                return
+            if outcome == "done":
+                if job.on_done:
+                    job.on_done(value)
+                self.finished.emit(value)
+            elif outcome == "failed":
+                if job.on_error:
+                    job.on_error(value)
+                self.failed.emit(value)
+            elif job.cancel.is_set():  # stopped by cancel(): the user asked
                 self.cancelled.emit()
         finally:
-            self._finish(gen)
+            job.on_done = job.on_error = None
+            self._retire(job)
 
-    def _on_progress(self, gen: int, done: int, total: int) -> None:
-        if gen == self._gen:
+    def _on_abandoned(self, job: _Job) -> None:
+        self._left.append(job)
+        try:
+            if not job.stale:
+                self.abandoned.emit()
+        finally:
+            self._retire(job)
+
+    def _on_progress(self, job: _Job, done: int, total: int) -> None:
+        if not job.stale and not job.abandoned:
             self.progress.emit(done, total)
