@@ -191,7 +191,21 @@ class MainWindow(QMainWindow):
         self.worker.busy_changed.connect(self._on_busy)
         self.worker.cancelled.connect(self._on_cancelled)
         self.worker.abandoned.connect(self._on_abandoned)
-        self.exports.busy_changed.connect(self._on_busy)
+        # exports: a bar and a Cancel of their own (a run may go on meanwhile)
+        self.export_progress = QProgressBar()
+        self.export_progress.setMaximumWidth(160)
+        self.export_progress.setFormat("export %v/%m")
+        self.export_progress.setVisible(False)
+        self.export_cancel_button = QPushButton("Cancel export")
+        self.export_cancel_button.setVisible(False)
+        self.export_cancel_button.clicked.connect(self.exports.cancel)
+        self.statusBar().addPermanentWidget(self.export_progress)
+        self.statusBar().addPermanentWidget(self.export_cancel_button)
+        self.exports.progress.connect(lambda done, total: (self.export_progress.setRange(0, total),
+                                                           self.export_progress.setValue(done)))
+        self.exports.busy_changed.connect(self._on_export_busy)
+        self.exports.cancelled.connect(
+            lambda: self.status_label.setText("export cancelled: the files written so far stay"))
 
         self._build_menus()
         self._build_shortcuts()
@@ -679,7 +693,8 @@ class MainWindow(QMainWindow):
         what = f"{outcome.model.name} on {outcome.source}"
 
         def job(progress, cancel):
-            return export_run(outcome.result, outcome.model, outcome.image, Path(directory))
+            return export_run(outcome.result, outcome.model, outcome.image, Path(directory),
+                              progress=progress, cancel=cancel)
 
         def done(paths: list[Path]) -> None:
             self.status_label.setText(f"wrote {len(paths)} files ({what}) to {directory}")
@@ -721,6 +736,12 @@ class MainWindow(QMainWindow):
             self.progress.setRange(0, 0)  # "working" until the new job reports: not the last bar
         self.progress.setVisible(shown)
         self.cancel_button.setVisible(shown)
+
+    def _on_export_busy(self, busy: bool) -> None:
+        if busy:
+            self.export_progress.setRange(0, 0)
+        self.export_progress.setVisible(busy)
+        self.export_cancel_button.setVisible(busy)
 
     def _sync_menus(self) -> None:
         """The model menu, the Untrained tick and the engine box show what is wanted (what is

@@ -136,6 +136,23 @@ def test_export_everything_during_a_run_neither_cancels_it_nor_waits_for_it(clas
     assert win.outcome.model.source == "pickle" and win.last_error is None  # and it finished
 
 
+def test_export_everything_shows_progress_and_can_be_cancelled(classic, qtbot, tmp_path) -> None:
+    win = classic
+    seen: list[tuple[int, int]] = []
+    win.exports.progress.connect(lambda d, t: seen.append((d, t)))
+    win.export_all(str(tmp_path / "all"))
+    assert win.export_progress.isVisible() and win.export_cancel_button.isVisible()
+    qtbot.waitUntil(lambda: not win.exports.busy, timeout=60000)
+    assert seen == [(0, 2), (1, 2)]  # before each of the two conv layers
+    assert not win.export_progress.isVisible() and "wrote 6 files" in win.status_label.text()
+    win.export_all(str(tmp_path / "cancelled"))
+    win.export_cancel_button.click()
+    qtbot.waitUntil(lambda: not win.exports.busy, timeout=60000)
+    assert win.status_label.text() == "export cancelled: the files written so far stay"
+    assert not (tmp_path / "cancelled" / "combine.filters.png").exists()
+    assert win.outcome.model.name == "classic" and win.last_error is None
+
+
 @pytest.mark.parametrize("where,when", [("python", "open"), ("python", "rerun"), ("c", "rerun")])
 def test_cancel_gives_the_app_back_from_a_model_that_never_returns(classic, qtbot, stuck_model,
                                                                    where, when) -> None:
