@@ -11,9 +11,10 @@ What cancels what
   (or errors) are dropped, so the window only ever shows the latest request.
   ``submit(fn, supersede=False)`` queues behind them instead (exports: every one is wanted).
 - ``cancel()`` cancels every job of the lane; the ones that stop say so with ``cancelled``.
-- A cancelled job has ``grace_s`` (1.5 s) to stop by itself. Then :class:`Cancelled` is raised
-  inside it (``PyThreadState_SetAsyncExc``: lands at the next Python line, so it stops Python
-  loops, not a call stuck in C). If it is still running ``INTERRUPT_S`` later it is *abandoned*:
+- A cancelled job has ``grace_s`` (1.5 s) to stop by itself. Then, if it is seen running Python
+  code, :class:`Cancelled` is raised inside it (``PyThreadState_SetAsyncExc``: lands at its next
+  Python line, so it stops Python loops; a thread blocked in one C call is left alone, see
+  :func:`_raise_in`). If it is still running ``INTERRUPT_S`` later it is *abandoned*:
   its thread runs on unwatched, whatever it returns is ignored, the lane goes on with the next
   job at once, and ``abandoned`` says so. Daemon threads never keep the process from exiting.
 - ``shutdown()`` (closing the window) cancels everything and waits a moment at most.
@@ -41,6 +42,7 @@ Job = Callable[[Callable[[int, int | None], None], Callable[[], bool]], Any]
 
 GRACE_S = 1.5      # a cancelled job's time to stop by itself (the runner checks on every conv)
 INTERRUPT_S = 0.5  # then Cancelled is raised inside it; this long for it to land
+PROBE_S = 0.2      # how long a job is watched for running Python before an interruption
 
 
 def error_message(exc: BaseException) -> str:
@@ -51,10 +53,38 @@ def error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def _raise_in(thread_id: int, exc_type: type[BaseException] | None) -> None:
-    """Raise ``exc_type`` in the thread at its next Python line (None: withdraw a pending one)."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type) if exc_type is not None else None)
+def _raise_in(thread_id: int) -> None:
+    """Raise :class:`Cancelled` in the thread at its next Python line.
+
+    Only into a thread seen running Python (:func:`_runs_python`), and never withdrawn: until the
+    thread takes it, CPython 3.11 keeps the interpreter-wide "something pending" flag raised, so
+    every thread checks it at every call and loop (slower), and under a tracer or profiler (a
+    debugger, coverage, cProfile) the GUI thread spins on it for good. Withdrawing with NULL
+    leaves the flag raised too; a pending one is taken in the thread instead (:func:`_absorb`).
+    """
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(Cancelled))
+
+
+def _absorb() -> None:
+    """A Python call: an interruption still pending for this thread lands here, on entry."""
+
+
+def _runs_python(thread_id: int, seconds: float, every: float = 0.01) -> bool:
+    """Whether the thread executes Python code (its innermost Python frame moves) within
+    ``seconds``; a thread blocked in one C call never does."""
+    seen = set()
+    deadline = time.monotonic() + seconds
+    while True:
+        frame = sys._current_frames().get(thread_id)
+        if frame is None:
+            return False
+        seen.add((id(frame), frame.f_lasti))
+        del frame
+        if len(seen) > 1:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)
 
 
 class _Job:
@@ -73,10 +103,14 @@ class _Job:
         self.watched = False              # a supervisor is on it (after the first cancel)
         self.thread: threading.Thread | None = None
 
-    def interrupt(self) -> bool:
+    def interrupt(self, probe_s: float = PROBE_S) -> bool:
+        """Raise Cancelled inside the job if it is running Python code; True if raised."""
+        ident = self.thread.ident if self.thread is not None else None
+        if ident is None or not self.in_fn or not _runs_python(ident, probe_s):
+            return False  # over, or stuck in C: where no exception can land
         with self.lock:
-            if self.in_fn and self.thread is not None and self.thread.ident is not None:
-                _raise_in(self.thread.ident, Cancelled)
+            if self.in_fn:
+                _raise_in(ident)
                 return True
         return False
 
@@ -215,7 +249,7 @@ class Worker(QObject):
         if self.wait(half):
             return True
         for job in jobs:
-            job.interrupt()
+            job.interrupt(probe_s=0.05)
         if self.wait(msecs - half):
             return True
         for job in jobs:
@@ -256,13 +290,8 @@ class Worker(QObject):
                 with job.lock:
                     job.in_fn = True
                 job.started.set()
-                try:
-                    value = job.fn(lambda d, t: self._signals.progress.emit(job, int(d), int(t or 0)),
-                                   job.cancel.is_set)
-                finally:
-                    with job.lock:  # an interruption sent as fn returned must not land below
-                        job.in_fn = False
-                        _raise_in(threading.get_ident(), None)
+                value = job.fn(lambda d, t: self._signals.progress.emit(job, int(d), int(t or 0)),
+                               job.cancel.is_set)
                 outcome = "done"
             except Cancelled as exc:  # asked for; else something else stopped it: an error
                 outcome, value = ("cancelled", None) if job.cancel.is_set() else ("failed", exc)
@@ -275,6 +304,14 @@ class Worker(QObject):
                         traceback.print_exc()
         except Cancelled:  # an interruption that landed between the lines above
             outcome, value = "cancelled", None
+        for _ in range(3):  # no interruption is sent once in_fn is False; one sent before lands here
+            try:
+                with job.lock:
+                    job.in_fn = False
+                _absorb()
+                break
+            except Cancelled:
+                outcome, value = "cancelled", None
         job.fn = None  # what it holds (e.g. the previous outcome) is not kept by the lane
         job.started.set()
         with job.lock:

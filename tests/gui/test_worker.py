@@ -153,8 +153,7 @@ def test_cancel_leaves_a_job_stuck_in_c_behind_and_the_lane_goes_on(lane, qtbot)
     lane.release.set()
     qtbot.waitUntil(lambda: lane.left_behind == 0, timeout=5000)
     qtbot.wait(50)
-    # back from C, the Cancelled raised into it landed: it stopped there, and reported nothing
-    assert ran == [] and done == ["next"]
+    assert ran == ["blocked to the end"] and done == ["next"]  # its late result is ignored for good
     assert not lane.busy
 
 
@@ -205,7 +204,7 @@ def test_shutdown_never_waits_long_for_a_stuck_job(lane, qtbot) -> None:
     lane.release.set()
     qtbot.waitUntil(lambda: lane.left_behind == 0, timeout=5000)
     qtbot.wait(50)
-    assert ran == []  # back from C it stopped at once (the Cancelled raised into it), unreported
+    assert ran == ["blocked to the end"]  # the job ran out, and its result went nowhere
 
 
 def test_a_job_cancelled_before_it_started_never_runs(lane, qtbot) -> None:
@@ -217,3 +216,45 @@ def test_a_job_cancelled_before_it_started_never_runs(lane, qtbot) -> None:
     lane.release.set()
     qtbot.waitUntil(lambda: not lane.busy, timeout=5000)
     assert ran == ["blocked to the end", "latest"]
+
+
+def test_no_interruption_is_left_pending_to_hang_a_profiler() -> None:
+    """CPython 3.11 keeps an interpreter-wide flag raised while an interruption is pending (or
+    after one was withdrawn with NULL); under a profiler or tracer the main thread then spins for
+    good. After jobs that finished, were interrupted, or were left behind stuck in C, a profiled
+    call in the main thread must return."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    script = textwrap.dedent("""
+        import cProfile, threading, time
+        from PySide6.QtCore import QCoreApplication
+        from gui.worker import Worker
+        app = QCoreApplication([])
+        lane = Worker(name="probe", grace_s=0.1)
+        release = threading.Event()
+        def spin(p, c):
+            while not release.is_set():
+                pass
+        def block(p, c):
+            release.wait()
+        for fn in (lambda p, c: 1, spin, block, lambda p, c: 2):
+            lane.submit(fn)
+            time.sleep(0.05)
+            lane.cancel()
+            deadline = time.monotonic() + 10
+            while lane.busy and time.monotonic() < deadline:
+                app.processEvents()
+                time.sleep(0.01)
+        assert not lane.busy and lane.left_behind == 1, (lane.busy, lane.left_behind)
+        cProfile.run("sum(i for i in range(1000))")  # spins for good if a flag was left raised
+        release.set()
+        print("returned", flush=True)
+    """)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True,
+                          timeout=120, env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("returned")
