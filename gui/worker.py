@@ -3,7 +3,8 @@ one; a job that will not stop is left behind instead of taking the app with it.
 
 A job is a plain function ``fn(progress, cancel) -> result``: ``progress(done, total)`` reports,
 ``cancel()`` says whether to stop (raise :class:`models.errors.Cancelled`). A :class:`Worker` is a
-lane: its jobs run one after another, each on a fresh daemon thread.
+lane: its jobs run one after another on the lane's daemon thread (a new one when a job is left
+behind, or after ``IDLE_S`` without work).
 
 What cancels what
 -----------------
@@ -11,7 +12,8 @@ What cancels what
   (or errors) are dropped, so the window only ever shows the latest request.
   ``submit(fn, supersede=False)`` queues behind them instead (exports: every one is wanted).
 - ``cancel()`` cancels every job of the lane; the ones that stop say so with ``cancelled``.
-- A cancelled job has ``grace_s`` (1.5 s) to stop by itself. Then, if it is seen running Python
+- A cancelled job has ``grace_s`` (1.5 s, timed on the event loop) to stop by itself. Then, if
+  it is seen running Python
   code, :class:`Cancelled` is raised inside it (``PyThreadState_SetAsyncExc``: lands at its next
   Python line, so it stops Python loops; a thread blocked in one C call is left alone, see
   :func:`_raise_in`). If it is still running ``INTERRUPT_S`` later it is *abandoned*:
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import queue
 import sys
 import threading
 import time
@@ -34,7 +37,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from models.errors import Cancelled, ConvScopeError
 
@@ -43,6 +46,7 @@ Job = Callable[[Callable[[int, int | None], None], Callable[[], bool]], Any]
 GRACE_S = 1.5      # a cancelled job's time to stop by itself (the runner checks on every conv)
 INTERRUPT_S = 0.5  # then Cancelled is raised inside it; this long for it to land
 PROBE_S = 0.2      # how long a job is watched for running Python before an interruption
+IDLE_S = 30.0      # a lane's thread ends after this long without work
 
 
 def error_message(exc: BaseException) -> str:
@@ -90,9 +94,8 @@ def _runs_python(thread_id: int, seconds: float, every: float = 0.01) -> bool:
 class _Job:
     """One submitted job; thread-side state is guarded by ``lock``."""
 
-    def __init__(self, gen: int, fn: Job, on_done, on_error, quiet: bool, prev: _Job | None) -> None:
+    def __init__(self, gen: int, fn: Job, on_done, on_error, quiet: bool) -> None:
         self.gen, self.fn, self.on_done, self.on_error, self.quiet = gen, fn, on_done, on_error, quiet
-        self.prev = prev                  # the lane's job before this one: runs first
         self.cancel = threading.Event()   # the job's cancel() answer
         self.stale = False                # superseded: its outcome is dropped (GUI thread only)
         self.started = threading.Event()  # in fn, or over without running it
@@ -101,7 +104,7 @@ class _Job:
         self.in_fn = False                # an interruption may be raised in it now
         self.abandoned = False
         self.watched = False              # a supervisor is on it (after the first cancel)
-        self.thread: threading.Thread | None = None
+        self.thread: threading.Thread | None = None  # the lane thread running it
 
     def interrupt(self, probe_s: float = PROBE_S) -> bool:
         """Raise Cancelled inside the job if it is running Python code; True if raised."""
@@ -155,7 +158,7 @@ _responsive = False
 
 
 class Worker(QObject):
-    """A lane of jobs: each runs on a daemon thread of its own, one after another.
+    """A lane of jobs, run one after another on a daemon thread.
 
     Signals (for jobs not superseded): ``finished(result)``, ``failed(exception)``,
     ``progress(done, total)``, ``cancelled()`` when a job stopped because :meth:`cancel` was
@@ -177,7 +180,9 @@ class Worker(QObject):
         self.name = name
         self.grace_s = GRACE_S if grace_s is None else grace_s
         self._gen = 0
-        self._last: _Job | None = None   # the lane's newest job: the next one runs after it
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._runner: threading.Thread | None = None  # the thread taking the lane's jobs
+        self._runner_lock = threading.Lock()
         self._live: list[_Job] = []      # submitted and not yet delivered nor abandoned
         self._left: list[_Job] = []      # abandoned
         self._quiet = False
@@ -215,13 +220,11 @@ class Worker(QObject):
                     self._cancel(job)
         self._quiet = quiet
         self._gen += 1
-        job = _Job(self._gen, fn, on_done, on_error, quiet, self._last)
-        self._last = job
+        job = _Job(self._gen, fn, on_done, on_error, quiet)
         self._live.append(job)
-        job.thread = threading.Thread(target=self._run, args=(job,), name=f"{self.name}-{job.gen}",
-                                      daemon=True)
         self.busy_changed.emit(True)  # on every job: a loud one may follow a quiet one
-        job.thread.start()
+        self._queue.put(job)
+        self._ensure_runner()
         return job.gen
 
     def cancel(self) -> None:
@@ -247,44 +250,88 @@ class Worker(QObject):
             job.cancel.set()
         half = max(0, msecs // 2)
         if self.wait(half):
+            self._stop_runner()
             return True
         for job in jobs:
             job.interrupt(probe_s=0.05)
         if self.wait(msecs - half):
+            self._stop_runner()
             return True
         for job in jobs:
             if job.abandon():
                 self._left.append(job)
                 self._retire(job)
+        self._stop_runner()
         return False
 
     # ----------------------------------------------------------------- internals
+    def _ensure_runner(self) -> None:
+        with self._runner_lock:
+            if self._runner is None:
+                self._runner = threading.Thread(target=self._serve, name=f"{self.name}-lane", daemon=True)
+                self._runner.start()
+
+    def _stop_runner(self) -> None:
+        with self._runner_lock:
+            if self._runner is not None:
+                self._runner = None
+                self._queue.put(None)  # wakes it: it is no longer the lane's, and ends
+
+    def _serve(self) -> None:
+        """The lane's thread: its jobs in order, until it is replaced (its job was left behind),
+        stopped, or idle for ``IDLE_S``."""
+        me = threading.current_thread()
+        while True:
+            try:
+                job = self._queue.get(timeout=IDLE_S)
+            except queue.Empty:
+                with self._runner_lock:  # a job put meanwhile finds a runner, old or new
+                    if self._runner is me and self._queue.empty():
+                        self._runner = None
+                        return
+                continue
+            if job is None:
+                if self._runner is not me:
+                    return
+                continue  # a stop meant for a thread before this one
+            self._run(job)
+            if self._runner is not me:  # left behind inside that job: the lane has a new thread
+                return
+
     def _cancel(self, job: _Job) -> None:
         job.cancel.set()
-        if not job.watched:
+        if not job.watched:  # a timer, not a thread: a cancel costs the GUI thread nothing
             job.watched = True
-            threading.Thread(target=self._supervise, args=(job,), name=f"{self.name}-{job.gen}-watch",
-                             daemon=True).start()
+            QTimer.singleShot(int(self.grace_s * 1000), self, lambda: self._check(job))
 
-    def _supervise(self, job: _Job) -> None:
-        """Stop a cancelled job that does not stop by itself; leave it behind if nothing works."""
-        job.started.wait()  # a job still waiting for its predecessor ends as soon as it may start
-        if job.gone.wait(self.grace_s):
+    def _check(self, job: _Job) -> None:
+        """The grace of a cancelled job is over (GUI thread)."""
+        if job.gone.is_set():
+            return  # it stopped, as nearly every job does
+        if not job.started.is_set():  # queued behind a stuck job: it stops as soon as it starts
+            QTimer.singleShot(int(self.grace_s * 1000), self, lambda: self._check(job))
             return
+        threading.Thread(target=self._rescue, args=(job,), name=f"{self.name}-{job.gen}-rescue",
+                         daemon=True).start()
+
+    def _rescue(self, job: _Job) -> None:
+        """Stop a cancelled job that did not stop by itself; leave it behind if nothing works."""
         job.interrupt()
         if job.gone.wait(INTERRUPT_S):
             return
         if job.abandon():
+            with self._runner_lock:
+                if self._runner is job.thread:
+                    self._runner = None
+            self._ensure_runner()  # the lane's next jobs run on a new thread
             self._signals.abandoned.emit(job)
 
     def _run(self, job: _Job) -> None:
-        """A job's thread: wait for the lane's previous job, run ``fn``, report its outcome."""
+        """Run one job on the lane's thread and report its outcome."""
         outcome, value = "cancelled", None
+        job.thread = threading.current_thread()
         try:
             try:
-                if job.prev is not None:
-                    job.prev.gone.wait()
-                    job.prev = None  # no chain of finished jobs kept alive
                 if job.cancel.is_set():
                     raise Cancelled()
                 with job.lock:
@@ -316,7 +363,7 @@ class Worker(QObject):
         job.started.set()
         with job.lock:
             if not job.abandoned:  # an abandoned job's outcome is ignored for good
-                self._signals.ended.emit(job, outcome, value)  # posted before the next job starts
+                self._signals.ended.emit(job, outcome, value)
                 job.gone.set()
 
     def _retire(self, job: _Job) -> None:

@@ -79,6 +79,7 @@ def explainer_view(qtbot):
     for lane in widget.workers():
         lane.cancel()
         assert lane.wait(10000)
+        lane.shutdown()  # its thread ends
 
 
 @pytest.fixture
@@ -100,6 +101,7 @@ def worker(qtbot):
     yield w
     w.cancel()
     assert w.wait(10000)  # no thread outlives its test
+    w.shutdown()
 
 
 @pytest.fixture
@@ -114,3 +116,4 @@ def lane(qtbot):
     w.release.set()  # whatever was left behind ends now: no thread outlives its test
     w.cancel()
     assert w.wait(10000)
+    w.shutdown()
