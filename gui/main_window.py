@@ -459,8 +459,8 @@ class MainWindow(QMainWindow):
         left = self.worker.left_behind
         self.status_label.setText(
             "cancelled: the run did not stop and was left behind" +
-            (f" ({left} still running: a core stays busy until they end)" if left > 1 else
-             " (a core stays busy until it ends)") + self._still_showing())
+            (f" ({left} runs go on in the background until they end)" if left > 1 else
+             " (it may go on in the background until it ends)") + self._still_showing())
         self._back_to_shown()
 
     def _still_showing(self) -> str:

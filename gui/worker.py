@@ -327,38 +327,41 @@ class Worker(QObject):
             self._signals.abandoned.emit(job)
 
     def _run(self, job: _Job) -> None:
-        """Run one job on the lane's thread and report its outcome."""
+        """Run one job on the lane's thread and report its outcome.
+
+        An interruption sent while ``fn`` runs may land at any call after ``fn`` has returned,
+        until ``in_fn`` is cleared: every such line is inside a ``try`` that catches it (the
+        ``while`` below has no call in its test, so nothing lands between the ``try`` blocks).
+        """
         outcome, value = "cancelled", None
         job.thread = threading.current_thread()
         try:
-            try:
-                if job.cancel.is_set():
-                    raise Cancelled()
+            if not job.cancel.is_set():  # (a job cancelled before it started never runs)
                 with job.lock:
                     job.in_fn = True
                 job.started.set()
-                value = job.fn(lambda d, t: self._signals.progress.emit(job, int(d), int(t or 0)),
-                               job.cancel.is_set)
-                outcome = "done"
-            except Cancelled as exc:  # asked for; else something else stopped it: an error
-                outcome, value = ("cancelled", None) if job.cancel.is_set() else ("failed", exc)
-            except Exception as exc:
-                if job.cancel.is_set():  # stopped on request, whatever the code in between made
-                    outcome, value = "cancelled", None  # of the Cancelled (e.g. wrapped it)
-                else:
-                    outcome, value = "failed", exc
-                    if not isinstance(exc, ConvScopeError):  # a bug: its traceback, for the reader
-                        traceback.print_exc()
+                try:
+                    value = job.fn(lambda d, t: self._signals.progress.emit(job, int(d), int(t or 0)),
+                                   job.cancel.is_set)
+                    outcome = "done"
+                except Cancelled as exc:  # asked for; else something else stopped it: an error
+                    outcome, value = ("cancelled", None) if job.cancel.is_set() else ("failed", exc)
+                except Exception as exc:
+                    # stopped on request, whatever the code in between made of the Cancelled
+                    outcome, value = ("cancelled", None) if job.cancel.is_set() else ("failed", exc)
         except Cancelled:  # an interruption that landed between the lines above
             outcome, value = "cancelled", None
-        for _ in range(3):  # no interruption is sent once in_fn is False; one sent before lands here
+        stopped = False
+        while not stopped:
             try:
-                with job.lock:
+                with job.lock:  # no interruption is sent once in_fn is False...
                     job.in_fn = False
-                _absorb()
-                break
+                _absorb()  # ...and one sent before lands here
+                stopped = True
             except Cancelled:
                 outcome, value = "cancelled", None
+        if outcome == "failed" and not isinstance(value, ConvScopeError | Cancelled):
+            traceback.print_exception(value)  # a bug: its traceback, for the reader
         job.fn = None  # what it holds (e.g. the previous outcome) is not kept by the lane
         job.started.set()
         with job.lock:
