@@ -13,12 +13,12 @@ What cancels what
   ``submit(fn, supersede=False)`` queues behind them instead (exports: every one is wanted).
 - ``cancel()`` cancels every job of the lane; the ones that stop say so with ``cancelled``.
 - A cancelled job has ``grace_s`` (1.5 s, timed on the event loop) to stop by itself. Then, if
-  it is seen running Python
-  code, :class:`Cancelled` is raised inside it (``PyThreadState_SetAsyncExc``: lands at its next
-  Python line, so it stops Python loops; a thread blocked in one C call is left alone, see
-  :func:`_raise_in`). If it is still running ``INTERRUPT_S`` later it is *abandoned*:
-  its thread runs on unwatched, whatever it returns is ignored, the lane goes on with the next
-  job at once, and ``abandoned`` says so. Daemon threads never keep the process from exiting.
+  it is seen running Python code, :class:`Cancelled` is raised inside it
+  (``PyThreadState_SetAsyncExc``: lands at its next Python line, so it stops Python loops; a
+  thread blocked in one C call is left alone, see :func:`_raise_in`). If it is still running
+  ``INTERRUPT_S`` later it is *abandoned*: its thread runs on unwatched, whatever it returns is
+  ignored, the lane goes on with the next job at once on a new thread, and ``abandoned`` says
+  so. Daemon threads never keep the process from exiting.
 - ``shutdown()`` (closing the window) cancels everything and waits a moment at most.
 
 Errors cross the thread as exception objects (``failed(exc)``, ``on_error(exc)``), so the window
@@ -203,7 +203,7 @@ class Worker(QObject):
 
     @property
     def left_behind(self) -> int:
-        """Abandoned jobs whose threads still run (each may keep a core busy until it ends)."""
+        """Abandoned jobs whose threads still run (each may go on working until it ends)."""
         self._left = [j for j in self._left if j.thread is not None and j.thread.is_alive()]
         return len(self._left)
 

@@ -563,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
           ", ".join(f"{m:.0f} MiB at {t:.0f} s" for t, m in samples) +
           f"; {monkey.memory[-1][1]:.0f} MiB at the end")
     for gap, after, stack in monkey.stalls:
-        print(f"\nstall of {gap * 1e3:.0f} ms after {after}; the GUI thread was in:\n{stack}")
+        print(f"\nstall of {gap * 1e3:.0f} ms after {after}; the GUI thread was in:\n"
+              f"{stack or '  (no Python frame caught)'}")
     if problems:
         print(f"\n{len(problems)} problems:")
         for p in problems[:30]:
