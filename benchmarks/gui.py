@@ -12,6 +12,9 @@ For each model (efficientnet_lite0 pretrained, the others untrained: no download
   over every layer of the model (or the first ``--steps``); then the same with each other tab
   open (filters, receptive field, explainer, engines), which is drawn on every step while shown;
 - hover: a mouse move over a map to the readout and the receptive-field box repainted;
+- click: a mouse click on a tile (press and release) to the enlarged map repainted, on the first
+  conv layers; and the longest GUI stall until its effective receptive field (autograd, on the
+  worker thread) is drawn on the photo;
 - stall: the longest gap between ticks of a 5 ms timer on the GUI thread while an image change
   runs: the engine's forward pass and torch's on the worker thread, the redraw on the GUI thread;
 - peak RSS of the process.
@@ -175,6 +178,29 @@ def bench_model(app: QApplication, name: str, engine: str, steps: int | None) ->
                 paint(app, win)
                 if fm.readout.text() != before:
                     hovers.append((time.perf_counter() - t0) * 1e3)
+        # click: a tile of each of the first conv layers; its effective field follows on the worker
+        clicks, click_stalls = [], []
+        convs = [i for i, la in enumerate(win.outcome.result.layers)
+                 if la.is_conv and len(la.output_shape) == 4][:12]
+        for index in convs:
+            win.navigator.set_index(index)
+            paint(app, win)
+            run_until_idle(win)
+            top, left, h, w = fm.tile_rect(fm.page_channels()[min(1, len(fm.page_channels()) - 1)])
+            local = QPointF(fm.graphics.mapFromScene(fm.view.mapViewToScene(
+                pg.Point(left + w / 2, top + h / 2))))
+            with StallMeter() as meter:
+                t0 = time.perf_counter()
+                for kind, button in ((QEvent.Type.MouseButtonPress, Qt.MouseButton.LeftButton),
+                                     (QEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton)):
+                    QApplication.sendEvent(viewport, QMouseEvent(
+                        kind, local, QPointF(viewport.mapToGlobal(local)), Qt.MouseButton.LeftButton,
+                        button, Qt.KeyboardModifier.NoModifier))
+                paint(app, win)
+                clicks.append((time.perf_counter() - t0) * 1e3)
+                run_until(lambda: win.input_panel._heat is not None or win.idle())
+                paint(app, win)
+            click_stalls.append(meter.worst * 1e3)
         layers = len(win.outcome.result.layers)
         win.close()
         win.worker.wait(30000)
@@ -186,6 +212,7 @@ def bench_model(app: QApplication, name: str, engine: str, steps: int | None) ->
         "hover": statistics.median(hovers) if hovers else float("nan"),
         "hover max": max(hovers) if hovers else float("nan"), "hovers": len(hovers),
         "stall": max(stalls),
+        "click": statistics.median(clicks), "click max": max(clicks), "click stall": max(click_stalls),
         "tabs": {view: (statistics.median(t for t, _ in times), max(times)[0])
                  for view, times in tab_steps.items()},
         "slowest": {view: max(times) for view, times in [("maps", step_times), *tab_steps.items()]},
@@ -220,6 +247,9 @@ def main() -> None:
     for r in rows:
         print(f"| {r['model']} | " + " | ".join(f"{r['tabs'][v][0]:.1f} / {r['tabs'][v][1]:.1f}"
                                              for v in views) + " |")
+    print("\nclick on a tile (ms, median / max; the longest stall until its effective field is drawn): "
+          + "; ".join(f"{r['model']} {r['click']:.0f} / {r['click max']:.0f}, stall {r['click stall']:.0f}"
+                      for r in rows))
     print("\nslowest step: " + "; ".join(
         f"{r['model'].split()[0]} " + ", ".join(f"{v} {ms:.0f} ms at {layer}" for v, (ms, layer)
                                                 in r["slowest"].items()) for r in rows))

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QProgressBar,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -36,7 +37,7 @@ from PySide6.QtWidgets import (
 
 from engine import ConvSpec
 from engine._common import PADDING_MODES
-from gui.worker import Worker
+from gui.worker import Worker, error_message
 from models.errors import Cancelled, ConvScopeError
 from models.explain import (
     SANDBOX_LIMITS,
@@ -178,7 +179,11 @@ class ExplainerView(QWidget):
         self._frame: np.ndarray | None = None
         # a layer's first frame (10-30 ms of drawing) is drawn on a thread of its own, so a layer
         # step repaints the window without waiting for it; frames of the player stay here
-        self._frames = Worker(self)
+        self._frames = Worker(self, name="explainer-frame")
+        self._gif = Worker(self, name="explainer-gif")  # GIF exports: seconds of drawing
+        self._gif.progress.connect(self._on_gif_progress)
+        self._gif.busy_changed.connect(self._on_gif_busy)
+        self._gif.cancelled.connect(lambda: self.status.setText("GIF export cancelled"))
         self._frame_token = 0      # the frame the view should show; older ones are dropped
         self._frame_waiting = False
         self._in_background = False
@@ -340,6 +345,12 @@ class ExplainerView(QWidget):
         self.next_filter_button.clicked.connect(self.next_filter)
         self.export_button = QPushButton("Export GIF…")
         self.export_button.clicked.connect(self._export_dialog)
+        self.gif_progress = QProgressBar()
+        self.gif_progress.setMaximumWidth(120)
+        self.gif_progress.setVisible(False)
+        self.gif_cancel_button = QPushButton("Cancel export")
+        self.gif_cancel_button.setVisible(False)
+        self.gif_cancel_button.clicked.connect(self._gif.cancel)
         self.status = QLabel()
         self.status.setStyleSheet("color: gray")
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -358,6 +369,8 @@ class ExplainerView(QWidget):
         row2.addWidget(self.filter_spin)
         row2.addWidget(self.next_filter_button)
         row2.addWidget(self.export_button)
+        row2.addWidget(self.gif_progress)
+        row2.addWidget(self.gif_cancel_button)
         row2.addWidget(self.status, 1)
         rows = QVBoxLayout()
         rows.addLayout(row)
@@ -556,31 +569,68 @@ class ExplainerView(QWidget):
         self.set_filter((self._filter + 1) % count)
 
     def export_gif(self, path: str | Path) -> int:
-        """Write the current animation (this filter, these positions) as a GIF; returns frames."""
+        """Write the current animation (this filter, these positions) as a GIF, here and now;
+        returns the frame count. The window's button uses :meth:`start_gif_export`."""
+        n = self._gif_job(path)(None, None)
+        self.status.setText(f"saved {n} frames to {Path(path).name}")
+        return n
+
+    def start_gif_export(self, path: str | Path) -> None:
+        """Write the current animation as a GIF on a thread of its own, with progress and a
+        Cancel button; the player keeps playing. A second export replaces one under way."""
+        try:
+            job = self._gif_job(path)
+        except ConvScopeError as exc:
+            self.status.setText(f"could not export: {exc}")
+            return
+        name = Path(path).name
+        self.status.setText(f"exporting {name}…")
+        self._gif.submit(job, lambda n: self.status.setText(f"saved {n} frames to {name}"),
+                         lambda exc: self.status.setText(f"could not export: {error_message(exc)}"))
+
+    def exporting(self) -> bool:
+        return self._gif.busy
+
+    def workers(self) -> list[Worker]:
+        """The view's lanes: frames drawn in the background, GIF exports."""
+        return [self._frames, self._gif]
+
+    def _gif_job(self, path: str | Path):
+        """The export of what is shown now (this filter, these positions), as a worker job."""
         source = self._source()
         if source is None or not self._steps:
             raise ConvScopeError("nothing to export: pick a conv layer or use the sandbox")
         weight, bias, layer_input, conv, title = source
-        n = render_explain_gif(weight, bias, layer_input, conv, path, out_channel=self._filter,
-                               positions=self._steps, duration_ms=SPEEDS[self.speed_combo.currentText()],
-                               title=title)
-        self.status.setText(f"saved {n} frames to {Path(path).name}")
-        return n
+        out_channel, steps = self._filter, list(self._steps)
+        duration = SPEEDS[self.speed_combo.currentText()]
+
+        def job(progress, cancel) -> int:
+            try:
+                return render_explain_gif(weight, bias, layer_input, conv, path, out_channel=out_channel,
+                                          positions=steps, duration_ms=duration, title=title,
+                                          progress=progress, cancel=cancel)
+            except OSError as exc:
+                raise ConvScopeError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+        return job
+
+    def _on_gif_progress(self, done: int, total: int) -> None:
+        self.gif_progress.setRange(0, total)
+        self.gif_progress.setValue(done)
+        self.status.setText(f"exporting: frame {done} of {total}")
+
+    def _on_gif_busy(self, busy: bool) -> None:
+        if busy:
+            self.gif_progress.setRange(0, 0)
+        self.gif_progress.setVisible(busy)
+        self.gif_cancel_button.setVisible(busy)
 
     def _export_dialog(self) -> None:
         name = (self._ctx["layer"] if self._mode == "layer" and self._ctx else "sandbox").replace("/", "_")
         path, _ = QFileDialog.getSaveFileName(self, "Export the animation", f"{name}.explain.gif",
                                               "Animated GIF (*.gif)")
-        if not path:
-            return
-        was_playing = self.is_playing()
-        self.pause()
-        try:
-            self.export_gif(path)
-        except (ConvScopeError, OSError) as exc:
-            self.status.setText(f"could not export: {exc}")
-        if was_playing:
-            self.play()
+        if path:
+            self.start_gif_export(path)
 
     def clear(self) -> None:
         self.pause()
@@ -725,7 +775,7 @@ class ExplainerView(QWidget):
             dpr = self.view.devicePixelRatioF()
             self._frames.submit(lambda progress, cancelled: _frame_job(cancelled, draw, viewport, dpr),
                                 on_done=lambda frame: self._show_frame(token, *frame),
-                                on_error=lambda message: self._frame_failed(token, message), quiet=True)
+                                on_error=lambda exc: self._frame_failed(token, exc), quiet=True)
         else:
             self._show_frame(token, draw())
         self.position_slider.blockSignals(True)
@@ -752,11 +802,10 @@ class ExplainerView(QWidget):
         self._frame = frame
         self.view.set_image(frame if image is None else image, scaled)
 
-    def _frame_failed(self, token: int, message: str) -> None:
+    def _frame_failed(self, token: int, exc: BaseException) -> None:
         if token == self._frame_token:
             self._frame_waiting = False
-            if message:
-                self.status.setText(f"could not draw the frame: {message}")
+            self.status.setText(f"could not draw the frame: {error_message(exc)}")
 
     def _tick(self) -> None:
         if not self._steps:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,14 @@ from gui.layer_navigator import LayerNavigator
 from gui.predictions_view import PredictionsView
 from gui.rf_plot import ReceptiveFieldPlot
 from gui.widgets import steady_label
-from gui.worker import Worker
+from gui.worker import Worker, error_message
+from models.errors import (
+    ArchitectureNeededError,
+    ImageError,
+    ModelError,
+    UntrustedModelError,
+    WeightsUnavailableError,
+)
 from models.export import export_run
 from models.images import DEFAULT_SAMPLE, PreparedImage, load_image, prepare_image, sample_images
 from models.runner import RunResult, effective_receptive_field, layer_weights, run_model
@@ -50,30 +59,47 @@ from models.sources import (
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
 MODEL_FILTER = f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)});;All files (*)"
 MAX_RECENT = 8
+CLOSE_WAIT_S = 1.0  # closing waits this long at most for jobs to stop
 
 
 def ask_trust(parent: QWidget, path: str) -> bool:
     """Ask before unpickling: it runs code from the file. (Tests replace this function.)"""
     answer = QMessageBox.question(
         parent, "Trust this model file?",
-        f"{Path(path).name} is a pickled model. Loading it runs code from the file, which could "
-        f"do anything your account can do.\n\nLoad it only if you trust where it came from. Load it?",
+        f"{Path(path).name} holds pickled Python objects. Loading it runs code from the file, which "
+        f"could do anything your account can do.\n\nLoad it only if you trust where it came from. "
+        f"Load it?",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
     return answer == QMessageBox.StandardButton.Yes
 
 
-def ask_arch(parent: QWidget, path: str) -> str | None:
-    """A state dict holds weights only: ask which catalog architecture they belong to."""
+def ask_arch(parent: QWidget, path: str, guess: str | None = None) -> str | None:
+    """A state dict holds weights only: ask which catalog architecture they belong to
+    (``guess``, the architecture the file's keys suggest, is preselected)."""
     names = available_models()
     name, ok = QInputDialog.getItem(
         parent, "Which architecture?", f"{Path(path).name} holds weights only (a state dict).\n"
-        "Which architecture are they for?", names, 0, False)
+        "Which architecture are they for?", names, names.index(guess) if guess in names else 0, False)
     return name if ok and name else None
+
+
+def _asks_trust(exc: BaseException) -> bool:
+    # the plain-ModelError text is how models/loading.py says it until it raises the type
+    # (issue 14.3, the model-loading branch); drop the text test once that has landed
+    return isinstance(exc, UntrustedModelError) or (
+        type(exc) is ModelError and "pickled model" in str(exc))
+
+
+def _asks_arch(exc: BaseException) -> bool:
+    # as _asks_trust: the text test goes once models/loading.py raises ArchitectureNeededError
+    return isinstance(exc, ArchitectureNeededError) or (
+        type(exc) is ModelError and "is a state dict" in str(exc))
 
 
 @dataclass
 class Request:
-    """What the user asked to see."""
+    """What the user asked to see. The window keeps two: ``wanted`` (every choice the user has
+    made so far, submitted as it is made) and the request of the outcome shown."""
 
     model: str
     untrained: bool
@@ -83,6 +109,8 @@ class Request:
     arch: str | None = None  # a state dict's architecture
     input_size: tuple[int, int] | None = None  # for a model file that does not tell
     channels: int | None = None
+    # a pasted or dropped picture (not a file): the picture and how to name it
+    pasted: tuple[Image.Image, str] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -103,11 +131,16 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings("ConvScope", "ConvScope")
         self.setWindowTitle("ConvScope")
         self.setAcceptDrops(True)
-        self.worker = Worker(self)
+        # lanes: model runs, then the quiet comparison with torch and effective fields (a new
+        # run cancels them); exports on their own lane, queued, so they never cancel a run
+        self.worker = Worker(self, name="run")
+        self.exports = Worker(self, name="export")
         self.outcome: Outcome | None = None
         self.last_error: str | None = None
         self._message: QMessageBox | None = None
-        self._pending_pil: tuple[Image.Image, str] | None = None
+        self._erf_for: tuple | None = None  # (outcome, layer, channel, y, x) of the field asked for
+        self._initial_layer: str | None = None
+        self._models = _Models()
 
         # views
         self.input_panel = InputPanel()
@@ -155,7 +188,7 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
-        self.cancel_button.clicked.connect(self.worker.cancel)
+        self.cancel_button.clicked.connect(self.cancel)
         self.status_label = steady_label()
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.progress)
@@ -163,6 +196,22 @@ class MainWindow(QMainWindow):
         self.worker.progress.connect(self._on_progress)
         self.worker.busy_changed.connect(self._on_busy)
         self.worker.cancelled.connect(self._on_cancelled)
+        self.worker.abandoned.connect(self._on_abandoned)
+        # exports: a bar and a Cancel of their own (a run may go on meanwhile)
+        self.export_progress = QProgressBar()
+        self.export_progress.setMaximumWidth(160)
+        self.export_progress.setFormat("export %v/%m")
+        self.export_progress.setVisible(False)
+        self.export_cancel_button = QPushButton("Cancel export")
+        self.export_cancel_button.setVisible(False)
+        self.export_cancel_button.clicked.connect(self.exports.cancel)
+        self.statusBar().addPermanentWidget(self.export_progress)
+        self.statusBar().addPermanentWidget(self.export_cancel_button)
+        self.exports.progress.connect(lambda done, total: (self.export_progress.setRange(0, total),
+                                                           self.export_progress.setValue(done)))
+        self.exports.busy_changed.connect(self._on_export_busy)
+        self.exports.cancelled.connect(
+            lambda: self.status_label.setText("export cancelled: the files written so far stay"))
 
         self._build_menus()
         self._build_shortcuts()
@@ -174,7 +223,7 @@ class MainWindow(QMainWindow):
         self.feature_maps.colormap.currentTextChanged.connect(
             lambda name: self.settings.setValue("colormap", name))
 
-        self.request = Request(
+        self.wanted = Request(
             model=str(self.settings.value("model", DEFAULT_MODEL)),
             untrained=self.settings.value("untrained", "false") in ("true", True),
             trust=False, image=None, engine=str(self.settings.value("engine", "auto")))
@@ -240,71 +289,105 @@ class MainWindow(QMainWindow):
                 shortcut.activated.connect(fn)
 
     # ----------------------------------------------------------------- requests
+    # Every user action updates ``wanted`` (all the choices so far) and submits it, superseding
+    # the run before it: a click made while a run is under way builds on what was asked, not on
+    # what is shown. The menus show ``wanted``; when the latest run fails or is cancelled,
+    # ``wanted`` goes back to what is shown, so a choice that never ran is never shown as made.
     def start(self, image: str | None = None, model: str | None = None, engine: str | None = None,
               untrained: bool | None = None, trust: bool = False, layer: str | None = None,
               arch: str | None = None, input_size: tuple[int, int] | None = None,
               channels: int | None = None) -> None:
         """The first run: command-line choices over remembered settings over defaults."""
-        self.request.image = image
-        self.request.arch, self.request.input_size, self.request.channels = arch, input_size, channels
+        changes: dict = {"image": image, "arch": arch, "input_size": input_size, "channels": channels,
+                         "trust": trust}
         if model:
-            self.request.model = model
+            changes["model"] = model
         if engine:
-            self.request.engine = engine
+            changes["engine"] = engine
         if untrained is not None and (untrained or model):
-            self.request.untrained = untrained
-        self.request.trust = trust
+            changes["untrained"] = untrained
         self._initial_layer = layer
-        self.engine_panel.set_engine(self.request.engine)
-        self._sync_model_menu()
-        self._submit(self.request)
+        self._ask(**changes)
+
+    @property
+    def request(self) -> Request:
+        """What the user has asked for so far (``wanted``)."""
+        return self.wanted
 
     def open_image(self, path: str) -> None:
-        self._submit(replace(self.request, image=path))
+        self._ask(image=path, pasted=None)
 
     def open_pil_image(self, image: Image.Image, source: str) -> None:
-        """An image that is not a file (pasted)."""
-        self._pending_pil = (image, source)
-        self._submit(replace(self.request, image=f"<{source}>"))
+        """An image that is not a file (pasted, dropped)."""
+        self._ask(image=f"<{source}>", pasted=(image, source))
 
     def open_model(self, name: str, trust: bool = False) -> None:
-        self._submit(replace(self.request, model=name, trust=trust, arch=None, input_size=None,
-                             channels=None))
+        self._ask(model=name, trust=trust, arch=None, input_size=None, channels=None)
 
     def set_untrained(self, untrained: bool) -> None:
-        if untrained != self.request.untrained:
-            self._submit(replace(self.request, untrained=untrained))
+        if untrained != self.wanted.untrained:
+            self._ask(untrained=untrained)
 
     def set_engine(self, engine: str) -> None:
-        if engine != self.request.engine or self.outcome is None:
-            self._submit(replace(self.request, engine=engine))
+        if engine != self.wanted.engine or self.outcome is None:
+            self._ask(engine=engine)
+
+    def cancel(self) -> None:
+        """The Cancel button: stop the run (a run that does not stop is left behind)."""
+        if self.worker.busy and not self.worker.quiet:
+            self.status_label.setText("cancelling…")
+        self.worker.cancel()
+
+    def _ask(self, **changes) -> None:
+        self.wanted = replace(self.wanted, **changes)
+        self._sync_menus()
+        self._submit(self.wanted)
+
+    def _back_to_shown(self) -> None:
+        """The latest request was cancelled: what is wanted is what is shown again."""
+        if self.outcome is not None:
+            self.wanted = self.outcome.request
+        self._sync_menus()
+
+    def _drop_failed_choice(self, exc: BaseException) -> None:
+        """The latest request failed: take back the choice that failed (the image for an image
+        error, the model for a model error, everything for anything else) and run the user's
+        other choices made meanwhile, e.g. an engine picked while a broken photo was opening."""
+        shown = self.outcome.request if self.outcome is not None else None
+        if shown is None:
+            if isinstance(exc, ImageError):
+                self.wanted = replace(self.wanted, image=None, pasted=None)  # the sample, next time
+            self._sync_menus()
+            return
+        fields = _IMAGE_FIELDS if isinstance(exc, ImageError) else \
+            _MODEL_FIELDS if isinstance(exc, ModelError) else _ALL_FIELDS
+        kept = replace(self.wanted, **{f: getattr(shown, f) for f in fields})
+        if _same(kept, shown) or _same(kept, self.wanted):  # nothing else was asked for
+            self._back_to_shown()
+            return
+        self._ask(**{f: getattr(kept, f) for f in _ALL_FIELDS})
 
     def _submit(self, request: Request) -> None:
         previous = self.outcome
-        pending = self._pending_pil
-        self._pending_pil = None
 
         def job(progress, cancel) -> Outcome:
             same_model = previous is not None and (previous.request.model, previous.request.untrained) == (
                 request.model, request.untrained)
-            if same_model:
-                model = previous.model
-            else:
-                model = load_model(request.model, untrained=request.untrained, trust=request.trust,
-                                   arch=request.arch, input_size=request.input_size,
-                                   channels=request.channels,
-                                   progress=progress, cancel=cancel)
-            if pending is not None:
-                pil, source = pending
-            elif previous is not None and request.image == previous.request.image:
+            model = self._models.get(request, previous.model if same_model else None, progress, cancel)
+            same_image = previous is not None and request.image == previous.request.image and \
+                request.pasted is previous.request.pasted
+            if same_image:
                 pil, source = previous.pil, previous.source
+            elif request.pasted is not None:
+                pil, source = request.pasted
             elif request.image is None:
                 pil = load_image(sample_images()[DEFAULT_SAMPLE])
                 source = f"sample: {DEFAULT_SAMPLE}"
             else:
                 pil, source = load_image(request.image), request.image
             image = prepare_image(pil, model.preprocess, source=source)
-            result = run_model(model, image, request.engine, progress=progress, cancel=cancel)
+            with self._models.using(model):
+                result = run_model(model, image, request.engine, progress=progress, cancel=cancel)
             reusable = previous is not None and same_model and previous.image.source == source
             reference = previous.reference if reusable else None
             if request.engine == "reference":
@@ -313,8 +396,9 @@ class MainWindow(QMainWindow):
             return Outcome(request, model, pil, source, image, result, reference,
                            _max_diff(result, reference))
 
+        self._erf_for = None  # a field still being computed is for what this run replaces
         self.status_label.setText(f"running {request.model} on {request.engine}…")
-        self.worker.submit(job, self._on_outcome, lambda msg, r=request: self._on_failed(msg, r))
+        self.worker.submit(job, self._on_outcome, lambda exc, r=request: self._on_failed(exc, r))
 
     def _compare(self) -> None:
         """Run torch on the shown image (once per model and image) for the engine's Δ."""
@@ -327,7 +411,9 @@ class MainWindow(QMainWindow):
 
         def job(progress, cancel) -> tuple[dict[str, np.ndarray], dict[str, float], float]:
             painted.wait(1.0)  # the user's maps first, then the comparison
-            ref = run_model(outcome.model, outcome.image, "reference", cancel=cancel)
+            model = self._models.get(outcome.request, outcome.model, progress, cancel)
+            with self._models.using(model):
+                ref = run_model(model, outcome.image, "reference", cancel=cancel)
             return _conv_outputs(ref), _conv_times(ref), ref.total_ms
 
         def done(answer: tuple[dict[str, np.ndarray], dict[str, float], float]) -> None:
@@ -341,28 +427,54 @@ class MainWindow(QMainWindow):
                     " · comparing with torch…", f" · max |Δ| from torch {outcome.max_diff:.1e}"
                     if outcome.max_diff is not None else ""))
 
-        self.worker.submit(job, done, self.show_error, quiet=True)
+        self.worker.submit(job, done, self._show_exception, quiet=True)
         self.status_label.setText(self.status_label.text() + " · comparing with torch…")
 
-    def _on_failed(self, message: str, request: Request) -> None:
-        if "pickled model" in message and not request.trust and ask_trust(self, request.model):
-            self._submit(replace(request, trust=True))
-            return
-        if "is a state dict" in message and not request.arch:
-            arch = ask_arch(self, request.model)
-            if arch:
-                self._submit(replace(request, arch=arch))
+    def _on_failed(self, exc: BaseException, request: Request) -> None:
+        name = Path(request.model).name
+        if _asks_trust(exc) and not request.trust:
+            if ask_trust(self, request.model):
+                self._ask(trust=True)
                 return
+            message = f"{name} was not opened: it is a pickled model (or holds pickled parts), and " \
+                      f"loading it runs code from the file. Open it again and answer Yes only if you " \
+                      f"trust where it came from."
+        elif _asks_arch(exc) and not request.arch:
+            arch = ask_arch(self, request.model, getattr(exc, "guess", None))
+            if arch:
+                self._ask(arch=arch)
+                return
+            message = f"{name} was not opened: it holds weights only, and no architecture was chosen."
+        elif isinstance(exc, WeightsUnavailableError):
+            message = error_message(exc)
+            if exc.url:
+                message += f"\n\nThe weights: {exc.url}"
+            if exc.path:
+                message += f"\nPut the file here: {exc.path}"
+            message += "\n\nTo see the architecture without them, tick Model ▸ Untrained (random weights)."
+        else:
+            message = error_message(exc)
         self.show_error(message)
-        self.engine_panel.set_engine(self.request.engine)  # back to what is shown
-        self._sync_model_menu()
+        self._drop_failed_choice(exc)
 
     def _on_cancelled(self) -> None:
+        self.status_label.setText("cancelled" + self._still_showing())
+        self._back_to_shown()
+
+    def _on_abandoned(self) -> None:
+        left = self.worker.left_behind
+        self.status_label.setText(
+            "cancelled: the run did not stop and was left behind" +
+            (f" ({left} runs go on in the background until they end)" if left > 1 else
+             " (it may go on in the background until it ends)") + self._still_showing())
+        self._back_to_shown()
+
+    def _still_showing(self) -> str:
         shown = self.outcome
-        self.status_label.setText("cancelled" + (
-            f" · still showing {shown.model.name} on {shown.source}" if shown else ""))
-        self.engine_panel.set_engine(self.request.engine)  # back to what is shown
-        self._sync_model_menu()
+        return f" · still showing {shown.model.name} on {shown.source}" if shown else ""
+
+    def _show_exception(self, exc: BaseException) -> None:
+        self.show_error(error_message(exc))
 
     def show_error(self, message: str) -> None:
         self.last_error = message
@@ -375,15 +487,14 @@ class MainWindow(QMainWindow):
 
     def _on_outcome(self, outcome: Outcome) -> None:
         previous = self.outcome
-        self.outcome = outcome
-        self.request = outcome.request
+        self.outcome = outcome  # the latest request's: outcome.request is what is wanted
         self.last_error = None
         result = outcome.result
         new_input = previous is None or previous.model is not outcome.model or \
             previous.image.source != outcome.image.source
         if new_input:
             self.input_panel.set_image(outcome.image)
-        self.engine_panel.set_engine(outcome.request.engine)
+        self._sync_menus()
 
         def side_panels() -> None:  # a second event-loop turn: the maps paint in between
             if new_input:
@@ -399,10 +510,10 @@ class MainWindow(QMainWindow):
         names = [la.name for la in result.layers]
         keep = previous.result.layers[self.navigator.index()].name if previous and \
             0 <= self.navigator.index() < len(previous.result.layers) else None
-        wanted = getattr(self, "_initial_layer", None) or keep
+        layer_name = self._initial_layer or keep
         self._initial_layer = None
-        if wanted in names:
-            index = names.index(wanted)
+        if layer_name in names:
+            index = names.index(layer_name)
         else:
             index = next((i for i, la in enumerate(result.layers) if la.is_conv), 0)
         self.navigator.set_layers(result.layers, index)
@@ -440,6 +551,7 @@ class MainWindow(QMainWindow):
         self.rf_plot.set_current(index)
         self.engine_panel.set_current(layer.name)
         self.input_panel.clear_overlay()
+        self._erf_for = None  # a field still being computed is for the layer left behind
         if self.explainer is not None:
             self.explainer.set_layer(outcome.model, outcome.result, layer.name)
 
@@ -465,18 +577,28 @@ class MainWindow(QMainWindow):
         if layer.receptive_field is None or (self.worker.busy and not self.worker.quiet):
             return  # a model run is under way: its result replaces this layer anyway
         outcome = self.outcome
+        asked = (outcome, layer.name, channel, y, x)
+        self._erf_for = asked
 
         def job(progress, cancel):
-            return effective_receptive_field(outcome.model.module, outcome.image.tensor, layer.name,
-                                             channel, y, x, cancel)
+            model = self._models.get(outcome.request, outcome.model, progress, cancel)
+            with self._models.using(model):
+                return effective_receptive_field(model.module, outcome.image.tensor, layer.name,
+                                                 channel, y, x, cancel)
+
+        def failed(exc: BaseException) -> None:
+            if self._erf_for is asked:
+                self._show_exception(exc)
+            self._compare()
 
         self.status_label.setText("computing the effective receptive field (autograd on torch)…")
-        self.worker.submit(job, self._on_erf, self.show_error)
+        self.worker.submit(job, lambda heat: self._on_erf(asked, heat), failed)
 
-    def _on_erf(self, heat: np.ndarray) -> None:
-        self.input_panel.show_effective_rf(heat)
-        self.status_label.setText("effective receptive field: |d unit / d input pixel|, brighter = "
-                                  "more influence")
+    def _on_erf(self, asked: tuple, heat: np.ndarray) -> None:
+        if self._erf_for is asked:  # else the user has moved on (another layer, run or unit)
+            self.input_panel.show_effective_rf(heat)
+            self.status_label.setText("effective receptive field: |d unit / d input pixel|, "
+                                      "brighter = more influence")
         self._compare()  # if the click cancelled it
 
     def _views(self) -> dict[str, QWidget]:
@@ -569,18 +691,24 @@ class MainWindow(QMainWindow):
         return target
 
     def export_all(self, directory: str) -> None:
+        """Everything about what is shown, written to ``directory`` on the export lane: a run
+        under way goes on (and is not what is written), exports queue one after another."""
         outcome = self.outcome
         if outcome is None:
             return
+        what = f"{outcome.model.name} on {outcome.source}"
 
         def job(progress, cancel):
-            return export_run(outcome.result, outcome.model, outcome.image, Path(directory))
+            return export_run(outcome.result, outcome.model, outcome.image, Path(directory),
+                              progress=progress, cancel=cancel)
 
         def done(paths: list[Path]) -> None:
-            self.status_label.setText(f"wrote {len(paths)} files to {directory}")
-            self._compare()  # if the export cancelled it
+            self.status_label.setText(f"wrote {len(paths)} files ({what}) to {directory}")
 
-        self.worker.submit(job, done, self.show_error)
+        running = self.worker.busy and not self.worker.quiet
+        self.status_label.setText(f"exporting {what} to {directory}…" + (
+            " (what is shown; the run under way goes on)" if running else ""))
+        self.exports.submit(job, done, self._show_exception, supersede=False)
 
     def export_view_dialog(self) -> None:
         layer = self.current_layer()
@@ -615,20 +743,30 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(shown)
         self.cancel_button.setVisible(shown)
 
-    def _sync_model_menu(self) -> None:
-        action = self.model_actions.get(self.request.model)
+    def _on_export_busy(self, busy: bool) -> None:
+        if busy:
+            self.export_progress.setRange(0, 0)
+        self.export_progress.setVisible(busy)
+        self.export_cancel_button.setVisible(busy)
+
+    def _sync_menus(self) -> None:
+        """The model menu, the Untrained tick and the engine box show what is wanted (what is
+        shown, once nothing runs)."""
+        wanted = self.wanted
+        action = self.model_actions.get(wanted.model)
         for a in self.model_actions.values():
             a.setChecked(a is action)
         self.untrained_action.blockSignals(True)
-        self.untrained_action.setChecked(self.request.untrained)
+        self.untrained_action.setChecked(wanted.untrained)
         self.untrained_action.blockSignals(False)
+        self.engine_panel.set_engine(wanted.engine)
 
     def _remember(self) -> None:
-        if self.request.model in available_models():
-            self.settings.setValue("model", self.request.model)
-            self.settings.setValue("untrained", self.request.untrained)
-        self.settings.setValue("engine", self.request.engine)
-        self._sync_model_menu()
+        shown = self.outcome.request
+        if shown.model in available_models():
+            self.settings.setValue("model", shown.model)
+            self.settings.setValue("untrained", shown.untrained)
+        self.settings.setValue("engine", shown.engine)
 
     def recent_images(self) -> list[str]:
         value = self.settings.value("recent", [])
@@ -645,20 +783,28 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction(path, lambda p=path: self.open_image(p))
         self.recent_menu.setEnabled(bool(self.recent_images()))
 
+    def workers(self) -> list[Worker]:
+        """Every lane of the window: runs, exports, and the explainer's."""
+        return [self.worker, self.exports] + (self.explainer.workers() if self.explainer else [])
+
     def closeEvent(self, event) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.sync()
-        self.worker.cancel()
-        self.worker.wait(10000)
-        if self.explainer is not None:
-            self.explainer.wait_frame(10000)
+        # a moment at most: a job that does not stop is left behind on its daemon thread, which
+        # does not keep the process alive
+        lanes = self.workers()
+        for lane in lanes:
+            lane.cancel()
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        for lane in lanes:
+            lane.shutdown(max(0, int((deadline - time.monotonic()) * 1000)))
         super().closeEvent(event)
 
     def idle(self) -> bool:
         """No job is running and the explainer, if shown, has drawn its frame (a hidden one draws
         when it is shown: nothing to wait for)."""
         drawing = self.explainer is not None and self.explainer.isVisible() and self.explainer.loading()
-        return not self.worker.busy and not drawing
+        return not any(lane.busy for lane in self.workers()) and not drawing
 
     def wait_idle(self, timeout_ms: int = 120000) -> bool:
         """Process events until :meth:`idle` (for --screenshot and tests)."""
@@ -666,11 +812,54 @@ class MainWindow(QMainWindow):
         timer.start(timeout_ms)
         while not self.idle() and timer.isActive():
             QApplication.processEvents()
-            self.worker.wait(20)
-            if self.explainer is not None:
-                self.explainer.wait_frame(20)
+            for lane in self.workers():
+                lane.wait(10)
         QApplication.processEvents()
         return self.idle()
+
+
+class _Models:
+    """Which models a job is running on. The lane runs one job at a time, so a model still in
+    use when a job starts is in the hands of a job that was left behind, stuck inside it; its
+    hooks are still on the modules and would fire in our run too. Such a model is not reused:
+    the job loads a fresh copy."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_use: dict[int, int] = {}
+
+    def get(self, request: Request, model: LoadedModel | None, progress, cancel) -> LoadedModel:
+        """``model`` if given and free, else ``request``'s model, loaded."""
+        if model is not None:
+            with self._lock:
+                if id(model.module) not in self._in_use:
+                    return model
+        return load_model(request.model, untrained=request.untrained, trust=request.trust,
+                          arch=request.arch, input_size=request.input_size, channels=request.channels,
+                          progress=progress, cancel=cancel)
+
+    @contextlib.contextmanager
+    def using(self, model: LoadedModel):
+        key = id(model.module)  # alive while in use: the job holds it
+        with self._lock:
+            self._in_use[key] = self._in_use.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_use[key] -= 1
+                if not self._in_use[key]:
+                    del self._in_use[key]
+
+
+_MODEL_FIELDS = ("model", "untrained", "trust", "arch", "input_size", "channels")
+_IMAGE_FIELDS = ("image", "pasted")
+_ALL_FIELDS = (*_MODEL_FIELDS, *_IMAGE_FIELDS, "engine")
+
+
+def _same(a: Request, b: Request) -> bool:
+    """The same request (a pasted picture is the same only if it is the same paste)."""
+    return a == b and a.pasted is b.pasted
 
 
 def _conv_outputs(result: RunResult) -> dict[str, np.ndarray]:

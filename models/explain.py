@@ -25,7 +25,7 @@ from engine import get_engine
 from engine._common import PADDING_MODES, ConvSpec, make_spec, pad_input
 from engine._common import output_size as _output_size
 from engine.direct import DirectEngine, UnitTrace
-from models.errors import ConvScopeError, LayerError
+from models.errors import Cancelled, ConvScopeError, LayerError
 
 __all__ = [
     "SANDBOX_LIMITS",
@@ -695,7 +695,7 @@ def render_frame(trace: UnitTrace, layer_input: np.ndarray, conv: dict | None, *
 def render_explain_gif(weight: np.ndarray, bias: np.ndarray | None, layer_input: np.ndarray,
                        conv: dict | None, path: str | Path, out_channel: int = 0, max_steps: int = 36,
                        positions: Sequence[tuple[int, int]] | None = None, duration_ms: int = 500,
-                       max_channels: int = 3, title: str = "") -> int:
+                       max_channels: int = 3, title: str = "", progress=None, cancel=None) -> int:
     """Write the explainer animation of one filter as an animated GIF; returns the frame count.
 
     One frame per step: the window visits ``positions`` (default: every output position when
@@ -708,6 +708,8 @@ def render_explain_gif(weight: np.ndarray, bias: np.ndarray | None, layer_input:
     weight : ``(O, C/groups, kH, kW)``; bias : ``(O,)`` or None
     layer_input : ``(C, H, W)`` the layer's input activation
     conv : stride, padding, dilation, groups, padding_mode (``LayerInfo.conv``)
+    progress, cancel : ``progress(frames_done, frames)`` after each frame; ``cancel()`` is
+        checked before each (raises :class:`~models.errors.Cancelled`; nothing is written)
     """
     weight = np.asarray(weight)
     spec = conv_spec(np.shape(layer_input), weight.shape, conv)
@@ -722,10 +724,14 @@ def render_explain_gif(weight: np.ndarray, bias: np.ndarray | None, layer_input:
     scale = max(abs(t.value) for t in traces)
     frames = []
     for t in traces:
+        if cancel is not None and cancel():
+            raise Cancelled("GIF export cancelled")
         done[t.y, t.x] = t.value
         frames.append(Image.fromarray(render_frame(
             t, layer_input, conv, done=done, region=region, max_channels=max_channels, title=title,
             out_scale=scale, out_channels=spec.c_out)))
+        if progress is not None:
+            progress(len(frames), len(traces))
     # one palette from the last (fullest) frame keeps colours stable and the file small
     palette = frames[-1].quantize(colors=255, method=Image.Quantize.MEDIANCUT)
     frames = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]

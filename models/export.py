@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from models import render
-from models.errors import LayerError
+from models.errors import Cancelled, LayerError
 from models.images import PreparedImage
 from models.runner import RunResult, effective_receptive_field, find_layer, layer_weights
 from models.sources import LoadedModel
@@ -100,8 +100,11 @@ def write_rf_png(model: LoadedModel, image: PreparedImage, result: RunResult, la
 
 def export_run(result: RunResult, model: LoadedModel, image: PreparedImage, out_dir: Path,
                layers: list[str] | None = None, unit: tuple[int, int] | None = None,
-               explain: bool = False, cmap: str = "viridis") -> list[Path]:
-    """Write summary.json, activations.npz and per-layer PNGs into ``out_dir``; the paths."""
+               explain: bool = False, cmap: str = "viridis", progress=None, cancel=None) -> list[Path]:
+    """Write summary.json, activations.npz and per-layer PNGs into ``out_dir``; the paths.
+
+    ``progress(layers_done, layers)`` after each layer; ``cancel()`` is checked before each (raises
+    :class:`~models.errors.Cancelled`; what was written so far stays)."""
     chosen = [find_layer(result, n) for n in layers] if layers else [
         la for la in result.layers if la.is_conv]
     if explain:  # refuse before writing anything
@@ -130,7 +133,11 @@ def _write_all(result: RunResult, model: LoadedModel, image: PreparedImage, fold
     path = folder / "activations.npz"
     np.savez_compressed(path, **result.activations)
     written.append(path)
-    for la in chosen:
+    for done, la in enumerate(chosen):
+        if cancel is not None and cancel():
+            raise Cancelled("export cancelled")
+        if progress is not None:
+            progress(done, len(chosen))
         base = safe_name(la.name)
         act = result.maps(la.name)
         image_rgb = render.feature_maps_image(act if act.ndim != 1 else act[:, None, None], cmap)[0]

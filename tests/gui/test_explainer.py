@@ -11,18 +11,12 @@ from PIL import Image
 from PySide6.QtCore import QSize
 
 from engine import get_engine
-from gui.explainer import ExplainerView
 from models.explain import Sandbox, output_size
 
 
 @pytest.fixture
-def view(qtbot):
-    widget = ExplainerView()
-    qtbot.addWidget(widget)
-    widget.resize(1300, 800)
-    widget.show()
-    yield widget
-    widget.pause()
+def view(explainer_view):
+    return explainer_view  # tests/gui/conftest.py
 
 
 def _layer(groups=1, dilation=1, padding_mode="zeros", seed=0):
@@ -217,3 +211,34 @@ def test_frames_are_shrunk_to_the_device_pixels_they_cover_never_blurred_up():
     assert on_hidpi.size() == QSize(750, 600) and on_hidpi.devicePixelRatio() == 1.5
     assert scaled_to(image, rect, dpr=2.0) is image  # every pixel of the frame has a device pixel
     assert fit(image.size(), QSize(2000, 2000)) == QRect(500, 0, 1000, 800)  # never scaled up
+
+
+def test_the_gif_export_runs_on_its_own_thread_with_progress_and_cancel(view, qtbot, tmp_path):
+    w, b, x, conv, fm = _layer()
+    view.set_context(w, b, x, conv, fm, "block.conv")
+    view.set_unit(1, 2, 3)
+    view.set_speed("8×")
+    view.play()
+    shown: list[int] = []
+    view.gif_progress.valueChanged.connect(shown.append)
+    view.start_gif_export(tmp_path / "layer.gif")
+    assert view.exporting() and view.gif_cancel_button.isVisible()  # returned before it is done
+    qtbot.waitUntil(lambda: not view.exporting(), timeout=30000)
+    assert view.is_playing()  # the player played on
+    view.pause()
+    assert shown[-1] == 49 and view.status.text() == "saved 49 frames to layer.gif"
+    with Image.open(tmp_path / "layer.gif") as gif:
+        assert gif.n_frames == 49
+    assert not view.gif_progress.isVisible() and not view.gif_cancel_button.isVisible()
+    view.start_gif_export(tmp_path / "cancelled.gif")
+    view.gif_cancel_button.click()
+    qtbot.waitUntil(lambda: not view.exporting(), timeout=30000)
+    assert view.status.text() == "GIF export cancelled"
+    assert not (tmp_path / "cancelled.gif").exists()  # nothing half-written
+    view.start_gif_export(tmp_path / "no such folder" / "x.gif")  # made, like the headless export
+    qtbot.waitUntil(lambda: not view.exporting(), timeout=30000)
+    assert (tmp_path / "no such folder" / "x.gif").exists()
+    (tmp_path / "a file").write_text("")
+    view.start_gif_export(tmp_path / "a file" / "x.gif")  # cannot be written: said, no crash
+    qtbot.waitUntil(lambda: not view.exporting(), timeout=30000)
+    assert view.status.text().startswith("could not export: cannot write")

@@ -5,16 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gui.filters_view import FiltersView
-
 
 @pytest.fixture
-def view(qtbot):
-    v = FiltersView()
-    qtbot.addWidget(v)
-    v.resize(800, 700)
-    v.show()
-    return v
+def view(filters_view):
+    return filters_view  # tests/gui/conftest.py
 
 
 def test_a_big_layer_says_what_the_matrix_leaves_out_and_one_channel_shows_every_filter(view) -> None:

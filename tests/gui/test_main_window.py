@@ -271,7 +271,8 @@ def test_state_dict_asks_for_its_architecture(classic, qtbot, tmp_path, monkeypa
 
     torch.save(state, tmp_path / "weights.pth")
     asked = []
-    monkeypatch.setattr("gui.main_window.ask_arch", lambda parent, path: asked.append(path) or "classic")
+    monkeypatch.setattr("gui.main_window.ask_arch",
+                        lambda parent, path, guess=None: asked.append(path) or "classic")
     classic.open_model(str(tmp_path / "weights.pth"))
     wait_run(qtbot, classic)
     wait_run(qtbot, classic)
