@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -211,9 +212,12 @@ def swapped_convs(module: nn.Module, router: ConvRouter) -> Iterator[None]:
     Only the computation is swapped: weights, hooks and the module tree stay as they are.
     """
     convs = [m for m in module.modules() if swappable(m)]
+    owner = threading.get_ident()  # an abandoned run's swap must not compute a later run's convs
 
     def forward_of(m: nn.Conv2d) -> Callable[[torch.Tensor], torch.Tensor]:
         def forward(x: torch.Tensor) -> torch.Tensor:
+            if threading.get_ident() != owner:
+                return nn.Conv2d.forward(m, x)
             padding: object = m.padding
             if m.padding_mode != "zeros":
                 x = F.pad(x, m._reversed_padding_repeated_twice, mode=m.padding_mode)

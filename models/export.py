@@ -104,7 +104,7 @@ def export_run(result: RunResult, model: LoadedModel, image: PreparedImage, out_
     """Write summary.json, activations.npz and per-layer PNGs into ``out_dir``; the paths.
 
     ``progress(layers_done, layers)`` after each layer; ``cancel()`` is checked before each (raises
-    :class:`~models.errors.Cancelled`; what was written so far stays)."""
+    :class:`~models.errors.Cancelled`; a cancelled export leaves ``out_dir`` as it was)."""
     chosen = [find_layer(result, n) for n in layers] if layers else [
         la for la in result.layers if la.is_conv]
     if explain:  # refuse before writing anything
@@ -117,14 +117,16 @@ def export_run(result: RunResult, model: LoadedModel, image: PreparedImage, out_
         raise FileExistsError(f"{out_dir} exists and is not a folder")
     staging = _staging_folder(out_dir)
     try:
-        names = _write_all(result, model, image, staging, chosen, unit, explain, cmap)
+        names = _write_all(result, model, image, staging, chosen, unit, explain, cmap,
+                           progress, cancel)
         return _move_into_place(staging, names, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def _write_all(result: RunResult, model: LoadedModel, image: PreparedImage, folder: Path,
-               chosen: list, unit: tuple[int, int] | None, explain: bool, cmap: str) -> list[str]:
+               chosen: list, unit: tuple[int, int] | None, explain: bool, cmap: str,
+               progress=None, cancel=None) -> list[str]:
     """Every file of the export, written into ``folder``; their names in order."""
     written = []
     path = folder / "summary.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import torch
@@ -40,17 +41,25 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
     ends: list[int] = []  # router calls made when each record ended
     seen: dict[str, int] = {}
     stack: list[tuple[float, int, torch.Tensor | None]] = []
+    # Hooks act only for this run's thread: a run the GUI abandoned (a forward that never
+    # returns) keeps its hooks on the module until it ends, and they must not record into, or
+    # cancel, a later run of the same model on another thread.
+    owner = threading.get_ident()
 
     def count() -> int:
         return len(router.calls) if router is not None else 0
 
     def pre(_m: nn.Module, inputs: tuple) -> None:
+        if threading.get_ident() != owner:
+            return
         opts.check()
         given = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
         stack.append((time.perf_counter(), count(), given))
 
     def post_for(name: str, type_name: str):
         def post(m: nn.Module, _inputs: tuple, out: object) -> None:
+            if threading.get_ident() != owner:
+                return
             start, first, given = stack.pop()
             seconds = time.perf_counter() - start
             if not isinstance(out, torch.Tensor):

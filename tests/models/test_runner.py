@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -156,3 +158,56 @@ def test_a_module_called_twice_is_two_layers_with_their_own_outputs(form: str) -
     assert not result.layer("act").is_conv  # an in-place ReLU is not the conv it follows
     assert result.activations["conv"].min() < 0  # the conv's maps, not the ReLU's
     np.testing.assert_array_equal(result.conv_inputs["conv#2"], result.activations["act"])
+
+
+class _HeldInThread(nn.Module):
+    """Holds its forward in the middle (between the convs) when run on ``held_thread``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(4, 5, 3)
+        self.held_thread: int | None = None
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv1(x)
+        if threading.get_ident() == self.held_thread:
+            self.entered.set()
+            self.gate.wait(30)
+        return self.conv2(self.relu(y))
+
+
+@pytest.mark.parametrize("engine", ["reference", "direct"])
+def test_a_run_abandoned_mid_forward_does_not_touch_later_runs(engine: str) -> None:
+    # The window abandons a run whose forward never returns; its hooks and conv swaps stay on
+    # the module until it ends, and must not cancel, or record into, the user's next run.
+    torch.manual_seed(0)
+    net = _HeldInThread().eval()
+    model = _loaded(net)
+    x = torch.randn(1, 3, 12, 12)
+    run_model(model, x, engine)  # the plan exists before the held run starts
+    stop = threading.Event()
+    outcome: list[object] = []
+
+    def held() -> None:
+        net.held_thread = threading.get_ident()
+        try:
+            outcome.append(run_model(model, x, engine, cancel=stop.is_set))
+        except Cancelled as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=held, daemon=True)
+    thread.start()
+    assert net.entered.wait(30)
+    stop.set()  # the user pressed Cancel; the held run cannot see it yet
+    later = run_model(model, x, engine)
+    with torch.no_grad():
+        assert torch.allclose(torch.from_numpy(later.maps("conv2")),
+                              net.conv2(net.relu(net.conv1(x)))[0], atol=1e-4)
+    assert [la.name for la in later.layers] == ["conv1", "relu", "conv2"]
+    net.gate.set()
+    thread.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], Cancelled)
