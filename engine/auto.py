@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Hashable
 
 import numpy as np
 
 from engine._common import ConvSpec
+from engine._weight_cache import WeightCacheInfo
 from engine.base import Engine
 from engine.direct import DirectEngine
 from engine.fft import FFTEngine
@@ -34,11 +36,12 @@ class AutoEngine(Engine):
     name = "auto"
     description = "The fastest of ours per layer shape, measured on first use and cached"
 
-    def __init__(self) -> None:
+    def __init__(self, jit: bool = True) -> None:
         super().__init__()
+        self.jit = jit
         self._engines: dict[str, Engine] = {
-            "direct": DirectEngine(), "im2col": Im2colEngine(),
-            "winograd": WinogradEngine(), "fft": FFTEngine(),
+            "direct": DirectEngine(jit=jit), "im2col": Im2colEngine(jit=jit),
+            "winograd": WinogradEngine(jit=jit), "fft": FFTEngine(),
         }
         self._choice: dict[tuple, str] = {}
         self._timings: dict[tuple, dict[str, float]] = {}
@@ -62,9 +65,20 @@ class AutoEngine(Engine):
             return {k: (v, dict(self._timings.get(k, {}))) for k, v in self._choice.items()}
 
     def clear_cache(self) -> None:
+        """Forget the measured winners (the next call of each shape measures again)."""
         with self._lock:
             self._choice.clear()
             self._timings.clear()
+
+    def clear_weight_cache(self) -> None:
+        super().clear_weight_cache()
+        for engine in self._engines.values():
+            engine.clear_weight_cache()
+
+    def weight_cache_info(self) -> WeightCacheInfo:
+        """The sum over the algorithms auto runs."""
+        infos = [engine.weight_cache_info() for engine in self._engines.values()]
+        return WeightCacheInfo(*(sum(i[f] for i in infos) for f in range(4)), infos[0].limit_bytes)
 
     def algorithm_for(self, spec: ConvSpec) -> str:
         with self._lock:
@@ -76,12 +90,13 @@ class AutoEngine(Engine):
             chosen = names[0]
         return f"auto → {self._engines[chosen].algorithm_for(spec)}"
 
-    def _compute(self, xp: np.ndarray, weight: np.ndarray, spec: ConvSpec) -> tuple[np.ndarray, str]:
+    def _compute(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
+                 weight_key: Hashable | None) -> tuple[np.ndarray, str]:
         key = shape_key(spec)
         with self._lock:
             chosen = self._choice.get(key)
         if chosen is not None:
-            out, algo = self._engines[chosen]._compute(xp, weight, spec)
+            out, algo = self._engines[chosen]._compute(x, weight, bias, spec, weight_key)
             return out, f"auto → {algo}"
         names = self.candidates(spec)
         best: tuple[float, str, np.ndarray, str] | None = None
@@ -91,7 +106,7 @@ class AutoEngine(Engine):
         for _round in range(2 if len(names) > 1 else 1):
             for name in names:
                 start = time.perf_counter()
-                out, algo = self._engines[name]._compute(xp, weight, spec)
+                out, algo = self._engines[name]._compute(x, weight, bias, spec, weight_key)
                 seconds = time.perf_counter() - start
                 timings[name] = min(seconds, timings.get(name, seconds))
                 if best is None or seconds < best[0]:
