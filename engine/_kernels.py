@@ -2,8 +2,9 @@
 
 Every kernel reads the *unpadded* input and treats taps outside it as zeros, so no padded copy
 of the input is ever made; outputs are written in place into arrays the caller allocated (the
-caller bounds their size). Parallel loops run over channels (``prange``); everything is compiled
-on first use and cached on disk (``cache=True``).
+caller bounds their size). Each kernel does a range of channels (or rows) on the calling thread
+and releases the GIL: :mod:`engine._parallel` runs the ranges on the machine's cores. Everything
+is compiled on first use and cached on disk (``cache=True``).
 
 What each computes is the NumPy form's result, bit for bit up to float rounding order:
 
@@ -18,22 +19,23 @@ What each computes is the NumPy form's result, bit for bit up to float rounding 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 
-@njit(parallel=True, **_OPTS)
-def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl):  # pragma: no cover - compiled
+@njit(**_OPTS)
+def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl, nc0, nc1):  # pragma: no cover - compiled
     """Depthwise conv: ``x`` (N, C, H, W), ``w`` (C*mult, 1, kH, kW), ``b`` (C*mult,) or empty,
-    ``out`` (N, C*mult, H_out, W_out), zero padding ``pt`` (top) / ``pl`` (left).
+    ``out`` (N, C*mult, H_out, W_out), zero padding ``pt`` (top) / ``pl`` (left); images and
+    input channels ``n*C + c`` in ``nc0 .. nc1``.
 
     Per channel, the padded input is split into ``sh x sw`` phase planes (rows ``pr::sh``,
     columns ``pc::sw``), so that every tap reads one plane contiguously; each tap is then one
     multiply-add over the whole flattened output (its ``wq - W_out`` extra columns per row are
     computed and dropped).
     """
-    n_, c_, h, wd = x.shape
+    _, c_, h, wd = x.shape
     o_, _, kh, kw = w.shape
     mult = o_ // c_
     oh, ow = out.shape[2], out.shape[3]
@@ -43,7 +45,7 @@ def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl):  # pragma: no cover - compi
     wq = ow + qc_max
     size = hq * wq
     has_bias = b.shape[0] > 0
-    for nc in prange(n_ * c_):
+    for nc in range(nc0, nc1):
         n = nc // c_
         c = nc - n * c_
         planes = np.zeros((sh * sw, size), dtype=x.dtype)
@@ -73,7 +75,7 @@ def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl):  # pragma: no cover - compi
         acc = np.empty(oh * wq, dtype=x.dtype)
         for m in range(mult):
             o = c * mult + m
-            start = b[o] if has_bias else 0.0
+            start = b[o] if has_bias else np.float32(0.0)
             for k in range(oh * wq):
                 acc[k] = start
             for i in range(kh):
@@ -92,14 +94,14 @@ def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl):  # pragma: no cover - compi
                     dst[xx] = acc[y * wq + xx]
 
 
-@njit(parallel=True, **_OPTS)
-def patches(x, cols, n, ch0, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow):  # pragma: no cover
-    """Rows ``(c, i, j)`` of the patch matrix of image ``n``, channels ``ch0 ..``, for output
-    rows ``y0 .. y1``: ``cols[(c*kH + i)*kW + j, (y - y0)*W_out + x] = padded[n, ch0 + c,
-    y*sh + i*dh, x*sw + j*dw]`` (zero where that falls into the padding)."""
+@njit(**_OPTS)
+def patches(x, cols, n, ch0, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow, r0, r1):  # pragma: no cover
+    """Rows ``r0 .. r1`` (each a tap ``(c, i, j)``) of the patch matrix of image ``n``, channels
+    ``ch0 ..``, for output rows ``y0 .. y1``: ``cols[(c*kH + i)*kW + j, (y - y0)*W_out + x] =
+    padded[n, ch0 + c, y*sh + i*dh, x*sw + j*dw]`` (zero where that falls into the padding)."""
     h, wd = x.shape[2], x.shape[3]
     taps = kh * kw
-    for r in prange(cols.shape[0]):
+    for r in range(r0, r1):
         c = r // taps
         i = (r // kw) % kh
         j = r % kw
@@ -132,178 +134,200 @@ def patches(x, cols, n, ch0, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow):  # pra
                 dst_row[base + xx] = 0.0
 
 
-@njit(parallel=True, **_OPTS)
-def winograd_input(x, v, m, pt, pl, ty0, ty1, tw):  # pragma: no cover - compiled
+# Constants as float32: a float64 literal would make numba compute float32 data in float64,
+# which LLVM does not vectorise (4-5x slower). float32 * float64 is float64, so the float64
+# kernels are unaffected (every constant here is exact in float32).
+_TWO = np.float32(2.0)
+_FOUR = np.float32(4.0)
+_FIVE = np.float32(5.0)
+_EIGHT = np.float32(8.0)
+_ZERO = np.float32(0.0)
+
+
+@njit(**_OPTS)
+def winograd_input(x, v, m, pt, pl, ty0, ty1, tw, nc0, nc1):  # pragma: no cover - compiled
     """``v[k1*a + k2, c, p] = (B^T d B)[k1, k2]`` for every tile ``d`` (``a x a``, a = m + 2) of
     ``x`` (N, C, H, W) in tile rows ``ty0 .. ty1``; tile ``p = (n*(ty1-ty0) + ty - ty0)*tw + tx``
     starts at padded row ``ty*m``, column ``tx*m``. F(4x4, 3x3) for m = 4, F(2x2, 3x3) for m = 2.
+    Images and input channels ``n*C + c`` in ``nc0 .. nc1``.
+
+    Per tile row: the a input rows (zero padded) are combined along H first, over whole rows
+    (contiguous, vectorised); each combined row is split by column phase (``q % m``), so that
+    the transform along W reads contiguous arrays too.
     """
-    n_, c_, h, wd = x.shape
+    _, c_, h, wd = x.shape
     a = m + 2
     rows = ty1 - ty0
-    wbuf = tw * m + 2
-    for nc in prange(n_ * c_):
+    p_ = rows * tw
+    wb = tw * m + 2  # the padded row width the tiles cover
+    for nc in range(nc0, nc1):
         n = nc // c_
         c = nc - n * c_
-        buf = np.zeros((a, wbuf), dtype=x.dtype)  # a input rows, zero padded left and right
-        t = np.empty((a, a, tw), dtype=x.dtype)  # after the transform along W: t[i, k2, tx]
+        base = n * p_
+        buf = np.zeros((a, wb), dtype=x.dtype)  # the tile row's input rows, zero padded
+        r = np.empty((a, wb), dtype=x.dtype)  # after the transform along H
+        ph = np.zeros((m, tw + 1), dtype=x.dtype)  # one row of r split by column phase
         for ty in range(ty0, ty1):
             for i in range(a):
                 src = ty * m + i - pt
+                bi = buf[i]
                 if 0 <= src < h:
                     row = x[n, c, src]
-                    dst = buf[i]
                     for q in range(wd):
-                        dst[pl + q] = row[q]
+                        bi[pl + q] = row[q]
                 else:
-                    buf[i, :] = 0.0
+                    for q in range(wb):
+                        bi[q] = _ZERO
+            pb = base + (ty - ty0) * tw
             if m == 4:
-                for i in range(a):
-                    bi = buf[i]
-                    for tx in range(tw):
-                        d0 = bi[4 * tx]
-                        d1 = bi[4 * tx + 1]
-                        d2 = bi[4 * tx + 2]
-                        d3 = bi[4 * tx + 3]
-                        d4 = bi[4 * tx + 4]
-                        d5 = bi[4 * tx + 5]
-                        p = d4 - 4.0 * d2
-                        q = d3 - 4.0 * d1
-                        r = d4 - d2
-                        s = 2.0 * (d3 - d1)
-                        t[i, 0, tx] = 4.0 * d0 - 5.0 * d2 + d4
-                        t[i, 1, tx] = p + q
-                        t[i, 2, tx] = p - q
-                        t[i, 3, tx] = r + s
-                        t[i, 4, tx] = r - s
-                        t[i, 5, tx] = 4.0 * d1 - 5.0 * d3 + d5
-                base = (n * rows + ty - ty0) * tw
-                for k2 in range(a):
-                    t0 = t[0, k2]
-                    t1 = t[1, k2]
-                    t2 = t[2, k2]
-                    t3 = t[3, k2]
-                    t4 = t[4, k2]
-                    t5 = t[5, k2]
-                    v0 = v[k2, c, base : base + tw]
-                    v1 = v[6 + k2, c, base : base + tw]
-                    v2 = v[12 + k2, c, base : base + tw]
-                    v3 = v[18 + k2, c, base : base + tw]
-                    v4 = v[24 + k2, c, base : base + tw]
-                    v5 = v[30 + k2, c, base : base + tw]
-                    for tx in range(tw):
-                        d0 = t0[tx]
-                        d1 = t1[tx]
-                        d2 = t2[tx]
-                        d3 = t3[tx]
-                        d4 = t4[tx]
-                        d5 = t5[tx]
-                        p = d4 - 4.0 * d2
-                        q = d3 - 4.0 * d1
-                        r = d4 - d2
-                        s = 2.0 * (d3 - d1)
-                        v0[tx] = 4.0 * d0 - 5.0 * d2 + d4
-                        v1[tx] = p + q
-                        v2[tx] = p - q
-                        v3[tx] = r + s
-                        v4[tx] = r - s
-                        v5[tx] = 4.0 * d1 - 5.0 * d3 + d5
+                b0, b1, b2, b3, b4, b5 = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5]
+                r0, r1, r2, r3, r4, r5 = r[0], r[1], r[2], r[3], r[4], r[5]
+                for q in range(wb):
+                    e0, e1, e2, e3, e4, e5 = b0[q], b1[q], b2[q], b3[q], b4[q], b5[q]
+                    f1 = e4 - _FOUR * e2
+                    f2 = e3 - _FOUR * e1
+                    f3 = e4 - e2
+                    f4 = _TWO * (e3 - e1)
+                    r0[q] = _FOUR * e0 - _FIVE * e2 + e4
+                    r1[q] = f1 + f2
+                    r2[q] = f1 - f2
+                    r3[q] = f3 + f4
+                    r4[q] = f3 - f4
+                    r5[q] = _FOUR * e1 - _FIVE * e3 + e5
+                p0, p1, p2, p3 = ph[0], ph[1], ph[2], ph[3]
+                for k1 in range(a):
+                    rk = r[k1]
+                    for t in range(tw):
+                        p0[t] = rk[4 * t]
+                        p1[t] = rk[4 * t + 1]
+                        p2[t] = rk[4 * t + 2]
+                        p3[t] = rk[4 * t + 3]
+                    p0[tw] = rk[4 * tw]
+                    p1[tw] = rk[4 * tw + 1]
+                    o = k1 * 6
+                    v0 = v[o, c, pb : pb + tw]
+                    v1 = v[o + 1, c, pb : pb + tw]
+                    v2 = v[o + 2, c, pb : pb + tw]
+                    v3 = v[o + 3, c, pb : pb + tw]
+                    v4 = v[o + 4, c, pb : pb + tw]
+                    v5 = v[o + 5, c, pb : pb + tw]
+                    for t in range(tw):
+                        e0, e1, e2, e3, e4, e5 = p0[t], p1[t], p2[t], p3[t], p0[t + 1], p1[t + 1]
+                        f1 = e4 - _FOUR * e2
+                        f2 = e3 - _FOUR * e1
+                        f3 = e4 - e2
+                        f4 = _TWO * (e3 - e1)
+                        v0[t] = _FOUR * e0 - _FIVE * e2 + e4
+                        v1[t] = f1 + f2
+                        v2[t] = f1 - f2
+                        v3[t] = f3 + f4
+                        v4[t] = f3 - f4
+                        v5[t] = _FOUR * e1 - _FIVE * e3 + e5
             else:  # m == 2: B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]
-                for i in range(a):
-                    bi = buf[i]
-                    for tx in range(tw):
-                        d0 = bi[2 * tx]
-                        d1 = bi[2 * tx + 1]
-                        d2 = bi[2 * tx + 2]
-                        d3 = bi[2 * tx + 3]
-                        t[i, 0, tx] = d0 - d2
-                        t[i, 1, tx] = d1 + d2
-                        t[i, 2, tx] = d2 - d1
-                        t[i, 3, tx] = d1 - d3
-                base = (n * rows + ty - ty0) * tw
-                for k2 in range(a):
-                    t0 = t[0, k2]
-                    t1 = t[1, k2]
-                    t2 = t[2, k2]
-                    t3 = t[3, k2]
-                    v0 = v[k2, c, base : base + tw]
-                    v1 = v[4 + k2, c, base : base + tw]
-                    v2 = v[8 + k2, c, base : base + tw]
-                    v3 = v[12 + k2, c, base : base + tw]
-                    for tx in range(tw):
-                        v0[tx] = t0[tx] - t2[tx]
-                        v1[tx] = t1[tx] + t2[tx]
-                        v2[tx] = t2[tx] - t1[tx]
-                        v3[tx] = t1[tx] - t3[tx]
+                b0, b1, b2, b3 = buf[0], buf[1], buf[2], buf[3]
+                r0, r1, r2, r3 = r[0], r[1], r[2], r[3]
+                for q in range(wb):
+                    r0[q] = b0[q] - b2[q]
+                    r1[q] = b1[q] + b2[q]
+                    r2[q] = b2[q] - b1[q]
+                    r3[q] = b1[q] - b3[q]
+                p0, p1 = ph[0], ph[1]
+                for k1 in range(a):
+                    rk = r[k1]
+                    for t in range(tw + 1):
+                        p0[t] = rk[2 * t]
+                        p1[t] = rk[2 * t + 1]
+                    o = k1 * 4
+                    v0 = v[o, c, pb : pb + tw]
+                    v1 = v[o + 1, c, pb : pb + tw]
+                    v2 = v[o + 2, c, pb : pb + tw]
+                    v3 = v[o + 3, c, pb : pb + tw]
+                    for t in range(tw):
+                        v0[t] = p0[t] - p0[t + 1]
+                        v1[t] = p1[t] + p0[t + 1]
+                        v2[t] = p0[t + 1] - p1[t]
+                        v3[t] = p1[t] - p1[t + 1]
 
 
-@njit(parallel=True, **_OPTS)
-def winograd_output(mm, b, out, m, ty0, ty1, tw):  # pragma: no cover - compiled
+@njit(**_OPTS)
+def winograd_output(mm, b, out, m, ty0, ty1, tw, no0, no1):  # pragma: no cover - compiled
     """``out[n, o, ty*m + i, tx*m + j] = (A^T M A)[i, j] + b[o]`` for tile rows ``ty0 .. ty1``,
     where ``M[k1, k2] = mm[k1*a + k2, o, p]`` (tiles numbered as in :func:`winograd_input`);
-    outputs past ``out``'s edge are dropped. ``b`` empty: no bias."""
-    n_, o_, oh, ow = out.shape
+    outputs past ``out``'s edge are dropped. ``b`` empty: no bias. Images and output channels
+    ``n*O + o`` in ``no0 .. no1``.
+
+    Per output channel, both 1-D transforms run over all tiles of the band at once (contiguous
+    in ``mm``); the m x m results are then written to their places in the output rows.
+    """
+    _, o_, oh, ow = out.shape
     a = m + 2
     rows = ty1 - ty0
+    p_ = rows * tw
     has_bias = b.shape[0] > 0
-    for no in prange(n_ * o_):
+    for no in range(no0, no1):
         n = no // o_
         o = no - n * o_
-        s = np.empty((a, m, tw), dtype=out.dtype)  # after the transform along W: s[k1, j, tx]
-        row = np.empty((m, tw * m), dtype=out.dtype)
-        bias = b[o] if has_bias else 0.0
+        base = n * p_
+        s = np.empty((a, m, p_), dtype=out.dtype)  # s[k1, j] = sum_k2 A^T[j, k2] M[k1, k2]
+        y = np.empty((m, m, p_), dtype=out.dtype)  # y[i, j] = sum_k1 A^T[i, k1] s[k1, j] + b
+        bias = b[o] if has_bias else _ZERO
+        if m == 4:
+            for k1 in range(a):
+                m0 = mm[k1 * 6, o, base : base + p_]
+                m1 = mm[k1 * 6 + 1, o, base : base + p_]
+                m2 = mm[k1 * 6 + 2, o, base : base + p_]
+                m3 = mm[k1 * 6 + 3, o, base : base + p_]
+                m4 = mm[k1 * 6 + 4, o, base : base + p_]
+                m5 = mm[k1 * 6 + 5, o, base : base + p_]
+                s0, s1, s2, s3 = s[k1, 0], s[k1, 1], s[k1, 2], s[k1, 3]
+                for p in range(p_):
+                    f1 = m1[p] + m2[p]
+                    f2 = m1[p] - m2[p]
+                    f3 = m3[p] + m4[p]
+                    f4 = m3[p] - m4[p]
+                    s0[p] = m0[p] + f1 + f3
+                    s1[p] = f2 + _TWO * f4
+                    s2[p] = f1 + _FOUR * f3
+                    s3[p] = f2 + _EIGHT * f4 + m5[p]
+            for j in range(m):
+                a0, a1, a2, a3, a4, a5 = s[0, j], s[1, j], s[2, j], s[3, j], s[4, j], s[5, j]
+                y0, y1, y2, y3 = y[0, j], y[1, j], y[2, j], y[3, j]
+                for p in range(p_):
+                    f1 = a1[p] + a2[p]
+                    f2 = a1[p] - a2[p]
+                    f3 = a3[p] + a4[p]
+                    f4 = a3[p] - a4[p]
+                    y0[p] = a0[p] + f1 + f3 + bias
+                    y1[p] = f2 + _TWO * f4 + bias
+                    y2[p] = f1 + _FOUR * f3 + bias
+                    y3[p] = f2 + _EIGHT * f4 + a5[p] + bias
+        else:  # m == 2: A^T = [[1,1,1,0],[0,1,-1,-1]]
+            for k1 in range(a):
+                m0 = mm[k1 * 4, o, base : base + p_]
+                m1 = mm[k1 * 4 + 1, o, base : base + p_]
+                m2 = mm[k1 * 4 + 2, o, base : base + p_]
+                m3 = mm[k1 * 4 + 3, o, base : base + p_]
+                s0, s1 = s[k1, 0], s[k1, 1]
+                for p in range(p_):
+                    s0[p] = m0[p] + m1[p] + m2[p]
+                    s1[p] = m1[p] - m2[p] - m3[p]
+            for j in range(m):
+                a0, a1, a2, a3 = s[0, j], s[1, j], s[2, j], s[3, j]
+                y0, y1 = y[0, j], y[1, j]
+                for p in range(p_):
+                    y0[p] = a0[p] + a1[p] + a2[p] + bias
+                    y1[p] = a1[p] - a2[p] - a3[p] + bias
         for ty in range(ty0, ty1):
-            base = (n * rows + ty - ty0) * tw
-            if m == 4:
-                for k1 in range(a):
-                    m0 = mm[k1 * 6, o, base : base + tw]
-                    m1 = mm[k1 * 6 + 1, o, base : base + tw]
-                    m2 = mm[k1 * 6 + 2, o, base : base + tw]
-                    m3 = mm[k1 * 6 + 3, o, base : base + tw]
-                    m4 = mm[k1 * 6 + 4, o, base : base + tw]
-                    m5 = mm[k1 * 6 + 5, o, base : base + tw]
-                    for tx in range(tw):
-                        p = m1[tx] + m2[tx]
-                        q = m1[tx] - m2[tx]
-                        r = m3[tx] + m4[tx]
-                        u = m3[tx] - m4[tx]
-                        s[k1, 0, tx] = m0[tx] + p + r
-                        s[k1, 1, tx] = q + 2.0 * u
-                        s[k1, 2, tx] = p + 4.0 * r
-                        s[k1, 3, tx] = q + 8.0 * u + m5[tx]
-                for j in range(m):
-                    for tx in range(tw):
-                        a0 = s[0, j, tx]
-                        a1 = s[1, j, tx]
-                        a2 = s[2, j, tx]
-                        a3 = s[3, j, tx]
-                        a4 = s[4, j, tx]
-                        a5 = s[5, j, tx]
-                        p = a1 + a2
-                        q = a1 - a2
-                        r = a3 + a4
-                        u = a3 - a4
-                        row[0, 4 * tx + j] = a0 + p + r + bias
-                        row[1, 4 * tx + j] = q + 2.0 * u + bias
-                        row[2, 4 * tx + j] = p + 4.0 * r + bias
-                        row[3, 4 * tx + j] = q + 8.0 * u + a5 + bias
-            else:  # m == 2: A^T = [[1,1,1,0],[0,1,-1,-1]]
-                for k1 in range(a):
-                    m0 = mm[k1 * 4, o, base : base + tw]
-                    m1 = mm[k1 * 4 + 1, o, base : base + tw]
-                    m2 = mm[k1 * 4 + 2, o, base : base + tw]
-                    m3 = mm[k1 * 4 + 3, o, base : base + tw]
-                    for tx in range(tw):
-                        s[k1, 0, tx] = m0[tx] + m1[tx] + m2[tx]
-                        s[k1, 1, tx] = m1[tx] - m2[tx] - m3[tx]
-                for j in range(m):
-                    for tx in range(tw):
-                        row[0, 2 * tx + j] = s[0, j, tx] + s[1, j, tx] + s[2, j, tx] + bias
-                        row[1, 2 * tx + j] = s[1, j, tx] - s[2, j, tx] - s[3, j, tx] + bias
+            pb = (ty - ty0) * tw
             for i in range(m):
-                y = ty * m + i
-                if y < oh:
-                    dst = out[n, o, y]
-                    src = row[i]
-                    for xx in range(ow):
-                        dst[xx] = src[xx]
+                yy = ty * m + i
+                if yy >= oh:
+                    break
+                dst = out[n, o, yy]
+                for j in range(m):
+                    src = y[i, j, pb : pb + tw]
+                    hi = tw
+                    while hi > 0 and (hi - 1) * m + j >= ow:
+                        hi -= 1
+                    for t in range(hi):
+                        dst[t * m + j] = src[t]

@@ -41,7 +41,7 @@ class AutoEngine(Engine):
         self.jit = jit
         self._engines: dict[str, Engine] = {
             "direct": DirectEngine(jit=jit), "im2col": Im2colEngine(jit=jit),
-            "winograd": WinogradEngine(jit=jit), "fft": FFTEngine(),
+            "winograd": WinogradEngine(jit=jit), "fft": FFTEngine(jit=jit),
         }
         self._choice: dict[tuple, str] = {}
         self._timings: dict[tuple, dict[str, float]] = {}

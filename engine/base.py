@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from engine import _parallel
 from engine._common import ConvSpec, IntOrPair, Padding, validate
 from engine._weight_cache import SHARED, WeightCacheInfo
 
@@ -40,6 +41,9 @@ class Engine(ABC):
 
     name: str = ""
     description: str = ""
+    # compiled kernels and the engine's own threads (NumPy's BLAS single-threaded meanwhile);
+    # False: the plain NumPy form, threaded only by whatever BLAS does (see engine._jit)
+    jit: bool = False
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -82,7 +86,11 @@ class Engine(ABC):
     ) -> ConvResult:
         """Like :meth:`conv2d`, also naming the algorithm that ran."""
         xa, w, b, spec = validate(x, weight, bias, stride, padding, dilation, groups, padding_mode)
-        out, algorithm = self._compute(xa, w, b, spec, weight_key)
+        if self.jit:
+            with _parallel.numpy_blas.single_threaded():
+                out, algorithm = self._compute(xa, w, b, spec, weight_key)
+        else:
+            out, algorithm = self._compute(xa, w, b, spec, weight_key)
         self._local.algorithm = algorithm
         return ConvResult(out, algorithm)
 

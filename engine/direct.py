@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine import _jit
+from engine import _parallel as parallel
 from engine._common import ConvSpec, IntOrPair, Padding, add_bias, prepare, zero_padded
 from engine.base import Engine
 
@@ -101,8 +102,9 @@ class DirectEngine(Engine):
             if kernels is not None:
                 out = np.empty(spec.output_shape, dtype=spec.dtype)
                 b = np.empty(0, dtype=spec.dtype) if bias is None else bias
-                kernels.depthwise(x, weight, b, out, *spec.stride, *spec.dilation,
-                                  spec.pad[0], spec.pad[2])
+                parallel.run(lambda c0, c1: kernels.depthwise(
+                    x, weight, b, out, *spec.stride, *spec.dilation, spec.pad[0], spec.pad[2], c0, c1),
+                    parallel.pieces(spec.n * spec.c_in))
                 return out, self.name
         return add_bias(direct_conv(zero_padded(x, spec), weight, spec), bias), self.name
 

@@ -23,6 +23,7 @@ from collections.abc import Hashable
 
 import numpy as np
 
+from engine import _parallel as parallel
 from engine._common import ConvSpec, add_bias, chunks, zero_padded
 from engine.base import Engine
 
@@ -57,6 +58,10 @@ def dilate_kernel(weight: np.ndarray, dilation: tuple[int, int]) -> np.ndarray:
 class FFTEngine(Engine):
     name = "fft"
     description = "Convolution theorem: rfft2 of input and kernel, multiply, inverse transform"
+
+    def __init__(self, jit: bool = True) -> None:
+        super().__init__()
+        self.jit = jit  # no compiled kernels: the per-frequency products split over the cores
 
     def algorithm_for(self, spec: ConvSpec) -> str:
         if spec.stride != (1, 1):
@@ -97,7 +102,13 @@ class FFTEngine(Engine):
                     kt = self._weight_derived(
                         weight_key, ("conj rfft2", lh, lw, ob.start, ob.stop, c0, c1, k.shape,
                                      spec.dtype.str), spectra)
-                    of += np.matmul(kt, xt[:, c0:c1])  # (F, ob, N)
+                    xc = xt[:, c0:c1]
+                    if self.jit:
+                        parallel.run(lambda f0, f1, kt=kt, xc=xc, of=of: np.add(
+                            of[f0:f1], np.matmul(kt[f0:f1], xc[f0:f1]), out=of[f0:f1]),
+                            parallel.pieces(nf, 256))
+                    else:
+                        of += np.matmul(kt, xc)  # (F, ob, N)
                 full = np.fft.irfft2(of.transpose(2, 1, 0).reshape(n, o1 - o0, lh, fw), s=(lh, lw))
                 out[:, gi * og + o0 : gi * og + o1] = full[:, :, :vh:sh, :vw:sw]
         return add_bias(out, bias), self.algorithm_for(spec)

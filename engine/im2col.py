@@ -24,7 +24,9 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from engine import _jit
+from engine import _parallel as parallel
 from engine._common import ConvSpec, add_bias, chunks, zero_padded
+from engine._workspace import scratch
 from engine.base import Engine
 
 
@@ -68,30 +70,40 @@ def im2col_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec
     g, og, cg = spec.groups, spec.c_out_per_group, spec.c_in_per_group
     w = weight.reshape(g, og, -1)  # (G, O/G, C/G*kH*kW)
     out = np.empty(spec.output_shape, dtype=spec.dtype)
+    kernels = _jit.kernels() if use_jit else None
     if is_pointwise(spec):
         # a 1x1 stride-1 conv is already a matrix product over channels
         hw = spec.h * spec.w
         for n in range(spec.n):
-            np.matmul(w, x[n].reshape(g, cg, hw), out=out[n].reshape(g, og, hw))
+            xs, outs = x[n].reshape(g, cg, hw), out[n].reshape(g, og, hw)
+            if use_jit:  # output channels split over the cores
+                parallel.run(lambda o0, o1, xs=xs, outs=outs: np.matmul(w[:, o0:o1], xs, out=outs[:, o0:o1]),
+                             parallel.pieces(og, 8))
+            else:
+                np.matmul(w, xs, out=outs)
         return add_bias(out, bias)
-    kernels = _jit.kernels() if use_jit else None
     xp = x if kernels is not None else zero_padded(x, spec)
     bands = row_bands(spec)
     k = cg * spec.kh * spec.kw
     if kernels is not None:  # one buffer for every band's patch matrix
-        buffer = np.empty((k, (bands[0][1] - bands[0][0]) * spec.out_w), dtype=spec.dtype)
+        buffer = scratch("im2col patches", (k, (bands[0][1] - bands[0][0]) * spec.out_w), spec.dtype)
     for y0, y1 in bands:
         for n in range(spec.n):
             for gi in range(g):
+                dst = out[n, gi * og : (gi + 1) * og, y0:y1].reshape(og, -1)  # a view: rows are whole
                 if kernels is not None:
                     cols = buffer[:, : (y1 - y0) * spec.out_w]
-                    kernels.patches(x, cols, n, gi * cg, spec.kh, spec.kw, *spec.stride,
-                                    *spec.dilation, spec.pad[0], spec.pad[2], y0, y1, spec.out_w)
+                    parallel.run(
+                        lambda r0, r1, n=n, gi=gi, y0=y0, y1=y1, cols=cols: kernels.patches(
+                            x, cols, n, gi * cg, spec.kh, spec.kw, *spec.stride, *spec.dilation,
+                            spec.pad[0], spec.pad[2], y0, y1, spec.out_w, r0, r1),
+                        parallel.pieces(k))
+                    parallel.run(lambda o0, o1, gi=gi, cols=cols, dst=dst: np.matmul(
+                        w[gi, o0:o1], cols, out=dst[o0:o1]), parallel.pieces(og, 8))
                 else:
                     part = xp[n : n + 1, gi * cg : (gi + 1) * cg]
                     cols = patch_matrix(part, _one_group(spec), y0, y1)[0, 0]
-                dst = out[n, gi * og : (gi + 1) * og, y0:y1].reshape(og, -1)  # a view: rows are whole
-                np.matmul(w[gi], cols, out=dst)
+                    np.matmul(w[gi], cols, out=dst)
                 del cols  # before the next band's is made
     return add_bias(out, bias)
 

@@ -35,7 +35,9 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from engine import _jit
+from engine import _parallel as parallel
 from engine._common import ConvSpec, add_bias, chunks, zero_padded
+from engine._workspace import scratch
 from engine.base import Engine
 from engine.im2col import Im2colEngine
 
@@ -142,20 +144,15 @@ def winograd_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, sp
     for ty0, ty1 in chunks(th, row_bytes):
         p = n * (ty1 - ty0) * tw
         if kernels is not None:
-            v = np.empty((a * a, spec.c_in, p), dtype=dt)
-            kernels.winograd_input(x, v, m, spec.pad[0], spec.pad[2], ty0, ty1, tw)
-        else:
-            d = _tiles(xp, spec, m, ty0, ty1, tw)  # (C, N, rows, tw, a, a)
-            vt = bt.astype(dt) @ d @ bt.T.astype(dt)  # B^T d B, two 1-D transforms per tile
-            v = np.ascontiguousarray(vt.reshape(spec.c_in, p, a * a).transpose(2, 0, 1))
+            _jit_band(kernels, x, u_gemm, bias, spec, m, ty0, ty1, tw, out)
+            continue
+        d = _tiles(xp, spec, m, ty0, ty1, tw)  # (C, N, rows, tw, a, a)
+        vt = bt.astype(dt) @ d @ bt.T.astype(dt)  # B^T d B, two 1-D transforms per tile
+        v = np.ascontiguousarray(vt.reshape(spec.c_in, p, a * a).transpose(2, 0, 1))
         # the channel sum: one GEMM per transform point (and group)
         mm = np.matmul(u_gemm, v.reshape(a * a * g, cg, p))  # (a*a*G, O/G, P)
-        mm = mm.reshape(a * a, spec.c_out, p)
-        if kernels is not None:
-            b = np.empty(0, dtype=dt) if bias is None else bias
-            kernels.winograd_output(mm, b, out, m, ty0, ty1, tw)
-            continue
-        tiles = mm.transpose(1, 2, 0).reshape(spec.c_out, n, ty1 - ty0, tw, a, a)
+        tiles = mm.reshape(a * a, spec.c_out, p).transpose(1, 2, 0)
+        tiles = tiles.reshape(spec.c_out, n, ty1 - ty0, tw, a, a)
         y = at.astype(dt) @ tiles @ at.T.astype(dt)  # A^T M A: (O, N, rows, tw, m, m)
         y = y.transpose(1, 0, 2, 4, 3, 5).reshape(n, spec.c_out, (ty1 - ty0) * m, tw * m)
         y0, y1 = ty0 * m, min(ty1 * m, spec.out_h)
@@ -163,6 +160,26 @@ def winograd_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, sp
     if kernels is None:
         add_bias(out, bias)
     return out
+
+
+def _jit_band(kernels, x: np.ndarray, u_gemm: np.ndarray, bias: np.ndarray | None,
+              spec: ConvSpec, m: int, ty0: int, ty1: int, tw: int, out: np.ndarray) -> None:
+    """Tile rows ``ty0 .. ty1`` with the compiled transforms, each step split over the cores."""
+    a, g, dt = m + 2, spec.groups, spec.dtype
+    cg, og = spec.c_in_per_group, spec.c_out_per_group
+    p = spec.n * (ty1 - ty0) * tw
+    v = scratch("winograd V", (a * a, spec.c_in, p), dt)
+    parallel.run(lambda c0, c1: kernels.winograd_input(x, v, m, spec.pad[0], spec.pad[2], ty0, ty1,
+                                                       tw, c0, c1),
+                 parallel.pieces(spec.n * spec.c_in))
+    v3 = v.reshape(a * a * g, cg, p)
+    mm = scratch("winograd M", (a * a * g, og, p), dt)
+    parallel.run(lambda k0, k1: np.matmul(u_gemm[k0:k1], v3[k0:k1], out=mm[k0:k1]),
+                 parallel.pieces(a * a * g))
+    b = np.empty(0, dtype=dt) if bias is None else bias
+    mm3 = mm.reshape(a * a, spec.c_out, p)
+    parallel.run(lambda o0, o1: kernels.winograd_output(mm3, b, out, m, ty0, ty1, tw, o0, o1),
+                 parallel.pieces(spec.n * spec.c_out))
 
 
 class WinogradEngine(Engine):
