@@ -22,6 +22,10 @@ Padding = int | tuple[int, int] | list[int] | Literal["same", "valid"]
 # The most bytes an engine's temporaries (patch matrices, transformed tiles, spectra) may take
 # at once; bigger work is done in chunks. A module attribute so tests can lower it.
 WORK_BYTES = 256 * 2**20
+# What the compiled paths aim for per band instead: temporaries that stay in the caches between
+# the step that writes them and the step that reads them (a patch matrix written to memory and
+# read back costs more than the GEMM on it for small kernels).
+CACHE_BYTES = 4 * 2**20
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _NUMPY_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}

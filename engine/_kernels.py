@@ -24,6 +24,62 @@ from numba import njit
 _OPTS = dict(cache=True, nogil=True, error_model="numpy", boundscheck=False)
 
 
+# Indexing: numba wraps negative indices around, so an index it cannot prove non-negative
+# (``row[q + off]``, ``a[t * m + j]``) costs a branch per element and keeps LLVM from
+# vectorising the loop; inner loops here index slices by the bare loop variable instead.
+#
+# Constants as float32: a float64 literal would make numba compute float32 data in float64,
+# which LLVM does not vectorise (4-5x slower). float32 * float64 is float64, so the float64
+# kernels are unaffected (every constant here is exact in float32).
+_TWO = np.float32(2.0)
+_FOUR = np.float32(4.0)
+_FIVE = np.float32(5.0)
+_EIGHT = np.float32(8.0)
+_ZERO = np.float32(0.0)
+
+
+@njit(**_OPTS)
+def _phase_planes(x, n, c, planes, rowbuf, sh, sw, pt, pl, hq, wq):  # pragma: no cover
+    """Fill ``planes[pr*sw + pc, r*wq + q] = padded[r*sh + pr, q*sw + pc]`` for one channel.
+
+    Cells that fall into the padding are never written (the caller zeroes ``planes`` and
+    ``rowbuf`` once per call, and every channel writes the same cells).
+    """
+    h, wd = x.shape[2], x.shape[3]
+    for pr in range(sh):
+        for r in range(hq):
+            src = r * sh + pr - pt
+            if src < 0 or src >= h:
+                continue
+            row = x[n, c, src]
+            if sw == 1:
+                # plane columns q whose input column q - pl is inside the row
+                q0 = min(pl, wq)
+                q1 = max(q0, min(wq, wd + pl))
+                dst = planes[pr, r * wq + q0 : r * wq + q1]
+                sv = row[q0 - pl : q1 - pl]
+                for q in range(q1 - q0):
+                    dst[q] = sv[q]
+                continue
+            # the padded row, then one pass that de-interleaves it into the column phases
+            cw = min(wd, rowbuf.shape[0] - pl)
+            rb = rowbuf[pl : pl + cw]
+            for q in range(cw):
+                rb[q] = row[q]
+            if sw == 2:  # a constant stride: LLVM de-interleaves with shuffles
+                p0 = planes[pr * 2, r * wq : r * wq + wq]
+                p1 = planes[pr * 2 + 1, r * wq : r * wq + wq]
+                for q in range(wq):
+                    p0[q] = rowbuf[2 * q]
+                    p1[q] = rowbuf[2 * q + 1]
+            else:
+                for pc in range(sw):
+                    pv = planes[pr * sw + pc, r * wq : r * wq + wq]
+                    st = rowbuf[pc : pc + (wq - 1) * sw + 1 : sw]
+                    for q in range(wq):
+                        pv[q] = st[q]
+
+
 @njit(**_OPTS)
 def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl, nc0, nc1):  # pragma: no cover - compiled
     """Depthwise conv: ``x`` (N, C, H, W), ``w`` (C*mult, 1, kH, kW), ``b`` (C*mult,) or empty,
@@ -31,11 +87,11 @@ def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl, nc0, nc1):  # pragma: no cov
     input channels ``n*C + c`` in ``nc0 .. nc1``.
 
     Per channel, the padded input is split into ``sh x sw`` phase planes (rows ``pr::sh``,
-    columns ``pc::sw``), so that every tap reads one plane contiguously; each tap is then one
-    multiply-add over the whole flattened output (its ``wq - W_out`` extra columns per row are
-    computed and dropped).
+    columns ``pc::sw``), so that every tap reads one plane contiguously; the taps of a kernel
+    row (all nine of a 3x3 kernel) are then summed in one pass over the whole flattened output
+    (its ``wq - W_out`` extra columns per row are computed and dropped).
     """
-    _, c_, h, wd = x.shape
+    c_ = x.shape[1]
     o_, _, kh, kw = w.shape
     mult = o_ // c_
     oh, ow = out.shape[2], out.shape[3]
@@ -44,54 +100,70 @@ def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl, nc0, nc1):  # pragma: no cov
     hq = oh + qr_max + 1  # one spare row: the flattened reads run past the last row's end
     wq = ow + qc_max
     size = hq * wq
+    length = oh * wq
     has_bias = b.shape[0] > 0
+    # the padding cells are the same for every channel: zeroed once, never written
+    planes = np.zeros((sh * sw, size), dtype=x.dtype)
+    rowbuf = np.zeros(max(sw * wq, pl + x.shape[3]), dtype=x.dtype)
+    acc = np.empty(length, dtype=x.dtype)
     for nc in range(nc0, nc1):
         n = nc // c_
         c = nc - n * c_
-        planes = np.zeros((sh * sw, size), dtype=x.dtype)
-        for pr in range(sh):
-            for pc in range(sw):
-                plane = planes[pr * sw + pc]
-                # plane[r, q] = padded[r*sh + pr, q*sw + pc] = x[.., r*sh + pr - pt, q*sw + pc - pl]
-                q0 = 0
-                while q0 < wq and q0 * sw + pc - pl < 0:
-                    q0 += 1
-                q1 = wq
-                while q1 > q0 and (q1 - 1) * sw + pc - pl >= wd:
-                    q1 -= 1
-                for r in range(hq):
-                    src = r * sh + pr - pt
-                    if src < 0 or src >= h:
-                        continue
-                    row = x[n, c, src]
-                    base = r * wq
-                    if sw == 1:
-                        off = pc - pl
-                        for q in range(q0, q1):
-                            plane[base + q] = row[q + off]
-                    else:
-                        for q in range(q0, q1):
-                            plane[base + q] = row[q * sw + pc - pl]
-        acc = np.empty(oh * wq, dtype=x.dtype)
+        _phase_planes(x, n, c, planes, rowbuf, sh, sw, pt, pl, hq, wq)
         for m in range(mult):
             o = c * mult + m
-            start = b[o] if has_bias else np.float32(0.0)
-            for k in range(oh * wq):
-                acc[k] = start
-            for i in range(kh):
-                pr = (i * dh) % sh
-                qr = (i * dh) // sh
-                for j in range(kw):
-                    pc = (j * dw) % sw
-                    qc = (j * dw) // sw
-                    wv = w[o, 0, i, j]
-                    src = planes[pr * sw + pc, qr * wq + qc : qr * wq + qc + oh * wq]
-                    for k in range(oh * wq):
-                        acc[k] += wv * src[k]
+            start = b[o] if has_bias else _ZERO
+            if kh == 3 and kw == 3:
+                t0 = _tap(planes, 0, 0, sh, sw, dh, dw, wq, length)
+                t1 = _tap(planes, 0, 1, sh, sw, dh, dw, wq, length)
+                t2 = _tap(planes, 0, 2, sh, sw, dh, dw, wq, length)
+                t3 = _tap(planes, 1, 0, sh, sw, dh, dw, wq, length)
+                t4 = _tap(planes, 1, 1, sh, sw, dh, dw, wq, length)
+                t5 = _tap(planes, 1, 2, sh, sw, dh, dw, wq, length)
+                t6 = _tap(planes, 2, 0, sh, sw, dh, dw, wq, length)
+                t7 = _tap(planes, 2, 1, sh, sw, dh, dw, wq, length)
+                t8 = _tap(planes, 2, 2, sh, sw, dh, dw, wq, length)
+                w0, w1, w2 = w[o, 0, 0, 0], w[o, 0, 0, 1], w[o, 0, 0, 2]
+                w3, w4, w5 = w[o, 0, 1, 0], w[o, 0, 1, 1], w[o, 0, 1, 2]
+                w6, w7, w8 = w[o, 0, 2, 0], w[o, 0, 2, 1], w[o, 0, 2, 2]
+                for k in range(length):
+                    acc[k] = (start + (w0 * t0[k] + w1 * t1[k] + w2 * t2[k])
+                              + (w3 * t3[k] + w4 * t4[k] + w5 * t5[k])
+                              + (w6 * t6[k] + w7 * t7[k] + w8 * t8[k]))
+            else:
+                for k in range(length):
+                    acc[k] = start
+                for i in range(kh):
+                    j = 0
+                    while j + 5 <= kw:  # five taps of the row per pass
+                        t0 = _tap(planes, i, j, sh, sw, dh, dw, wq, length)
+                        t1 = _tap(planes, i, j + 1, sh, sw, dh, dw, wq, length)
+                        t2 = _tap(planes, i, j + 2, sh, sw, dh, dw, wq, length)
+                        t3 = _tap(planes, i, j + 3, sh, sw, dh, dw, wq, length)
+                        t4 = _tap(planes, i, j + 4, sh, sw, dh, dw, wq, length)
+                        w0, w1, w2 = w[o, 0, i, j], w[o, 0, i, j + 1], w[o, 0, i, j + 2]
+                        w3, w4 = w[o, 0, i, j + 3], w[o, 0, i, j + 4]
+                        for k in range(length):
+                            acc[k] += (w0 * t0[k] + w1 * t1[k] + w2 * t2[k]) + (w3 * t3[k] + w4 * t4[k])
+                        j += 5
+                    while j < kw:
+                        t0 = _tap(planes, i, j, sh, sw, dh, dw, wq, length)
+                        wv = w[o, 0, i, j]
+                        for k in range(length):
+                            acc[k] += wv * t0[k]
+                        j += 1
             for y in range(oh):
                 dst = out[n, o, y]
+                av = acc[y * wq : y * wq + ow]
                 for xx in range(ow):
-                    dst[xx] = acc[y * wq + xx]
+                    dst[xx] = av[xx]
+
+
+@njit(inline="always", **_OPTS)
+def _tap(planes, i, j, sh, sw, dh, dw, wq, length):  # pragma: no cover - compiled
+    """The flattened input that kernel tap (i, j) multiplies, as a view of its phase plane."""
+    start = ((i * dh) // sh) * wq + (j * dw) // sw
+    return planes[((i * dh) % sh) * sw + (j * dw) % sw, start : start + length]
 
 
 @njit(**_OPTS)
@@ -134,14 +206,6 @@ def patches(x, cols, n, ch0, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow, r0, r1)
                 dst_row[base + xx] = 0.0
 
 
-# Constants as float32: a float64 literal would make numba compute float32 data in float64,
-# which LLVM does not vectorise (4-5x slower). float32 * float64 is float64, so the float64
-# kernels are unaffected (every constant here is exact in float32).
-_TWO = np.float32(2.0)
-_FOUR = np.float32(4.0)
-_FIVE = np.float32(5.0)
-_EIGHT = np.float32(8.0)
-_ZERO = np.float32(0.0)
 
 
 @njit(**_OPTS)

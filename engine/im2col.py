@@ -23,7 +23,7 @@ from dataclasses import replace
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from engine import _jit
+from engine import _common, _jit
 from engine import _parallel as parallel
 from engine._common import ConvSpec, add_bias, chunks, zero_padded
 from engine._workspace import scratch
@@ -57,10 +57,11 @@ def is_pointwise(spec: ConvSpec) -> bool:
     return spec.kh == spec.kw == 1 and spec.stride == (1, 1) and not any(spec.pad)
 
 
-def row_bands(spec: ConvSpec) -> list[tuple[int, int]]:
-    """Bands of output rows whose patch matrix (one image, one group) fits the work budget."""
+def row_bands(spec: ConvSpec, budget: int | None = None) -> list[tuple[int, int]]:
+    """Bands of output rows whose patch matrix (one image, one group) fits ``budget`` (default:
+    the work budget)."""
     k = spec.c_in_per_group * spec.kh * spec.kw
-    return chunks(spec.out_h, k * spec.out_w * spec.dtype.itemsize)
+    return chunks(spec.out_h, k * spec.out_w * spec.dtype.itemsize, budget)
 
 
 def im2col_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
@@ -83,7 +84,7 @@ def im2col_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec
                 np.matmul(w, xs, out=outs)
         return add_bias(out, bias)
     xp = x if kernels is not None else zero_padded(x, spec)
-    bands = row_bands(spec)
+    bands = row_bands(spec, min(_common.WORK_BYTES, _common.CACHE_BYTES) if kernels else None)
     k = cg * spec.kh * spec.kw
     if kernels is not None:  # one buffer for every band's patch matrix
         buffer = scratch("im2col patches", (k, (bands[0][1] - bands[0][0]) * spec.out_w), spec.dtype)

@@ -34,7 +34,7 @@ from collections.abc import Hashable
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from engine import _jit
+from engine import _common, _jit
 from engine import _parallel as parallel
 from engine._common import ConvSpec, add_bias, chunks, zero_padded
 from engine._workspace import scratch
@@ -141,7 +141,8 @@ def winograd_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, sp
     xp = zero_padded(x, spec) if kernels is None else x
     # V and M of one tile row: a*a values per tile, input and output channels
     row_bytes = a * a * n * tw * (spec.c_in + spec.c_out) * dt.itemsize
-    for ty0, ty1 in chunks(th, row_bytes):
+    budget = min(_common.WORK_BYTES, _common.CACHE_BYTES) if kernels is not None else None
+    for ty0, ty1 in chunks(th, row_bytes, budget):
         p = n * (ty1 - ty0) * tw
         if kernels is not None:
             _jit_band(kernels, x, u_gemm, bias, spec, m, ty0, ty1, tw, out)
