@@ -185,25 +185,32 @@ def patches(x, cols, n, ch0, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow, r0, r1)
         x_hi = ow
         while x_hi > x_lo and (x_hi - 1) * sw + col_off >= wd:
             x_hi -= 1
-        dst_row = cols[r]
         for y in range(y0, y1):
-            base = (y - y0) * ow
+            dst = cols[r, (y - y0) * ow : (y - y0 + 1) * ow]
             src = y * sh + i * dh - pt
             if src < 0 or src >= h:
                 for xx in range(ow):
-                    dst_row[base + xx] = 0.0
+                    dst[xx] = _ZERO
                 continue
-            row = x[n, ch0 + c, src]
             for xx in range(x_lo):
-                dst_row[base + xx] = 0.0
+                dst[xx] = _ZERO
+            inner = dst[x_lo:x_hi]
+            s0 = x_lo * sw + col_off  # >= 0
             if sw == 1:
-                for xx in range(x_lo, x_hi):
-                    dst_row[base + xx] = row[xx + col_off]
+                sv = x[n, ch0 + c, src, s0 : s0 + x_hi - x_lo]
+                for q in range(x_hi - x_lo):
+                    inner[q] = sv[q]
+            elif sw == 2:  # a constant stride: vectorised loads
+                sv = x[n, ch0 + c, src, s0:]
+                for q in range(x_hi - x_lo):
+                    inner[q] = sv[2 * q]
             else:
-                for xx in range(x_lo, x_hi):
-                    dst_row[base + xx] = row[xx * sw + col_off]
-            for xx in range(x_hi, ow):
-                dst_row[base + xx] = 0.0
+                st = x[n, ch0 + c, src, s0 : s0 + (x_hi - x_lo - 1) * sw + 1 : sw]
+                for q in range(x_hi - x_lo):
+                    inner[q] = st[q]
+            tail = dst[x_hi:]
+            for q in range(ow - x_hi):
+                tail[q] = _ZERO
 
 
 
@@ -237,8 +244,9 @@ def winograd_input(x, v, m, pt, pl, ty0, ty1, tw, nc0, nc1):  # pragma: no cover
                 bi = buf[i]
                 if 0 <= src < h:
                     row = x[n, c, src]
+                    inside = bi[pl : pl + wd]
                     for q in range(wd):
-                        bi[pl + q] = row[q]
+                        inside[q] = row[q]
                 else:
                     for q in range(wb):
                         bi[q] = _ZERO
@@ -381,6 +389,7 @@ def winograd_output(mm, b, out, m, ty0, ty1, tw, no0, no1):  # pragma: no cover 
                 for p in range(p_):
                     y0[p] = a0[p] + a1[p] + a2[p] + bias
                     y1[p] = a1[p] - a2[p] - a3[p] + bias
+        full = ow // m  # tiles wholly inside the output row; the last may be cut
         for ty in range(ty0, ty1):
             pb = (ty - ty0) * tw
             for i in range(m):
@@ -388,10 +397,18 @@ def winograd_output(mm, b, out, m, ty0, ty1, tw, no0, no1):  # pragma: no cover 
                 if yy >= oh:
                     break
                 dst = out[n, o, yy]
-                for j in range(m):
-                    src = y[i, j, pb : pb + tw]
-                    hi = tw
-                    while hi > 0 and (hi - 1) * m + j >= ow:
-                        hi -= 1
-                    for t in range(hi):
-                        dst[t * m + j] = src[t]
+                if m == 4:  # one interleaving pass (constant stride: vectorised)
+                    c0, c1 = y[i, 0, pb : pb + tw], y[i, 1, pb : pb + tw]
+                    c2, c3 = y[i, 2, pb : pb + tw], y[i, 3, pb : pb + tw]
+                    for t in range(full):
+                        dst[4 * t] = c0[t]
+                        dst[4 * t + 1] = c1[t]
+                        dst[4 * t + 2] = c2[t]
+                        dst[4 * t + 3] = c3[t]
+                else:
+                    c0, c1 = y[i, 0, pb : pb + tw], y[i, 1, pb : pb + tw]
+                    for t in range(full):
+                        dst[2 * t] = c0[t]
+                        dst[2 * t + 1] = c1[t]
+                for j in range(ow - full * m):
+                    dst[full * m + j] = y[i, j, pb + full]
