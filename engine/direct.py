@@ -102,9 +102,10 @@ class DirectEngine(Engine):
             if kernels is not None:
                 out = np.empty(spec.output_shape, dtype=spec.dtype)
                 b = np.empty(0, dtype=spec.dtype) if bias is None else bias
+                taps = spec.c_out_per_group * spec.out_h * spec.out_w * spec.kh * spec.kw
                 parallel.run(lambda c0, c1: kernels.depthwise(
                     x, weight, b, out, *spec.stride, *spec.dilation, spec.pad[0], spec.pad[2], c0, c1),
-                    parallel.pieces(spec.n * spec.c_in))
+                    parallel.kernel_pieces(spec.n * spec.c_in, taps))
                 return out, self.name
         return add_bias(direct_conv(zero_padded(x, spec), weight, spec), bias), self.name
 

@@ -106,7 +106,7 @@ class FFTEngine(Engine):
                     if self.jit:
                         parallel.run(lambda f0, f1, kt=kt, xc=xc, of=of: np.add(
                             of[f0:f1], np.matmul(kt[f0:f1], xc[f0:f1]), out=of[f0:f1]),
-                            parallel.pieces(nf, 256))
+                            parallel.gemm_pieces(nf, 4 * (o1 - o0) * (c1 - c0) * n))
                     else:
                         of += np.matmul(kt, xc)  # (F, ob, N)
                 full = np.fft.irfft2(of.transpose(2, 1, 0).reshape(n, o1 - o0, lh, fw), s=(lh, lw))

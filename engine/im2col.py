@@ -79,7 +79,7 @@ def im2col_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec
             xs, outs = x[n].reshape(g, cg, hw), out[n].reshape(g, og, hw)
             if use_jit:  # output channels split over the cores
                 parallel.run(lambda o0, o1, xs=xs, outs=outs: np.matmul(w[:, o0:o1], xs, out=outs[:, o0:o1]),
-                             parallel.pieces(og, 8))
+                             parallel.gemm_pieces(og, g * cg * hw))
             else:
                 np.matmul(w, xs, out=outs)
         return add_bias(out, bias)
@@ -98,9 +98,10 @@ def im2col_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec
                         lambda r0, r1, n=n, gi=gi, y0=y0, y1=y1, cols=cols: kernels.patches(
                             x, cols, n, gi * cg, spec.kh, spec.kw, *spec.stride, *spec.dilation,
                             spec.pad[0], spec.pad[2], y0, y1, spec.out_w, r0, r1),
-                        parallel.pieces(k))
+                        parallel.kernel_pieces(k, (y1 - y0) * spec.out_w))
                     parallel.run(lambda o0, o1, gi=gi, cols=cols, dst=dst: np.matmul(
-                        w[gi, o0:o1], cols, out=dst[o0:o1]), parallel.pieces(og, 8))
+                        w[gi, o0:o1], cols, out=dst[o0:o1]),
+                        parallel.gemm_pieces(og, k * (y1 - y0) * spec.out_w))
                 else:
                     part = xp[n : n + 1, gi * cg : (gi + 1) * cg]
                     cols = patch_matrix(part, _one_group(spec), y0, y1)[0, 0]

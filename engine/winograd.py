@@ -172,15 +172,15 @@ def _jit_band(kernels, x: np.ndarray, u_gemm: np.ndarray, bias: np.ndarray | Non
     v = scratch("winograd V", (a * a, spec.c_in, p), dt)
     parallel.run(lambda c0, c1: kernels.winograd_input(x, v, m, spec.pad[0], spec.pad[2], ty0, ty1,
                                                        tw, c0, c1),
-                 parallel.pieces(spec.n * spec.c_in))
+                 parallel.kernel_pieces(spec.n * spec.c_in, a * a * p // spec.n))
     v3 = v.reshape(a * a * g, cg, p)
     mm = scratch("winograd M", (a * a * g, og, p), dt)
     parallel.run(lambda k0, k1: np.matmul(u_gemm[k0:k1], v3[k0:k1], out=mm[k0:k1]),
-                 parallel.pieces(a * a * g))
+                 parallel.gemm_pieces(a * a * g, og * cg * p))
     b = np.empty(0, dtype=dt) if bias is None else bias
     mm3 = mm.reshape(a * a, spec.c_out, p)
     parallel.run(lambda o0, o1: kernels.winograd_output(mm3, b, out, m, ty0, ty1, tw, o0, o1),
-                 parallel.pieces(spec.n * spec.c_out))
+                 parallel.kernel_pieces(spec.n * spec.c_out, a * a * p // spec.n))
 
 
 class WinogradEngine(Engine):
