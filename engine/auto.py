@@ -1,8 +1,9 @@
 """auto: per layer shape, the fastest of our algorithms, measured on first use and cached.
 
 Like cuDNN's benchmark mode: the first call of a shape times every candidate that applies on the
-real input, keeps the winner for that shape and returns its result (so the measurement costs
-no extra pass over the model); later calls of the shape go straight to the winner.
+real input (three turns each), keeps the winner for that shape and returns its result (so the
+measurement costs no extra pass over the model); later calls of the shape go straight to the
+winner.
 
 Depthwise convolutions (one input channel per group) take a fast path without measuring: the
 direct tap loop does ``kH*kW`` vectorised multiply-adds over the whole map, where a GEMM
@@ -101,10 +102,11 @@ class AutoEngine(Engine):
         names = self.candidates(spec)
         best: tuple[float, str, np.ndarray, str] | None = None
         timings: dict[str, float] = {}
-        # two rounds, candidates taking turns, best of each: a first call pays one-time costs
-        # (page faults, caches) and a shared machine's speed drifts; one sample chose badly
-        for _round in range(2 if len(names) > 1 else 1):
-            for name in names:
+        # three rounds, candidates taking turns in alternating order, best of each: a first
+        # call pays one-time costs (page faults, caches, the weight transform) and a shared
+        # machine's speed drifts; one or two samples chose badly
+        for turn in range(3 if len(names) > 1 else 1):
+            for name in names if turn % 2 == 0 else names[::-1]:
                 start = time.perf_counter()
                 out, algo = self._engines[name]._compute(x, weight, bias, spec, weight_key)
                 seconds = time.perf_counter() - start
