@@ -43,7 +43,11 @@ import torch
 from torch import nn
 
 from engine import Engine, get_engine
-from models.zoo import load_catalog
+
+try:  # where the catalog lives moved during development
+    from models.sources.catalog import load_catalog
+except ImportError:
+    from models.zoo import load_catalog
 
 MODELS = ["vgg16", "resnet18", "mobilenet_v2", "efficientnet_lite0"]
 ENGINES = ["auto", "im2col", "winograd", "fft", "direct"]
@@ -98,7 +102,7 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def sgemm_roof(n: int = 2048, repeats: int = 5) -> float:
+def sgemm_roof(n: int = 2048, repeats: int = 10) -> float:
     """GFLOP/s of one float32 n x n x n GEMM through NumPy's BLAS (best of ``repeats``)."""
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     b = a.T.copy()
@@ -362,13 +366,19 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.engines:
         get_engine(name)  # unknown names fail before anything is timed
     torch.set_num_threads(args.threads)
+    try:  # what the app does at start (main.py), for torch's passes and ours alike
+        from models.memory import keep_freed_memory
+
+        malloc = "glibc keeps freed memory (models.memory)" if keep_freed_memory() else "default malloc"
+    except ImportError:
+        malloc = "default malloc"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     others = OthersCpu()
     print(f"# ConvScope engine benchmark, {datetime.datetime.now().isoformat(timespec='minutes')}")
     print(f"# {cpu_name()}, {os.cpu_count()} cores, load average {load:.2f} at the start; "
           f"numpy {np.__version__}, torch {torch.__version__}, python {sys.version.split()[0]}")
     roof = sgemm_roof()
-    print(f"# SGEMM roof (NumPy float32 2048^3): {roof:.0f} GFLOP/s")
+    print(f"# SGEMM roof (NumPy float32 2048^3): {roof:.0f} GFLOP/s; {malloc}")
     print(f"# batch 1, {args.size}x{args.size}, eval, random init; {args.rounds} rounds of "
           f"{args.block}-pass blocks per side, alternating, {args.pause} s pause between blocks;")
     print(f"# torch alone on {args.threads} threads; engine alone = every nn.Conv2d swapped for "

@@ -42,7 +42,8 @@ class AutoEngine(Engine):
         self.jit = jit
         self._engines: dict[str, Engine] = {
             "direct": DirectEngine(jit=jit), "im2col": Im2colEngine(jit=jit),
-            "winograd": WinogradEngine(jit=jit), "fft": FFTEngine(jit=jit),
+            "winograd F(2x2)": WinogradEngine(jit=jit, tile=2),
+            "winograd F(4x4)": WinogradEngine(jit=jit, tile=4), "fft": FFTEngine(jit=jit),
         }
         self._choice: dict[tuple, str] = {}
         self._timings: dict[tuple, dict[str, float]] = {}
@@ -54,7 +55,11 @@ class AutoEngine(Engine):
             return ["direct"]  # depthwise fast path
         names = ["im2col"]
         if applies(spec):
-            names.append("winograd")
+            # F(4x4) does fewer multiplications, F(2x2) has 2.25x more tiles per GEMM and a
+            # 2.25x smaller transformed filter: on small maps either can win
+            if min(spec.out_h, spec.out_w) >= 4:
+                names.append("winograd F(4x4)")
+            names.append("winograd F(2x2)")
         # the transform's cost only pays off against big kernels
         if spec.kh * spec.kw >= 25 and spec.stride == (1, 1):
             names.append("fft")

@@ -187,14 +187,21 @@ class WinogradEngine(Engine):
     name = "winograd"
     description = "Winograd minimal filtering F(2x2,3x3) / F(4x4,3x3); im2col for other shapes"
 
-    def __init__(self, jit: bool = True) -> None:
+    def __init__(self, jit: bool = True, tile: int | None = None) -> None:
+        """``tile``: always F(tile x tile, 3x3) (2 or 4); by default chosen by :func:`tile_size`."""
         super().__init__()
+        if tile not in (None, 2, 4):
+            raise ValueError(f"Winograd tiles here are 2 or 4, got {tile!r}")
         self.jit = jit
+        self.tile = tile
         self._fallback = Im2colEngine(jit=jit)
+
+    def _tile(self, spec: ConvSpec) -> int:
+        return self.tile if self.tile is not None else tile_size(spec)
 
     def algorithm_for(self, spec: ConvSpec) -> str:
         if applies(spec):
-            m = tile_size(spec)
+            m = self._tile(spec)
             return f"winograd F({m}x{m},3x3)"
         why = "winograd needs a 3x3 kernel, stride 1, dilation 1"
         return f"{self._fallback.algorithm_for(spec)} ({why})"
@@ -208,7 +215,7 @@ class WinogradEngine(Engine):
         if not applies(spec):
             out, _ = self._fallback._compute(x, weight, bias, spec, weight_key)
             return out, self.algorithm_for(spec)
-        m = tile_size(spec)
+        m = self._tile(spec)
         u = self._weight_derived(weight_key, ("G g G^T", m, weight.shape, spec.groups, spec.dtype.str),
                                  lambda: filter_transform(weight, spec, m))
         out = winograd_conv(x, weight, bias, spec, m, u, use_jit=self.jit)
