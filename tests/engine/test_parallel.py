@@ -117,3 +117,7 @@ def test_without_numba_every_engine_runs_its_numpy_form(monkeypatch: pytest.Monk
         expected = get_engine("reference").conv2d(x, w, None, 1, 1, 1, groups)
         for name in ("auto", "direct", "im2col", "winograd", "fft"):
             assert_conv_close(get_engine(name).conv2d(x, w, None, 1, 1, 1, groups), expected)
+
+
+def test_warm_up_loads_every_kernel() -> None:
+    assert _jit.warm_up() is (_jit.kernels() is not None)
