@@ -412,3 +412,23 @@ def winograd_output(mm, b, out, m, ty0, ty1, tw, no0, no1):  # pragma: no cover 
                         dst[2 * t + 1] = c1[t]
                 for j in range(ow - full * m):
                     dst[full * m + j] = y[i, j, pb + full]
+
+
+@njit(**_OPTS)
+def winograd_filter(w9, gmat, u, f0, f1):  # pragma: no cover - compiled
+    """``u[k1*a + k2, f] = (G g_f G^T)[k1, k2]`` for filters ``f0 .. f1`` of ``w9`` (F, 9), each a
+    3x3 filter flattened; ``gmat`` is G (a, 3) in float64, the sums are done in float64 and
+    rounded once to ``u``'s dtype. Two 1-D transforms per filter (along the filter's rows, then
+    its columns)."""
+    a = gmat.shape[0]
+    t = np.empty((3, a), dtype=np.float64)  # t[i, k2] = sum_j g[i, j] G[k2, j]
+    for f in range(f0, f1):
+        for i in range(3):
+            g0 = np.float64(w9[f, 3 * i])
+            g1 = np.float64(w9[f, 3 * i + 1])
+            g2 = np.float64(w9[f, 3 * i + 2])
+            for k2 in range(a):
+                t[i, k2] = gmat[k2, 0] * g0 + gmat[k2, 1] * g1 + gmat[k2, 2] * g2
+        for k1 in range(a):
+            for k2 in range(a):
+                u[k1 * a + k2, f] = gmat[k1, 0] * t[0, k2] + gmat[k1, 1] * t[1, k2] + gmat[k1, 2] * t[2, k2]

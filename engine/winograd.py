@@ -93,14 +93,24 @@ def tile_size(spec: ConvSpec) -> int:
     return 4 if min(spec.out_h, spec.out_w) >= 8 else 2
 
 
-def filter_transform(weight: np.ndarray, spec: ConvSpec, m: int) -> np.ndarray:
+def filter_transform(weight: np.ndarray, spec: ConvSpec, m: int, use_jit: bool = False) -> np.ndarray:
     """``U = G g G^T`` of every 3x3 filter, as ``(a*a, G, C_out/G, C_in/G)`` (GEMM-ready).
 
-    Computed in float64 and rounded once to the compute dtype.
+    Computed in float64 and rounded once to the compute dtype. The NumPy form broadcasts
+    ``G @ g @ G.T`` over the filters; the compiled one does the same two 1-D transforms per
+    filter in one pass (the NumPy form takes ~0.3 s for a 512x512 layer, on every call that
+    has no ``weight_key``).
     """
     _, g_mat, _ = matrices(m)
     a = m + 2
     g, og, cg = spec.groups, spec.c_out_per_group, spec.c_in_per_group
+    kernels = _jit.kernels() if use_jit else None
+    if kernels is not None:
+        w9 = weight.reshape(-1, 9)
+        u = np.empty((a * a, w9.shape[0]), dtype=spec.dtype)
+        parallel.run(lambda f0, f1: kernels.winograd_filter(w9, g_mat, u, f0, f1),
+                     parallel.kernel_pieces(w9.shape[0], 4 * a * a))
+        return u.reshape(a * a, g, og, cg)
     u = g_mat @ weight.astype(np.float64) @ g_mat.T  # (O, C/G, a, a)
     u = u.reshape(g, og, cg, a * a).transpose(3, 0, 1, 2)
     return np.ascontiguousarray(u, dtype=spec.dtype)
@@ -133,7 +143,7 @@ def winograd_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, sp
     dt = spec.dtype
     n, g, cg, og = spec.n, spec.groups, spec.c_in_per_group, spec.c_out_per_group
     if u is None:
-        u = filter_transform(weight, spec, m)
+        u = filter_transform(weight, spec, m, use_jit)
     u_gemm = u.reshape(a * a * g, og, cg)
     th, tw = -(-spec.out_h // m), -(-spec.out_w // m)
     kernels = _jit.kernels() if use_jit else None
@@ -217,6 +227,6 @@ class WinogradEngine(Engine):
             return out, self.algorithm_for(spec)
         m = self._tile(spec)
         u = self._weight_derived(weight_key, ("G g G^T", m, weight.shape, spec.groups, spec.dtype.str),
-                                 lambda: filter_transform(weight, spec, m))
+                                 lambda: filter_transform(weight, spec, m, self.jit))
         out = winograd_conv(x, weight, bias, spec, m, u, use_jit=self.jit)
         return out, self.algorithm_for(spec)

@@ -153,3 +153,17 @@ def test_fft_kernel_cache_follows_weights_changed_in_place() -> None:
     w[1, 2, 0, 0] += 1.0  # same buffer, new content: a cached spectrum must not be reused
     np.testing.assert_allclose(fft.conv2d(x, w), get_engine("direct").conv2d(x, w), atol=1e-4)
     assert not np.allclose(first, fft.conv2d(x, w))
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd_filter_transform_compiled_equals_numpy(m: int, dtype: type) -> None:
+    from engine import make_spec
+    from engine.winograd import filter_transform
+
+    w = np.random.default_rng(m).standard_normal((12, 5, 3, 3)).astype(dtype)
+    spec = make_spec((1, 10, 9, 9), w.shape, None, 1, 1, 1, 2, "zeros", dtype)
+    plain = filter_transform(w, spec, m, use_jit=False)
+    compiled = filter_transform(w, spec, m, use_jit=True)
+    assert compiled.shape == plain.shape == ((m + 2) ** 2, 2, 6, 5) and compiled.dtype == dtype
+    np.testing.assert_allclose(compiled, plain, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-7)
