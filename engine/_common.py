@@ -11,13 +11,21 @@ Output size, as in torch's documentation::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
 IntOrPair = int | tuple[int, int] | list[int]
 Padding = int | tuple[int, int] | list[int] | Literal["same", "valid"]
+
+# The most bytes an engine's temporaries (patch matrices, transformed tiles, spectra) may take
+# at once; bigger work is done in chunks. A module attribute so tests can lower it.
+WORK_BYTES = 256 * 2**20
+# What the compiled paths aim for per band instead: temporaries that stay in the caches between
+# the step that writes them and the step that reads them (a patch matrix written to memory and
+# read back costs more than the GEMM on it for small kernels).
+CACHE_BYTES = 4 * 2**20
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _NUMPY_PAD_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
@@ -254,6 +262,63 @@ def prepare(
     if ba is not None:
         ba = np.ascontiguousarray(ba, dtype=dtype)
     return pad_input(xa, spec.pad, padding_mode), wa, ba, spec
+
+
+def validate(
+    x: object,
+    weight: object,
+    bias: object = None,
+    stride: IntOrPair = 1,
+    padding: Padding = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, ConvSpec]:
+    """Validate a call and cast to the compute dtype; zero padding is left to the algorithm.
+
+    A non-zero ``padding_mode`` is applied here (it needs the input's values), and the returned
+    spec then describes a call on the padded input with no padding left. For ``zeros`` the input
+    comes back unpadded with ``spec.pad`` still to apply, so an algorithm can read zeros where a
+    tap falls outside the input instead of first copying the whole input into a bigger array.
+
+    Returns
+    -------
+    x : ``(N, C_in, H, W)`` C-contiguous, compute dtype (``H, W`` = ``spec.h, spec.w``)
+    weight : ``(C_out, C_in/groups, kH, kW)`` C-contiguous, compute dtype
+    bias : ``(C_out,)`` or None, compute dtype
+    spec : with ``padding_mode == "zeros"`` always
+    """
+    xa = _as_float_array(x, "input")
+    wa = _as_float_array(weight, "weight")
+    ba = None if bias is None else _as_float_array(bias, "bias")
+    dtype = result_dtype(xa, wa, ba)
+    spec = make_spec(
+        xa.shape, wa.shape, None if ba is None else ba.shape,
+        stride, padding, dilation, groups, padding_mode, dtype,
+    )
+    xa = np.ascontiguousarray(xa, dtype=dtype)
+    wa = np.ascontiguousarray(wa, dtype=dtype)
+    if ba is not None:
+        ba = np.ascontiguousarray(ba, dtype=dtype)
+    if padding_mode != "zeros" and any(spec.pad):
+        xa = pad_input(xa, spec.pad, padding_mode)
+        spec = replace(spec, h=spec.hp, w=spec.wp, pad=(0, 0, 0, 0))
+    if spec.padding_mode != "zeros":
+        spec = replace(spec, padding_mode="zeros")
+    return xa, wa, ba, spec
+
+
+def zero_padded(x: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """``x`` with the spec's (zero) padding applied: ``(N, C, Hp, Wp)``."""
+    return pad_input(x, spec.pad, "zeros")
+
+
+def chunks(total: int, per_item_bytes: int, budget: int | None = None) -> list[tuple[int, int]]:
+    """Split ``range(total)`` into consecutive ``(start, stop)`` pieces of at most
+    ``budget // per_item_bytes`` items (at least one item each)."""
+    budget = WORK_BYTES if budget is None else budget
+    step = max(1, budget // max(1, per_item_bytes))
+    return [(start, min(total, start + step)) for start in range(0, total, step)]
 
 
 def add_bias(out: np.ndarray, bias: np.ndarray | None) -> np.ndarray:

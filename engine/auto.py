@@ -1,8 +1,9 @@
 """auto: per layer shape, the fastest of our algorithms, measured on first use and cached.
 
 Like cuDNN's benchmark mode: the first call of a shape times every candidate that applies on the
-real input, keeps the winner for that shape and returns its result (so the measurement costs
-no extra pass over the model); later calls of the shape go straight to the winner.
+real input (three turns each), keeps the winner for that shape and returns its result (so the
+measurement costs no extra pass over the model); later calls of the shape go straight to the
+winner.
 
 Depthwise convolutions (one input channel per group) take a fast path without measuring: the
 direct tap loop does ``kH*kW`` vectorised multiply-adds over the whole map, where a GEMM
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Hashable
 
 import numpy as np
 
 from engine._common import ConvSpec
+from engine._weight_cache import WeightCacheInfo
 from engine.base import Engine
 from engine.direct import DirectEngine
 from engine.fft import FFTEngine
@@ -34,11 +37,13 @@ class AutoEngine(Engine):
     name = "auto"
     description = "The fastest of ours per layer shape, measured on first use and cached"
 
-    def __init__(self) -> None:
+    def __init__(self, jit: bool = True) -> None:
         super().__init__()
+        self.jit = jit
         self._engines: dict[str, Engine] = {
-            "direct": DirectEngine(), "im2col": Im2colEngine(),
-            "winograd": WinogradEngine(), "fft": FFTEngine(),
+            "direct": DirectEngine(jit=jit), "im2col": Im2colEngine(jit=jit),
+            "winograd F(2x2)": WinogradEngine(jit=jit, tile=2),
+            "winograd F(4x4)": WinogradEngine(jit=jit, tile=4), "fft": FFTEngine(jit=jit),
         }
         self._choice: dict[tuple, str] = {}
         self._timings: dict[tuple, dict[str, float]] = {}
@@ -50,7 +55,11 @@ class AutoEngine(Engine):
             return ["direct"]  # depthwise fast path
         names = ["im2col"]
         if applies(spec):
-            names.append("winograd")
+            # F(4x4) does fewer multiplications, F(2x2) has 2.25x more tiles per GEMM and a
+            # 2.25x smaller transformed filter: on small maps either can win
+            if min(spec.out_h, spec.out_w) >= 4:
+                names.append("winograd F(4x4)")
+            names.append("winograd F(2x2)")
         # the transform's cost only pays off against big kernels
         if spec.kh * spec.kw >= 25 and spec.stride == (1, 1):
             names.append("fft")
@@ -62,9 +71,20 @@ class AutoEngine(Engine):
             return {k: (v, dict(self._timings.get(k, {}))) for k, v in self._choice.items()}
 
     def clear_cache(self) -> None:
+        """Forget the measured winners (the next call of each shape measures again)."""
         with self._lock:
             self._choice.clear()
             self._timings.clear()
+
+    def clear_weight_cache(self) -> None:
+        super().clear_weight_cache()
+        for engine in self._engines.values():
+            engine.clear_weight_cache()
+
+    def weight_cache_info(self) -> WeightCacheInfo:
+        """The sum over the algorithms auto runs."""
+        infos = [engine.weight_cache_info() for engine in self._engines.values()]
+        return WeightCacheInfo(*(sum(i[f] for i in infos) for f in range(4)), infos[0].limit_bytes)
 
     def algorithm_for(self, spec: ConvSpec) -> str:
         with self._lock:
@@ -76,22 +96,24 @@ class AutoEngine(Engine):
             chosen = names[0]
         return f"auto → {self._engines[chosen].algorithm_for(spec)}"
 
-    def _compute(self, xp: np.ndarray, weight: np.ndarray, spec: ConvSpec) -> tuple[np.ndarray, str]:
+    def _compute(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
+                 weight_key: Hashable | None) -> tuple[np.ndarray, str]:
         key = shape_key(spec)
         with self._lock:
             chosen = self._choice.get(key)
         if chosen is not None:
-            out, algo = self._engines[chosen]._compute(xp, weight, spec)
+            out, algo = self._engines[chosen]._compute(x, weight, bias, spec, weight_key)
             return out, f"auto → {algo}"
         names = self.candidates(spec)
         best: tuple[float, str, np.ndarray, str] | None = None
         timings: dict[str, float] = {}
-        # two rounds, candidates taking turns, best of each: a first call pays one-time costs
-        # (page faults, caches) and a shared machine's speed drifts; one sample chose badly
-        for _round in range(2 if len(names) > 1 else 1):
-            for name in names:
+        # three rounds, candidates taking turns in alternating order, best of each: a first
+        # call pays one-time costs (page faults, caches, the weight transform) and a shared
+        # machine's speed drifts; one or two samples chose badly
+        for turn in range(3 if len(names) > 1 else 1):
+            for name in names if turn % 2 == 0 else names[::-1]:
                 start = time.perf_counter()
-                out, algo = self._engines[name]._compute(xp, weight, spec)
+                out, algo = self._engines[name]._compute(x, weight, bias, spec, weight_key)
                 seconds = time.perf_counter() - start
                 timings[name] = min(seconds, timings.get(name, seconds))
                 if best is None or seconds < best[0]:

@@ -9,15 +9,23 @@ term. :meth:`DirectEngine._compute` evaluates it for all positions at once by sl
 way round: for each kernel tap (i, j) the strided window of the input that the tap touches is
 multiplied by that tap's weights and accumulated, so the loop runs kH*kW times rather than once
 per output element.
+
+A depthwise convolution (one input channel per group) has no channel sum: each tap is a
+multiply-add over whole maps. With numba present, :func:`engine._kernels.depthwise` does all
+taps of a channel in one pass over memory that stays in cache, padding included; the NumPy loop
+makes a pass over the whole output per tap.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
 
-from engine._common import ConvSpec, IntOrPair, Padding, prepare
+from engine import _jit
+from engine import _parallel as parallel
+from engine._common import ConvSpec, IntOrPair, Padding, add_bias, prepare, zero_padded
 from engine.base import Engine
 
 
@@ -63,23 +71,43 @@ def tap_window(xp: np.ndarray, spec: ConvSpec, i: int, j: int) -> np.ndarray:
     return xp[:, :, r0 : r0 + sh * (spec.out_h - 1) + 1 : sh, c0 : c0 + sw * (spec.out_w - 1) + 1 : sw]
 
 
+def direct_conv(xp: np.ndarray, weight: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The tap loop on padded ``xp`` ``(N, C, Hp, Wp)``: ``(N, O, H_out, W_out)`` without bias."""
+    g, cg, og = spec.groups, spec.c_in_per_group, spec.c_out_per_group
+    out = np.zeros((spec.n, g, og, spec.out_h, spec.out_w), dtype=spec.dtype)
+    w = weight.reshape(g, og, cg, spec.kh, spec.kw)
+    for i in range(spec.kh):
+        for j in range(spec.kw):
+            window = tap_window(xp, spec, i, j).reshape(spec.n, g, cg, spec.out_h, spec.out_w)
+            if cg == 1:  # depthwise: one input channel per group, no channel sum
+                out += w[None, :, :, 0, i, j, None, None] * window
+            else:
+                # (g, og, cg) x (n, g, cg, H, W) -> (n, g, og, H, W): sum over input channels
+                out += np.einsum("goc,ngchw->ngohw", w[:, :, :, i, j], window, optimize=True)
+    return out.reshape(spec.n, spec.c_out, spec.out_h, spec.out_w)
+
+
 class DirectEngine(Engine):
     name = "direct"
     description = "Sliding window: for each kernel tap, multiply the shifted input and accumulate"
 
-    def _compute(self, xp: np.ndarray, weight: np.ndarray, spec: ConvSpec) -> tuple[np.ndarray, str]:
-        g, cg, og = spec.groups, spec.c_in_per_group, spec.c_out_per_group
-        out = np.zeros((spec.n, g, og, spec.out_h, spec.out_w), dtype=spec.dtype)
-        w = weight.reshape(g, og, cg, spec.kh, spec.kw)
-        for i in range(spec.kh):
-            for j in range(spec.kw):
-                window = tap_window(xp, spec, i, j).reshape(spec.n, g, cg, spec.out_h, spec.out_w)
-                if cg == 1:  # depthwise: one input channel per group, no channel sum
-                    out += w[None, :, :, 0, i, j, None, None] * window
-                else:
-                    # (g, og, cg) x (n, g, cg, H, W) -> (n, g, og, H, W): sum over input channels
-                    out += np.einsum("goc,ngchw->ngohw", w[:, :, :, i, j], window, optimize=True)
-        return out.reshape(spec.n, spec.c_out, spec.out_h, spec.out_w), self.name
+    def __init__(self, jit: bool = True) -> None:
+        super().__init__()
+        self.jit = jit
+
+    def _compute(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
+                 weight_key: Hashable | None) -> tuple[np.ndarray, str]:
+        if spec.c_in_per_group == 1 and self.jit:
+            kernels = _jit.kernels()
+            if kernels is not None:
+                out = np.empty(spec.output_shape, dtype=spec.dtype)
+                b = np.empty(0, dtype=spec.dtype) if bias is None else bias
+                taps = spec.c_out_per_group * spec.out_h * spec.out_w * spec.kh * spec.kw
+                parallel.run(lambda c0, c1: kernels.depthwise(
+                    x, weight, b, out, *spec.stride, *spec.dilation, spec.pad[0], spec.pad[2], c0, c1),
+                    parallel.kernel_pieces(spec.n * spec.c_in, taps))
+                return out, self.name
+        return add_bias(direct_conv(zero_padded(x, spec), weight, spec), bias), self.name
 
     def explain(
         self,

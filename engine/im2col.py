@@ -4,58 +4,130 @@ For group ``g`` the patch matrix ``P`` has one row per (input channel, kernel ro
 column) and one column per output pixel; the output is ``W_g @ P`` with ``W_g`` the group's
 filters flattened to ``(C_out/g, C_in/g * kH * kW)``. The matrix product runs in BLAS, which is
 why this is the workhorse algorithm on a CPU.
+
+The patch matrix holds ``kH * kW`` copies of the input: for a big kernel on a big image that is
+gigabytes (101x101 on a 3x224x224 input: 6 GB). It is therefore built for a band of output rows
+at a time, small enough for the engines' work budget (:data:`engine._common.WORK_BYTES`), and
+each band's product is written straight into the output.
+
+A 1x1 convolution with stride 1 and no padding needs no patch matrix at all: the input, seen as
+``(C_in, H*W)``, already is one. With numba present the patch matrix is filled by a compiled
+kernel that reads the zero padding in place (:func:`engine._kernels.patches`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from dataclasses import replace
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from engine._common import ConvSpec
+from engine import _common, _jit
+from engine import _parallel as parallel
+from engine._common import ConvSpec, add_bias, chunks, zero_padded
+from engine._workspace import scratch
 from engine.base import Engine
 
 
-def patch_matrix(xp: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """The patch matrix of padded input ``xp`` ``(N, C, Hp, Wp)``.
+def patch_matrix(xp: np.ndarray, spec: ConvSpec, y0: int = 0, y1: int | None = None) -> np.ndarray:
+    """The patch matrix of padded input ``xp`` ``(N, C, Hp, Wp)`` for output rows ``y0 .. y1``.
 
-    Returns ``(N, G, C/G * kH * kW, H_out * W_out)``, contiguous: row ``(c, i, j)``, column
-    ``(y, x)`` holds ``xp[n, g*C/G + c, y*s + i*d, x*s + j*d]``.
+    Returns ``(N, G, C/G * kH * kW, (y1 - y0) * W_out)``, contiguous: row ``(c, i, j)``, column
+    ``(y - y0, x)`` holds ``xp[n, g*C/G + c, y*s + i*d, x*s + j*d]``.
     """
+    y1 = spec.out_h if y1 is None else y1
     xp = np.ascontiguousarray(xp)
     sn, sc, sh, sw = xp.strides
     st_h, st_w = spec.stride
     d_h, d_w = spec.dilation
     g, cg = spec.groups, spec.c_in_per_group
     view = as_strided(
-        xp,
-        shape=(spec.n, g, cg, spec.kh, spec.kw, spec.out_h, spec.out_w),
+        xp[:, :, y0 * st_h :],
+        shape=(spec.n, g, cg, spec.kh, spec.kw, y1 - y0, spec.out_w),
         strides=(sn, cg * sc, sc, d_h * sh, d_w * sw, st_h * sh, st_w * sw),
         writeable=False,
     )
     # the reshape makes the one copy: the patch matrix itself
-    return view.reshape(spec.n, g, cg * spec.kh * spec.kw, spec.out_h * spec.out_w)
+    return view.reshape(spec.n, g, cg * spec.kh * spec.kw, (y1 - y0) * spec.out_w)
+
+
+def is_pointwise(spec: ConvSpec) -> bool:
+    """1x1, stride 1, no padding: the input itself is the patch matrix."""
+    return spec.kh == spec.kw == 1 and spec.stride == (1, 1) and not any(spec.pad)
+
+
+def row_bands(spec: ConvSpec, budget: int | None = None) -> list[tuple[int, int]]:
+    """Bands of output rows whose patch matrix (one image, one group) fits ``budget`` (default:
+    the work budget)."""
+    k = spec.c_in_per_group * spec.kh * spec.kw
+    return chunks(spec.out_h, k * spec.out_w * spec.dtype.itemsize, budget)
+
+
+def im2col_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
+                use_jit: bool = False) -> np.ndarray:
+    """im2col + GEMM of ``x`` ``(N, C, H, W)`` (zero padding ``spec.pad`` applied here); returns
+    ``(N, O, H_out, W_out)`` with bias added."""
+    g, og, cg = spec.groups, spec.c_out_per_group, spec.c_in_per_group
+    w = weight.reshape(g, og, -1)  # (G, O/G, C/G*kH*kW)
+    out = np.empty(spec.output_shape, dtype=spec.dtype)
+    kernels = _jit.kernels() if use_jit else None
+    if is_pointwise(spec):
+        # a 1x1 stride-1 conv is already a matrix product over channels
+        hw = spec.h * spec.w
+        for n in range(spec.n):
+            xs, outs = x[n].reshape(g, cg, hw), out[n].reshape(g, og, hw)
+            if use_jit:  # output channels split over the cores
+                parallel.run(lambda o0, o1, xs=xs, outs=outs: np.matmul(w[:, o0:o1], xs, out=outs[:, o0:o1]),
+                             parallel.gemm_pieces(og, g * cg * hw))
+            else:
+                np.matmul(w, xs, out=outs)
+        return add_bias(out, bias)
+    xp = x if kernels is not None else zero_padded(x, spec)
+    bands = row_bands(spec, min(_common.WORK_BYTES, _common.CACHE_BYTES) if kernels else None)
+    k = cg * spec.kh * spec.kw
+    if kernels is not None:  # one buffer for every band's patch matrix
+        buffer = scratch("im2col patches", (k, (bands[0][1] - bands[0][0]) * spec.out_w), spec.dtype)
+    for y0, y1 in bands:
+        for n in range(spec.n):
+            for gi in range(g):
+                dst = out[n, gi * og : (gi + 1) * og, y0:y1].reshape(og, -1)  # a view: rows are whole
+                if kernels is not None:
+                    cols = buffer[:, : (y1 - y0) * spec.out_w]
+                    parallel.run(
+                        lambda r0, r1, n=n, gi=gi, y0=y0, y1=y1, cols=cols: kernels.patches(
+                            x, cols, n, gi * cg, spec.kh, spec.kw, *spec.stride, *spec.dilation,
+                            spec.pad[0], spec.pad[2], y0, y1, spec.out_w, r0, r1),
+                        parallel.kernel_pieces(k, (y1 - y0) * spec.out_w))
+                    parallel.run(lambda o0, o1, gi=gi, cols=cols, dst=dst: np.matmul(
+                        w[gi, o0:o1], cols, out=dst[o0:o1]),
+                        parallel.gemm_pieces(og, k * (y1 - y0) * spec.out_w))
+                else:
+                    part = xp[n : n + 1, gi * cg : (gi + 1) * cg]
+                    cols = patch_matrix(part, _one_group(spec), y0, y1)[0, 0]
+                    np.matmul(w[gi], cols, out=dst)
+                del cols  # before the next band's is made
+    return add_bias(out, bias)
+
+
+def _one_group(spec: ConvSpec) -> ConvSpec:
+    """The spec of one image and one group of ``spec`` (what one patch matrix covers)."""
+    return replace(spec, n=1, c_in=spec.c_in_per_group, c_out=spec.c_out_per_group, groups=1)
 
 
 class Im2colEngine(Engine):
     name = "im2col"
     description = "Unroll patches into a matrix, then one GEMM per group (BLAS)"
 
+    def __init__(self, jit: bool = True) -> None:
+        super().__init__()
+        self.jit = jit
+
     def algorithm_for(self, spec: ConvSpec) -> str:
-        if self._is_pointwise(spec):
+        if is_pointwise(spec):
             return "im2col (1x1: plain GEMM, no patch matrix)"
         return "im2col+gemm"
 
-    @staticmethod
-    def _is_pointwise(spec: ConvSpec) -> bool:
-        return spec.kh == spec.kw == 1 and spec.stride == (1, 1)
-
-    def _compute(self, xp: np.ndarray, weight: np.ndarray, spec: ConvSpec) -> tuple[np.ndarray, str]:
-        g, og = spec.groups, spec.c_out_per_group
-        w = weight.reshape(g, og, -1)  # (G, O/G, C/G*kH*kW)
-        if self._is_pointwise(spec):
-            # a 1x1 stride-1 conv is already a matrix product over channels
-            cols = xp.reshape(spec.n, g, spec.c_in_per_group, spec.hp * spec.wp)
-        else:
-            cols = patch_matrix(xp, spec)
-        out = np.matmul(w[None], cols)  # (N, G, O/G, H_out*W_out)
-        return out.reshape(spec.n, spec.c_out, spec.out_h, spec.out_w), self.algorithm_for(spec)
+    def _compute(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
+                 weight_key: Hashable | None) -> tuple[np.ndarray, str]:
+        return im2col_conv(x, weight, bias, spec, use_jit=self.jit), self.algorithm_for(spec)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import numpy as np
 
 from engine._common import ConvSpec, IntOrPair, Padding, make_spec, result_dtype
@@ -24,6 +26,8 @@ class ReferenceEngine(Engine):
         dilation: IntOrPair = 1,
         groups: int = 1,
         padding_mode: str = "zeros",
+        *,
+        weight_key: Hashable | None = None,  # nothing is derived from the weights: ignored
     ) -> ConvResult:
         import torch
         import torch.nn.functional as F
@@ -52,5 +56,6 @@ class ReferenceEngine(Engine):
         self._local.algorithm = self.name
         return ConvResult(out.numpy(), self.name)
 
-    def _compute(self, xp: np.ndarray, weight: np.ndarray, spec: ConvSpec) -> tuple[np.ndarray, str]:
+    def _compute(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
+                 weight_key: Hashable | None) -> tuple[np.ndarray, str]:
         raise NotImplementedError("ReferenceEngine overrides run()")  # pragma: no cover

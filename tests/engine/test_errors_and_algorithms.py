@@ -64,6 +64,18 @@ def test_winograd_names_the_fallback_for_other_shapes(kernel: tuple, stride: int
     assert_conv_close(result.output, get_engine("reference").conv2d(x, w, None, stride, 2, dilation))
 
 
+def test_winograd_with_a_fixed_tile() -> None:
+    from engine.winograd import WinogradEngine
+
+    x, w = _case((1, 6, 11, 9), (5, 3, 3))
+    for tile in (2, 4):
+        result = WinogradEngine(tile=tile).run(x, w, None, 1, 1)
+        assert result.algorithm == f"winograd F({tile}x{tile},3x3)"
+        assert_conv_close(result.output, get_engine("reference").conv2d(x, w, None, 1, 1))
+    with pytest.raises(ValueError, match="tiles here are 2 or 4, got 3"):
+        WinogradEngine(tile=3)
+
+
 def test_fft_says_when_stride_is_done_by_subsampling() -> None:
     x, w = _case((1, 3, 15, 15), (4, 5, 5))
     assert get_engine("fft").run(x, w, None, 1, 2).algorithm == "fft"
@@ -85,8 +97,11 @@ def test_auto_measures_once_per_shape_and_caches_the_winner() -> None:
     info = auto.cache_info()
     assert len(info) == 1
     (chosen, timings), = info.values()
-    assert set(timings) == {"im2col", "winograd"}
+    assert set(timings) == {"im2col", "winograd F(2x2)", "winograd F(4x4)"}
     assert chosen == min(timings, key=timings.get)
+    expected = {"im2col": "auto → im2col+gemm", "winograd F(2x2)": "auto → winograd F(2x2,3x3)",
+                "winograd F(4x4)": "auto → winograd F(4x4,3x3)"}[chosen]
+    assert first.algorithm == expected
     second = auto.run(x * 2, w, None, 1, 1)
     assert auto.cache_info() == info  # no new measurement
     assert first.algorithm == second.algorithm and first.algorithm.startswith("auto → ")
@@ -138,3 +153,17 @@ def test_fft_kernel_cache_follows_weights_changed_in_place() -> None:
     w[1, 2, 0, 0] += 1.0  # same buffer, new content: a cached spectrum must not be reused
     np.testing.assert_allclose(fft.conv2d(x, w), get_engine("direct").conv2d(x, w), atol=1e-4)
     assert not np.allclose(first, fft.conv2d(x, w))
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd_filter_transform_compiled_equals_numpy(m: int, dtype: type) -> None:
+    from engine import make_spec
+    from engine.winograd import filter_transform
+
+    w = np.random.default_rng(m).standard_normal((12, 5, 3, 3)).astype(dtype)
+    spec = make_spec((1, 10, 9, 9), w.shape, None, 1, 1, 1, 2, "zeros", dtype)
+    plain = filter_transform(w, spec, m, use_jit=False)
+    compiled = filter_transform(w, spec, m, use_jit=True)
+    assert compiled.shape == plain.shape == ((m + 2) ** 2, 2, 6, 5) and compiled.dtype == dtype
+    np.testing.assert_allclose(compiled, plain, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-7)

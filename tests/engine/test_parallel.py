@@ -1,0 +1,123 @@
+"""The engines' own threads: every piece runs once, errors surface, NumPy's BLAS is given back
+as it was, and results do not depend on how many threads did the work."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from engine import _jit, _parallel, get_engine
+from engine.auto import AutoEngine
+from tests.conftest import assert_conv_close
+
+
+def test_pieces_cover_the_range_once() -> None:
+    for total in (0, 1, 5, 97):
+        for workers in (1, 2, 3):
+            old, _parallel.WORKERS = _parallel.WORKERS, workers
+            try:
+                parts = _parallel.pieces(total)
+            finally:
+                _parallel.WORKERS = old
+            assert len(parts) <= workers
+            covered = [i for a, b in parts for i in range(a, b)]
+            assert covered == list(range(total))
+    assert _parallel.pieces(10, cost_per_item=100, min_cost=800) == [(0, 10)]  # not worth it
+    assert len(_parallel.pieces(10, cost_per_item=100, min_cost=400)) == min(2, _parallel.WORKERS)
+
+
+def test_run_calls_every_piece_on_distinct_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_parallel, "WORKERS", 3)
+    seen: dict[tuple[int, int], str] = {}
+    lock = threading.Lock()
+
+    def work(a: int, b: int) -> None:
+        with lock:
+            seen[(a, b)] = threading.current_thread().name
+
+    parts = _parallel.pieces(30)
+    _parallel.run(work, parts)
+    assert sorted(seen) == parts
+    assert seen[parts[0]] == threading.current_thread().name  # the caller does a piece itself
+    assert all(name.startswith("convscope-engine") for p, name in seen.items() if p != parts[0])
+
+
+def test_run_raises_a_pieces_error_after_all_pieces_finish(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_parallel, "WORKERS", 2)
+    done = []
+
+    def work(a: int, b: int) -> None:
+        if a > 0:
+            raise ValueError(f"piece {a}..{b} failed")
+        done.append(a)
+
+    with pytest.raises(ValueError, match=r"piece 5\.\.10 failed"):
+        _parallel.run(work, [(0, 5), (5, 10)])
+    assert done == [0]
+
+
+def test_numpy_blas_threads_are_restored_after_an_engine_call() -> None:
+    blas = _parallel.numpy_blas
+    if not blas.controllable:
+        pytest.skip("no NumPy OpenBLAS to control here")
+    before = blas.threads
+    inside: list[int | None] = []
+    with blas.single_threaded():
+        with blas.single_threaded():  # nested: still one thread
+            inside.append(blas.threads)
+        inside.append(blas.threads)
+    assert inside == [1, 1]
+    assert blas.threads == before
+    seen: list[int | None] = []
+    thread = threading.Thread(target=lambda: (blas.__enter__(), seen.append(blas.threads), blas.__exit__()))
+    thread.start()
+    thread.join()
+    assert seen == [1], "another thread can set it too (threadpoolctl's own setter would ignore it)"
+    rng = np.random.default_rng(0)
+    get_engine("winograd").conv2d(rng.standard_normal((1, 4, 9, 9), dtype=np.float32),
+                                  rng.standard_normal((4, 4, 3, 3), dtype=np.float32), None, 1, 1)
+    assert blas.threads == before
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_results_do_not_depend_on_the_number_of_threads(workers: int, monkeypatch) -> None:
+    if _jit.kernels() is None:
+        pytest.skip("numba is not available: the engines run their NumPy forms")
+    monkeypatch.setattr(_parallel, "WORKERS", workers)
+    rng = np.random.default_rng(workers)
+    auto = AutoEngine()
+    cases = [  # winograd, depthwise, im2col, pointwise, grouped
+        ((2, 12, 19, 17), (10, 12, 3, 3), 1, 1, 1),
+        ((1, 12, 15, 15), (24, 1, 3, 3), 2, 1, 12),
+        ((1, 5, 20, 20), (7, 5, 5, 5), 2, 2, 1),
+        ((2, 16, 9, 9), (20, 16, 1, 1), 1, 0, 1),
+        ((1, 8, 11, 11), (8, 4, 3, 3), 1, 1, 2),
+    ]
+    for x_shape, w_shape, stride, padding, groups in cases:
+        x = rng.standard_normal(x_shape, dtype=np.float32)
+        w = rng.standard_normal(w_shape, dtype=np.float32)
+        b = rng.standard_normal(w_shape[0], dtype=np.float32)
+        for engine in (auto, get_engine("im2col"), get_engine("direct"), get_engine("winograd")):
+            out = engine.conv2d(x, w, b, stride, padding, 1, groups)
+            assert_conv_close(out, get_engine("reference").conv2d(x, w, b, stride, padding, 1, groups))
+
+
+def test_without_numba_every_engine_runs_its_numpy_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in (("_tried", False), ("_module", None), ("_error", None)):
+        monkeypatch.setattr(_jit, name, value)
+    monkeypatch.setenv("CONVSCOPE_JIT", "0")
+    assert _jit.kernels() is None
+    assert _jit.unavailable_reason() == "disabled by CONVSCOPE_JIT"
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 6, 13, 13), dtype=np.float32)
+    for w_shape, groups in (((6, 6, 3, 3), 1), ((6, 1, 3, 3), 6), ((4, 6, 5, 5), 1)):
+        w = rng.standard_normal(w_shape, dtype=np.float32)
+        expected = get_engine("reference").conv2d(x, w, None, 1, 1, 1, groups)
+        for name in ("auto", "direct", "im2col", "winograd", "fft"):
+            assert_conv_close(get_engine(name).conv2d(x, w, None, 1, 1, 1, groups), expected)
+
+
+def test_warm_up_loads_every_kernel() -> None:
+    assert _jit.warm_up() is (_jit.kernels() is not None)
