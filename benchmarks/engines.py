@@ -4,7 +4,7 @@
         [--engines auto im2col winograd fft direct] [--rounds 5] [--block 3] [--quick]
         [--layers N] [--all] [--no-runner]
 
-Batch 1, 224x224, eval, random init (``models.zoo.load_catalog(name, untrained=True)``).
+Batch 1, 224x224, eval, random init (``models.sources.catalog.load_catalog(name, untrained=True)``).
 
 How it measures (see docs/../shared TESTING "Fair timing"):
 
@@ -43,11 +43,7 @@ import torch
 from torch import nn
 
 from engine import Engine, get_engine
-
-try:  # where the catalog lives moved during development
-    from models.sources.catalog import load_catalog
-except ImportError:
-    from models.zoo import load_catalog
+from models.sources.catalog import load_catalog
 
 MODELS = ["vgg16", "resnet18", "mobilenet_v2", "efficientnet_lite0"]
 ENGINES = ["auto", "im2col", "winograd", "fft", "direct"]

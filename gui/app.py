@@ -16,6 +16,12 @@ def run_app(args: argparse.Namespace) -> int:
     from gui.widgets import configure_pyqtgraph
 
     configure_pyqtgraph()
+    # the engines' compiled kernels load (or compile, once per machine) while the window opens
+    import threading
+
+    import engine
+
+    threading.Thread(target=engine.warm_up, name="convscope-warm-up", daemon=True).start()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("ConvScope")
     app.setOrganizationName("ConvScope")

@@ -84,16 +84,11 @@ def ask_arch(parent: QWidget, path: str, guess: str | None = None) -> str | None
 
 
 def _asks_trust(exc: BaseException) -> bool:
-    # the plain-ModelError text is how models/loading.py says it until it raises the type
-    # (issue 14.3, the model-loading branch); drop the text test once that has landed
-    return isinstance(exc, UntrustedModelError) or (
-        type(exc) is ModelError and "pickled model" in str(exc))
+    return isinstance(exc, UntrustedModelError)
 
 
 def _asks_arch(exc: BaseException) -> bool:
-    # as _asks_trust: the text test goes once models/loading.py raises ArchitectureNeededError
-    return isinstance(exc, ArchitectureNeededError) or (
-        type(exc) is ModelError and "is a state dict" in str(exc))
+    return isinstance(exc, ArchitectureNeededError)
 
 
 @dataclass

@@ -126,8 +126,10 @@ class ConvRouter:
         pad = padding if isinstance(padding, str) else _pair(padding)
         self.busy = True
         try:
+            # equal keys promise equal values: the tensor's serial and its in-place version
             out, algorithm = self.engine.run(xa, wa, ba, _pair(stride), pad, _pair(dilation),
-                                             int(groups))
+                                             int(groups),
+                                             weight_key=(weight_serial(weight), weight._version))
         except Exception as exc:
             self.error = exc
             raise

@@ -265,7 +265,7 @@ def test_a_pasted_photo_followed_at_once_by_an_engine_keeps_the_photo(classic, q
 def _loader(monkeypatch, first_error: Exception) -> list[dict]:
     """``load_model`` as the window calls it: raises ``first_error`` for the file until the
     question's answer comes back, then gives the classic model."""
-    from models.zoo import load_model
+    from models.sources import load_model
 
     calls: list[dict] = []
 
