@@ -1,0 +1,156 @@
+"""A running top-R per channel of one layer, in memory that does not grow with the folder.
+
+For each image a channel contributes one candidate: its strongest unit on that image (the
+maximum of the channel's map and where it is, the first such unit in row-major order on a tie).
+One entry per image is what "top examples" means in the Deep Visualization Toolbox and OpenAI
+Microscope: nine crops of one blob in one photo would say nothing new.
+
+The state of a layer with ``C`` channels is four ``(C, R)`` arrays, each row sorted from the
+strongest down (value descending, then image id ascending), empty slots at the end (value
+``-inf``, image ``-1``), and a ``floor`` per channel. A batch of ``N`` images is merged with one
+stable sort of ``(C, R + N)`` candidates, only for the channels the batch can change. Image ids
+grow in the order images are merged, so the stable sort breaks ties by image id, and a scan cut
+into any batches gives the same state as one uninterrupted scan of the same batches.
+
+**Removing images** (deleted or changed files) needs the next candidates, so ``R`` is a deeper
+reserve than the ``k`` shown (the scan keeps ``R = 3k``). ``floor[c]`` is the largest value of
+any image dropped from the row: every image not in the row has its value at most ``floor[c]``.
+Removing rows keeps that true, so the row's entries at or above ``floor`` are still exactly the
+top of the remaining images; :meth:`LayerTopK.certain` counts them. When fewer than ``k`` are
+certain the caller must scan again (:meth:`LayerTopK.complete`).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+NO_IMAGE = -1
+
+
+class LayerTopK:
+    """The running top-``depth`` candidates of every channel of one layer."""
+
+    def __init__(self, channels: int, depth: int) -> None:
+        self.channels, self.depth = int(channels), int(depth)
+        self.values = np.full((channels, depth), -np.inf, dtype=np.float32)
+        self.images = np.full((channels, depth), NO_IMAGE, dtype=np.int32)
+        self.ys = np.zeros((channels, depth), dtype=np.int32)
+        self.xs = np.zeros((channels, depth), dtype=np.int32)
+        self.floor = np.full(channels, -np.inf, dtype=np.float32)
+
+    # -- adding ------------------------------------------------------------------------------
+
+    def add(self, maps: np.ndarray, image_ids: np.ndarray) -> None:
+        """Merge one batch: ``maps`` ``(N, C, H, W)`` (the layer's output, grid last) for the
+        images ``image_ids`` ``(N,)``, which must be larger than every id merged before."""
+        n, c, h, w = maps.shape
+        if c != self.channels:
+            raise ValueError(f"expected {self.channels} channels, got {c}")
+        flat = maps.reshape(n, c, h * w)
+        where = flat.argmax(axis=2)  # (N, C): first maximum; NaN counts as the maximum
+        best = np.take_along_axis(flat, where[..., None], axis=2)[..., 0].astype(np.float32)
+        best[np.isnan(best)] = -np.inf  # a map holding NaN does not rank
+        self.add_candidates(best, where // w, where % w, np.asarray(image_ids, dtype=np.int32))
+
+    def add_candidates(self, best: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+                       image_ids: np.ndarray) -> None:
+        """Merge ``(N, C)`` candidates (value, unit y, unit x) of the images ``image_ids``."""
+        n = best.shape[0]
+        if n == 0:
+            return
+        # only rows where some candidate beats the row's last slot can change (a tie with the
+        # last slot loses: the row's entries have smaller ids); the rest only raise their floor
+        strongest = best.max(axis=0)
+        change = np.flatnonzero(strongest > self.values[:, -1])
+        stay = np.ones(self.channels, dtype=bool)
+        stay[change] = False
+        np.maximum(self.floor, np.where(stay, strongest, -np.inf), out=self.floor)
+        if change.size == 0:
+            return
+        values = np.concatenate([self.values[change], best[:, change].T], axis=1)  # (m, R + N)
+        images = np.concatenate([self.images[change],
+                                 np.broadcast_to(image_ids, (change.size, n))], axis=1)
+        ys_all = np.concatenate([self.ys[change], ys[:, change].T.astype(np.int32)], axis=1)
+        xs_all = np.concatenate([self.xs[change], xs[:, change].T.astype(np.int32)], axis=1)
+        order = np.argsort(-values, axis=1, kind="stable")
+        rows = np.arange(change.size)[:, None]
+        values, images = values[rows, order], images[rows, order]
+        ys_all, xs_all = ys_all[rows, order], xs_all[rows, order]
+        r = self.depth
+        dropped = values[:, r]  # the largest value falling off the row (or -inf: nothing real)
+        self.floor[change] = np.maximum(self.floor[change], dropped)
+        self.values[change], self.images[change] = values[:, :r], images[:, :r]
+        self.ys[change], self.xs[change] = ys_all[:, :r], xs_all[:, :r]
+        self.images[self.values == -np.inf] = NO_IMAGE  # an image without a finite value
+
+    # -- removing ----------------------------------------------------------------------------
+
+    def remove(self, image_ids: np.ndarray) -> int:
+        """Drop every entry of ``image_ids``; the rows close up. Returns the entries removed."""
+        gone = np.isin(self.images, np.asarray(image_ids, dtype=np.int32)) & (self.images >= 0)
+        count = int(gone.sum())
+        if count:
+            self.values[gone] = -np.inf
+            self.images[gone] = NO_IMAGE
+            order = np.argsort(-self.values, axis=1, kind="stable")  # keeps (value, id) order
+            rows = np.arange(self.channels)[:, None]
+            for name in ("values", "images", "ys", "xs"):
+                setattr(self, name, getattr(self, name)[rows, order])
+        return count
+
+    def certain(self) -> np.ndarray:
+        """``(C,)``: how many leading entries of each row are known to be the true top (all
+        filled ones while nothing was ever dropped)."""
+        filled = self.images >= 0
+        sure = filled & (self.values >= self.floor[:, None])
+        return np.where(np.isneginf(self.floor), filled.sum(axis=1), sure.sum(axis=1))
+
+    def complete(self, k: int) -> bool:
+        """Whether every channel's first ``k`` entries are exact: nothing was ever dropped from
+        its row, or at least ``k`` entries are certain."""
+        return bool(np.all(np.isneginf(self.floor) | (self.certain() >= k)))
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, values=self.values, images=self.images, ys=self.ys, xs=self.xs,
+                 floor=self.floor)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LayerTopK:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            values = z["values"]
+            made = cls(*values.shape)
+            made.values, made.images, made.ys, made.xs = (z[n].copy() for n in
+                                                          ("values", "images", "ys", "xs"))
+            made.floor = z["floor"].copy()
+        return made
+
+    @classmethod
+    def from_rows(cls, channels: int, depth: int, rows: list[tuple[int, int, int, float, int, int]],
+                  floor: np.ndarray) -> LayerTopK:
+        """From stored rows ``(channel, rank, image, value, y, x)``."""
+        made = cls(channels, depth)
+        if rows:
+            a = np.array(rows, dtype=np.float64)
+            c, r = a[:, 0].astype(np.intp), a[:, 1].astype(np.intp)
+            made.images[c, r] = a[:, 2].astype(np.int32)
+            made.values[c, r] = a[:, 3].astype(np.float32)
+            made.ys[c, r], made.xs[c, r] = a[:, 4].astype(np.int32), a[:, 5].astype(np.int32)
+        made.floor = np.asarray(floor, dtype=np.float32).copy()
+        return made
+
+    def rows(self) -> list[tuple[int, int, int, float, int, int]]:
+        """The filled entries as rows ``(channel, rank, image, value, y, x)``."""
+        c, r = np.nonzero(self.images >= 0)
+        return list(zip(c.tolist(), r.tolist(), self.images[c, r].tolist(),
+                        self.values[c, r].astype(np.float64).tolist(), self.ys[c, r].tolist(),
+                        self.xs[c, r].tolist(), strict=True))
+
+    def equal(self, other: LayerTopK) -> bool:
+        return all(np.array_equal(getattr(self, n), getattr(other, n))
+                   for n in ("values", "images", "ys", "xs", "floor"))
