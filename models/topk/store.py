@@ -97,7 +97,7 @@ class Store:
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         """A connection with the schema in place; committed on success, closed after."""
-        if not self._ready:
+        if not self._ready or not self.path.exists():  # first use, or the cache was cleared
             self._prepare()
         conn = sqlite3.connect(self.path, timeout=60)
         try:
