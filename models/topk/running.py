@@ -22,8 +22,6 @@ certain the caller must scan again (:meth:`LayerTopK.complete`).
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 NO_IMAGE = -1
@@ -115,38 +113,27 @@ class LayerTopK:
     # -- persistence -------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        np.savez(buf, values=self.values, images=self.images, ys=self.ys, xs=self.xs,
-                 floor=self.floor)
-        return buf.getvalue()
+        """The state as raw arrays (values, images, ys, xs, floor): a memory copy, no format."""
+        return b"".join(a.tobytes() for a in (self.values, self.images, self.ys, self.xs,
+                                              self.floor))
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> LayerTopK:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            values = z["values"]
-            made = cls(*values.shape)
-            made.values, made.images, made.ys, made.xs = (z[n].copy() for n in
-                                                          ("values", "images", "ys", "xs"))
-            made.floor = z["floor"].copy()
-        return made
-
-    @classmethod
-    def from_rows(cls, channels: int, depth: int, rows: list[tuple[int, int, int, float, int, int]],
-                  floor: np.ndarray) -> LayerTopK:
-        """From stored rows ``(channel, rank, image, value, y, x)``."""
+    def from_bytes(cls, data: bytes, channels: int, depth: int) -> LayerTopK:
         made = cls(channels, depth)
-        if rows:
-            a = np.array(rows, dtype=np.float64)
-            c, r = a[:, 0].astype(np.intp), a[:, 1].astype(np.intp)
-            made.images[c, r] = a[:, 2].astype(np.int32)
-            made.values[c, r] = a[:, 3].astype(np.float32)
-            made.ys[c, r], made.xs[c, r] = a[:, 4].astype(np.int32), a[:, 5].astype(np.int32)
-        made.floor = np.asarray(floor, dtype=np.float32).copy()
+        n = channels * depth
+        if len(data) != 4 * (4 * n + channels):
+            raise ValueError(f"a stored state of {len(data)} bytes is not {channels}x{depth}")
+        parts = np.split(np.frombuffer(data, dtype=np.uint8), np.cumsum([4 * n] * 4))
+        made.values = parts[0].view(np.float32).reshape(channels, depth).copy()
+        made.images, made.ys, made.xs = (p.view(np.int32).reshape(channels, depth).copy()
+                                         for p in parts[1:4])
+        made.floor = parts[4].view(np.float32).copy()
         return made
 
-    def rows(self) -> list[tuple[int, int, int, float, int, int]]:
-        """The filled entries as rows ``(channel, rank, image, value, y, x)``."""
-        c, r = np.nonzero(self.images >= 0)
+    def rows(self, k: int | None = None) -> list[tuple[int, int, int, float, int, int]]:
+        """The filled entries of the first ``k`` ranks (default: all) as rows ``(channel, rank,
+        image, value, y, x)``."""
+        c, r = np.nonzero(self.images[:, :k] >= 0)
         return list(zip(c.tolist(), r.tolist(), self.images[c, r].tolist(),
                         self.values[c, r].astype(np.float64).tolist(), self.ys[c, r].tolist(),
                         self.xs[c, r].tolist(), strict=True))

@@ -9,12 +9,13 @@ anew — it is a cache):
 - ``images(scan, id, path, size, mtime_ns, state, error)``: the folder's file list as last
   seen; ``path`` relative to the folder; ``state`` ``pending`` | ``done`` | ``unreadable``.
   A changed file (size or mtime) is a new row with a new id.
-- ``layers(scan, id, name, channels, height, width, floor, state)``: the conv layers in model
-  order; ``floor`` the per-channel floor of :mod:`.running` (``(C,)`` float32 bytes);
-  ``state`` the running top-R while a scan is under way (NULL once complete).
+- ``layers(scan, id, name, channels, height, width, state)``: the conv layers in model order;
+  ``state`` the layer's running top-``depth`` (``depth`` = 3k: the reserve that lets deleted
+  files be taken out, :mod:`.running`) with its floors, as raw arrays, rewritten after every
+  batch (a scan under way resumes from it).
 - ``entries(scan, layer, channel, rank, image, value, y, x)``: one row per (layer, channel,
-  rank), ``rank`` 0 the strongest, ``depth`` = 3k ranks deep (the reserve), written when a
-  scan completes. The view ``top`` joins layer names and image paths.
+  rank) for the first ``k`` ranks, ``rank`` 0 the strongest, written from the states when a
+  scan completes: what the view reads. The view ``top`` joins layer names and image paths.
 
 Each call opens its own connection (a scan on a worker thread, the view reading on the GUI
 thread, another process: all fine; WAL lets readers read while a scan writes).
@@ -30,12 +31,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from models.cache import cache_dir
 from models.topk.running import LayerTopK
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "topk.sqlite3"
 
 _SCHEMA = """
@@ -51,7 +50,7 @@ CREATE TABLE images (
     PRIMARY KEY (scan, id)) WITHOUT ROWID;
 CREATE TABLE layers (
     scan INTEGER NOT NULL, id INTEGER NOT NULL, name TEXT NOT NULL, channels INTEGER NOT NULL,
-    height INTEGER NOT NULL, width INTEGER NOT NULL, floor BLOB, state BLOB,
+    height INTEGER NOT NULL, width INTEGER NOT NULL, state BLOB,
     PRIMARY KEY (scan, id)) WITHOUT ROWID;
 CREATE TABLE entries (
     scan INTEGER NOT NULL, layer INTEGER NOT NULL, channel INTEGER NOT NULL,
@@ -149,9 +148,9 @@ class Store:
                            "model_name, updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
                            (model_key, preprocess_key, folder, k, depth, model_name, time.time()))
         scan = int(cur.lastrowid)
-        conn.executemany("INSERT INTO layers (scan, id, name, channels, height, width, floor) "
+        conn.executemany("INSERT INTO layers (scan, id, name, channels, height, width, state) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         [(scan, i, name, c, h, w, np.full(c, -np.inf, np.float32).tobytes())
+                         [(scan, i, name, c, h, w, LayerTopK(c, depth).to_bytes())
                           for i, (name, c, h, w) in enumerate(layers)])
         return scan
 
@@ -179,20 +178,10 @@ class Store:
     # -- the running state -------------------------------------------------------------------
 
     def load_state(self, conn: sqlite3.Connection, scan: int) -> list[LayerTopK]:
-        """Each layer's running top-R: the checkpoint of a scan under way, else the entries."""
+        """Each layer's running top-``depth``, as the last batch or update left it."""
         depth = self.info(conn, scan)["depth"]
-        states = []
-        for layer, channels, floor, blob in conn.execute(
-                "SELECT id, channels, floor, state FROM layers WHERE scan = ? ORDER BY id", (scan,)
-        ).fetchall():
-            if blob is not None:
-                states.append(LayerTopK.from_bytes(blob))
-                continue
-            rows = conn.execute("SELECT channel, rank, image, value, y, x FROM entries "
-                                "WHERE scan = ? AND layer = ?", (scan, layer)).fetchall()
-            states.append(LayerTopK.from_rows(channels, depth, rows,
-                                              np.frombuffer(floor, dtype=np.float32)))
-        return states
+        return [LayerTopK.from_bytes(blob, channels, depth) for channels, blob in conn.execute(
+            "SELECT channels, state FROM layers WHERE scan = ? ORDER BY id", (scan,))]
 
     def update_files(self, conn: sqlite3.Connection, scan: int, removed: list[int],
                      added: list[tuple[int, str, int, int]], reset: bool) -> None:
@@ -229,14 +218,13 @@ class Store:
                             "ORDER BY id", (scan,)).fetchall()
 
     def finish(self, conn: sqlite3.Connection, scan: int, states: list[LayerTopK]) -> None:
-        """Write the entries and floors, drop the checkpoint, mark the scan complete."""
+        """Write the first ``k`` ranks of every channel as entries; mark the scan complete."""
+        k = self.info(conn, scan)["k"]
         conn.execute("DELETE FROM entries WHERE scan = ?", (scan,))
         for i, s in enumerate(states):
             conn.executemany("INSERT INTO entries (scan, layer, channel, rank, image, value, y, x)"
                              " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             [(scan, i, *row) for row in s.rows()])
-            conn.execute("UPDATE layers SET floor = ?, state = NULL WHERE scan = ? AND id = ?",
-                         (s.floor.tobytes(), scan, i))
+                             [(scan, i, *row) for row in s.rows(k)])
         conn.execute("UPDATE scans SET complete = 1, updated = ? WHERE id = ?", (time.time(), scan))
 
     def _engine_used(self, conn: sqlite3.Connection, scan: int, engine: str) -> None:

@@ -46,10 +46,11 @@ def test_batches_merge_to_the_sorted_answer_ties_broken_by_image(data) -> None:
     for c in range(channels):
         below = sorted(values[:, c], reverse=True)[depth:]
         assert state.floor[c] == (below[0] if below else -np.inf)
-    restored = LayerTopK.from_bytes(state.to_bytes())
+    restored = LayerTopK.from_bytes(state.to_bytes(), channels, depth)
     assert restored.equal(state)
-    rows = LayerTopK.from_rows(channels, depth, state.rows(), state.floor)
-    assert rows.equal(state)
+    k = data.draw(st.integers(1, depth))
+    assert state.rows(k) == [(c, r, i, v, y, x) for c, row in enumerate(_state_rows(state))
+                             for r, (i, v, y, x) in enumerate(row[:k])]
 
 
 @settings(max_examples=60, deadline=None)
