@@ -27,7 +27,8 @@ def list_images(folder: str | Path) -> list[FileStat]:
     """
     root = Path(folder)
     if not root.is_dir():
-        raise ImageError(f"cannot scan {folder}: no such folder")
+        why = "not a folder" if root.exists() else "no such folder"
+        raise ImageError(f"cannot scan {folder}: {why}")
     found: list[FileStat] = []
     for top, dirs, files in os.walk(root, onerror=None):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))

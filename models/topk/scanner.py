@@ -31,6 +31,7 @@ from models.topk.running import LayerTopK
 from models.topk.store import Store
 
 DEFAULT_K = 9
+MAX_K = 50  # the state is channels x 3k entries: EfficientNet-Lite0 at k=50 holds 50 MB
 RESERVE = 3  # the store keeps RESERVE * k candidates per channel (for deleted files)
 BATCH_BYTES = 256 * 2**20  # the conv outputs one batch may keep alive at once
 MAX_BATCH = 16
@@ -83,6 +84,7 @@ class TopKResult:
     k: int
     layers: list[LayerSummary]
     stats: ScanStats
+    engines: list[str] = field(default_factory=list)  # the engines that computed it
 
     def layer(self, name: str) -> LayerSummary:
         for la in self.layers:
@@ -168,8 +170,10 @@ def scan(model: LoadedModel, folder: str | Path, engine: str = "auto", *, k: int
     folder, one without images, or one where no image can be read.
     """
     started = time.perf_counter()
-    if k < 1:
-        raise ConvScopeError(f"k must be at least 1, got {k}")
+    if not 1 <= k <= MAX_K:
+        raise ConvScopeError(f"k (examples per channel) must be 1 to {MAX_K}, got {k}")
+    if batch is not None and batch < 1:
+        raise ConvScopeError(f"batch must be at least 1 image, got {batch}")
     store = store or Store()
     root = Path(folder).expanduser().absolute()
     files = list_images(root)
@@ -225,7 +229,7 @@ def scan(model: LoadedModel, folder: str | Path, engine: str = "auto", *, k: int
         why = f" ({first[0][0]}: {first[0][1]})" if first else ""
         raise ImageError(f"none of the {len(files)} images in {folder} could be read{why}")
     stats.seconds = time.perf_counter() - started
-    return TopKResult(store, sid, root, model.name, k, summaries, stats)
+    return TopKResult(store, sid, root, model.name, k, summaries, stats, store.engines(sid))
 
 
 def _run(model: LoadedModel, root: Path, engine: str, layers: list[LayerInfo],

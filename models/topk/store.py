@@ -65,6 +65,20 @@ CREATE VIEW top AS
 """
 
 
+def _text(path: str) -> str | bytes:
+    """A relative path as SQLite stores it: text, or the file system's bytes for a name that
+    is not valid UTF-8 (Linux allows any bytes; Python hands them over as surrogates)."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def _path(value: str | bytes) -> str:
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
 @dataclass(frozen=True)
 class LayerRow:
     id: int
@@ -166,8 +180,9 @@ class Store:
             (scan,))]
 
     def images(self, conn: sqlite3.Connection, scan: int) -> dict[str, ImageRow]:
-        return {r[1]: ImageRow(*r) for r in conn.execute(
-            "SELECT id, path, size, mtime_ns, state, error FROM images WHERE scan = ?", (scan,))}
+        rows = conn.execute("SELECT id, path, size, mtime_ns, state, error FROM images "
+                            "WHERE scan = ?", (scan,))
+        return {_path(r[1]): ImageRow(r[0], _path(r[1]), *r[2:]) for r in rows}
 
     def set_owner(self, conn: sqlite3.Connection, scan: int, owner: str) -> None:
         conn.execute("UPDATE scans SET owner = ? WHERE id = ?", (owner, scan))
@@ -191,7 +206,7 @@ class Store:
                          [(scan, i) for i in removed])
         conn.executemany("INSERT INTO images (scan, id, path, size, mtime_ns, state) "
                          "VALUES (?, ?, ?, ?, ?, 'pending')",
-                         [(scan, i, p, s, m) for i, p, s, m in added])
+                         [(scan, i, _text(p), s, m) for i, p, s, m in added])
         if reset:
             conn.execute("UPDATE images SET state = 'pending' WHERE scan = ? AND state = 'done'",
                          (scan,))
@@ -214,8 +229,9 @@ class Store:
 
     def pending(self, conn: sqlite3.Connection, scan: int) -> list[tuple[int, str]]:
         """The images still to scan ``(id, path)``, in id order."""
-        return conn.execute("SELECT id, path FROM images WHERE scan = ? AND state = 'pending' "
-                            "ORDER BY id", (scan,)).fetchall()
+        return [(i, _path(p)) for i, p in conn.execute(
+            "SELECT id, path FROM images WHERE scan = ? AND state = 'pending' ORDER BY id",
+            (scan,))]
 
     def finish(self, conn: sqlite3.Connection, scan: int, states: list[LayerTopK]) -> None:
         """Write the first ``k`` ranks of every channel as entries; mark the scan complete."""
@@ -254,14 +270,18 @@ class Store:
         out: dict[int, list[tuple[int, str, float, int, int]]] = {}
         for c, rank, path, value, y, x in rows:
             if wanted is None or c in wanted:
-                out.setdefault(c, []).append((rank, path, value, y, x))
+                out.setdefault(c, []).append((rank, _path(path), value, y, x))
         return out
 
     def skipped(self, scan: int) -> list[tuple[str, str]]:
         with self.connect() as conn:
-            return [(p, e or "") for p, e in conn.execute(
+            return [(_path(p), e or "") for p, e in conn.execute(
                 "SELECT path, error FROM images WHERE scan = ? AND state = 'unreadable' "
                 "ORDER BY path", (scan,))]
+
+    def engines(self, scan: int) -> list[str]:
+        with self.connect() as conn:
+            return [e for e in self.info(conn, scan)["engines"].split(",") if e]
 
     def counts(self, scan: int) -> dict[str, int]:
         with self.connect() as conn:

@@ -307,3 +307,46 @@ def test_channels_last_outputs_are_ranked_on_their_grid() -> None:
     got = batch_maps(nhwc, la)
     want = np.stack([grid_maps(nhwc[i].numpy(), (1, 2)) for i in range(3)])
     np.testing.assert_array_equal(got, want)
+
+
+def test_odd_file_names_are_scanned_and_found_again(tmp_path, monkeypatch) -> None:
+    folder = tmp_path / "imgs"
+    made = bars_folder(folder, vertical=3, horizontal=0, blank=2)
+    odd = {"v00.png": "with space é.PNG", "v01.png": os.fsdecode(b"bytes \xff\xfe.png")}
+    for old, new in odd.items():
+        (folder / old).rename(folder / new)
+    first = scan(edge_model(), folder, "reference", k=3)
+    names = [e.path.name for e in first.entries("edges", 0)]
+    assert names == ["v02.png", odd["v01.png"], odd["v00.png"]]
+    assert all(e.path.exists() for e in first.entries("edges", 0))
+    read = _reads(monkeypatch)
+    assert scan(edge_model(), folder, "reference", k=3).stats.scanned == 0 and read == []
+    del made
+
+
+def test_a_second_scan_of_the_same_folder_takes_over_and_the_first_stops(tmp_path) -> None:
+    from models.errors import ConvScopeError
+
+    bars_folder(tmp_path / "imgs", vertical=6, horizontal=6, blank=0)
+    calls = []
+
+    def progress(done, total, rate, eta):
+        if not calls:
+            calls.append(scan(edge_model(), tmp_path / "imgs", "reference", k=3, batch=4))
+
+    with pytest.raises(ConvScopeError, match="another scan"):
+        scan(edge_model(), tmp_path / "imgs", "reference", k=3, batch=4, progress=progress)
+    assert calls[0].stats.scanned == 12 - 4
+    again = scan(edge_model(), tmp_path / "imgs", "reference", k=3, batch=4)
+    assert again.stats.scanned == 0 and again.engines == ["reference"]
+
+
+def test_bad_arguments_are_refused_before_any_work(tmp_path) -> None:
+    from models.errors import ConvScopeError
+
+    bars_folder(tmp_path / "imgs", vertical=1, horizontal=0, blank=0)
+    for kwargs in ({"k": 0}, {"k": 51}, {"batch": -1}):
+        with pytest.raises(ConvScopeError):
+            scan(edge_model(), tmp_path / "imgs", "reference", **kwargs)
+    with pytest.raises(ImageError, match="not a folder"):
+        scan(edge_model(), tmp_path / "imgs" / "v00.png", "reference")
