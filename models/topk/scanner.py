@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -190,8 +191,11 @@ def scan(model: LoadedModel, folder: str | Path, engine: str = "auto", *, k: int
     with store.connect() as conn:
         sid = store.scan_id(conn, *keys)
         if sid is None:
-            sid = store.create_scan(conn, *keys, RESERVE * k, model.name,
-                                    [(s.name, s.channels, s.height, s.width) for s in summaries])
+            try:
+                sid = store.create_scan(conn, *keys, RESERVE * k, model.name,
+                                        [(s.name, s.channels, s.height, s.width) for s in summaries])
+            except sqlite3.IntegrityError:  # another process made it a moment ago
+                sid = store.scan_id(conn, *keys)
         info = store.info(conn, sid)
         known = store.images(conn, sid)
         listed = {f.path: f for f in files}

@@ -31,7 +31,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.cache import cache_dir
+from models.cache import ENV, cache_dir
+from models.errors import ConvScopeError
 from models.topk.running import LayerTopK
 
 SCHEMA_VERSION = 2
@@ -79,6 +80,11 @@ def _path(value: str | bytes) -> str:
     return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
+class StoreError(ConvScopeError):
+    """The cache database cannot be opened or written (no space, no permission, not a
+    folder, locked by another process for over a minute)."""
+
+
 @dataclass(frozen=True)
 class LayerRow:
     id: int
@@ -110,15 +116,24 @@ class Store:
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         """A connection with the schema in place; committed on success, closed after."""
-        if not self._ready or not self.path.exists():  # first use, or the cache was cleared
-            self._prepare()
-        conn = sqlite3.connect(self.path, timeout=60)
+        try:
+            if not self._ready or not self.path.exists():  # first use, or the cache was cleared
+                self._prepare()
+            conn = sqlite3.connect(self.path, timeout=60)
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise self._error(exc) from exc
         try:
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash loses no committed batch
             with conn:
                 yield conn
+        except sqlite3.OperationalError as exc:  # full disk, read-only, locked too long
+            raise self._error(exc) from exc
         finally:
             conn.close()
+
+    def _error(self, exc: BaseException) -> StoreError:
+        return StoreError(f"cannot use the top-k cache {self.path}: {exc} (set {ENV} to "
+                          f"another folder)")
 
     def _prepare(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -41,3 +41,13 @@ def test_clear_cache_removes_the_store_and_nothing_else(tmp_path, monkeypatch) -
     assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["mine.txt"]
     again = scan(edge_model(), tmp_path / "imgs", "reference", k=2, store=store)  # same object
     assert again.stats.scanned == 4  # nothing left to reuse, and the store is made anew
+
+
+def test_an_unusable_cache_is_a_one_line_error(tmp_path, monkeypatch) -> None:
+    from models.topk.store import StoreError
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("CONVSCOPE_CACHE", str(tmp_path / "a-file" / "cache"))
+    bars_folder(tmp_path / "imgs", vertical=1, horizontal=0, blank=0)
+    with pytest.raises(StoreError, match=r"cannot use the top-k cache .* \(set CONVSCOPE_CACHE"):
+        scan(edge_model(), tmp_path / "imgs", "reference", k=2)
