@@ -27,6 +27,22 @@ import numpy as np
 NO_IMAGE = -1
 
 
+def candidates(maps: np.ndarray, channels: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each image's candidate per channel: ``maps`` ``(N, C, H, W)`` -> ``(N, C)`` values
+    (float32, ``-inf`` for a map holding NaN: it does not rank), unit y and x (int32): the
+    channel's maximum, the first in row-major order on a tie."""
+    n, c, h, w = maps.shape
+    if channels is not None and c != channels:
+        raise ValueError(f"expected {channels} channels, got {c}")
+    flat = maps.reshape(n, c, h * w)
+    where = flat.argmax(axis=2)  # NaN counts as the maximum, so a NaN map is caught below
+    best = np.take_along_axis(flat, where[..., None], axis=2)[..., 0].astype(np.float32)
+    best[np.isnan(best)] = -np.inf
+    where = where.astype(np.int32)
+    return best, where // w, where % w
+
+
 class LayerTopK:
     """The running top-``depth`` candidates of every channel of one layer."""
 
@@ -43,14 +59,7 @@ class LayerTopK:
     def add(self, maps: np.ndarray, image_ids: np.ndarray) -> None:
         """Merge one batch: ``maps`` ``(N, C, H, W)`` (the layer's output, grid last) for the
         images ``image_ids`` ``(N,)``, which must be larger than every id merged before."""
-        n, c, h, w = maps.shape
-        if c != self.channels:
-            raise ValueError(f"expected {self.channels} channels, got {c}")
-        flat = maps.reshape(n, c, h * w)
-        where = flat.argmax(axis=2)  # (N, C): first maximum; NaN counts as the maximum
-        best = np.take_along_axis(flat, where[..., None], axis=2)[..., 0].astype(np.float32)
-        best[np.isnan(best)] = -np.inf  # a map holding NaN does not rank
-        self.add_candidates(best, where // w, where % w, np.asarray(image_ids, dtype=np.int32))
+        self.add_candidates(*candidates(maps, self.channels), np.asarray(image_ids, np.int32))
 
     def add_candidates(self, best: np.ndarray, ys: np.ndarray, xs: np.ndarray,
                        image_ids: np.ndarray) -> None:
@@ -141,3 +150,28 @@ class LayerTopK:
     def equal(self, other: LayerTopK) -> bool:
         return all(np.array_equal(getattr(self, n), getattr(other, n))
                    for n in ("values", "images", "ys", "xs", "floor"))
+
+
+class Gathered:
+    """Candidates of several batches merged into ``state`` with one sort: a merge costs about
+    ``R + N`` per row, so merging 64 images at once costs per image about a third of merging
+    batches of 16. Merging is order-free (the state is the top by (value, id) of everything
+    merged, its floor the best value left out), so when the merge happens changes nothing."""
+
+    def __init__(self, state: LayerTopK, limit: int = 64) -> None:
+        self.state, self.limit = state, limit
+        self._parts: list[tuple[np.ndarray, ...]] = []
+        self._count = 0
+
+    def add(self, maps: np.ndarray, image_ids: np.ndarray) -> None:
+        best, ys, xs = candidates(maps, self.state.channels)
+        self._parts.append((best, ys, xs, np.asarray(image_ids, dtype=np.int32)))
+        self._count += len(image_ids)
+        if self._count >= self.limit:
+            self.flush()
+
+    def flush(self) -> LayerTopK:
+        if self._parts:
+            self.state.add_candidates(*(np.concatenate(p) for p in zip(*self._parts, strict=True)))
+            self._parts, self._count = [], 0
+        return self.state

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.topk.running import LayerTopK
+from models.topk.running import Gathered, LayerTopK
 
 
 def _oracle(values: np.ndarray, ys: np.ndarray, xs: np.ndarray, ids: np.ndarray, depth: int):
@@ -42,6 +42,14 @@ def test_batches_merge_to_the_sorted_answer_ties_broken_by_image(data) -> None:
     for lo, hi in zip([0, *cuts], [*cuts, n], strict=True):
         state.add_candidates(values[lo:hi], ys[lo:hi], xs[lo:hi], ids[lo:hi])
     assert _state_rows(state) == _oracle(values, ys, xs, ids, depth)
+    # gathered over several batches and merged at once: the same state, floors included
+    gathered = Gathered(LayerTopK(channels, depth), limit=data.draw(st.integers(1, 80)))
+    for lo, hi in zip([0, *cuts], [*cuts, n], strict=True):
+        maps = np.full((hi - lo, channels, 7, 5), -9.0, dtype=np.float32)
+        for r in range(hi - lo):
+            maps[r, np.arange(channels), ys[lo + r], xs[lo + r]] = values[lo + r]
+        gathered.add(maps, ids[lo:hi])
+    assert gathered.flush().equal(state)
     # the floor: the largest value of an image that did not make the row
     for c in range(channels):
         below = sorted(values[:, c], reverse=True)[depth:]

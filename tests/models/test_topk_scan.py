@@ -135,13 +135,18 @@ def _same_state(a, b) -> None:
     assert _top(a) == _top(b)
 
 
-def test_a_killed_scan_resumes_in_a_new_process(tmp_path) -> None:
+@pytest.mark.parametrize("every", [0.0, None])
+def test_a_killed_scan_resumes_in_a_new_process(tmp_path, every) -> None:
+    """Storing after every batch, it resumes after the last one; with the default interval it
+    may redo a few batches: either way the result is the uninterrupted scan's."""
     made = bars_folder(tmp_path / "imgs", vertical=8, horizontal=8, blank=6)
     code = f"""
 import os, sys
 sys.path.insert(0, {str(ROOT)!r})
 from tests.models.topk_folders import edge_model
-from models.topk import Store, scan
+from models.topk import Store, scan, scanner
+if {every!r} is not None:
+    scanner.CHECKPOINT_SECONDS = {every!r}
 def progress(done, total, rate, eta):
     if done >= 12:
         os._exit(7)  # no cleanup, no exception: as if the process were killed
@@ -152,7 +157,10 @@ scan(edge_model(), {str(tmp_path / "imgs")!r}, "reference", k=3, batch=4,
     assert proc.returncode == 7, proc.stderr
     resumed = scan(edge_model(), tmp_path / "imgs", "reference", k=3, batch=4,
                    store=Store(tmp_path / "b.db"))
-    assert resumed.stats.scanned == len(made) - 12
+    if every == 0:
+        assert resumed.stats.scanned == len(made) - 12
+    else:
+        assert len(made) - 12 <= resumed.stats.scanned <= len(made)
     whole = scan(edge_model(), tmp_path / "imgs", "reference", k=3, batch=4,
                  store=Store(tmp_path / "a.db"))
     _same_state(whole, resumed)
@@ -324,9 +332,10 @@ def test_odd_file_names_are_scanned_and_found_again(tmp_path, monkeypatch) -> No
     del made
 
 
-def test_a_second_scan_of_the_same_folder_takes_over_and_the_first_stops(tmp_path) -> None:
+def test_a_second_scan_of_the_same_folder_takes_over_and_the_first_stops(tmp_path, monkeypatch) -> None:
     from models.errors import ConvScopeError
 
+    monkeypatch.setattr(scan_module, "CHECKPOINT_SECONDS", 0)  # the first stores every batch
     bars_folder(tmp_path / "imgs", vertical=6, horizontal=6, blank=0)
     calls = []
 
