@@ -152,7 +152,7 @@ def export_dataset(args: argparse.Namespace, model: object) -> int:
     top-k montages and JSON."""
     from types import SimpleNamespace
 
-    from models.errors import LayerError
+    from models.errors import Cancelled, LayerError
     from models.layers import find_layer
     from models.topk import conv_layers, scan
     from models.topk.export import export_topk
@@ -179,7 +179,27 @@ def export_dataset(args: argparse.Namespace, model: object) -> int:
         print(f"\rscanning {args.dataset}: {done}/{total} images, {rate:.1f} images/s{eta}   ",
               end="" if _progress_line else "\n", file=sys.stderr)
 
-    result = scan(model, args.dataset, args.engine, k=args.topk, progress=progress)
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def interrupt(signum: int, frame: object) -> None:  # Ctrl+C: stop after storing progress
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second one stops at once
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        result = scan(model, args.dataset, args.engine, k=args.topk, progress=progress,
+                      cancel=stop.is_set)
+    except Cancelled:
+        if _progress_line:
+            print(file=sys.stderr)
+        print("error: interrupted; what was scanned is stored: run the same command again to "
+              "resume", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     written = export_topk(model, result, args.export, layers, max_channels=args.topk_channels)
     s = result.stats
     print(f"{result.model_name} on {args.engine}: {s.images} images ({s.scanned} run now, "

@@ -91,3 +91,33 @@ def test_dataset_errors_are_one_line(tmp_path, monkeypatch, capsys) -> None:
     assert not (tmp_path / "o").exists()
     assert main.main(["--dataset", str(tmp_path / "imgs")]) == 2
     assert "use it with --export" in capsys.readouterr().err
+
+
+def test_ctrl_c_stores_what_was_scanned_and_the_next_run_resumes(tmp_path) -> None:
+    import signal
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(800):
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(folder / f"{i:04d}.png")
+    code = "import sys, main; sys.exit(main.main(sys.argv[1:]))"
+    args = ["--dataset", str(folder), "--model", "classic", "--engine", "reference",
+            "--layer", "edges", "--export", str(tmp_path / "out")]
+    env = dict(os.environ, CONVSCOPE_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env,
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+    seen = b""
+    while b"images/s" not in seen:  # the first batch is done
+        byte = proc.stderr.read(1)
+        assert byte, seen
+        seen += byte
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (seen + err).decode()
+    assert b"run the same command again to resume" in err
+    assert not (tmp_path / "out").exists()
+    again = _run(tmp_path / "cache", *args)
+    assert again.returncode == 0, again.stderr
+    reused = int(again.stdout.split(" run now, ")[1].split(" from the cache")[0])
+    assert 0 < reused < 800

@@ -76,11 +76,23 @@ class LayerTopK:
         np.maximum(self.floor, np.where(stay, strongest, -np.inf), out=self.floor)
         if change.size == 0:
             return
-        values = np.concatenate([self.values[change], best[:, change].T], axis=1)  # (m, R + N)
-        images = np.concatenate([self.images[change],
-                                 np.broadcast_to(image_ids, (change.size, n))], axis=1)
-        ys_all = np.concatenate([self.ys[change], ys[:, change].T.astype(np.int32)], axis=1)
-        xs_all = np.concatenate([self.xs[change], xs[:, change].T.astype(np.int32)], axis=1)
+        best, ys, xs = best[:, change], ys[:, change], xs[:, change]  # (N, m)
+        ids = np.broadcast_to(np.asarray(image_ids, dtype=np.int32)[:, None], best.shape)
+        # a candidate that does not beat its row's last slot is dropped before the sort; the
+        # sort then takes the row plus the most any row keeps (all N early on, a few later)
+        keep = best > self.values[change, -1]
+        self.floor[change] = np.maximum(self.floor[change], np.where(keep, -np.inf, best).max(axis=0))
+        width = int(keep.sum(axis=0).max())
+        if width < n:
+            pick = np.argsort(~keep, axis=0, kind="stable")[:width]  # kept first, in id order
+            cols = np.arange(change.size)[None, :]
+            ok = keep[pick, cols]
+            best = np.where(ok, best[pick, cols], -np.inf)
+            ids, ys, xs = ids[pick, cols], ys[pick, cols], xs[pick, cols]
+        values = np.concatenate([self.values[change], best.T], axis=1)  # (m, R + width)
+        images = np.concatenate([self.images[change], ids.T], axis=1)
+        ys_all = np.concatenate([self.ys[change], ys.T.astype(np.int32)], axis=1)
+        xs_all = np.concatenate([self.xs[change], xs.T.astype(np.int32)], axis=1)
         order = np.argsort(-values, axis=1, kind="stable")
         rows = np.arange(change.size)[:, None]
         values, images = values[rows, order], images[rows, order]

@@ -315,8 +315,10 @@ def _run(model: LoadedModel, root: Path, engine: str, layers: list[LayerInfo],
             for g, la in zip(gathered, layers, strict=True):
                 g.add(batch_maps(outputs[la.name], la), image_ids)
             ran[0] = True
-        del outputs
-        timings["rank"] += time.perf_counter() - t2
+        t3 = time.perf_counter()
+        timings["rank"] += t3 - t2
+        del outputs  # freeing the batch's outputs is part of a forward pass (the bare one too)
+        timings["forward"] += time.perf_counter() - t3
         unsaved.extend(outcomes)
         stats.scanned += len(ids)
         done += len(outcomes)
