@@ -14,9 +14,11 @@ same load on a shared machine. Warm-up first (model plan, ``auto``'s choice per 
 the weights' hash). Overhead = scan time / bare time - 1 over the whole folder; the median of
 the per-batch ratios is given too.
 
-**Memory.** ``--memory-images`` small PNGs through ``classic`` at 32x32 (so 10,000 images take
-seconds, not an hour): resident memory sampled after every batch; flat means the last sample
-is no higher than the one after the first tenth, give or take the allocator's noise.
+**Memory** (first, while the process is fresh: memory freed by the speed runs would hide
+growth). ``--memory-images`` small PNGs in folders of 1,000 through ``classic`` at 32x32 (so
+10,000 images take seconds, not an hour): resident memory sampled after every batch; flat means
+the last sample is no higher than the one after the first tenth, give or take the allocator's
+noise. Then the unchanged folder is opened again (nothing to run).
 """
 
 from __future__ import annotations
@@ -187,6 +189,13 @@ def main() -> None:
           f"{torch.__version__} ({torch.get_num_threads()} threads), NumPy {np.__version__}")
     work = Path(tempfile.mkdtemp(prefix="convscope-topk-bench-"))
     try:
+        if args.memory_images:
+            m = memory(args.memory_images, work)
+            print(f"memory: {m['images']} images (classic, 32x32, reference) in {m['seconds']:.1f} s "
+                  f"({m['images'] / m['seconds']:.0f} images/s); resident {m['before']:.0f} MB before, "
+                  f"{m['tenth']:.0f} MB after a tenth, {m['half']:.0f} MB at half, {m['end']:.0f} MB "
+                  f"at the end (peak {m['peak']:.0f} MB); reopening the unchanged folder: "
+                  f"{m['reopen'] * 1e3:.0f} ms")
         if not args.skip_speed:
             folder = make_folder(work / "images", args.images)
             rows = [speed(m, e, folder, work, args.pause) for m in args.models for e in args.engines]
@@ -199,13 +208,6 @@ def main() -> None:
                 print(f"| {r['model']} | {r['engine']} | {r['batch']} | {r['scan_ips']:.1f} | "
                       f"{r['bare_ips']:.1f} | {r['overhead']:+.1%} / {r['median']:+.1%} ({met}) | "
                       f"{s['load']:.1%} | {s['forward']:.1%} | {s['rank']:.1%} | {s['store']:.1%} |")
-        if args.memory_images:
-            m = memory(args.memory_images, work)
-            print(f"\nmemory: {m['images']} images (classic, 32x32, reference) in {m['seconds']:.1f} s "
-                  f"({m['images'] / m['seconds']:.0f} images/s); resident {m['before']:.0f} MB before, "
-                  f"{m['tenth']:.0f} MB after a tenth, {m['half']:.0f} MB at half, {m['end']:.0f} MB "
-                  f"at the end (peak {m['peak']:.0f} MB); reopening the unchanged folder: "
-                  f"{m['reopen'] * 1e3:.0f} ms")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
