@@ -200,14 +200,16 @@ def main() -> None:
             folder = make_folder(work / "images", args.images)
             rows = [speed(m, e, folder, work, args.pause) for m in args.models for e in args.engines]
             print("\n| model | engine | batch | scan images/s | bare images/s | overhead "
-                  "(whole scan / median batch) | read+prepare | forward | rank | store |")
-            print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                  "(whole scan / median batch) | read+prepare | forward | rank (own thread) | "
+                  "waiting for rank | store |")
+            print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for r in rows:
                 s = r["stages"]
                 met = "met" if r["overhead"] <= TARGET_OVERHEAD else "MISSED"
                 print(f"| {r['model']} | {r['engine']} | {r['batch']} | {r['scan_ips']:.1f} | "
                       f"{r['bare_ips']:.1f} | {r['overhead']:+.1%} / {r['median']:+.1%} ({met}) | "
-                      f"{s['load']:.1%} | {s['forward']:.1%} | {s['rank']:.1%} | {s['store']:.1%} |")
+                      f"{s['load']:.1%} | {s['forward']:.1%} | {s['rank']:.1%} | "
+                      f"{s['rank wait']:.1%} | {s['store']:.1%} |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -17,6 +17,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from models.topk.store import Store
 DEFAULT_K = 9
 MAX_K = 50  # the state is channels x 3k entries: EfficientNet-Lite0 at k=50 holds 50 MB
 RESERVE = 3  # the store keeps RESERVE * k candidates per channel (for deleted files)
-BATCH_BYTES = 512 * 2**20  # the conv outputs one batch may keep alive at once
+BATCH_BYTES = 256 * 2**20  # the conv outputs of one batch (two are alive while one is ranked)
 MAX_BATCH = 16
 # a scan stores its progress after a batch when this many seconds passed since it last did (so
 # after every batch of a slow model; every few batches of a fast one, where rewriting the
@@ -248,15 +249,48 @@ def _run(model: LoadedModel, root: Path, engine: str, layers: list[LayerInfo],
          states: list[LayerTopK], pending: list[tuple[int, str]], store: Store,
          conn: sqlite3.Connection, sid: int, owner: str, batch: int, total: int,
          progress: ScanProgress | None, cancel: CancelFn | None, stats: ScanStats) -> None:
-    """Scan ``pending`` in batches of ``batch`` readable images, storing the progress."""
+    """Scan ``pending`` in batches of ``batch`` readable images, storing the progress.
+
+    A batch's candidates are ranked on a second thread while the next batch is read and run
+    (NumPy's argmax lets go of the GIL; one batch at a time, in order, so the result is the
+    same as ranking in line)."""
     names = [la.name for la in layers]
-    timings = dict.fromkeys(("load", "forward", "rank", "store"), 0.0)
+    timings = dict.fromkeys(("load", "forward", "rank", "rank wait", "store"), 0.0)
     stats.timings = timings
     gathered = [Gathered(s) for s in states]
     unsaved: list[tuple[int, str, str | None]] = []  # outcomes of merged batches, not stored
     ran = [False]
     done, began, i = total - len(pending), time.perf_counter(), 0
     first, saved_at = done, time.perf_counter()
+    ranker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topk-rank")
+    inflight: list[tuple[Future, list, int]] = []  # at most one batch being ranked
+
+    def rank(outputs: dict, image_ids: np.ndarray) -> None:
+        if not len(image_ids):  # a batch of unreadable files only
+            return
+        start = time.perf_counter()
+        for g, la in zip(gathered, layers, strict=True):
+            g.add(batch_maps(outputs[la.name], la), image_ids)
+        timings["rank"] += time.perf_counter() - start
+
+    def settle() -> None:
+        """Wait for the batch being ranked; count it, report it, store if it is time."""
+        nonlocal done
+        if not inflight:
+            return
+        future, outcomes, count = inflight.pop()
+        start = time.perf_counter()
+        future.result()
+        timings["rank wait"] += time.perf_counter() - start
+        unsaved.extend(outcomes)
+        stats.scanned += count
+        done += len(outcomes)
+        if time.perf_counter() - saved_at >= CHECKPOINT_SECONDS:
+            save()
+        if progress is not None:
+            rate = (done - first) / max(time.perf_counter() - began, 1e-9)
+            left = (total - done) / rate if rate > 0 else None
+            progress(done, total, rate, left)
 
     def save(final: bool = False) -> None:
         nonlocal saved_at
@@ -280,52 +314,44 @@ def _run(model: LoadedModel, root: Path, engine: str, layers: list[LayerInfo],
         if cancel is not None and cancel():
             raise Cancelled("scan cancelled")
 
-    while i < len(pending):
-        t0 = time.perf_counter()
-        ids, tensors, outcomes = [], [], []
-        try:
-            check()
-            while len(tensors) < batch and i < len(pending):
+    try:
+        while i < len(pending):
+            t0 = time.perf_counter()
+            ids, tensors, outcomes = [], [], []
+            try:
                 check()
-                image_id, path = pending[i]
-                i += 1
-                try:
-                    prepared = prepare_image(load_image(root / path), model.preprocess,
-                                             source=path)
-                except Exception as exc:  # any file that will not decode is skipped
-                    outcomes.append((image_id, "unreadable", one_line(exc)))
-                    continue
-                tensors.append(prepared.tensor)
-                ids.append(image_id)
-                outcomes.append((image_id, "done", None))
-            t1 = time.perf_counter()
-            timings["load"] += t1 - t0
-            outputs = {}
+                while len(tensors) < batch and i < len(pending):
+                    check()
+                    image_id, path = pending[i]
+                    i += 1
+                    try:
+                        prepared = prepare_image(load_image(root / path), model.preprocess,
+                                                 source=path)
+                    except Exception as exc:  # any file that will not decode is skipped
+                        outcomes.append((image_id, "unreadable", one_line(exc)))
+                        continue
+                    tensors.append(prepared.tensor)
+                    ids.append(image_id)
+                    outcomes.append((image_id, "done", None))
+                t1 = time.perf_counter()
+                timings["load"] += t1 - t0
+                outputs = {}
+                if tensors:
+                    # NumPy's concatenate: torch.cat's parallel copy took 10-200 ms when busy
+                    x = torch.from_numpy(np.concatenate([t.numpy() for t in tensors]))
+                    _, outputs = run_batch(model, x, engine, layers=names, cancel=cancel)
+                    timings["forward"] += time.perf_counter() - t1
+            except Cancelled:  # this batch is not merged: store the ones before it, then stop
+                settle()
+                save()
+                raise
+            settle()  # the previous batch: ranked while this one ran
             if tensors:
-                # NumPy's concatenate: torch.cat's parallel copy took 10-200 ms on a busy machine
-                x = torch.from_numpy(np.concatenate([t.numpy() for t in tensors]))
-                _, outputs = run_batch(model, x, engine, layers=names, cancel=cancel)
-                timings["forward"] += time.perf_counter() - t1
-        except Cancelled:  # this batch is not merged: store the ones before it, then stop
-            save()
-            raise
-        t2 = time.perf_counter()
-        if tensors:
-            image_ids = np.asarray(ids, dtype=np.int32)
-            for g, la in zip(gathered, layers, strict=True):
-                g.add(batch_maps(outputs[la.name], la), image_ids)
-            ran[0] = True
-        t3 = time.perf_counter()
-        timings["rank"] += t3 - t2
-        del outputs  # freeing the batch's outputs is part of a forward pass (the bare one too)
-        timings["forward"] += time.perf_counter() - t3
-        unsaved.extend(outcomes)
-        stats.scanned += len(ids)
-        done += len(outcomes)
-        if time.perf_counter() - saved_at >= CHECKPOINT_SECONDS:
-            save()
-        if progress is not None:
-            rate = (done - first) / max(time.perf_counter() - began, 1e-9)
-            left = (total - done) / rate if rate > 0 else None
-            progress(done, total, rate, left)
-    save(final=True)
+                ran[0] = True
+            future = ranker.submit(rank, outputs, np.asarray(ids, dtype=np.int32))
+            inflight.append((future, outcomes, len(ids)))
+            del outputs
+        settle()
+        save(final=True)
+    finally:
+        ranker.shutdown(wait=True)
