@@ -32,9 +32,9 @@ from models.topk.scanner import (
     conv_layers,
     scan,
 )
-from models.topk.store import Store
+from models.topk.store import Store, StoreError
 
 __all__ = [
-    "DEFAULT_K", "Entry", "Example", "LayerSummary", "ScanStats", "Store", "TopKResult",
+    "DEFAULT_K", "Entry", "Example", "LayerSummary", "ScanStats", "Store", "StoreError", "TopKResult",
     "cache_dir", "clear_cache", "conv_layers", "crop", "examples", "overlay", "scan",
 ]
