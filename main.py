@@ -44,6 +44,16 @@ def _floats(text: str) -> tuple[float, ...]:
     return values
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _size(text: str) -> tuple[int, int]:
     from models.errors import ImageError
     from models.images import check_input_size
@@ -94,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --layer and --export: write LAYER.rf.png for this unit")
     p.add_argument("--explain", action="store_true",
                    help="with --layer and --export: write LAYER.explain.gif")
+    p.add_argument("--dataset", metavar="DIR", type=Path,
+                   help="with --export: scan every image under DIR (subfolders too) and write each "
+                        "conv layer's top examples (LAYER.topk.png, LAYER.topk.json); results are "
+                        "cached, so a second run over the same folder is instant")
+    p.add_argument("--topk", type=_positive, default=9, metavar="K",
+                   help="with --dataset: examples kept per channel (default 9)")
+    p.add_argument("--topk-channels", type=_positive, default=64, metavar="N",
+                   help="with --dataset: channels per montage, the first N (default 64; the JSON "
+                        "has every channel)")
     p.add_argument("--screenshot", metavar="FILE", type=Path,
                    help="open the window in this state, save a PNG of it and exit "
                         "(with --unit: that unit's receptive field is drawn)")
@@ -116,6 +135,8 @@ def export(args: argparse.Namespace) -> int:
                              f"{', '.join(available_engines())}")
     if (args.unit or args.explain) and not args.layer:
         raise ConvScopeError("--unit and --explain need --layer NAME")
+    if args.dataset and (args.image or args.unit or args.explain):
+        raise ConvScopeError("--dataset scans a folder: give it without IMAGE, --unit or --explain")
 
     def progress(done: int, total: int | None) -> None:
         global _progress_line
@@ -128,6 +149,8 @@ def export(args: argparse.Namespace) -> int:
                        trust=args.trust_model, arch=args.arch, input_size=args.input_size,
                        channels=args.channels, mean=args.mean, std=args.std, labels=args.labels,
                        progress=progress)
+    if args.dataset:
+        return export_dataset(args, model)
     image = prepare_image(args.image or sample_images()[DEFAULT_SAMPLE], model.preprocess,
                           source=args.image or f"sample: {DEFAULT_SAMPLE}")
     result = run_model(model, image, args.engine)
@@ -143,6 +166,68 @@ def export(args: argparse.Namespace) -> int:
             top += f" [{result.prediction_note}]"
     print(f"{result.model_name} on {args.engine}: {len(result.layers)} layers, "
           f"{result.conv_calls} convolutions{top}; wrote {len(written)} files to {args.export}")
+    return 0
+
+
+def export_dataset(args: argparse.Namespace, model: object) -> int:
+    """``--dataset DIR --export OUT``: scan the folder (or reuse the cached scan), write the
+    top-k montages and JSON."""
+    from types import SimpleNamespace
+
+    from models.errors import Cancelled, LayerError
+    from models.layers import find_layer
+    from models.topk import conv_layers, scan
+    from models.topk.export import export_topk
+
+    layers = None
+    if args.layer:  # refuse a bad layer before scanning a whole folder
+        import torch
+
+        from models.runner import plan
+
+        pre = model.preprocess
+        rows = list(plan(model, torch.zeros(1, pre.channels, *pre.size)).rows.values())
+        layer = find_layer(SimpleNamespace(model_name=model.name, layers=rows), args.layer)
+        convs = [la.name for la in conv_layers(model)]
+        if layer.name not in convs:
+            raise LayerError(f"layer {layer.name!r} is not a convolution: top examples are kept "
+                             f"for conv layers ({', '.join(convs[:6])}{', ...' if len(convs) > 6 else ''})")
+        layers = [layer.name]
+
+    def progress(done: int, total: int, rate: float, left: float | None) -> None:
+        global _progress_line
+        _progress_line = done < total
+        eta = f", {int(left) // 60}:{int(left) % 60:02d} left" if left is not None and done < total else ""
+        print(f"\rscanning {args.dataset}: {done}/{total} images, {rate:.1f} images/s{eta}   ",
+              end="" if _progress_line else "\n", file=sys.stderr)
+
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def interrupt(signum: int, frame: object) -> None:  # Ctrl+C: stop after storing progress
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second one stops at once
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        result = scan(model, args.dataset, args.engine, k=args.topk, progress=progress,
+                      cancel=stop.is_set)
+    except Cancelled:
+        if _progress_line:
+            print(file=sys.stderr)
+        print("error: interrupted; what was scanned is stored: run the same command again to "
+              "resume", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    written = export_topk(model, result, args.export, layers, max_channels=args.topk_channels)
+    s = result.stats
+    print(f"{result.model_name} on {args.engine}: {s.images} images ({s.scanned} run now, "
+          f"{s.images - s.scanned - s.unreadable} from the cache, {s.unreadable} unreadable); "
+          f"top {result.k} of {len(result.layers)} conv layers; wrote {len(written)} files to "
+          f"{args.export}")
     return 0
 
 
@@ -170,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:  # --help (0), or a bad argument, already said in one line (2)
         return int(done.code or 0)
     if args.export is None:
+        if args.dataset:
+            print("error: --dataset writes files: use it with --export DIR", file=sys.stderr)
+            return 2
         if args.explain or (args.unit and not args.screenshot):
             print("error: --unit and --explain write files: use them with --export DIR "
                   "(or --unit with --screenshot FILE)", file=sys.stderr)
@@ -184,6 +272,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return export(args)
+    except KeyboardInterrupt:
+        if _progress_line:
+            print(file=sys.stderr)
+        print("error: interrupted" + ("; every whole batch scanned is cached: run the same "
+                                      "command again to resume" if args.dataset else ""),
+              file=sys.stderr)
+        return 130
     except (ConvScopeError, Cancelled, OSError, MemoryError) as exc:
         message = one_line(exc) if not isinstance(exc, MemoryError) else "out of memory"
         if _progress_line:

@@ -26,6 +26,10 @@ MAX_PIXELS = 64_000_000  # ~8000x8000: beyond this a file is a decompression bom
 MAX_INPUT_SIDE = 4096
 MAX_INPUT_PIXELS = 1024 * 1024
 
+# the one list of image-file suffixes (lower case) the app opens: the open dialog, drag-and-drop,
+# and the folders a top-k scan walks (what a file *is* is still decided by reading it)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
              "nearest": Image.Resampling.NEAREST}
 
@@ -78,6 +82,11 @@ class PreparedImage:
     model_view: np.ndarray  # (H, W, 3) uint8: resized and cropped, before normalisation
     tensor: torch.Tensor  # (1, C, H, W) float32, normalised
     mapping: InputMapping
+
+
+def is_image_file(path: str | Path) -> bool:
+    """Whether ``path``'s suffix is one of :data:`IMAGE_SUFFIXES` (any case)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
 def check_input_size(size: tuple[int, ...]) -> None:

@@ -1,0 +1,50 @@
+"""The images of a folder, recursively: what a scan runs over, and what tells it that a file
+changed (its size and modification time)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.errors import ImageError
+from models.images import IMAGE_SUFFIXES, is_image_file
+
+
+@dataclass(frozen=True)
+class FileStat:
+    path: str  # relative to the folder, "/"-separated
+    size: int
+    mtime_ns: int
+
+
+def list_images(folder: str | Path) -> list[FileStat]:
+    """Every file under ``folder`` whose suffix is an image suffix, sorted by relative path.
+
+    Hidden files and folders (a leading ``.``: thumbnail caches, macOS's ``._photo.jpg``
+    resource forks) are left out; symbolic links to files are followed, links to folders are
+    not (no cycles). Raises ``ImageError`` for a folder that does not exist.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        why = "not a folder" if root.exists() else "no such folder"
+        raise ImageError(f"cannot scan {folder}: {why}")
+    found: list[FileStat] = []
+    for top, dirs, files in os.walk(root, onerror=None):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.startswith(".") or not is_image_file(name):
+                continue
+            full = Path(top, name)
+            try:
+                st = full.stat()
+            except OSError:  # vanished, or a dangling link: not an image we could read
+                continue
+            if not os.path.isfile(full):
+                continue
+            found.append(FileStat(full.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns))
+    found.sort(key=lambda f: f.path)
+    return found
+
+
+__all__ = ["IMAGE_SUFFIXES", "FileStat", "list_images"]
