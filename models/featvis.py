@@ -96,7 +96,7 @@ class FourierImage(nn.Module):
     3 channels are colour-decorrelated; 1 channel (grey) is not.
     """
 
-    def __init__(self, n: int, channels: int, size: tuple[int, int], generator: torch.Generator,
+    def __init__(self, channels: int, size: tuple[int, int], generators: list[torch.Generator],
                  decay_power: float = 1.0) -> None:
         super().__init__()
         h, w = size
@@ -105,8 +105,8 @@ class FourierImage(nn.Module):
         freqs = np.sqrt(fx * fx + fy * fy)
         scale = 1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** decay_power
         self.register_buffer("scale", torch.from_numpy(scale.astype(np.float32))[None, None, ..., None])
-        self.spectrum = nn.Parameter(
-            torch.randn(n, channels, *freqs.shape, 2, generator=generator) * _SPECTRUM_SD)
+        self.spectrum = nn.Parameter(torch.stack([
+            torch.randn(channels, *freqs.shape, 2, generator=g) for g in generators]) * _SPECTRUM_SD)
         self.size = (h, w)
         self.register_buffer("color", torch.from_numpy(COLOR_DECORRELATION.T.copy()))
 
@@ -118,24 +118,33 @@ class FourierImage(nn.Module):
         return torch.sigmoid(image)
 
 
-def random_transform(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def random_transform(images: torch.Tensor, generators: list[torch.Generator],
+                     jitter: tuple[int, ...] = JITTER,
+                     center: tuple[float, float] | None = None) -> torch.Tensor:
     """Each image jittered, scaled and rotated at random (one bilinear resampling, same size,
-    grey beyond the border): Lucent's standard transforms at a constant size."""
-    n, _, h, w = images.shape
+    grey beyond the border): Lucent's standard transforms at a constant size. Image ``i`` draws
+    from ``generators[i]``; scale and rotation turn about ``center`` ``(y, x)`` in pixels
+    (default: the image's centre)."""
+    _, _, h, w = images.shape
 
     def pick(options: Sequence[float]) -> torch.Tensor:
-        chosen = torch.randint(len(options), (n,), generator=generator)
+        chosen = torch.cat([torch.randint(len(options), (1,), generator=g) for g in generators])
         return torch.tensor(options, dtype=torch.float32)[chosen]
 
-    shift = sum(torch.randint(-j, j + 1, (n, 2), generator=generator) for j in JITTER).float()
+    shift = torch.stack([sum(torch.randint(-j, j + 1, (2,), generator=g) for j in jitter)
+                         for g in generators]).float()  # (N, (y, x)) pixels
     scale = pick(SCALES)
     angle = pick([float(a) for a in ANGLES]) * (math.pi / 180)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    # theta maps output to input in coordinates normalised to [-1, 1] per axis: the rotation is
-    # made in pixels (so a non-square image is not sheared), the shift in pixels
-    theta = torch.stack([
-        torch.stack([cos, -sin * h / w, 2 * shift[:, 1] / w], 1),
-        torch.stack([sin * w / h, cos, 2 * shift[:, 0] / h], 1)], 1)
+    # in pixels (x, y), output p reads input q = A (p - c) + c + shift; affine_grid wants it in
+    # coordinates normalised to [-1, 1] per axis: u = p / (w/2, h/2) - 1
+    cy, cx = center if center is not None else (h / 2, w / 2)
+    a = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)  # (N, 2, 2)
+    half = torch.tensor([w / 2, h / 2])
+    c = torch.tensor([cx, cy], dtype=torch.float32)
+    linear = a * half[None, None, :] / half[None, :, None]  # D^-1 A D
+    moved = (torch.einsum("nij,j->ni", a, half - c) + c + shift.flip(1)) / half - 1
+    theta = torch.cat([linear, moved[:, :, None]], 2)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images - 0.5, grid, mode="bilinear", padding_mode="zeros",
                          align_corners=False) + 0.5
@@ -189,8 +198,10 @@ def visualize_channels(model: LoadedModel, layer: str, channels: Sequence[int] |
                        cancel: Callable[[], bool] | None = None) -> Visualization:
     """One image per channel of ``layer`` optimised together in one batch; ``channels`` an int
     ``n`` means the first ``n`` (fewer if the layer has fewer). The preview is their mosaic.
-    A ``.pt2`` program with a fixed batch size runs the channels one batch of that size at a
-    time (its previews show the batch under way)."""
+    Each channel's image depends on the seed and the channel only (:func:`channel_generator`):
+    the grid's image of a channel is :func:`visualize`'s (up to float rounding). A ``.pt2``
+    program with a fixed batch size runs the channels one batch of that size at a time (its
+    previews show the batch under way)."""
     module = model.module
     pre = model.preprocess
     size = tuple(int(v) for v in (size or pre.size))
@@ -210,8 +221,15 @@ def visualize_channels(model: LoadedModel, layer: str, channels: Sequence[int] |
             raise LayerError(f"layer {layer!r} has no spatial map, so it has no unit {unit}")
         if not (0 <= unit[0] < grid[0] and 0 <= unit[1] < grid[1]):
             raise LayerError(f"unit {tuple(unit)} is outside layer {layer!r} of size {grid[0]}x{grid[1]}")
-    axes = plan(module, torch.zeros(1, pre.channels, *size)).rows[layer].grid_axes
-    generator = torch.Generator().manual_seed(int(seed))
+    row = plan(module, torch.zeros(1, pre.channels, *size)).rows[layer]
+    axes, jitter, center = row.grid_axes, JITTER, None
+    if unit is not None and row.receptive_field is not None:
+        # one unit sees only its field: move it by at most a quarter of the field, and turn and
+        # scale about the field's centre, so the unit keeps seeing the image it is shaping
+        rf = row.receptive_field
+        jitter = (max(1, min(sum(JITTER), min(rf.size) // 4)),)
+        cy, cx = rf.unit_center(*unit)
+        center = (cy + 0.5, cx + 0.5)  # pixel i covers [i, i + 1)
     mean = torch.tensor(pre.mean[: pre.channels], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(pre.std[: pre.channels], dtype=torch.float32).view(1, -1, 1, 1)
     batch = fixed_batch(module) or len(wanted)
@@ -224,9 +242,10 @@ def visualize_channels(model: LoadedModel, layer: str, channels: Sequence[int] |
             if progress is not None:
                 progress(done + step, len(wanted) * steps, preview)
 
+        generators = [channel_generator(seed, c) for c in part]
         image, final, history = _optimize(
-            module, layer, part, unit, axes, steps, size, pre.channels, mean, std, generator,
-            preview_every, report, cancel)
+            module, layer, part, unit, axes, steps, size, pre.channels, mean, std, generators,
+            (jitter, center), preview_every, report, cancel)
         images.append(image)
         finals.append(final)
         histories.append(history)
@@ -234,6 +253,13 @@ def visualize_channels(model: LoadedModel, layer: str, channels: Sequence[int] |
                          images=np.concatenate(images), activations=np.concatenate(finals),
                          history=np.concatenate(histories, axis=1), steps=steps, seed=int(seed),
                          size=size, note=NOTE.format(layer=layer))
+
+
+def channel_generator(seed: int, channel: int) -> torch.Generator:
+    """The random numbers of one channel's image: its start and its transforms depend on the
+    seed and the channel only, so an image is the same in a grid, alone, or in any batch."""
+    state = np.random.SeedSequence([int(seed), int(channel)]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
 def fixed_batch(module: nn.Module) -> int | None:
@@ -251,13 +277,14 @@ def fixed_batch(module: nn.Module) -> int | None:
 
 def _optimize(module: nn.Module, layer: str, channels: list[int], unit: tuple[int, int] | None,
               axes: tuple[int, int] | None, steps: int, size: tuple[int, int], in_channels: int,
-              mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator, preview_every: int,
+              mean: torch.Tensor, std: torch.Tensor, generators: list[torch.Generator],
+              transform: tuple[tuple[int, ...], tuple[float, float] | None], preview_every: int,
               report: Callable[[int, np.ndarray | None], None],
               cancel: Callable[[], bool] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Adam on one batch of Fourier images: (images uint8, final objective, history)."""
     n = len(channels)
     index = torch.tensor(channels)
-    param = FourierImage(n, in_channels, size, generator)
+    param = FourierImage(in_channels, size, generators)
     optimizer = torch.optim.Adam([param.spectrum], lr=LEARNING_RATE)
     history = np.zeros((steps, n), dtype=np.float32)
 
@@ -273,7 +300,7 @@ def _optimize(module: nn.Module, layer: str, channels: list[int], unit: tuple[in
         if cancel is not None and cancel():
             raise Cancelled("feature visualization cancelled")
         with torch.enable_grad():
-            value = objective(random_transform(param(), generator))
+            value = objective(random_transform(param(), generators, *transform))
             (grad,) = torch.autograd.grad(-value.sum(), [param.spectrum])
         param.spectrum.grad = grad  # the model's own parameters are never given a .grad
         optimizer.step()
