@@ -181,6 +181,12 @@ def export_views(args: argparse.Namespace, model, image) -> int:
             print(f"\rfeature visualization: step {step}/{total}", end="" if _progress_line else "\n",
                   file=sys.stderr)
 
+    def channels_done(done: int, total: int) -> None:  # Score-CAM: a forward pass per channel
+        global _progress_line
+        _progress_line = done < total
+        print(f"\rScore-CAM: channel {done}/{total}", end="" if _progress_line else "\n",
+              file=sys.stderr)
+
     def write(folder: Path) -> list[Path]:
         written = []
         if args.visualize is not None:
@@ -193,7 +199,8 @@ def export_views(args: argparse.Namespace, model, image) -> int:
             said.append(f"{vis.layer} channel {args.visualize}{where}: activation "
                         f"{float(vis.activations[0]):.4g} after {vis.steps} steps (seed {vis.seed})")
         if args.cam is not None:
-            result = cam.class_map(model, image, args.layer, args.cam or None, args.cam_method)
+            result = cam.class_map(model, image, args.layer, args.cam or None, args.cam_method,
+                                   progress=channels_done)
             base = safe_name(result.layer)
             written.append(render.save_png(cam.overlay(image.model_view, result.heat),
                                            folder / f"{base}.cam.png"))

@@ -184,6 +184,22 @@ def test_bad_requests_are_one_line_layer_errors(classic) -> None:
         featvis.visualize(model, "3.fc", 0, unit=(1, 1), steps=1)
 
 
+def test_layer_output_stops_eager_and_pt2_runs_at_the_layer(tmp_path) -> None:
+    from models.runner import layer_output
+    from models.sources import load_model
+
+    model = _small_net()
+    x = torch.zeros(1, 3, 32, 32)
+    torch.export.save(torch.export.export(model.module, (x,)), tmp_path / "m.pt2")
+    for module in (model.module, load_model(str(tmp_path / "m.pt2")).module):
+        out, rest = layer_output(module, x, "2", stop=True)
+        assert rest is None and out.shape == (1, 4, 32, 32)  # stopped: no model output
+        out, rest = layer_output(module, x, "2", stop=False)
+        assert rest.shape == (1, 3)
+    with pytest.raises(LayerError, match="unknown layer 'nine'"):
+        layer_output(model.module, x, "nine")
+
+
 def test_torchscript_and_pt2_copies_give_the_eager_image(tmp_path) -> None:
     from models.sources import load_model
 
