@@ -212,6 +212,8 @@ def visualize_channels(model: LoadedModel, layer: str, channels: Sequence[int] |
         wanted = [int(c) for c in channels]
     if not wanted:
         raise LayerError("no channel to visualize")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
     bad = [c for c in wanted if not 0 <= c < count]
     if bad:
         raise LayerError(f"channel {bad[0]} is outside layer {layer!r}, which has {count} channels "
@@ -233,14 +235,14 @@ def visualize_channels(model: LoadedModel, layer: str, channels: Sequence[int] |
     mean = torch.tensor(pre.mean[: pre.channels], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(pre.std[: pre.channels], dtype=torch.float32).view(1, -1, 1, 1)
     batch = fixed_batch(module) or len(wanted)
+    parts = [wanted[i: i + batch] for i in range(0, len(wanted), batch)]
     images, finals, histories = [], [], []
-    for start in range(0, len(wanted), batch):
-        part = wanted[start: start + batch]
-        done = start * steps
+    for index, part in enumerate(parts):
+        done = index * steps
 
         def report(step: int, preview: np.ndarray | None, done: int = done) -> None:
             if progress is not None:
-                progress(done + step, len(wanted) * steps, preview)
+                progress(done + step, len(parts) * steps, preview)
 
         generators = [channel_generator(seed, c) for c in part]
         image, final, history = _optimize(
@@ -289,7 +291,7 @@ def _optimize(module: nn.Module, layer: str, channels: list[int], unit: tuple[in
     history = np.zeros((steps, n), dtype=np.float32)
 
     def objective(images: torch.Tensor) -> torch.Tensor:
-        out, _ = layer_output(module, (images - mean) / std, layer, stop=True)
+        out, _ = layer_output(module, (images - mean) / std, layer, stop=True, cancel=cancel)
         maps = _maps(out, axes)
         picked = maps[torch.arange(n), index]  # (N, H, W) or (N,)
         if unit is not None:

@@ -88,6 +88,12 @@ def test_progress_previews_every_few_steps_and_cancel_stops_it(classic) -> None:
     previews = [s for s, _, p in seen if p is not None]
     assert previews == [4, 8, 10]
     assert all(p.shape == (32, 32, 3) and p.dtype == np.uint8 for _, _, p in seen if p is not None)
+    seen.clear()  # a grid in one batch: one step counts for all its channels
+    featvis.visualize_channels(classic, "edges", 3, steps=5, size=(32, 32), preview_every=0,
+                               progress=lambda step, total, preview: seen.append((step, total, preview)))
+    assert [(s, t) for s, t, _ in seen] == [(i, 5) for i in range(1, 6)]
+    assert seen[-1][2].shape == (66, 66, 3)  # the last step: the mosaic of three, two by two
+    assert all(p is None for _, _, p in seen[:-1])
     calls = []
     with pytest.raises(Cancelled):
         featvis.visualize(classic, "edges", 0, steps=50, size=(32, 32),
