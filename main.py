@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 VIEWS = ("maps", "filters", "rf", "explain", "engines")
+CAM_METHODS = ("gradcam", "gradcam++", "scorecam")
 _progress_line = False  # a download's progress line is open on stderr (no newline yet)
 
 
@@ -71,6 +72,16 @@ def _size(text: str) -> tuple[int, int]:
     return (values[0], values[-1])
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number 0..1000000, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from engine import available_engines
 
@@ -113,6 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk-channels", type=_positive, default=64, metavar="N",
                    help="with --dataset: channels per montage, the first N (default 64; the JSON "
                         "has every channel)")
+    # feature visualization and class activation maps (models/featvis.py, models/cam.py)
+    p.add_argument("--visualize", type=int, metavar="CHANNEL",
+                   help="with --layer and --export: write LAYER.chCHANNEL.vis.png, the image that "
+                        "excites the channel most (with --unit: that unit)")
+    p.add_argument("--steps", type=_count, default=256, help="--visualize: optimisation steps (256)")
+    p.add_argument("--seed", type=_count, default=0, help="--visualize: random seed (0)")
+    p.add_argument("--cam", nargs="?", const="", metavar="CLASS",
+                   help="with --export: write LAYER.cam.png and LAYER.cam.original.png, the class "
+                        "activation map of CLASS (index or name; default: the top-1 class) at "
+                        "--layer (default: the last conv layer)")
+    p.add_argument("--cam-method", choices=CAM_METHODS, default="gradcam",
+                   help="--cam: gradcam (default), gradcam++ or scorecam (no gradient: also "
+                        "for TorchScript; one forward pass per channel)")
     p.add_argument("--screenshot", metavar="FILE", type=Path,
                    help="open the window in this state, save a PNG of it and exit "
                         "(with --unit: that unit's receptive field is drawn)")
@@ -137,6 +161,9 @@ def export(args: argparse.Namespace) -> int:
         raise ConvScopeError("--unit and --explain need --layer NAME")
     if args.dataset and (args.image or args.unit or args.explain):
         raise ConvScopeError("--dataset scans a folder: give it without IMAGE, --unit or --explain")
+    if args.dataset and (args.visualize is not None or args.cam is not None):
+        raise ConvScopeError("--dataset cannot be combined with --visualize or --cam")
+    check_view_args(args)
 
     def progress(done: int, total: int | None) -> None:
         global _progress_line
@@ -153,6 +180,8 @@ def export(args: argparse.Namespace) -> int:
         return export_dataset(args, model)
     image = prepare_image(args.image or sample_images()[DEFAULT_SAMPLE], model.preprocess,
                           source=args.image or f"sample: {DEFAULT_SAMPLE}")
+    if args.visualize is not None or args.cam is not None:
+        return export_views(args, model, image)
     result = run_model(model, image, args.engine)
     layers = None
     if args.layer:
@@ -231,6 +260,70 @@ def export_dataset(args: argparse.Namespace, model: object) -> int:
     return 0
 
 
+# --- feature visualization and class activation maps -------------------------------------------
+def check_view_args(args: argparse.Namespace) -> None:
+    """One-line errors for --visualize / --cam before anything is loaded."""
+    from models.errors import ConvScopeError
+
+    if args.visualize is not None and not args.layer:
+        raise ConvScopeError("--visualize needs --layer NAME")
+    if (args.visualize is not None or args.cam is not None) and args.explain:
+        raise ConvScopeError("--explain cannot be combined with --visualize or --cam")
+    if args.cam is not None and args.unit and args.visualize is None:
+        raise ConvScopeError("--unit goes with --visualize (a unit's image), not with --cam")
+    if args.steps < 1:
+        raise ConvScopeError("--steps must be at least 1")
+
+
+def export_views(args: argparse.Namespace, model, image) -> int:
+    """--visualize: LAYER.chC.vis.png; --cam: LAYER.cam.png and LAYER.cam.original.png. The
+    gradients come from torch's autograd (the engines compute forward passes only)."""
+    from models import cam, featvis, render
+    from models.export import export_files, safe_name
+
+    said: list[str] = []
+
+    def steps_done(step: int, total: int, _preview) -> None:
+        global _progress_line
+        _progress_line = step < total
+        if step % 16 == 0 or step == total:
+            print(f"\rfeature visualization: step {step}/{total}", end="" if _progress_line else "\n",
+                  file=sys.stderr)
+
+    def channels_done(done: int, total: int) -> None:  # Score-CAM: a forward pass per channel
+        global _progress_line
+        _progress_line = done < total
+        print(f"\rScore-CAM: channel {done}/{total}", end="" if _progress_line else "\n",
+              file=sys.stderr)
+
+    def write(folder: Path) -> list[Path]:
+        written = []
+        if args.visualize is not None:
+            vis = featvis.visualize(model, args.layer, args.visualize, unit=args.unit,
+                                    steps=args.steps, seed=args.seed, progress=steps_done)
+            unit = f".unit{args.unit[0]}_{args.unit[1]}" if args.unit else ""
+            name = f"{safe_name(vis.layer)}.ch{args.visualize}{unit}.vis.png"
+            written.append(render.save_png(vis.image, folder / name))
+            where = f" unit {args.unit}" if args.unit else ""
+            said.append(f"{vis.layer} channel {args.visualize}{where}: activation "
+                        f"{float(vis.activations[0]):.4g} after {vis.steps} steps (seed {vis.seed})")
+        if args.cam is not None:
+            result = cam.class_map(model, image, args.layer, args.cam or None, args.cam_method,
+                                   progress=channels_done)
+            base = safe_name(result.layer)
+            written.append(render.save_png(cam.overlay(image.model_view, result.heat),
+                                           folder / f"{base}.cam.png"))
+            written.append(render.save_png(cam.on_original(result, image),
+                                           folder / f"{base}.cam.original.png"))
+            label = result.class_name or f"class {result.class_index}"
+            said.append(f"{result.method} of {label} ({result.probability:.0%}) at {result.layer}")
+        return written
+
+    written = export_files(args.export, write)
+    print(f"{'; '.join(said)}; wrote {len(written)} files to {args.export}")
+    return 0
+
+
 def hint(exc: BaseException) -> str:
     """The command line's own remedy for the errors that stand for a question."""
     from models.errors import ArchitectureNeededError, UntrustedModelError, WeightsUnavailableError
@@ -261,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.explain or (args.unit and not args.screenshot):
             print("error: --unit and --explain write files: use them with --export DIR "
                   "(or --unit with --screenshot FILE)", file=sys.stderr)
+            return 2
+        if args.visualize is not None or args.cam is not None:
+            print("error: --visualize and --cam write files: use them with --export DIR",
+                  file=sys.stderr)
             return 2
         if args.unit and not args.layer:
             print("error: --unit needs --layer NAME", file=sys.stderr)

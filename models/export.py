@@ -14,6 +14,7 @@ import math
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -186,3 +187,18 @@ def _move_into_place(staging: Path, names: list[str], out_dir: Path) -> list[Pat
     for name in names:
         os.replace(staging / name, out_dir / name)
     return [out_dir / n for n in names]
+
+
+def export_files(out_dir: Path, write: Callable[[Path], list[Path]]) -> list[Path]:
+    """All or nothing, like :func:`export_run`: ``write(folder)`` writes its files into a staging
+    folder beside ``out_dir`` and returns them; they are moved into ``out_dir`` when all are
+    written (the feature visualization and class activation map exports use this)."""
+    out_dir = Path(out_dir).absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} exists and is not a folder")
+    staging = _staging_folder(out_dir)
+    try:
+        names = [Path(p).name for p in write(staging)]
+        return _move_into_place(staging, names, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

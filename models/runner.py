@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,7 +40,7 @@ from models.receptive_field import ReceptiveField, ReceptiveFieldMode
 from models.sources import LoadedModel, imagenet_categories
 
 __all__ = ["LayerInfo", "Plan", "RunResult", "conv_bias", "effective_receptive_field", "find_layer",
-           "layer_weights", "plan", "run_batch", "run_model"]
+           "layer_output", "layer_weights", "plan", "run_batch", "run_model"]
 
 
 class LayerOutputs(Mapping):
@@ -486,6 +486,48 @@ def effective_receptive_field(model: LoadedModel | nn.Module, tensor: torch.Tens
         raise LayerError(f"unit ({channel}, {y}, {x}) is outside layer {layer!r} ({c}x{h}x{w})")
     (grad,) = torch.autograd.grad(maps[channel, y, x], inp)
     return grad[0].abs().sum(0).numpy().astype(np.float32)
+
+
+class _Reached(Exception):
+    """Raised from the capture once the wanted layer is recorded: the layers after it never run."""
+
+
+def layer_output(model: LoadedModel | nn.Module, x: torch.Tensor, layer: str, *, stop: bool = True,
+                 on_output: Callable[[torch.Tensor], None] | None = None,
+                 cancel: CancelFn | None = None) -> tuple[torch.Tensor, object | None]:
+    """``layer``'s output for the batch ``x`` and the model's output, computed by torch with
+    autograd as the caller has it (wrap in ``torch.enable_grad()`` for gradients), any model form.
+
+    The layer's output is the tensor the layer made, not a copy, so gradients flow through it.
+    ``stop``: end the forward pass right after the layer (the model's output is then None) --
+    for eager models and ``.pt2`` programs; a TorchScript model always runs whole, and its layer
+    outputs are copies made inside its graph: gradients reach the input through them, but the
+    model's output does not depend on them. ``on_output(out)`` sees the output as soon as it
+    is made, before any later layer runs (a gradient hook registered there survives a later
+    in-place op). Raises ``LayerError`` for a layer that does not exist or did not run.
+    """
+    module = model if isinstance(model, nn.Module) else model.module
+    form = model_form(module)
+    found: list[torch.Tensor] = []
+
+    def on_record(_record: Record, out: torch.Tensor, _given: torch.Tensor | None) -> None:
+        found.append(out)
+        if on_output is not None:
+            on_output(out)
+        if stop:
+            raise _Reached
+
+    opts = Options(keys=frozenset({layer}), cancel=cancel, on_record=on_record)
+    try:
+        output, _ = _capture(module, form, _program(module, form), x, None, opts)
+    except _Reached:
+        output = None
+    if not found:
+        path, call = split_layer_key(layer)
+        if path in dict(module.named_modules()) or call:
+            raise LayerError(f"layer {layer!r} did not run {call + 1} times")
+        raise LayerError(f"unknown layer {layer!r}")
+    return found[0], output
 
 
 def _grid_tensor(t: torch.Tensor, axes: tuple[int, int] | None) -> torch.Tensor:

@@ -1,0 +1,339 @@
+"""Feature visualization: the image a channel (or one unit) of a layer responds to most.
+
+Gradient ascent on the input, as in Olah, Mordvintsev & Schubert, "Feature Visualization"
+(Distill, 2017) and the Lucid / Lucent libraries (Lucent's constants):
+
+- the image is parameterised in a **decorrelated Fourier basis**: a random spectrum per colour
+  channel, each frequency scaled by ``1/f`` (so every frequency band moves at the same rate and
+  the image does not fill with high-frequency noise), an inverse FFT, then Lucent's colour
+  decorrelation matrix (the square root of ImageNet's colour covariance) and a sigmoid to [0, 1];
+- every step the image is **jittered, scaled and rotated** at random (transformation
+  robustness): what survives is a pattern that excites the channel wherever it sits, not
+  adversarial noise. Here the three are one affine resampling at a constant size (grey beyond
+  the border), so a ``.pt2`` program with a fixed input shape runs too;
+- **Adam** on the spectrum maximises the mean activation of the channel (or one unit's
+  activation) at the layer, normalised with the model's own mean and std.
+
+Gradients come from torch's autograd (the convolution engines compute forward passes only),
+and each forward pass stops at the layer (:func:`models.runner.layer_output`): a deep layer
+never runs the classifier. A seed makes a run reproducible (same seed, same image, bit for
+bit on CPU). Long work: ``progress(step, total, preview)`` gets an RGB preview every few steps,
+``cancel()`` stops it (``Cancelled``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models import render
+from models.capture import model_form
+from models.errors import Cancelled, LayerError
+from models.layers import find_layer
+from models.runner import layer_output, plan
+from models.sources import LoadedModel
+
+# progress(step, total, preview): preview is (H, W, 3) uint8 every ``preview_every`` steps, else None
+VisProgress = Callable[[int, int, np.ndarray | None], None]
+
+NOTE = ("gradients from torch's autograd: the convolution engines compute forward passes only; "
+        "the model ran up to layer {layer} on every step")
+
+# Lucent's colour decorrelation: the square root of ImageNet's colour covariance (its SVD), by
+# columns, scaled so its largest column has norm 1
+_COLOR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float32)
+COLOR_DECORRELATION = _COLOR_SQRT / np.max(np.linalg.norm(_COLOR_SQRT, axis=0))
+_SPECTRUM_SD = 0.01  # initial spread of the spectrum (Lucent)
+_MAGIC = 4.0  # Lucent divides the inverse FFT by this before the sigmoid
+LEARNING_RATE = 0.05
+JITTER = (8, 4)  # pixels: Lucent jitters twice, 8 then 4 (here one shift of their sum)
+SCALES = tuple(1 + (i - 5) / 50 for i in range(11))  # 0.90 .. 1.10
+ANGLES = tuple(range(-10, 11)) + (0,) * 5  # degrees, upright more often
+
+
+@dataclass
+class Visualization:
+    """What :func:`visualize` / :func:`visualize_channels` found.
+
+    ``images``: ``(N, H, W, 3)`` uint8, one per channel (a 1-channel model's grey repeated);
+    ``activations``: ``(N,)`` the objective on each final image as it is, untransformed (the
+    channel's mean activation, or the unit's value); ``history``: ``(steps, N)`` the objective
+    during the run (on the transformed images).
+    """
+
+    layer: str
+    channels: list[int]
+    unit: tuple[int, int] | None
+    images: np.ndarray = field(repr=False)
+    activations: np.ndarray
+    history: np.ndarray = field(repr=False)
+    steps: int
+    seed: int
+    size: tuple[int, int]
+    note: str
+
+    @property
+    def image(self) -> np.ndarray:
+        """The first (for :func:`visualize`, the only) image, ``(H, W, 3)`` uint8."""
+        return self.images[0]
+
+    def mosaic(self, columns: int | None = None, gap: int = 2) -> np.ndarray:
+        """All images tiled, ``(H', W', 3)`` uint8."""
+        return render.mosaic(self.images, columns, gap=gap)[0]
+
+
+class FourierImage(nn.Module):
+    """A batch of images ``(N, C, H, W)`` in [0, 1] parameterised by a 1/f-scaled spectrum.
+
+    ``spectrum``: ``(N, C, H, W//2 + 1, 2)`` real and imaginary parts, the only parameter.
+    3 channels are colour-decorrelated; 1 channel (grey) is not.
+    """
+
+    def __init__(self, channels: int, size: tuple[int, int], generators: list[torch.Generator],
+                 decay_power: float = 1.0) -> None:
+        super().__init__()
+        h, w = size
+        fy = np.fft.fftfreq(h)[:, None]
+        fx = np.fft.rfftfreq(w)[None, :]
+        freqs = np.sqrt(fx * fx + fy * fy)
+        scale = 1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** decay_power
+        self.register_buffer("scale", torch.from_numpy(scale.astype(np.float32))[None, None, ..., None])
+        self.spectrum = nn.Parameter(torch.stack([
+            torch.randn(channels, *freqs.shape, 2, generator=g) for g in generators]) * _SPECTRUM_SD)
+        self.size = (h, w)
+        self.register_buffer("color", torch.from_numpy(COLOR_DECORRELATION.T.copy()))
+
+    def forward(self) -> torch.Tensor:
+        spectrum = torch.view_as_complex((self.scale * self.spectrum).contiguous())
+        image = torch.fft.irfftn(spectrum, s=self.size, norm="ortho") / _MAGIC
+        if image.shape[1] == 3:  # decorrelated -> RGB
+            image = (image.permute(0, 2, 3, 1) @ self.color).permute(0, 3, 1, 2)
+        return torch.sigmoid(image)
+
+
+def random_transform(images: torch.Tensor, generators: list[torch.Generator],
+                     jitter: tuple[int, ...] = JITTER,
+                     center: tuple[float, float] | None = None) -> torch.Tensor:
+    """Each image jittered, scaled and rotated at random (one bilinear resampling, same size,
+    grey beyond the border): Lucent's standard transforms at a constant size. Image ``i`` draws
+    from ``generators[i]``; scale and rotation turn about ``center`` ``(y, x)`` in pixels
+    (default: the image's centre)."""
+    _, _, h, w = images.shape
+
+    def pick(options: Sequence[float]) -> torch.Tensor:
+        chosen = torch.cat([torch.randint(len(options), (1,), generator=g) for g in generators])
+        return torch.tensor(options, dtype=torch.float32)[chosen]
+
+    shift = torch.stack([sum(torch.randint(-j, j + 1, (2,), generator=g) for j in jitter)
+                         for g in generators]).float()  # (N, (y, x)) pixels
+    scale = pick(SCALES)
+    angle = pick([float(a) for a in ANGLES]) * (math.pi / 180)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    # in pixels (x, y), output p reads input q = A (p - c) + c + shift; affine_grid wants it in
+    # coordinates normalised to [-1, 1] per axis: u = p / (w/2, h/2) - 1
+    cy, cx = center if center is not None else (h / 2, w / 2)
+    a = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)  # (N, 2, 2)
+    half = torch.tensor([w / 2, h / 2])
+    c = torch.tensor([cx, cy], dtype=torch.float32)
+    linear = a * half[None, None, :] / half[None, :, None]  # D^-1 A D
+    moved = (torch.einsum("nij,j->ni", a, half - c) + c + shift.flip(1)) / half - 1
+    theta = torch.cat([linear, moved[:, :, None]], 2)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images - 0.5, grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False) + 0.5
+
+
+def _maps(out: torch.Tensor, axes: tuple[int, int] | None) -> torch.Tensor:
+    """A batch's layer output as ``(N, C, H, W)`` (grid last, channels-last moved) or ``(N, C)``."""
+    if axes is None:
+        return out.reshape(out.shape[0], -1) if out.dim() != 4 else out
+    if axes != (out.dim() - 2, out.dim() - 1):
+        out = torch.movedim(out, axes, (-2, -1))
+    return out.reshape(out.shape[0], -1, *out.shape[-2:])
+
+
+def layer_channels(model: LoadedModel | nn.Module, layer: str, size: tuple[int, int],
+                   channels: int = 3) -> tuple[int, tuple[int, int] | None]:
+    """How many channels ``layer`` has and its grid ``(H, W)`` (None without one), for inputs of
+    ``size``; ``LayerError`` for an unknown layer or one whose output has no channels."""
+    module = model if isinstance(model, nn.Module) else model.module
+    rows = plan(module, torch.zeros(1, channels, *size)).rows
+    if layer not in rows:  # raises, naming close matches
+        name = model.name if isinstance(model, LoadedModel) else type(module).__name__
+        find_layer(SimpleNamespace(model_name=name, layers=list(rows.values())), layer)
+    row = rows[layer]
+    shape = row.output_shape
+    if row.grid_axes is not None:
+        y, x = row.grid_axes
+        return int(np.prod(shape[1:])) // (shape[y] * shape[x]), (shape[y], shape[x])
+    if len(shape) == 2:
+        return int(shape[1]), None
+    raise LayerError(f"layer {layer!r} has no channels to visualize (output {list(shape)})")
+
+
+def visualize(model: LoadedModel, layer: str, channel: int, *, unit: tuple[int, int] | None = None,
+              steps: int = 256, seed: int = 0, size: tuple[int, int] | None = None,
+              preview_every: int = 8, progress: VisProgress | None = None,
+              cancel: Callable[[], bool] | None = None) -> Visualization:
+    """The image that maximises ``channel``'s mean activation at ``layer`` (or, with ``unit``
+    ``(y, x)``, that unit's activation). ``size``: the optimised image (default: the model's
+    input size). Raises ``LayerError`` (unknown layer, channel or unit outside it),
+    ``Cancelled``."""
+    return visualize_channels(model, layer, [channel], unit=unit, steps=steps, seed=seed,
+                              size=size, preview_every=preview_every, progress=progress,
+                              cancel=cancel)
+
+
+def visualize_channels(model: LoadedModel, layer: str, channels: Sequence[int] | int = 16, *,
+                       unit: tuple[int, int] | None = None, steps: int = 256, seed: int = 0,
+                       size: tuple[int, int] | None = None, preview_every: int = 8,
+                       progress: VisProgress | None = None,
+                       cancel: Callable[[], bool] | None = None) -> Visualization:
+    """One image per channel of ``layer`` optimised together in one batch; ``channels`` an int
+    ``n`` means the first ``n`` (fewer if the layer has fewer). The preview is their mosaic.
+    Each channel's image depends on the seed and the channel only (:func:`channel_generator`):
+    the grid's image of a channel is :func:`visualize`'s (up to float rounding). A ``.pt2``
+    program with a fixed batch size runs the channels one batch of that size at a time (its
+    previews show the batch under way)."""
+    module = model.module
+    pre = model.preprocess
+    size = tuple(int(v) for v in (size or pre.size))
+    count, grid = layer_channels(model, layer, size, pre.channels)
+    if isinstance(channels, int):
+        wanted = list(range(min(channels, count)))
+    else:
+        wanted = [int(c) for c in channels]
+    if not wanted:
+        raise LayerError("no channel to visualize")
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    bad = [c for c in wanted if not 0 <= c < count]
+    if bad:
+        raise LayerError(f"channel {bad[0]} is outside layer {layer!r}, which has {count} channels "
+                         f"(0..{count - 1})")
+    if unit is not None:
+        if grid is None:
+            raise LayerError(f"layer {layer!r} has no spatial map, so it has no unit {unit}")
+        if not (0 <= unit[0] < grid[0] and 0 <= unit[1] < grid[1]):
+            raise LayerError(f"unit {tuple(unit)} is outside layer {layer!r} of size {grid[0]}x{grid[1]}")
+    row = plan(module, torch.zeros(1, pre.channels, *size)).rows[layer]
+    axes, jitter, center = row.grid_axes, JITTER, None
+    if unit is not None and row.receptive_field is not None:
+        # one unit sees only its field: move it by at most a quarter of the field, and turn and
+        # scale about the field's centre, so the unit keeps seeing the image it is shaping
+        rf = row.receptive_field
+        jitter = (max(1, min(sum(JITTER), min(rf.size) // 4)),)
+        cy, cx = rf.unit_center(*unit)
+        center = (cy + 0.5, cx + 0.5)  # pixel i covers [i, i + 1)
+    mean = torch.tensor(pre.mean[: pre.channels], dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(pre.std[: pre.channels], dtype=torch.float32).view(1, -1, 1, 1)
+    batch = fixed_batch(module) or len(wanted)
+    parts = [wanted[i: i + batch] for i in range(0, len(wanted), batch)]
+    images, finals, histories = [], [], []
+    for index, part in enumerate(parts):
+        done = index * steps
+
+        def report(step: int, preview: np.ndarray | None, done: int = done) -> None:
+            if progress is not None:
+                progress(done + step, len(parts) * steps, preview)
+
+        generators = [channel_generator(seed, c) for c in part]
+        image, final, history = _optimize(
+            module, layer, part, unit, axes, steps, size, pre.channels, mean, std, generators,
+            (jitter, center), preview_every, report, cancel)
+        images.append(image)
+        finals.append(final)
+        histories.append(history)
+    return Visualization(layer=layer, channels=wanted, unit=tuple(unit) if unit is not None else None,
+                         images=np.concatenate(images), activations=np.concatenate(finals),
+                         history=np.concatenate(histories, axis=1), steps=steps, seed=int(seed),
+                         size=size, note=NOTE.format(layer=layer))
+
+
+def channel_generator(seed: int, channel: int) -> torch.Generator:
+    """The random numbers of one channel's image: its start and its transforms depend on the
+    seed and the channel only, so an image is the same in a grid, alone, or in any batch."""
+    state = np.random.SeedSequence([int(seed), int(channel)]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def fixed_batch(module: nn.Module) -> int | None:
+    """The batch size a ``torch.export`` program was exported with when it is fixed, else None."""
+    if model_form(module) != "program":
+        return None
+    for node in module.graph.nodes:
+        if node.op == "placeholder":
+            val = node.meta.get("val")
+            shape = getattr(val, "shape", None)
+            if shape is not None and len(shape) == 4:
+                return int(shape[0]) if isinstance(shape[0], int) else None
+    return None
+
+
+def _optimize(module: nn.Module, layer: str, channels: list[int], unit: tuple[int, int] | None,
+              axes: tuple[int, int] | None, steps: int, size: tuple[int, int], in_channels: int,
+              mean: torch.Tensor, std: torch.Tensor, generators: list[torch.Generator],
+              transform: tuple[tuple[int, ...], tuple[float, float] | None], preview_every: int,
+              report: Callable[[int, np.ndarray | None], None],
+              cancel: Callable[[], bool] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Adam on one batch of Fourier images: (images uint8, final objective, history)."""
+    n = len(channels)
+    index = torch.tensor(channels)
+    param = FourierImage(in_channels, size, generators)
+    optimizer = torch.optim.Adam([param.spectrum], lr=LEARNING_RATE)
+    history = np.zeros((steps, n), dtype=np.float32)
+
+    def objective(images: torch.Tensor) -> torch.Tensor:
+        out, _ = layer_output(module, (images - mean) / std, layer, stop=True, cancel=cancel)
+        maps = _maps(out, axes)
+        picked = maps[torch.arange(n), index]  # (N, H, W) or (N,)
+        if unit is not None:
+            return picked[:, unit[0], unit[1]]
+        return picked.reshape(n, -1).mean(1)
+
+    for step in range(steps):
+        if cancel is not None and cancel():
+            raise Cancelled("feature visualization cancelled")
+        with torch.enable_grad():
+            value = objective(random_transform(param(), generators, *transform))
+            (grad,) = torch.autograd.grad(-value.sum(), [param.spectrum])
+        param.spectrum.grad = grad  # the model's own parameters are never given a .grad
+        optimizer.step()
+        history[step] = value.detach().numpy()
+        last = step + 1 == steps
+        preview = None
+        if last or (preview_every > 0 and (step + 1) % preview_every == 0):
+            with torch.no_grad():
+                preview = _mosaic(_to_uint8(param()))
+        report(step + 1, preview)
+    with torch.no_grad():
+        final_images = param()
+        final = objective(final_images).numpy().astype(np.float32)
+    return _to_uint8(final_images), final, history
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    """``(N, C, H, W)`` in [0, 1] -> ``(N, H, W, 3)`` uint8 (grey repeated)."""
+    rgb = (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return np.ascontiguousarray(np.repeat(rgb, 3, axis=3) if rgb.shape[3] == 1 else rgb)
+
+
+def _mosaic(images: np.ndarray) -> np.ndarray:
+    return images[0] if len(images) == 1 else render.mosaic(images, gap=2)[0]
+
+
+def model_input(model: LoadedModel, rgb: np.ndarray) -> torch.Tensor:
+    """A visualization image ``(H, W, 3)`` uint8 as the model's normalised input ``(1, C, H, W)``
+    (for a grey model the first channel, which the others repeat)."""
+    pre = model.preprocess
+    pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255).permute(2, 0, 1)[: pre.channels]
+    mean = torch.tensor(pre.mean[: pre.channels], dtype=torch.float32).view(-1, 1, 1)
+    std = torch.tensor(pre.std[: pre.channels], dtype=torch.float32).view(-1, 1, 1)
+    return ((pixels - mean) / std)[None].contiguous()
