@@ -113,6 +113,6 @@ class View(QWidget):
             self._drawn = self.shown
             self.draw(self.shown)
 
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+    def showEvent(self, event) -> None:
         super().showEvent(event)
         self.refresh()
