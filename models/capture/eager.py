@@ -45,31 +45,37 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
     # returns) keeps its hooks on the module until it ends, and they must not record into, or
     # cancel, a later run of the same model on another thread.
     owner = threading.get_ident()
-
-    def count() -> int:
-        return len(router.calls) if router is not None else 0
+    # the hooks run ~140 times per pass of a small model: everything they read is a local
+    get_ident, clock, tensor_type = threading.get_ident, time.perf_counter, torch.Tensor
+    calls_made = router.calls if router is not None else []
+    wanted, derive, input_from, on_record = opts.keys, opts.derive, opts.input_from, opts.on_record
+    cancel = opts.cancel
+    # progress about 50 times a pass, not once per layer (a GUI progress signal each time)
+    every = max(1, opts.total // 50) if opts.progress is not None and opts.total else 0
 
     def pre(_m: nn.Module, inputs: tuple) -> None:
-        if threading.get_ident() != owner:
+        if get_ident() != owner:
             return
-        opts.check()
-        given = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-        stack.append((time.perf_counter(), count(), given))
+        if cancel is not None and cancel():
+            opts.check()
+        given = inputs[0] if inputs and isinstance(inputs[0], tensor_type) else None
+        stack.append((clock(), len(calls_made), given))
 
     def post_for(name: str, type_name: str):
         def post(m: nn.Module, _inputs: tuple, out: object) -> None:
-            if threading.get_ident() != owner:
+            if get_ident() != owner:
                 return
             start, first, given = stack.pop()
-            seconds = time.perf_counter() - start
-            if not isinstance(out, torch.Tensor):
+            seconds = clock() - start
+            if not isinstance(out, tensor_type):
                 return
-            seen[name] = seen.get(name, 0) + 1
-            key = layer_key(name, seen[name])
-            if not opts.wants(key):
+            call = seen[name] = seen.get(name, 0) + 1
+            key = name if call == 1 else layer_key(name, call)
+            if wanted is not None and key not in wanted:
                 return
-            calls = list(range(first, count()))
-            source = opts.derive.get(key)
+            made = len(calls_made)
+            calls = list(range(first, made)) if made != first else []
+            source = derive.get(key)
             if source is not None:  # derived when read: hold nothing
                 record = Record(key, type_name, None, seconds=seconds, calls=calls,
                                 derive=(m, source))
@@ -77,17 +83,18 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
                 copy = opts.clones(key)
                 record = Record(key, type_name, kept(out, copy), seconds=seconds, calls=calls,
                                 version=out._version, cloned=copy)
-            if key in opts.input_from:
-                record.input_from = opts.input_from[key]
-            elif given is not None and (calls or key in conv_keys):
-                record.input_cloned = opts.clones_input(key)
-                record.input = kept(given, record.input_cloned)
-                record.input_version = given._version
-            if opts.on_record is not None:
-                opts.on_record(record, out, given)
+                if key in input_from:
+                    record.input_from = input_from[key]
+                elif given is not None and (calls or key in conv_keys):
+                    record.input_cloned = opts.clones_input(key)
+                    record.input = kept(given, record.input_cloned)
+                    record.input_version = given._version
+            if on_record is not None:
+                on_record(record, out, given)
             records.append(record)
-            ends.append(count())
-            opts.reported(len(records))
+            ends.append(made)
+            if every and len(records) % every == 0:
+                opts.reported(len(records))
         return post
 
     handles = []
