@@ -32,7 +32,21 @@ def _unit(text: str) -> tuple[int, int]:
         y, x = (int(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected Y,X (two integers), got {text!r}") from None
+    if y < 0 or x < 0:
+        raise argparse.ArgumentTypeError(f"a unit's Y,X count from 0 at the top left, got {text!r}")
     return y, x
+
+
+def _joined_values(argv: list[str]) -> list[str]:
+    """``--unit -1,-1`` as ``--unit=-1,-1``: argparse takes a value that starts with a dash for
+    an option, and would say "expected one argument" instead of what is wrong with it."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in ("--unit", "--mean", "--std") and arg[:1] == "-" and arg[1:2].isdigit():
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -343,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     from models.memory import keep_freed_memory
 
     keep_freed_memory()  # feature maps reuse freed memory: no page faults on every pass
+    argv = _joined_values(sys.argv[1:] if argv is None else list(argv))
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help (0), or a bad argument, already said in one line (2)
@@ -365,8 +380,12 @@ def main(argv: list[str] | None = None) -> int:
         from gui.app import run_app
 
         return run_app(args)
+    import signal
+
     from models.errors import Cancelled, ConvScopeError, one_line
 
+    # a terminated export ends like an interrupted one: the staging folder is removed
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     try:
         return export(args)
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ the document then lists where under ``"non_finite"``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from models import render
-from models.errors import Cancelled, LayerError
+from models.errors import Cancelled, ConvScopeError, LayerError
 from models.images import PreparedImage
 from models.runner import RunResult, effective_receptive_field, find_layer, layer_weights
 from models.sources import LoadedModel
@@ -176,7 +177,11 @@ def _staging_folder(out_dir: Path) -> Path:
 
 def _move_into_place(staging: Path, names: list[str], out_dir: Path) -> list[Path]:
     """A new folder is the staging folder renamed (atomic); into an existing one each file is
-    renamed over its namesake (same file system, so each move is atomic), other files stay."""
+    renamed over its namesake (same file system, so each move is atomic), other files stay.
+
+    All or nothing there too: a name taken by a folder is refused before anything moves, and if
+    a move fails anyway, the files moved so far are taken back and the files they replaced are
+    put back (kept aside in the staging folder until every move is done)."""
     if not out_dir.exists():
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -185,7 +190,29 @@ def _move_into_place(staging: Path, names: list[str], out_dir: Path) -> list[Pat
         except OSError:  # created meanwhile, or a platform that will not: file by file
             out_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
-        os.replace(staging / name, out_dir / name)
+        target = out_dir / name
+        if target.is_dir() and not target.is_symlink():
+            raise ConvScopeError(f"cannot write {target}: a folder of that name is in the way "
+                                 f"(nothing was written)")
+    aside = staging / ".replaced"
+    aside.mkdir()
+    moved: list[str] = []
+    try:
+        for name in names:
+            target = out_dir / name
+            if target.exists() or target.is_symlink():
+                os.replace(target, aside / name)
+            os.replace(staging / name, target)
+            moved.append(name)
+    except OSError as exc:
+        for name in reversed(moved):  # take ours back, put theirs back
+            with contextlib.suppress(OSError):
+                os.replace(out_dir / name, staging / name)
+        for kept in aside.iterdir():
+            with contextlib.suppress(OSError):
+                os.replace(kept, out_dir / kept.name)
+        raise ConvScopeError(f"cannot write {out_dir}: {exc.strerror or exc} (nothing was "
+                             f"written)") from None
     return [out_dir / n for n in names]
 
 

@@ -325,3 +325,53 @@ def test_a_failed_export_leaves_no_half_export_and_keeps_the_users_files(tmp_pat
     assert (out / "notes.txt").read_text() == "mine" and (out / "edges.features.png").exists()
     assert json.loads((out / "summary.json").read_text())["model"] == "classic"
     assert oct(out.stat().st_mode & 0o777) != "0o700"
+
+
+def test_a_move_that_fails_takes_every_file_back(tmp_path, monkeypatch, capsys) -> None:
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "summary.json").write_text('{"old": true}')
+    (out / "combine.filters.png").mkdir()  # a folder where a file would go
+    assert main.main(["--model", "classic", "--export", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "combine.filters.png" in err and "folder" in err
+    assert ".convscope-export" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["combine.filters.png", "summary.json"]
+    assert json.loads((out / "summary.json").read_text()) == {"old": True}
+    (out / "combine.filters.png").rmdir()
+    # a move that fails halfway (after some files replaced theirs): all put back
+    from models import export
+
+    real, moves = os.replace, []
+
+    def failing(src, dst):
+        moves.append(dst)
+        if len(moves) == 5:
+            raise OSError(5, "Input/output error")
+        return real(src, dst)
+
+    monkeypatch.setattr(export.os, "replace", failing)
+    assert main.main(["--model", "classic", "--export", str(out)]) == 2
+    assert "Input/output error" in capsys.readouterr().err
+    monkeypatch.setattr(export.os, "replace", real)
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+    assert json.loads((out / "summary.json").read_text()) == {"old": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_a_terminated_export_leaves_no_staging_folder(tmp_path) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "main.py", "--model", "classic", "--export", str(out),
+                             "--layer", "edges", "--explain"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+            p.name.startswith(".convscope-export") for p in tmp_path.iterdir()):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode in (0, 143)  # finished first, or stopped
+    assert not any(p.name.startswith(".convscope-export") for p in tmp_path.iterdir())

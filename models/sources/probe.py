@@ -8,6 +8,7 @@ nothing from the file.
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +76,11 @@ class FileProbe:
 
 def _weights_only_load(probe: FileProbe) -> object:
     try:
-        return torch.load(probe.path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns in two lines about a legacy pickle protocol before it refuses or reads
+            # the file; what it decides is said in one line below, or the file loads
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(probe.path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch names the class it refused ("Unsupported global: GLOBAL mod.Class was not an
         # allowed global..."): the file holds Python objects. Anything else (an unknown opcode,

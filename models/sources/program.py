@@ -16,10 +16,12 @@ what a plain CNN program needs, before torch sees any of it:
 - weights and constants: raw bytes only (no ``use_pickle``, no pickled or custom objects);
 - sample inputs: through the weights-only unpickler (tensors and containers), handed over as
   objects, so torch never unpickles them itself;
-- the graph: ``torch.ops.aten`` operators (``from_file`` excluded) and ``getitem`` (plus integer
-  arithmetic on sizes); arguments of plain kinds (no subgraphs, custom objects, operators);
-  symbolic sizes only as sympy expressions of whitelisted functions, numbers and size symbols;
-  no ``guards_code``; parameter and module names made of identifier characters; pytree specs of
+- the graph: ``torch.ops.aten`` operators (none that opens a file: ``models.sources.ops``) and
+  ``getitem`` (plus integer arithmetic on sizes); arguments of plain kinds (no subgraphs,
+  custom objects, operators); symbolic sizes only as sympy expressions of whitelisted
+  functions, short numbers, small literal exponents and size symbols; ``guards_code`` only as
+  integer comparisons of input sizes (``_plain_guard``); parameter and module names made of
+  identifier characters; pytree specs of
   tuples, lists and dicts; node metadata cut to ``nn_module_stack`` and ``torch_fn``.
 
 The checked parts are then deserialized with torch's own deserializer and turned into a module;
@@ -30,6 +32,7 @@ reason; with ``trust`` it goes to ``torch.export.load`` as is.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import json
@@ -43,6 +46,7 @@ import torch
 
 from models.errors import ModelError, UntrustedModelError, one_line
 from models.sources.base import FileOptions, Opened
+from models.sources.ops import file_operators
 from models.sources.probe import FileProbe
 
 NAME = "export"
@@ -50,7 +54,8 @@ NAME = "export"
 _FQN = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")  # "layer1.0.conv1.weight"
 _IDENT = r"(?!__)[A-Za-z_][A-Za-z0-9_]*"  # no dunders: no walking to __class__ / __globals__
 _ATEN = re.compile(rf"^torch\.ops\.aten\.({_IDENT})\.({_IDENT})$")
-_ATEN_DENIED = {"from_file"}  # reads (and with shared=True maps) any file by name
+# operators that open a file by name (from_file maps one read-write, save writes one)
+_ATEN_DENIED = {k.split("::", 1)[1] for k in file_operators() if k.startswith("aten::")}
 # integer arithmetic on sizes, as export writes it for dynamic shapes; all plain functions
 _FUNCTIONS = {
     "_operator.getitem": operator.getitem, "_operator.add": operator.add,
@@ -92,6 +97,8 @@ _SYMPY_NAMES = {
     "int_oo", "IntInfinity", "NegativeIntInfinity",
 }
 _MAX_EXPRESSION = 10_000  # characters: sympy's parser is slow on huge expressions
+_MAX_DIGITS = 12  # a size literal; sympy's integers are unbounded
+_MAX_EXPONENT = 64
 _MODEL = "model"
 _FIXED_MEMBERS = {
     "archive_format", "archive_version", "byteorder", ".data/version", ".data/serialization_id",
@@ -241,8 +248,10 @@ def _check_program(program: object) -> None:
         raise _NeedsTrust("an unexpected program description")
     _only_keys(program, {"graph_module", "opset_version", "range_constraints", "schema_version",
                          "verifiers", "torch_version", "guards_code"}, "program")
-    if program.get("guards_code"):
-        raise _NeedsTrust("guard code (Python source that torch would run)")
+    guards = program.get("guards_code") or []
+    if not isinstance(guards, list) or not all(_plain_guard(code) for code in guards):
+        raise _NeedsTrust("guard code (Python source that torch would run) beyond comparisons "
+                          "of input sizes")
     if any(v not in _VERIFIERS for v in program.get("verifiers") or []):
         raise _NeedsTrust("an unknown verifier")
     for symbol, bounds in (program.get("range_constraints") or {}).items():
@@ -405,7 +414,36 @@ def _plain_sympy(text: str) -> bool:
             return text[position:].strip() == ""
         if match.group("name") and match.group("name") not in _SYMPY_NAMES:
             return False
+        if match.group("number") and len(match.group("number")) > _MAX_DIGITS:
+            return False
         position = match.end()
+    return _small_powers(text)
+
+
+def _small_powers(text: str) -> bool:
+    """Every power's exponent is a literal integer up to ``_MAX_EXPONENT``: sympy computes an
+    expression like ``Pow(10, Pow(10, 10))`` exactly, for hours and gigabytes."""
+    for match in re.finditer(r"\b(?:Pow|PowByNatural|FloatPow)\(", text):
+        depth, start = 1, match.end()
+        comma = None
+        for i in range(start, len(text)):
+            ch = text[i]
+            if ch == "(":
+                depth += 1
+            elif ch == ")":
+                depth -= 1
+                if depth == 0:
+                    end = i
+                    break
+            elif ch == "," and depth == 1 and comma is None:
+                comma = i
+        else:
+            return False
+        if comma is None:
+            return False
+        exponent = re.fullmatch(r"\s*(?:Integer\()?(\d+)\)?\s*", text[comma + 1:end])
+        if exponent is None or int(exponent.group(1)) > _MAX_EXPONENT:
+            return False
     return True
 
 
@@ -424,8 +462,55 @@ def _check_graph(ep: torch.export.ExportedProgram) -> None:
                     (isinstance(target, torch._ops.OpOverload) and target.namespace == "aten"
                      and target._opname not in _ATEN_DENIED) or target in allowed):
                 raise _NeedsTrust(f"a call to {target}, which is no plain tensor operator")
-    if ep._guards_code:
-        raise _NeedsTrust("guard code (Python source that torch would run)")
+    if not all(_plain_guard(code) for code in ep._guards_code or []):
+        raise _NeedsTrust("guard code (Python source that torch would run) beyond comparisons "
+                          "of input sizes")
+
+
+_GUARD_NODES = (ast.Expression, ast.Compare, ast.BoolOp, ast.UnaryOp, ast.BinOp, ast.Constant,
+                ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.And, ast.Or, ast.Not,
+                ast.USub, ast.UAdd, ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)
+
+
+def _plain_guard(code: object) -> bool:
+    """A guard torch writes for dynamic shapes, such as ``L['x'].size()[3] == L['x'].size()[2]``
+    or ``(1 + (((-1) + L['x'].size()[3]) // 2)) != 1``: integer arithmetic and comparisons of
+    input sizes and literals, nothing else (no names, calls or attributes but the size
+    lookup, no powers)."""
+    if not isinstance(code, str) or len(code) > _MAX_EXPRESSION:
+        return False
+    try:
+        tree = ast.parse(code, mode="eval")
+    except SyntaxError:
+        return False
+
+    def plain(node: ast.AST) -> bool:
+        if _size_lookup(node):
+            return True
+        if not isinstance(node, _GUARD_NODES):
+            return False
+        if isinstance(node, ast.Constant) and not (
+                type(node.value) in (int, bool) and abs(int(node.value)) < 10**_MAX_DIGITS):
+            return False
+        return all(plain(child) for child in ast.iter_child_nodes(node))
+
+    return plain(tree)
+
+
+def _size_lookup(node: ast.AST) -> bool:
+    """``L['name'].size()[i]`` (or ``.stride()``), with a literal name and index."""
+    if not (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant)
+            and type(node.slice.value) is int and 0 <= node.slice.value < 8):
+        return False
+    call = node.value
+    if not (isinstance(call, ast.Call) and not call.args and not call.keywords
+            and isinstance(call.func, ast.Attribute) and call.func.attr in ("size", "stride")):
+        return False
+    inputs = call.func.value
+    return (isinstance(inputs, ast.Subscript) and isinstance(inputs.value, ast.Name)
+            and inputs.value.id == "L" and isinstance(inputs.slice, ast.Constant)
+            and isinstance(inputs.slice.value, str) and re.fullmatch(_IDENT, inputs.slice.value)
+            is not None)
 
 
 def _input_shape(ep: torch.export.ExportedProgram, example: object) -> tuple[int | None, ...] | None:

@@ -2,7 +2,11 @@
 
 Their code is TorchScript, run by torch's interpreter, not Python, and their ``constants.pkl`` /
 ``data.pkl`` go through TorchScript's own unpickler, which builds TorchScript types only: loading
-one runs no Python code from the file, so no trust is asked.
+one runs no Python code from the file. Running it runs the operators its graphs call, so before
+the module is handed out every graph of every method and hook is walked: a call to anything
+but torch's own tensor operators and the interpreter's primitives (an operator that opens a
+file by name, a custom or third-party operator) needs the user's trust
+(:func:`models.sources.ops.plain_operator`).
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import warnings
 
 import torch
 
-from models.errors import ModelError, one_line
+from models.errors import ModelError, UntrustedModelError, one_line
 from models.sources.base import FileOptions, Opened
+from models.sources.ops import plain_operator
 from models.sources.probe import FileProbe
 
 NAME = "torchscript"
@@ -32,7 +37,52 @@ def load(probe: FileProbe, options: FileOptions) -> Opened:
             module = torch.jit.load(str(probe.path), map_location="cpu")
     except Exception as exc:  # torch's reader fails in many ways on a damaged archive
         raise ModelError(f"{probe.name} is not a readable TorchScript file: {one_line(exc)}") from None
+    call = unplain_call(module)
+    if call is not None and not options.trust:
+        raise UntrustedModelError(
+            f"{probe.name} is a TorchScript model that calls {call}, which is not a plain tensor "
+            f"operator (it can reach files or code outside the model): running it could do "
+            f"anything its author wrote")
     return Opened(module, NAME)
+
+
+def unplain_call(module: torch.jit.ScriptModule) -> str | None:
+    """The first operator in any graph of ``module`` (every submodule's methods and hooks,
+    nested blocks and called functions included) that is not a plain one; None if all are."""
+    seen: set[int] = set()
+    for sub in [module, *module.modules()]:
+        c = getattr(sub, "_c", None)
+        if c is None or id(c) in seen:
+            continue
+        seen.add(id(c))
+        graphs = []
+        for name in c._method_names():
+            graphs.append(_inlined(c._get_method(name)))
+        for hook in [*c._get_forward_hooks(), *c._get_forward_pre_hooks()]:
+            graphs.append(_inlined(hook))
+        for graph in graphs:
+            found = _first_unplain(graph.nodes())
+            if found is not None:
+                return found
+    return None
+
+
+def _inlined(function: object) -> torch._C.Graph:
+    graph = function.graph.copy()
+    torch._C._jit_pass_inline(graph)  # called functions' and methods' bodies, in place
+    return graph
+
+
+def _first_unplain(nodes) -> str | None:
+    for node in nodes:
+        kind = node.kind()
+        if not plain_operator(kind):
+            return kind
+        for block in node.blocks():
+            found = _first_unplain(block.nodes())
+            if found is not None:
+                return found
+    return None
 
 
 def first_conv_channels(module: torch.jit.ScriptModule) -> int | None:

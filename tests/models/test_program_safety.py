@@ -124,3 +124,92 @@ def test_size_expressions_are_sympy_of_listed_names_only(text, plain) -> None:
     from models.sources.program import _plain_sympy
 
     assert _plain_sympy(text) is plain
+
+
+@pytest.mark.parametrize(("text", "plain"), [
+    ("Pow(Symbol('s0', positive=True, integer=True), Integer(2))", True),  # a flattened H*W
+    ("Pow(Integer(10), Pow(Integer(10), Integer(10)))", False),  # sympy would work for hours
+    ("Pow(Integer(10), Integer(100000))", False),
+    ("Integer(" + "9" * 40 + ")", False),
+])
+def test_size_expressions_are_bounded(text, plain) -> None:
+    from models.sources.program import _plain_sympy
+
+    assert _plain_sympy(text) is plain
+
+
+@pytest.mark.parametrize(("code", "plain"), [
+    ("L['x'].size()[3] == L['x'].size()[2]", True),
+    ("(1 + (((-1) + L['x'].size()[3]) // 2)) != 1", True),
+    ("open('/tmp/x', 'w').close() is None", False),
+    ("L['x'].__class__ is None", False),
+    ("L['x'].size()[3] ** 10 ** 10 == 1", False),
+    ("L['x'].size(9)[0] == 1", False),
+    ("L[__import__('os').name].size()[0] == 1", False),
+])
+def test_guards_are_size_arithmetic_only(code, plain) -> None:
+    from models.sources.program import _plain_guard
+
+    assert _plain_guard(code) is plain
+
+
+def test_a_program_with_a_square_dynamic_size_loads_without_a_question(tmp_path) -> None:
+    # one Dim for height and width: torch writes the guard "L['x'].size()[3] == L['x'].size()[2]"
+    from torch.export import Dim
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten()).eval()
+    side = Dim("side", min=16, max=512)
+    program = torch.export.export(net, (torch.randn(1, 3, 32, 32),),
+                                  dynamic_shapes=({2: side, 3: side},))
+    assert program._guards_code  # the oracle: this program has guard code
+    torch.export.save(program, tmp_path / "square.pt2")
+    model = load_model(str(tmp_path / "square.pt2"), input_size=(48, 48))
+    x = torch.randn(1, 3, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(model.module(x), net(x))
+
+
+class _MapsAFile(nn.Module):
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.path = path
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # maps the file read-write (creating it) and fills it; the result is used, or
+        # TorchScript would drop the call
+        t = torch.from_file(self.path, shared=True, size=16, dtype=torch.uint8)
+        t.fill_(65)
+        return self.conv(x) + t[0].float() * 0
+
+
+class _SavesAFile(_MapsAFile):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.save(x, self.path)
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("op", ["from_file", "save"])
+def test_a_torchscript_model_that_touches_files_needs_trust(op, tmp_path) -> None:
+    marker = tmp_path / "written"
+    made = _MapsAFile if op == "from_file" else _SavesAFile
+    scripted = torch.jit.script(made(str(marker)).eval())
+    path = tmp_path / "model.pt"
+    scripted.save(str(path))
+    scripted(torch.randn(1, 3, 8, 8))  # the oracle: running the script writes the file
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(UntrustedModelError, match=f"aten::{op}") as info:
+        load_model(str(path))
+    assert "\n" not in str(info.value) and not marker.exists()
+    model = load_model(str(path), trust=True)  # the user's word: their file, their code
+    assert model.source == "torchscript"
+
+
+def test_a_plain_scripted_and_traced_model_loads_without_a_question(tmp_path) -> None:
+    net = load_model("resnet18", untrained=True).module
+    torch.jit.script(net).save(str(tmp_path / "s.pt"))
+    torch.jit.trace(net, torch.randn(1, 3, 64, 64)).save(str(tmp_path / "t.pt"))
+    for name in ("s.pt", "t.pt"):
+        assert load_model(str(tmp_path / name)).source == "torchscript"
