@@ -12,12 +12,10 @@ the headless ``--explain`` GIF.
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
-    QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -27,7 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.explainer.export import GifExport, why_text
 from gui.explainer.frame_view import FrameView, frame_job, scrolled
+from gui.explainer.layer_mode import NO_LAYER, LayerMode
 from gui.explainer.player_bar import SPEEDS, PlayerBar
 from gui.explainer.sandbox_panel import SandboxPanel
 from gui.view import Shown, View
@@ -41,17 +41,13 @@ from models.explain import (
     UnitTrace,
     agrees,
     draw_frame,
-    layer_formulas,
-    render_explain_gif,
     warm_up,
-    why_convolution,
 )
 
 _MODES = ("layer", "sandbox")
-_NO_LAYER = "Pick a convolution layer to explain it."
 
 
-class ExplainerView(View):
+class ExplainerView(LayerMode, GifExport, View):
     """The explainer tab: "This layer" and "Sandbox" modes, a player and the export.
 
     Signals
@@ -128,13 +124,14 @@ class ExplainerView(View):
         self.modes = QTabWidget()
         self.modes.addTab(self._build_layer_page(), "This layer")
         self.modes.addTab(scrolled(self.sandbox_panel), "Sandbox")
-        self.modes.setMaximumWidth(300)
+        self.modes.setMaximumWidth(270)
         self.modes.currentChanged.connect(lambda i: self._switch_mode(_MODES[i]))
         self.why = QLabel()
         self.why.setWordWrap(True)
         self.why.setTextFormat(Qt.TextFormat.RichText)
         self.why.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         why_box = QGroupBox("Why convolution?")
+        why_box.setMaximumWidth(270)  # the frame gets the room
         QVBoxLayout(why_box).addWidget(scrolled(self.why))
 
         self.view = FrameView()
@@ -153,32 +150,15 @@ class ExplainerView(View):
         layout.addLayout(right, 1)
         self._apply_speed()
 
-    def _build_layer_page(self) -> QWidget:
-        page = QWidget()
-        self.layer_label = QLabel()
-        self.unit_label = QLabel()
-        self.value_label = QLabel()
-        self.value_label.setTextFormat(Qt.TextFormat.RichText)
-        self.layer_formula_label = QLabel()
-        hint = QLabel("Click a unit in the feature maps to explain it. The window plays over the "
-                      "positions around it; the input channels are drawn a page at a time, but every "
-                      "channel is summed. Hover a cell to read its value.")
-        hint.setStyleSheet("color: gray")
-        layout = QVBoxLayout(page)
-        for w in (self.layer_label, self.unit_label, self.value_label, self.layer_formula_label, hint):
-            w.setWordWrap(True)
-            layout.addWidget(w)
-        layout.addStretch(1)
-        return scrolled(page)
-
     # ----------------------------------------------------------------- the view protocol
     def draw(self, shown: Shown) -> None:
         """Explain ``shown.layer`` of ``shown.outcome`` (its ``model`` and ``result``) at
         ``shown.unit`` of ``shown.channel``; a non-conv layer or no outcome clears the layer mode."""
         outcome, layer = shown.outcome, shown.layer
         if outcome is None or layer is None:
-            self._drawn_layer = None
-            self.clear()
+            if self._drawn_layer is not None:  # (a window still on set_layer never gets here)
+                self._drawn_layer = None
+                self.clear()
             return
         key = (outcome, layer.name)
         if key != self._drawn_layer:
@@ -193,84 +173,6 @@ class ExplainerView(View):
 
     def busy(self) -> bool:
         return super().busy() or (self.isVisible() and self.loading())
-
-    # ----------------------------------------------------------------- this layer
-    def set_context(self, weight, bias, layer_input, conv, feature_map, layer: str) -> None:
-        """Explain a conv layer on real data.
-
-        Parameters
-        ----------
-        weight : ``(O, C/groups, kH, kW)`` float32
-        bias : ``(O,)`` or None
-        layer_input : ``(C, H, W)`` the layer's input activation
-        conv : the layer's :class:`~engine.ConvSpec` (``LayerInfo.conv``)
-        feature_map : ``(O, H_out, W_out)`` what the engine computed (shown beside the traced value), or None
-        layer : the layer's name
-        """
-        self._pending_layer = None
-        try:
-            source = Source.of_layer(weight, bias, layer_input, conv, feature_map, layer)
-        except ConvScopeError as exc:
-            self.sources["layer"] = None
-            self._show_empty_layer(f"Cannot explain {layer}: {exc}")
-            return
-        self.sources["layer"] = source
-        spec = source.conv
-        self.layer_label.setText(
-            f"<b>{layer}</b>: {spec.c_in}×{spec.h}×{spec.w} → {spec.c_out}×{spec.out_h}×{spec.out_w}, "
-            f"{spec.c_out} filters of {spec.c_in_per_group}×{spec.kh}×{spec.kw}"
-            + (f", {spec.groups} groups" if spec.groups > 1 else ""))
-        self.layer_formula_label.setText("<br>".join(layer_formulas(spec)))
-        self._set_mode("layer")
-        self.set_unit(min(self.players["layer"].filter, spec.c_out - 1), spec.out_h // 2, spec.out_w // 2)
-
-    def set_layer(self, model, result, layer: str) -> None:
-        """Explain ``layer`` of a run (``models.runner.RunResult``); non-conv layers clear the view.
-
-        The layer's input comes from the run (``result.conv_inputs``). A hidden view loads the
-        layer when it is shown; the frame is drawn off the GUI thread (:meth:`loading` until then),
-        and a request superseded before its frame is ready is dropped, so holding an arrow key
-        down does not queue up frames.
-        """
-        info = next((la for la in result.layers if la.name == layer), None)
-        self.sources["layer"] = None
-        if info is None or not info.is_conv:
-            self._pending_layer = None
-            self._show_empty_layer(f"{layer} is not a convolution: pick a conv layer to explain it.")
-            return
-        self._pending_layer = (model, result, info)
-        self._pending_unit = None
-        if self.isVisible():  # the frame is drawn off the GUI thread; the last one stays till then
-            self.pause()
-            self._load_pending()
-        else:
-            self._show_empty_layer(f"<b>{layer}</b>: loading…")
-
-    def set_unit(self, out_channel: int, y: int, x: int) -> None:
-        """Show output element ``[out_channel, y, x]`` of the current layer and play around it."""
-        if self._pending_layer is not None:
-            self._pending_unit = (out_channel, y, x)
-            if self.isVisible():
-                self._load_pending()
-            return
-        source = self.sources["layer"]
-        if source is None:
-            return
-        spec = source.conv
-        if not (0 <= out_channel < spec.c_out and 0 <= y < spec.out_h and 0 <= x < spec.out_w):
-            self.status.setText(f"unit ({out_channel}, {y}, {x}) is outside {source.title}")
-            return
-        self._set_mode("layer")
-        self.players["layer"].load(source.steps_around(y, x), spec.c_out, at=(y, x), filter=out_channel)
-        self._sync_filter()
-        self._update_why()
-        self._refresh()
-
-    def clear(self) -> None:
-        self.pause()
-        self.sources["layer"] = None
-        self._pending_layer = None
-        self._show_empty_layer()
 
     # ----------------------------------------------------------------- sandbox
     def sandbox(self) -> Sandbox:
@@ -391,67 +293,6 @@ class ExplainerView(View):
         if self.player.set_channel_page(page, pages):
             self._refresh()
 
-    # ----------------------------------------------------------------- GIF export
-    def export_gif(self, path: str | Path) -> int:
-        """Write the current animation (this filter, these positions) as a GIF, here and now;
-        returns the frame count. The window's button uses :meth:`start_gif_export`."""
-        n = self._gif_job(path)(None, None)
-        self.status.setText(f"saved {n} frames to {Path(path).name}")
-        return n
-
-    def start_gif_export(self, path: str | Path) -> None:
-        """Write the current animation as a GIF on a thread of its own, with progress and a
-        Cancel button; the player keeps playing. A second export replaces one under way."""
-        try:
-            job = self._gif_job(path)
-        except ConvScopeError as exc:
-            self.status.setText(f"could not export: {exc}")
-            return
-        name = Path(path).name
-        self.status.setText(f"exporting {name}…")
-        self._gif.submit(job, lambda n: self.status.setText(f"saved {n} frames to {name}"),
-                         lambda exc: self.status.setText(f"could not export: {error_message(exc)}"))
-
-    def exporting(self) -> bool:
-        return self._gif.busy
-
-    def _gif_job(self, path: str | Path):
-        """The export of what is shown now (this filter, these positions), as a worker job."""
-        source, player = self.sources[self._mode], self.player
-        if source is None or not player.steps:
-            raise ConvScopeError("nothing to export: pick a conv layer or use the sandbox")
-        out_channel, steps = player.filter, list(player.steps)
-        duration = SPEEDS[self.speed_combo.currentText()]
-
-        def job(progress, cancel) -> int:
-            try:
-                return render_explain_gif(source.weight, source.bias, source.input, source.conv, path,
-                                          out_channel=out_channel, positions=steps, duration_ms=duration,
-                                          title=source.title, progress=progress, cancel=cancel)
-            except OSError as exc:
-                raise ConvScopeError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-        return job
-
-    def _on_gif_progress(self, done: int, total: int) -> None:
-        self.gif_progress.setRange(0, total)
-        self.gif_progress.setValue(done)
-        self.status.setText(f"exporting: frame {done} of {total}")
-
-    def _on_gif_busy(self, busy: bool) -> None:
-        if busy:
-            self.gif_progress.setRange(0, 0)
-        self.gif_progress.setVisible(busy)
-        self.gif_cancel_button.setVisible(busy)
-
-    def _export_dialog(self) -> None:
-        source = self.sources["layer"]
-        name = (source.title if self._mode == "layer" and source else "sandbox").replace("/", "_")
-        path, _ = QFileDialog.getSaveFileName(self, "Export the animation", f"{name}.explain.gif",
-                                              "Animated GIF (*.gif)")
-        if path:
-            self.start_gif_export(path)
-
     # ----------------------------------------------------------------- internals
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -467,49 +308,9 @@ class ExplainerView(View):
             self._refresh()
 
     def _fit_box(self) -> tuple[int, int]:
-        """The pixels a frame is laid out to fit: the frame pane (at least 600x400)."""
+        """The pixels a frame is laid out to fit: the frame pane (at least 420x400)."""
         size = self.view_scroll.viewport().size()
-        return (max(size.width(), 600), max(size.height(), 400))
-
-    def _load_pending(self) -> None:
-        from models.layers import conv_bias, layer_weights
-
-        if self._pending_layer is None:
-            return
-        model, result, info = self._pending_layer
-        unit, self._pending_unit = self._pending_unit, None
-        self._pending_layer = None
-        try:
-            weight = layer_weights(model, info.name)
-        except ConvScopeError as exc:
-            self._show_empty_layer(f"Cannot explain {info.name}: {exc}")
-            return
-        x = result.conv_inputs.get(info.name)  # captured by the run: no forward pass here
-        if weight is None or x is None or x.ndim != 3:
-            self._show_empty_layer(f"{info.name}: no 2-D filters to explain")
-            return
-        self._in_background = True
-        try:
-            self.set_context(weight, conv_bias(model, info.name), x, info.conv,
-                             result.activations.get(info.name), info.name)
-            if unit is not None:
-                self.set_unit(*unit)
-        finally:
-            self._in_background = False
-
-    def _show_empty_layer(self, message: str = _NO_LAYER) -> None:
-        self.layer_label.setText(message)
-        for label in (self.unit_label, self.value_label, self.layer_formula_label):
-            label.clear()
-        if self._mode == "layer":
-            self.pause()
-            self._frame_token += 1  # a frame still being drawn is for a layer no longer shown
-            self._frame_waiting = False
-            self.players["layer"].clear()
-            self._trace, self._frame = None, None
-            self.view.set_image(None)
-            self.step_label.clear()
-            self.why.clear()
+        return (max(size.width(), 420), max(size.height(), 400))
 
     def _set_mode(self, mode: str) -> None:
         if mode != self._mode:
@@ -526,7 +327,7 @@ class ExplainerView(View):
         self._set_mode(mode)
         self._sync_filter()
         if mode == "layer" and self.sources["layer"] is None:
-            self._show_empty_layer(self.layer_label.text() or _NO_LAYER)
+            self._show_empty_layer(self.layer_label.text() or NO_LAYER)
             return
         self._update_why()
         self._refresh()
@@ -626,17 +427,7 @@ class ExplainerView(View):
         self.timer.setInterval(SPEEDS[self.speed_combo.currentText()])
 
     def _update_why(self) -> None:
-        source = self.sources[self._mode]
-        if source is None:
-            self.why.clear()
-            return
-        spec = source.conv
-        info = why_convolution(spec.weight_shape, (spec.c_in, spec.h, spec.w),
-                               (spec.c_out, spec.out_h, spec.out_w), bias=source.bias is not None)
-        self.why.setText(
-            f"<b>{info['conv_params']:,}</b> parameters in this convolution vs "
-            f"<b>{info['fc_params']:,}</b> for a fully connected layer with the same input and output "
-            f"({info['ratio']:,.0f}× more).<br><br>{info['locality']}<br><br>{info['sharing']}")
+        self.why.setText(why_text(self.sources[self._mode]))
 
     def sizeHint(self) -> QSize:
         return QSize(1200, 800)

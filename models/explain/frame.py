@@ -96,7 +96,7 @@ def _measure(cell: int, rows: int, below: bool, crop: tuple[int, int], kernel: t
     else:
         width = 2 * _MARGIN + row_w + _GAP + out_w + 20
         height = _TITLE_H + max(rows_h, out_h) + _TEXT_H
-    return max(width, 600), height
+    return max(width, 420), height
 
 
 def _layout(box: tuple[int, int], crop, kernel, out, n_channels: int, max_rows: int, deck: int) -> _Layout:

@@ -242,3 +242,49 @@ def test_the_gif_export_runs_on_its_own_thread_with_progress_and_cancel(view, qt
     view.start_gif_export(tmp_path / "a file" / "x.gif")  # cannot be written: said, no crash
     qtbot.waitUntil(lambda: not view.exporting(), timeout=30000)
     assert view.status.text().startswith("could not export: cannot write")
+
+
+def test_the_view_protocol_draws_a_shown_layer_and_unit(view, qtbot):
+    from gui.view import Shown
+    from models.images import prepare_image, sample_images
+    from models.runner import run_model
+    from models.sources import load_model
+
+    assert (view.key, view.title) == ("explain", "Explain the convolution")
+    model = load_model("classic")
+    result = run_model(model, prepare_image(sample_images()["chelsea"], model.preprocess), "im2col")
+
+    class Outcome:  # what the window's outcome carries for a view
+        pass
+
+    outcome = Outcome()
+    outcome.model, outcome.result = model, result
+    layer = result.layers[0]
+    view.show_state(Shown(outcome, layer, channel=3, unit=(2, 5)))
+    qtbot.waitUntil(lambda: not view.loading(), timeout=5000)
+    assert view.current_unit() == (3, 2, 5)
+    assert view.current_value() == pytest.approx(float(result.activations[layer.name][3, 2, 5]), abs=1e-4)
+    view.show_state(Shown(outcome, result.layers[1]))  # not a convolution
+    assert "not a convolution" in view.layer_label.text() and view.render_image() is None
+
+
+def test_player_icons_kernel_nine_and_scroll_kept_per_mode(view, qtbot):
+    assert not view.play_button.icon().isNull() and "▶" not in view.play_button.text()
+    view.set_sandbox(Sandbox(size=9, kernel_size=3))
+    view.kernel_spin.setValue(9)  # the user types 9: kept, not reverted
+    assert view.kernel_spin.value() == 9 and view.sandbox().kernel_size == 9
+    assert view.step_count() == 1 and "1–9" in view.kernel_spin.toolTip()
+    view.size_spin.setValue(5)  # the kernel no longer fits: said, and still 9
+    assert view.sandbox().kernel_size == 9 and "no output" in view.formula_label.text()
+    w, b, x, conv, fm = _layer()
+    view.set_context(w, b, x, conv, fm, "block.conv")
+    view.resize(500, 400)  # small: the frame scrolls
+    qtbot.wait(300)
+    bar = view.view_scroll.verticalScrollBar()
+    if bar.maximum() > 0:
+        bar.setValue(bar.maximum())
+        kept = bar.value()
+        view.set_mode("sandbox")
+        view.set_mode("layer")
+        qtbot.wait(50)
+        assert bar.value() == kept
