@@ -66,6 +66,8 @@ class FrameView(QWidget):
         self._frame = frame
         if self._image is not None:
             self.setMinimumSize(int(self._image.width() * MIN_SCALE), int(self._image.height() * MIN_SCALE))
+        else:
+            self.setMinimumSize(320, 240)
         self.update()
 
     def value_at(self, x: float, y: float) -> str | None:

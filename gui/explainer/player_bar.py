@@ -48,7 +48,7 @@ class PlayerBar(QWidget):
         self.filter_spin.setToolTip("which filter (= output channel) is explained")
         self.next_filter_button = QPushButton("Next filter")
         self.next_filter_button.setToolTip("the next filter fills the next output channel")
-        self.page_label = QLabel("Input channels")
+        self.page_label = QLabel("Channels")
         self.page_spin = QSpinBox()
         self.page_spin.setToolTip("which input channels are drawn (all of them are summed)")
         self.page_spin.setMinimum(1)
@@ -68,10 +68,12 @@ class PlayerBar(QWidget):
             row.addWidget(w)
         row.addWidget(self.position_slider, 1)
         row.addWidget(self.step_label)
+        row.addWidget(self.page_label)
+        row.addWidget(self.page_spin)
         row2 = QHBoxLayout()  # two rows: the tab fits beside the photo and the layer list
         for w in (QLabel("Speed"), self.speed_combo, QLabel("Filter"), self.filter_spin,
                   self.next_filter_button,
-                  self.page_label, self.page_spin, self.export_button, self.gif_progress,
+                  self.export_button, self.gif_progress,
                   self.gif_cancel_button):
             row2.addWidget(w)
         row2.addWidget(self.status, 1)

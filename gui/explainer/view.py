@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QScrollArea,
+    QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -124,14 +125,12 @@ class ExplainerView(LayerMode, GifExport, View):
         self.modes = QTabWidget()
         self.modes.addTab(self._build_layer_page(), "This layer")
         self.modes.addTab(scrolled(self.sandbox_panel), "Sandbox")
-        self.modes.setMaximumWidth(270)
         self.modes.currentChanged.connect(lambda i: self._switch_mode(_MODES[i]))
         self.why = QLabel()
         self.why.setWordWrap(True)
         self.why.setTextFormat(Qt.TextFormat.RichText)
         self.why.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         why_box = QGroupBox("Why convolution?")
-        why_box.setMaximumWidth(270)  # the frame gets the room
         QVBoxLayout(why_box).addWidget(scrolled(self.why))
 
         self.view = FrameView()
@@ -139,15 +138,27 @@ class ExplainerView(LayerMode, GifExport, View):
         self.view_scroll.setWidget(self.view)
         self.view_scroll.setWidgetResizable(True)
         self.view_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        right = QVBoxLayout()
-        right.addWidget(self.view_scroll, 1)
-        right.addWidget(self.bar)
-        left = QVBoxLayout()
-        left.addWidget(self.modes, 3)  # the why text is read too: it gets room, not a peephole
-        left.addWidget(why_box, 2)
-        layout = QHBoxLayout(self)
-        layout.addLayout(left)
-        layout.addLayout(right, 1)
+        right = QWidget()
+        column = QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.view_scroll, 1)
+        column.addWidget(self.bar)
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.modes, 3)  # the why text is read too: it gets room, not a peephole
+        column.addWidget(why_box, 2)
+        left.setMinimumWidth(180)
+        # the frame gets the room; the side column can be dragged wider (or narrower)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.setSizes([270, 1000])
+        self.splitter.splitterMoved.connect(lambda *_: self._relayout.start())
+        QHBoxLayout(self).addWidget(self.splitter)
         self._apply_speed()
 
     # ----------------------------------------------------------------- the view protocol
@@ -358,6 +369,7 @@ class ExplainerView(LayerMode, GifExport, View):
             self._trace, self._frame = None, None
             self.view.set_image(None)
             self.step_label.setText("")
+            self._scroll_back()
             return
         y, x = player.position()
         try:
@@ -408,9 +420,14 @@ class ExplainerView(LayerMode, GifExport, View):
         self.view.set_image(frame.image if image is None else image, scaled, frame)
         self.player.channel_page = frame.page
         self.bar.set_pages(frame.pages, frame.page, frame.channels)
+        self._scroll_back()
+
+    def _scroll_back(self) -> None:
+        """After a change of mode: where that mode was scrolled to, once the view has taken the
+        new frame's size."""
         if self._scroll_to_restore:
             self._scroll_to_restore = False
-            QTimer.singleShot(0, self._restore_scroll)  # once the view has taken the frame's size
+            QTimer.singleShot(0, self._restore_scroll)
 
     def _frame_failed(self, token: int, exc: BaseException) -> None:
         if token == self._frame_token:

@@ -133,7 +133,7 @@ def number_font_size(cell: int) -> int:
 def numbers_fit(values: np.ndarray, cell: int, integral: bool) -> bool:
     """Every value of ``values`` fits in a cell of ``cell`` px at :func:`number_font_size`
     (else the grid shows colours only, and the values are read on hover)."""
-    if cell < 20:
+    if cell < 16:  # a 12 px number's line is 14 px tall
         return False
     font = get_font(number_font_size(cell))
     texts = {fmt(float(v), integral) for v in np.asarray(values, dtype=np.float64).ravel()}

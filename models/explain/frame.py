@@ -2,7 +2,8 @@
 
 :func:`draw_frame` lays a frame out to fit a box (the pane that shows it): one cell size for
 every grid, as large as fits (up to 44 px); the output grid beside the channel rows or, when
-that is too wide, below them; as many input channels as fit (at most ``max_channels``), the
+that is too wide, below them; in a box less than 760 px tall the size formulas are left to the
+side panel; as many input channels as fit (at most ``max_channels``), the
 others on later pages (``channel_page``). Numbers are drawn in the cells when they fit at 12 px
 or more; otherwise the cells show colours only and :meth:`Frame.value_at` gives the value under
 the pointer. The frame's size depends only on the box, the region, the kernel and the channel
@@ -22,9 +23,13 @@ from engine.direct import UnitTrace
 from models.explain import drawing as d
 from models.explain.arithmetic import agrees, layer_formulas, positions, region_of
 
-_MARGIN, _TITLE_H, _OP_W, _SUM_W, _GAP = 16, 62, 36, 120, 28
-_LINE_H, _TEXT_LINES = 22, 6
-_TEXT_H = 18 + _TEXT_LINES * _LINE_H + _MARGIN
+_MARGIN, _TITLE_H, _OP_W, _SUM_W, _GAP = 16, 62, 30, 90, 28
+_LINE_H = 22
+_COMPACT_BELOW = 760  # a box less tall than this leaves the size formulas to the side panel
+
+
+def _text_h(compact: bool) -> int:
+    return 18 + (3 if compact else 6) * _LINE_H + _MARGIN
 _MAX_CELL, _MIN_CELL = 44, 8
 _READABLE = 30  # below this a cell holds no number at 12 px: prefer fewer channels per page
 _DEFAULT_BOX = (1400, 1000)  # the GIF's frames, and a frame drawn without a box
@@ -83,7 +88,7 @@ class _Layout:
 
 
 def _measure(cell: int, rows: int, below: bool, crop: tuple[int, int], kernel: tuple[int, int],
-             out: tuple[int, int], hidden: bool, deck: int) -> tuple[int, int]:
+             out: tuple[int, int], hidden: bool, deck: int, compact: bool) -> tuple[int, int]:
     (ih, iw), (kh, kw), (oh, ow) = crop, kernel, out
     row_w = iw * cell + 3 * _OP_W + 2 * kw * cell + _SUM_W
     row_h = max(ih, kh) * cell + 26
@@ -92,10 +97,10 @@ def _measure(cell: int, rows: int, below: bool, crop: tuple[int, int], kernel: t
     out_h = 20 + 6 * deck + oh * cell + 24
     if below:
         width = 2 * _MARGIN + max(row_w, out_w)
-        height = _TITLE_H + rows_h + 8 + out_h + _TEXT_H
+        height = _TITLE_H + rows_h + 8 + out_h + _text_h(compact)
     else:
         width = 2 * _MARGIN + row_w + _GAP + out_w + 20
-        height = _TITLE_H + max(rows_h, out_h) + _TEXT_H
+        height = _TITLE_H + max(rows_h, out_h) + _text_h(compact)
     return max(width, 420), height
 
 
@@ -103,13 +108,14 @@ def _layout(box: tuple[int, int], crop, kernel, out, n_channels: int, max_rows: 
     """The largest cell size (and then the most channel rows) whose frame fits in ``box``;
     the smallest frame when nothing fits (the view scrolls)."""
     box_w, box_h = box
+    compact = box_h < _COMPACT_BELOW
     most = max(1, min(max_rows, n_channels))
 
     def best(rows: int, smallest: int) -> _Layout | None:
         hidden = n_channels > rows
         for cell in range(_MAX_CELL, smallest - 1, -1):
             for below in (False, True):
-                w, h = _measure(cell, rows, below, crop, kernel, out, hidden, deck)
+                w, h = _measure(cell, rows, below, crop, kernel, out, hidden, deck, compact)
                 if w <= box_w and h <= box_h:
                     return _Layout(cell, rows, below, w, h)
         return None
@@ -119,7 +125,7 @@ def _layout(box: tuple[int, int], crop, kernel, out, n_channels: int, max_rows: 
             found = best(rows, smallest)
             if found is not None:
                 return found
-    w, h = _measure(_MIN_CELL, 1, True, crop, kernel, out, n_channels > 1, deck)
+    w, h = _measure(_MIN_CELL, 1, True, crop, kernel, out, n_channels > 1, deck, compact)
     return _Layout(_MIN_CELL, 1, True, w, h)
 
 
@@ -209,10 +215,12 @@ def draw_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, *,
     if n_all > len(picked):
         rest = float(np.delete(trace.channel_sums, picked).sum())
         span = f"{int(shown[0])}–{int(shown[-1])}" if len(shown) > 1 else f"{int(shown[0])}"
-        d.put_text(draw, (_MARGIN, rows_bottom + 4),
-                   f"input channels {span} of {n_all} shown (page {page + 1} of {pages}); the other "
-                   f"{n_all - len(picked)} are summed too: Σ = {d.fmt(rest, integral)}",
-                   font=d.get_font(14), fill=d.MUTED)
+        note = (f"input channels {span} of {n_all} shown (page {page + 1} of {pages}); the other "
+                f"{n_all - len(picked)} are summed too: Σ = {d.fmt(rest, integral)}")
+        if draw.textlength(note, font=d.get_font(14)) > lay.width - 2 * _MARGIN:
+            note = (f"channels {span} of {n_all} · page {page + 1}/{pages} · "
+                    f"others Σ = {d.fmt(rest, integral)}")
+        d.put_text(draw, (_MARGIN, rows_bottom + 4), note, font=d.get_font(14), fill=d.MUTED)
         rows_bottom += 30
     if lay.below:
         ox, otop = _MARGIN, rows_bottom + 8
@@ -221,7 +229,8 @@ def draw_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, *,
     out_bottom = _draw_output(image, draw, trace, spec, (y0, y1, x0, x1), whole, done, out_scale,
                               out_channels, (ox, otop), cell, integral, grids)
     text_top = max(rows_bottom, out_bottom) + 18
-    _draw_sums(draw, trace, spec, picked, engine_value, integral, text_top)
+    _draw_sums(draw, trace, spec, picked, engine_value, integral, text_top,
+               compact=(box or _DEFAULT_BOX)[1] < _COMPACT_BELOW)
     return Frame(np.asarray(image), tuple(grids), page, pages, tuple(int(c) for c in shown), numbers)
 
 
@@ -320,8 +329,9 @@ def _draw_output(image, draw, trace: UnitTrace, spec: ConvSpec, region, whole: b
 
 
 def _draw_sums(draw, trace: UnitTrace, spec: ConvSpec, picked: list[int], engine_value: float | None,
-               integral: bool, ty: int) -> None:
-    """The sum over channels, the bias, the result, the engine's value and the size formulas."""
+               integral: bool, ty: int, compact: bool) -> None:
+    """The sum over channels, the bias, the result, the engine's value and (unless ``compact``:
+    the side panel shows them) the size formulas."""
     f_text = d.get_font(14)
     sums = [d.fmt(float(trace.channel_sums[k]), integral) for k in picked]
     terms = " + ".join(f"({s})" if s.startswith("-") else s for s in sums)
@@ -330,7 +340,10 @@ def _draw_sums(draw, trace: UnitTrace, spec: ConvSpec, picked: list[int], engine
         rest = float(np.delete(trace.channel_sums, picked).sum())
         terms += f" + … ({others} more: {d.fmt(rest, integral)})"
     total = d.fmt(float(trace.channel_sums.sum()), integral)
-    d.put_text(draw, (_MARGIN, ty), f"sum over channels: {terms}  =  {total}", font=f_text, fill=d.INK)
+    line = f"sum over channels: {terms}  =  {total}"
+    if draw.textlength(line, font=f_text) > draw.im.size[0] - 2 * _MARGIN:  # a narrow frame: the total
+        line = f"sum over all {len(trace.channel_sums)} channels  =  {total}"
+    d.put_text(draw, (_MARGIN, ty), line, font=f_text, fill=d.INK)
     line = f"+ bias {d.fmt(trace.bias, integral)}  =  "
     d.put_text(draw, (_MARGIN, ty + _LINE_H + 2), line, font=f_text, fill=d.INK)
     vx = _MARGIN + draw.textlength(line, font=f_text)
@@ -343,6 +356,8 @@ def _draw_sums(draw, trace: UnitTrace, spec: ConvSpec, picked: list[int], engine
         d.put_text(draw, (_MARGIN, ty + 2 * _LINE_H + 4),
                    f"engine's feature map at this unit: {shown_value}   {'✓ equal' if ok else '✗ differs'}",
                    font=f_text, fill=(30, 130, 60) if ok else (200, 30, 30))
+    if compact:
+        return
     lines = [*layer_formulas(spec), f"stride {spec.stride[0]}×{spec.stride[1]} · dilation {spec.dilation[0]}×"
              f"{spec.dilation[1]} · padding {spec.pad[0]},{spec.pad[2]} ({spec.padding_mode})"]
     for i, line in enumerate(lines):

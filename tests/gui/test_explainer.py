@@ -278,13 +278,17 @@ def test_player_icons_kernel_nine_and_scroll_kept_per_mode(view, qtbot):
     assert view.sandbox().kernel_size == 9 and "no output" in view.formula_label.text()
     w, b, x, conv, fm = _layer()
     view.set_context(w, b, x, conv, fm, "block.conv")
-    view.resize(500, 400)  # small: the frame scrolls
-    qtbot.wait(300)
+    view.resize(700, 330)  # small: the frame scrolls
+    qtbot.wait(300)  # the frame is laid out again for the smaller pane
     bar = view.view_scroll.verticalScrollBar()
-    if bar.maximum() > 0:
-        bar.setValue(bar.maximum())
-        kept = bar.value()
-        view.set_mode("sandbox")
-        view.set_mode("layer")
-        qtbot.wait(50)
-        assert bar.value() == kept
+    assert bar.maximum() > 0
+    bar.setValue(bar.maximum())
+    kept = bar.value()
+    view.set_mode("sandbox")
+    bar.setValue(0)  # the sandbox scrolled elsewhere
+    view.set_mode("layer")
+    qtbot.wait(50)
+    assert bar.value() == kept  # the layer's place, not the sandbox's
+    view.set_mode("sandbox")
+    qtbot.wait(50)
+    assert bar.value() == 0
