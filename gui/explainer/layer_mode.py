@@ -54,6 +54,7 @@ class LayerMode:
             self._show_empty_layer(f"Cannot explain {layer}: {exc}")
             return
         self.sources["layer"] = source
+        self.players["layer"].channel_page = 0  # a new layer starts at its first channels
         spec = source.conv
         self.layer_label.setText(
             f"<b>{layer}</b>: {spec.c_in}×{spec.h}×{spec.w} → {spec.c_out}×{spec.out_h}×{spec.out_w}, "

@@ -171,9 +171,9 @@ class ExplainerView(LayerMode, GifExport, View):
                 self._drawn_layer = None
                 self.clear()
             return
-        key = (outcome, layer.name)
-        if key != self._drawn_layer:
-            self._drawn_layer = key
+        last = self._drawn_layer
+        if last is None or last[0] is not outcome or last[1] != layer.name:  # identity: no array compares
+            self._drawn_layer = (outcome, layer.name)
             self.set_layer(outcome.model, outcome.result, layer.name)
         if shown.unit is not None and layer.is_conv:
             self.set_unit(shown.channel or 0, *shown.unit)

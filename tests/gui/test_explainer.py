@@ -292,3 +292,19 @@ def test_player_icons_kernel_nine_and_scroll_kept_per_mode(view, qtbot):
     view.set_mode("sandbox")
     qtbot.wait(50)
     assert bar.value() == 0
+
+
+def test_hovering_a_cell_reads_its_value(view):
+    view.set_sandbox(Sandbox(size=6, padding=1, seed=3))
+    frame = view.frame()
+    kernel = next(g for g in frame.grids if g.name.startswith("kernel"))
+    image_w = frame.image.shape[1]
+    from gui.explainer import fit
+
+    rect = fit(view.view._image.size(), view.view.size())
+    scale = rect.width() / image_w
+    x = rect.x() + (kernel.left + 2.5 * kernel.cell) * scale
+    y = rect.y() + (kernel.top + 1.5 * kernel.cell) * scale
+    expected = float(view.sandbox().weight[0, 0, 1, 2])
+    assert view.view.value_at(x, y) == f"kernel, channel 0 [1, 2] = {expected:.5g}"
+    assert view.view.value_at(1, 1) is None
