@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import threading
 
-from engine._common import ConvSpec, make_spec, output_size
+from engine._common import PADDING_MODES, ConvSpec, make_spec, output_size, pad_input
 from engine.base import ConvResult, Engine
 
 # name -> (module, class); the order is the order users see
@@ -55,6 +55,7 @@ def get_engine(name: str) -> Engine:
 
 
 __all__ = [
+    "PADDING_MODES",
     "ConvResult",
     "ConvSpec",
     "Engine",
@@ -62,5 +63,6 @@ __all__ = [
     "get_engine",
     "make_spec",
     "output_size",
+    "pad_input",
     "warm_up",
 ]

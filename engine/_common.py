@@ -87,6 +87,19 @@ class ConvSpec:
     def output_shape(self) -> tuple[int, int, int, int]:
         return (self.n, self.c_out, self.out_h, self.out_w)
 
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.c_out, self.c_in_per_group, self.kh, self.kw)
+
+    def engine_kwargs(self) -> dict:
+        """The keyword arguments of an engine call that makes this spec again (with inputs of
+        its shapes): stride, padding, dilation, groups, padding_mode. An asymmetric padding
+        can only come from ``"same"``, and is given as that."""
+        top, bottom, left, right = self.pad
+        padding = (top, left) if (top, left) == (bottom, right) else "same"
+        return {"stride": self.stride, "padding": padding, "dilation": self.dilation,
+                "groups": self.groups, "padding_mode": self.padding_mode}
+
 
 def pair(value: IntOrPair, name: str) -> tuple[int, int]:
     """Turn an int or a 2-sequence of ints into a pair, as torch's ``_pair`` does."""

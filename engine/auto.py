@@ -51,7 +51,7 @@ class AutoEngine(Engine):
 
     def candidates(self, spec: ConvSpec) -> list[str]:
         """The algorithms worth timing for this shape."""
-        if spec.c_in_per_group == 1 and spec.groups > 1:
+        if spec.is_depthwise:
             return ["direct"]  # depthwise fast path
         names = ["im2col"]
         if applies(spec):

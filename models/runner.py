@@ -294,8 +294,7 @@ def _params(module: nn.Module, m: nn.Module | None, path: str, call: ConvCall | 
 
 def _macs(module: nn.Module, r: Record, conv: ConvSpec | None) -> int:
     if conv is not None:
-        out = r.output.shape
-        return int(conv.c_out * out[-2] * out[-1] * conv.c_in_per_group * conv.kh * conv.kw)
+        return int(conv.macs)  # for one image, like the layer's other facts
     if r.type == "Linear":
         from models.layers import parameter
 

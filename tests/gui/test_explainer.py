@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QSize
 
-from engine import get_engine
+from engine import get_engine, make_spec
 from models.explain import Sandbox, output_size
 
 
@@ -24,8 +24,8 @@ def _layer(groups=1, dilation=1, padding_mode="zeros", seed=0):
     x = rng.standard_normal((6, 15, 13)).astype(np.float32)
     w = rng.standard_normal((4, 6 // groups, 3, 3)).astype(np.float32)
     b = rng.standard_normal(4).astype(np.float32)
-    conv = {"in_channels": 6, "out_channels": 4, "kernel": [3, 3], "stride": [2, 2], "padding": [1, 1],
-            "dilation": [dilation, dilation], "groups": groups, "padding_mode": padding_mode}
+    conv = make_spec((1, *x.shape), w.shape, b.shape, stride=(2, 2), padding=(1, 1),
+                     dilation=(dilation, dilation), groups=groups, padding_mode=padding_mode)
     fm = get_engine("im2col").conv2d(x[None], w, b, stride=2, padding=1, dilation=dilation, groups=groups,
                                      padding_mode=padding_mode)[0]
     return w, b, x, conv, fm
@@ -242,3 +242,69 @@ def test_the_gif_export_runs_on_its_own_thread_with_progress_and_cancel(view, qt
     view.start_gif_export(tmp_path / "a file" / "x.gif")  # cannot be written: said, no crash
     qtbot.waitUntil(lambda: not view.exporting(), timeout=30000)
     assert view.status.text().startswith("could not export: cannot write")
+
+
+def test_the_view_protocol_draws_a_shown_layer_and_unit(view, qtbot):
+    from gui.view import Shown
+    from models.images import prepare_image, sample_images
+    from models.runner import run_model
+    from models.sources import load_model
+
+    assert (view.key, view.title) == ("explain", "Explain the convolution")
+    model = load_model("classic")
+    result = run_model(model, prepare_image(sample_images()["chelsea"], model.preprocess), "im2col")
+
+    class Outcome:  # what the window's outcome carries for a view
+        pass
+
+    outcome = Outcome()
+    outcome.model, outcome.result = model, result
+    layer = result.layers[0]
+    view.show_state(Shown(outcome, layer, channel=3, unit=(2, 5)))
+    qtbot.waitUntil(lambda: not view.loading(), timeout=5000)
+    assert view.current_unit() == (3, 2, 5)
+    assert view.current_value() == pytest.approx(float(result.activations[layer.name][3, 2, 5]), abs=1e-4)
+    view.show_state(Shown(outcome, result.layers[1]))  # not a convolution
+    assert "not a convolution" in view.layer_label.text() and view.render_image() is None
+
+
+def test_player_icons_kernel_nine_and_scroll_kept_per_mode(view, qtbot):
+    assert not view.play_button.icon().isNull() and "▶" not in view.play_button.text()
+    view.set_sandbox(Sandbox(size=9, kernel_size=3))
+    view.kernel_spin.setValue(9)  # the user types 9: kept, not reverted
+    assert view.kernel_spin.value() == 9 and view.sandbox().kernel_size == 9
+    assert view.step_count() == 1 and "1–9" in view.kernel_spin.toolTip()
+    view.size_spin.setValue(5)  # the kernel no longer fits: said, and still 9
+    assert view.sandbox().kernel_size == 9 and "no output" in view.formula_label.text()
+    w, b, x, conv, fm = _layer()
+    view.set_context(w, b, x, conv, fm, "block.conv")
+    view.resize(700, 330)  # small: the frame scrolls
+    qtbot.wait(300)  # the frame is laid out again for the smaller pane
+    bar = view.view_scroll.verticalScrollBar()
+    assert bar.maximum() > 0
+    bar.setValue(bar.maximum())
+    kept = bar.value()
+    view.set_mode("sandbox")
+    bar.setValue(0)  # the sandbox scrolled elsewhere
+    view.set_mode("layer")
+    qtbot.wait(50)
+    assert bar.value() == kept  # the layer's place, not the sandbox's
+    view.set_mode("sandbox")
+    qtbot.wait(50)
+    assert bar.value() == 0
+
+
+def test_hovering_a_cell_reads_its_value(view):
+    view.set_sandbox(Sandbox(size=6, padding=1, seed=3))
+    frame = view.frame()
+    kernel = next(g for g in frame.grids if g.name.startswith("kernel"))
+    image_w = frame.image.shape[1]
+    from gui.explainer import fit
+
+    rect = fit(view.view._image.size(), view.view.size())
+    scale = rect.width() / image_w
+    x = rect.x() + (kernel.left + 2.5 * kernel.cell) * scale
+    y = rect.y() + (kernel.top + 1.5 * kernel.cell) * scale
+    expected = float(view.sandbox().weight[0, 0, 1, 2])
+    assert view.view.value_at(x, y) == f"kernel, channel 0 [1, 2] = {expected:.5g}"
+    assert view.view.value_at(1, 1) is None

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import get_engine
+from engine import get_engine, make_spec
 from models.errors import ConvScopeError, LayerError
 from models.explain import (
     Sandbox,
@@ -46,15 +46,15 @@ def _layer(case, seed=0, size=(9, 10)):
     x = rng.standard_normal((c_in, *size)).astype(np.float32)
     w = rng.standard_normal((c_out, c_in // g, kh, kw)).astype(np.float32)
     b = rng.standard_normal(c_out).astype(np.float32)
-    conv = {"stride": s, "padding": p, "dilation": d, "groups": g, "padding_mode": mode}
+    conv = make_spec((1, *x.shape), w.shape, b.shape, s, p, d, g, mode)
     return w, b, x, conv
 
 
 @pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
 def test_traced_value_equals_every_engine(case):
     w, b, x, conv = _layer(case)
-    outputs = {name: get_engine(name).conv2d(x[None], w, b, **conv)[0] for name in ("direct", "im2col",
-                                                                                    "reference")}
+    outputs = {name: get_engine(name).conv2d(x[None], w, b, **conv.engine_kwargs())[0]
+               for name in ("direct", "im2col", "reference")}
     o, ho, wo = outputs["direct"].shape
     units = {(0, 0, 0), (o - 1, ho - 1, wo - 1), (o // 2, ho // 2, wo // 2), (o - 1, 0, wo - 1)}
     for oc, y, xx in units:
@@ -68,7 +68,7 @@ def test_traced_value_equals_every_engine(case):
 def test_trace_shows_padding_as_the_mode_fills_it():
     x = np.arange(16, dtype=np.float32).reshape(1, 4, 4)
     w = np.ones((1, 1, 3, 3), dtype=np.float32)
-    conv = {"stride": 1, "padding": 1, "dilation": 1, "groups": 1, "padding_mode": "replicate"}
+    conv = make_spec((1, *x.shape), w.shape, None, padding=1, padding_mode="replicate")
     trace = explain_unit(w, None, x, conv, 0, 0, 0)
     assert trace.in_padding[0].all() and trace.in_padding[:, 0].all() and not trace.in_padding[1:, 1:].any()
     np.testing.assert_array_equal(trace.patch[0], [[0, 0, 1], [0, 0, 1], [4, 4, 5]])
@@ -89,7 +89,7 @@ def test_formula_string_and_value():
     assert output_size(5, 3, 1, 0, 2) == 1
     assert output_size_formula(8, 3, 1, (1, 1), 2, "W_out").endswith("= 6")
     assert output_size_formula(9, 4, 1, (1, 2), 1).startswith("H_out = ⌊(9 + 1 + 2 − 1·(4−1)")
-    h, w = layer_formulas((3, 9, 10), (4, 3, 3, 3), {"stride": 2, "padding": 1})
+    h, w = layer_formulas(make_spec((1, 3, 9, 10), (4, 3, 3, 3), None, stride=2, padding=1))
     assert h.endswith("= 5") and w.endswith("= 5")
 
 
@@ -182,7 +182,7 @@ def test_gif_has_one_frame_per_step(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((32, 40, 40)).astype(np.float32)
     w = rng.standard_normal((8, 32, 3, 3)).astype(np.float32)
-    conv = {"stride": [1, 1], "padding": [1, 1], "dilation": [1, 1], "groups": 1, "padding_mode": "zeros"}
+    conv = make_spec((1, *x.shape), w.shape, None, stride=(1, 1), padding=(1, 1), dilation=(1, 1))
     big = tmp_path / "layer.gif"
     assert render_explain_gif(w, None, x, conv, big, out_channel=3, max_steps=30, duration_ms=200) == 30
     with Image.open(big) as gif:
