@@ -37,6 +37,15 @@ PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
 
+def short_algorithm(engine: str, algorithm: str | None) -> str:
+    """What the engine ran, without repeating the engine's name: "direct" on direct says
+    nothing, "auto → winograd F(4x4,3x3)" on auto is "winograd F(4x4,3x3)"."""
+    if not algorithm or algorithm == engine:
+        return ""
+    prefix = f"{engine} → "
+    return algorithm[len(prefix):] if algorithm.startswith(prefix) else algorithm
+
+
 def run_label(runs: int) -> str:
     return "1 run" if runs == 1 else f"median of {runs}"
 
@@ -99,6 +108,7 @@ class EnginePanel(View):
         splitter.addWidget(chart_box)
         splitter.setSizes([300, 300])
         splitter.setChildrenCollapsible(False)
+        self.splitter = splitter
         self.note = QLabel("Times in ms (each cell: time · the algorithm the engine ran); a column "
                            "says whether it is one run or the median of several. × torch = total "
                            "time over torch's (reference). Δ = max |difference| from torch over all "
@@ -256,7 +266,7 @@ class EnginePanel(View):
         for t in timings:
             self.add_timing(t)
         runs = timings[0].runs if timings else 0
-        self.status.setText(f"{len(timings)} engines timed, {run_label(runs)} runs each"
+        self.status.setText(f"{len(timings)} engines timed: each time is the median of {runs} runs"
                             if runs > 1 else f"{len(timings)} engines timed, 1 run each")
 
     def _on_timing_failed(self, asked: object, exc: BaseException) -> None:
@@ -304,7 +314,7 @@ class EnginePanel(View):
                 if n not in run["times"]:
                     cells.append("")
                     continue
-                algo = run["algorithms"].get(n)
+                algo = short_algorithm(e, run["algorithms"].get(n))
                 cells.append(f"{run['times'][n]:.2f}" + (f" · {algo}" if algo else ""))
             for row, v in enumerate(cells):
                 item = QTableWidgetItem(v)
@@ -312,6 +322,11 @@ class EnginePanel(View):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()  # once, not per item
+        # the table as tall as its rows (up to half the room), the chart the rest
+        rows_h = (len(rows) + 2) * self.table.verticalHeader().defaultSectionSize() + 30
+        total = sum(self.splitter.sizes()) or 600
+        table_h = min(rows_h, total // 2)
+        self.splitter.setSizes([table_h, total - table_h])
         self._select()
         self._draw_chart()
 
@@ -354,6 +369,6 @@ class EnginePanel(View):
         parts = []
         for e, run in self._runs.items():
             if name in run["times"]:
-                algo = run["algorithms"].get(name)
+                algo = short_algorithm(e, run["algorithms"].get(name))
                 parts.append(f"{e} {run['times'][name]:.2f}" + (f" ({algo})" if algo else ""))
         self.chart_readout.setText(f"{i}: {name} · " + " · ".join(parts) + " ms")

@@ -127,7 +127,7 @@ class FeatureMapsView(View):
         self.detail_view = self.detail.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.detail_item = pg.ImageItem(axisOrder="row-major")
         self.detail_view.addItem(self.detail_item)
-        self.detail_label = steady_label("click a map to enlarge it", lines=2, wrap=True)
+        self.detail_label = steady_label("click a map to enlarge it", lines=3, wrap=True)
         self.detail_colorbar = ColorBar("map")
         self.detail_box = QWidget()
         dl = QVBoxLayout(self.detail_box)

@@ -143,7 +143,6 @@ class FiltersView(View):
         self.channel.addItems([f"{c}" for c in range(i)])
         self.channel.blockSignals(False)
         self.caption.setText(f"<b>{layer}</b>: {caption(weight, groups)}")
-        self.weights.setText("hover a kernel to read its weights")
         self._redraw()
 
     def clear(self) -> None:
@@ -226,6 +225,9 @@ class FiltersView(View):
         h = self._highlight
         tile = None if self._weight is None or h is None else self.tile_of(h)
         self.canvas.mark(tile, rows_of=self._matrix_inputs)
+        if self._weight is not None and self._index:  # the marked filter's weights, until a hover
+            shown = tile if tile is not None else 0
+            self.weights.setText(self.hover_text(shown, -1, -1)[1])
 
     # --- hover -------------------------------------------------------------------------
     def hover_text(self, tile: int, ky: int, kx: int) -> tuple[str, str]:

@@ -42,12 +42,12 @@ class InputPanel(QWidget):
                             (self.fit, "the whole photo (drag to pan when zoomed)")):
             button.setToolTip(tip)
             button.setFixedWidth(button.fontMetrics().horizontalAdvance(button.text()) + 22)
-        top = QHBoxLayout()
-        top.addWidget(self.title, 1)
-        top.addWidget(self.zoom_out)
-        top.addWidget(self.zoom_in)
-        top.addWidget(self.fit)
-        top.addWidget(self.original)
+        tools = QHBoxLayout()  # under the title: the title keeps the whole width for the name
+        tools.addWidget(self.zoom_out)
+        tools.addWidget(self.zoom_in)
+        tools.addWidget(self.fit)
+        tools.addStretch(1)
+        tools.addWidget(self.original)
         self.graphics = pg.GraphicsLayoutWidget()
         # wheel zooms about the mouse, drag pans; the aspect stays the photo's
         self.view = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
@@ -71,7 +71,8 @@ class InputPanel(QWidget):
         self.heat_bar.setVisible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
+        layout.addWidget(self.title)
+        layout.addLayout(tools)
         layout.addWidget(self.graphics, 1)
         layout.addWidget(self.heat_bar)
         layout.addWidget(self.caption)

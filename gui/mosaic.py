@@ -105,7 +105,8 @@ class MosaicCanvas(QWidget):
         if rows_of:
             last = self.rects[min(index + rows_of, len(self.rects)) - 1]
             w = last[1] + last[3] - left
-        self.highlight.setRect(left - 1, top - 1, w + 2, h + 2)
+        m = self.gap / 2  # in the gap around the tile, at any zoom
+        self.highlight.setRect(left - m, top - m, w + 2 * m, h + 2 * m)
         self.highlight.setVisible(True)
 
     # -- geometry -----------------------------------------------------------------------------
