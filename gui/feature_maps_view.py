@@ -191,6 +191,8 @@ class FeatureMapsView(View):
         elif maps.ndim > 3:  # e.g. a transformer's (tokens, heads, d): flattened to channels
             maps = maps.reshape(-1, *maps.shape[-2:])
         keep_page = layer == self._layer and self._maps is not None and self._maps.shape == maps.shape
+        if not keep_page:  # a readout of the layer left behind would lie about this one
+            self.readout.setText("hover a map to read its values")
         self._layer, self._maps, self._names = layer, maps, names
         if self._selected is None or self._selected >= len(maps):
             self._selected = 0  # the detail pane is never empty
@@ -385,7 +387,7 @@ class FeatureMapsView(View):
         self.bars.setLabel("bottom", "class" if self._names and n > 100 else "channel")
         self.bars.enableAutoRange()
         self.bar_marker.setValue(self._selected or 0)
-        self.page_label.setText(f"{n} values · no spatial extent")
+        self.page_label.setText(f"{n} values, as bars")
         self.prev_page.setEnabled(False)
         self.next_page.setEnabled(False)
         self.colorbar.clear()

@@ -33,7 +33,6 @@ class MosaicCanvas(QWidget):
         self._gap = gap
         self.graphics = pg.GraphicsLayoutWidget()
         self.view = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
-        self.view.setMouseEnabled(False, False)  # a mosaic is fitted, not panned
         self.item = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.item)
         self.highlight = pg.QtWidgets.QGraphicsRectItem()
@@ -105,8 +104,11 @@ class MosaicCanvas(QWidget):
         if rows_of:
             last = self.rects[min(index + rows_of, len(self.rects)) - 1]
             w = last[1] + last[3] - left
-        m = self.gap / 2  # in the gap around the tile, at any zoom
-        self.highlight.setRect(left - m, top - m, w + 2 * m, h + 2 * m)
+        m = self.gap / 2  # in the gap around the tile, at any zoom; inside the image at its edges
+        height, width = self.image.shape[:2]
+        x0, y0 = max(left - m, 0), max(top - m, 0)
+        x1, y1 = min(left + w + m, width), min(top + h + m, height)
+        self.highlight.setRect(x0, y0, x1 - x0, y1 - y0)
         self.highlight.setVisible(True)
 
     # -- geometry -----------------------------------------------------------------------------

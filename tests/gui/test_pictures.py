@@ -318,3 +318,10 @@ def test_timing_can_be_cancelled(classic, engines, qtbot) -> None:
     assert panel.status.text() == "timing cancelled"
     assert panel.time_button.isEnabled() and not panel.cancel_button.isVisible()
     assert panel.run_info("im2col")["runs"] == 1  # what was there stays
+
+
+def test_the_readout_of_a_layer_left_behind_is_cleared(maps_view) -> None:
+    maps_view.set_maps("avgpool", np.arange(8, dtype=np.float32).reshape(8, 1, 1))
+    assert "avgpool has no spatial extent" in maps_view.readout.text()
+    maps_view.set_maps("conv", np.ones((4, 8, 8), np.float32))
+    assert maps_view.readout.text() == "hover a map to read its values"
