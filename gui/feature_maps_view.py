@@ -326,7 +326,10 @@ class FeatureMapsView(View):
         self._stale = False
         if self._maps is None:
             return
-        if self.is_flat():
+        flat = self.is_flat()
+        for control in (self.colormap, self.normalization, self.sort):
+            control.setEnabled(not flat)  # bars have one colour, one scale, channel order
+        if flat:
             self._paint_bars()
             return
         self.stack.setCurrentIndex(0)
