@@ -176,7 +176,9 @@ def test_the_filter_matrix_hovers_each_kernel_and_marks_a_filters_row(filters, q
     assert filters.readout.text().endswith(f"input channel 3 · tap (y 1, x 2) = {weight[4, 3, 1, 2]:+.4g}")
     row = filters.marker.rect()  # the whole row of filter 4
     first, last = canvas.rects[20], canvas.rects[24]
-    assert row.left() < first[1] and row.right() > last[1] + last[3]
+    assert row.left() <= first[1] and row.right() >= last[1] + last[3]  # the whole row...
+    assert first[0] - canvas.gap <= row.top() < first[0] and \
+        first[0] + first[2] < row.bottom() <= first[0] + first[2] + canvas.gap  # ...and only it
 
 
 # --- the receptive-field plot --------------------------------------------------------------
