@@ -1,14 +1,23 @@
-"""Pick the convolution engine; compare every engine that has run: time per layer, total time
-against torch's, max difference from torch (``reference``, which runs for the comparison)."""
+"""Pick the convolution engine; compare every engine: time per layer (the median of several runs
+after "Time all engines", else the one run the window made, labelled so), the algorithm each
+engine ran per layer, total time against torch's, max difference from torch, and a chart of
+per-layer time by engine."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -16,36 +25,139 @@ from PySide6.QtWidgets import (
 )
 
 from engine import available_engines, get_engine
+from gui.view import Shown, View, Window
+from gui.widgets import steady_label
+from gui.worker import Worker, error_message
+from models.errors import Cancelled
+from models.timing import EngineTiming, private_copy, time_engines
+
+DEFAULT_RUNS = 5
+# one colour per engine in the chart (a qualitative palette, readable on white)
+PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
 
-class EnginePanel(QWidget):
+def short_algorithm(engine: str, algorithm: str | None) -> str:
+    """What the engine ran, without repeating the engine's name: "direct" on direct says
+    nothing, "auto → winograd F(4x4,3x3)" on auto is "winograd F(4x4,3x3)"."""
+    if not algorithm or algorithm == engine:
+        return ""
+    prefix = f"{engine} → "
+    return algorithm[len(prefix):] if algorithm.startswith(prefix) else algorithm
+
+
+def run_label(runs: int) -> str:
+    return "1 run" if runs == 1 else f"median of {runs}"
+
+
+class EnginePanel(View):
+    key = "engines"
+    title = "Engines"
+
     engine_changed = Signal(str)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, window: Window | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(window, parent)
         self.combo = QComboBox()
         for name in available_engines():
             self.combo.addItem(name)
             self.combo.setItemData(self.combo.count() - 1, get_engine(name).description,
-                                   role=3)  # Qt.ToolTipRole
+                                   role=Qt.ItemDataRole.ToolTipRole)
+        self.time_button = QPushButton("Time all engines")
+        self.time_button.setToolTip("run the current image through the model on every engine, "
+                                    "several times each, and show each layer's median time")
+        self.runs = QSpinBox()
+        self.runs.setRange(1, 50)
+        self.runs.setValue(DEFAULT_RUNS)
+        self.runs.setSuffix(" runs each")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setVisible(False)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.progress.setMaximumWidth(260)
+        self.status = steady_label("")
+        controls = QHBoxLayout()
+        controls.addWidget(self.time_button)
+        controls.addWidget(self.runs)
+        controls.addWidget(self.progress)
+        controls.addWidget(self.cancel_button)
+        controls.addWidget(self.status, 1)
+
         self.table = QTableWidget(0, 0)
         self.table.verticalHeader().setDefaultSectionSize(20)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)  # measurements
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.note = QLabel("Times in ms, the current layer selected; × torch = total time over "
-                           "torch's (reference) on this image. Δ = max |difference| from torch over "
-                           "all conv outputs.")
+        self.chart = pg.PlotWidget()
+        self.chart.setBackground("w")
+        self.chart.setMenuEnabled(False)
+        self.chart.setMouseEnabled(x=True, y=False)
+        self.chart.showGrid(y=True, alpha=0.3)
+        self.chart.setLabel("left", "ms per layer")
+        self.chart.setLabel("bottom", "convolution layer (hover for its name)")
+        self.legend = self.chart.addLegend(offset=(-10, 10))
+        self._bars: dict[str, pg.BarGraphItem] = {}
+        self.chart_readout = steady_label("")
+        chart_box = QWidget()
+        cl = QVBoxLayout(chart_box)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.addWidget(self.chart, 1)
+        cl.addWidget(self.chart_readout)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.table)
+        splitter.addWidget(chart_box)
+        splitter.setSizes([300, 300])
+        splitter.setChildrenCollapsible(False)
+        self.splitter = splitter
+        self.note = QLabel("Times in ms (each cell: time · the algorithm the engine ran); a column "
+                           "says whether it is one run or the median of several. × torch = total "
+                           "time over torch's (reference). Δ = max |difference| from torch over all "
+                           "conv outputs.")
         self.note.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.table, 1)
+        layout.addLayout(controls)
+        layout.addWidget(splitter, 1)
         layout.addWidget(self.note)
-        self._runs: dict[str, dict] = {}  # engine -> {"times": {layer: ms}, "total": ms, "diff": x}
+        self._runs: dict[str, dict] = {}  # engine -> times, total, diff, runs, algorithms
         self._layers: list[str] = []
         self._current: str | None = None
+        self._outcome = None  # the outcome the columns are for
+        self._input_key: tuple | None = None
+        self.lane = Worker(self, name="engine-timing")
+        self._timing_for = None
         self.combo.currentTextChanged.connect(self.engine_changed.emit)
+        self.time_button.clicked.connect(self.time_all)
+        self.cancel_button.clicked.connect(self.lane.cancel)
+        self.lane.progress.connect(self._on_progress)
+        self.lane.cancelled.connect(lambda: self._timing_over("timing cancelled"))
+        self.lane.abandoned.connect(lambda: self._timing_over("timing cancelled (left behind)"))
+        self.chart.scene().sigMouseMoved.connect(self._hover_chart)
 
+    # --- the view protocol -------------------------------------------------------------
+    def workers(self) -> list[Worker]:
+        return [self.lane]
+
+    def draw(self, shown: Shown) -> None:
+        outcome = shown.outcome
+        if outcome is None:
+            return  # before the first run (or fed by the old window): kept
+        if outcome is not self._outcome:
+            self._outcome = outcome
+            result = outcome.result
+            key = (id(outcome.model), outcome.image.source)
+            if key != self._input_key:
+                self._input_key = key
+                self.reset([la.name for la in result.layers if la.is_conv])
+            self.add_run(outcome.request.engine,
+                         {la.name: la.time_ms for la in result.layers if la.is_conv},
+                         result.total_ms, getattr(outcome, "max_diff", None),
+                         algorithms={la.name: la.algorithm for la in result.layers
+                                     if la.is_conv and la.algorithm})
+        if shown.layer is not None:
+            self.set_current(shown.layer.name)
+
+    # --- public API --------------------------------------------------------------------
     def engine(self) -> str:
         return self.combo.currentText()
 
@@ -59,12 +171,28 @@ class EnginePanel(QWidget):
         """A new model or image: earlier timings no longer compare."""
         self._runs.clear()
         self._layers = conv_layers
+        if self.lane.busy:
+            self.lane.cancel()
         self._refresh()
 
     def add_run(self, engine: str, times: dict[str, float], total_ms: float,
-                max_diff: float | None) -> None:
-        self._runs[engine] = {"times": times, "total": total_ms, "diff": max_diff}
+                max_diff: float | None, algorithms: dict[str, str] | None = None,
+                runs: int = 1) -> None:
+        """One engine's column: ``times`` per conv layer (a median when ``runs`` > 1). A single
+        run does not replace a median already there for the same engine."""
+        old = self._runs.get(engine)
+        if old is not None and old["runs"] > runs:
+            if old["diff"] is None and max_diff is not None:
+                old["diff"] = max_diff
+                self._refresh()
+            return
+        self._runs[engine] = {"times": times, "total": total_ms, "diff": max_diff,
+                              "algorithms": dict(algorithms or {}), "runs": runs}
         self._refresh()
+
+    def add_timing(self, timing: EngineTiming) -> None:
+        self.add_run(timing.engine, timing.times, timing.total_ms, timing.max_diff,
+                     timing.algorithms, timing.runs)
 
     def set_diff(self, engine: str, max_diff: float | None) -> None:
         """The Δ from torch, when it arrives after the run (the comparison runs second)."""
@@ -77,6 +205,84 @@ class EnginePanel(QWidget):
         self._current = layer
         self._select()
 
+    def engines_run(self) -> list[str]:
+        return list(self._runs)
+
+    def run_info(self, engine: str) -> dict:
+        return self._runs[engine]
+
+    def chart_heights(self, engine: str) -> list[float]:
+        """The bar heights drawn for ``engine``, one per conv layer in order."""
+        bars = self._bars.get(engine)
+        return [] if bars is None else [float(h) for h in bars.opts["height"]]
+
+    def cell_text(self, engine: str, layer: str) -> str:
+        col = list(self._runs).index(engine)
+        row = len(self._header_rows()) + self._layers.index(layer)
+        item = self.table.item(row, col)
+        return "" if item is None else item.text()
+
+    # --- timing all engines ------------------------------------------------------------
+    def time_all(self, engines: list[str] | None = None, runs: int | None = None) -> bool:
+        """Time every engine (or ``engines``) ``runs`` times on the current image, on this view's
+        lane. False (and a message) when there is nothing to time yet."""
+        outcome = self._outcome or self.shown.outcome
+        if outcome is None:
+            self.status.setText("open a model and an image first")
+            return False
+        engines = engines or [e for e in available_engines()]
+        runs = runs or self.runs.value()
+        model, image = outcome.model, outcome.image
+        asked = object()
+        self._timing_for = (asked, outcome)
+
+        def job(progress, cancel) -> list[EngineTiming]:
+            own = private_copy(model)
+            return time_engines(own, image, engines, runs, progress=progress, cancel=cancel)
+
+        self.progress.setRange(0, len(engines) * runs)
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+        self.time_button.setEnabled(False)
+        self.status.setText(f"timing {len(engines)} engines × {runs} runs…")
+        self.lane.submit(job, lambda t, a=asked: self._on_timed(a, t),
+                         lambda exc, a=asked: self._on_timing_failed(a, exc))
+        return True
+
+    def _on_progress(self, done: int, total: int | None) -> None:
+        if total:
+            self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
+    def _on_timed(self, asked: object, timings: list[EngineTiming]) -> None:
+        if self._timing_for is None or self._timing_for[0] is not asked:
+            return
+        outcome = self._timing_for[1]
+        self._timing_over("")
+        if outcome is not self._outcome and self._outcome is not None and \
+                (id(outcome.model), outcome.image.source) != self._input_key:
+            return  # another model or image since: these times are for what is gone
+        for t in timings:
+            self.add_timing(t)
+        runs = timings[0].runs if timings else 0
+        self.status.setText(f"{len(timings)} engines timed: each time is the median of {runs} runs"
+                            if runs > 1 else f"{len(timings)} engines timed, 1 run each")
+
+    def _on_timing_failed(self, asked: object, exc: BaseException) -> None:
+        if self._timing_for is None or self._timing_for[0] is not asked:
+            return
+        self._timing_over("timing cancelled" if isinstance(exc, Cancelled)
+                          else f"⚠ timing failed: {error_message(exc)}")
+
+    def _timing_over(self, text: str) -> None:
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+        self.time_button.setEnabled(True)
+        if text:
+            self.status.setText(text)
+
+    # --- drawing -----------------------------------------------------------------------
     def _select(self) -> None:
         offset = len(self._header_rows())
         if self._current in self._layers:
@@ -87,17 +293,12 @@ class EnginePanel(QWidget):
     def _header_rows(self) -> list[str]:
         return ["total (ms)"] + (["× torch"] if "reference" in self._runs else []) + ["Δ vs torch"]
 
-    def engines_run(self) -> list[str]:
-        return list(self._runs)
-
-    def run_info(self, engine: str) -> dict:
-        return self._runs[engine]
-
     def _refresh(self) -> None:
         engines = list(self._runs)
         self.table.clear()
         self.table.setColumnCount(len(engines))
-        self.table.setHorizontalHeaderLabels(engines)
+        self.table.setHorizontalHeaderLabels(
+            [f"{e}\n({run_label(self._runs[e]['runs'])})" for e in engines])
         header = self._header_rows()
         rows = [*header, *self._layers]
         self.table.setRowCount(len(rows))
@@ -108,9 +309,66 @@ class EnginePanel(QWidget):
             values = {"total (ms)": f"{run['total']:.1f}",
                       "× torch": f"{run['total'] / torch_total:.2f}" if torch_total else "",
                       "Δ vs torch": "…" if run["diff"] is None else f"{run['diff']:.1e}"}
-            cells = [values[h] for h in header] + [
-                f"{run['times'][n]:.2f}" if n in run["times"] else "" for n in self._layers]
+            cells = [values[h] for h in header]
+            for n in self._layers:
+                if n not in run["times"]:
+                    cells.append("")
+                    continue
+                algo = short_algorithm(e, run["algorithms"].get(n))
+                cells.append(f"{run['times'][n]:.2f}" + (f" · {algo}" if algo else ""))
             for row, v in enumerate(cells):
-                self.table.setItem(row, col, QTableWidgetItem(v))
+                item = QTableWidgetItem(v)
+                if row >= len(header):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()  # once, not per item
+        # the table as tall as its rows (up to half the room), the chart the rest
+        rows_h = (len(rows) + 2) * self.table.verticalHeader().defaultSectionSize() + 30
+        total = sum(self.splitter.sizes()) or 600
+        table_h = min(rows_h, total // 2)
+        self.splitter.setSizes([table_h, total - table_h])
         self._select()
+        self._draw_chart()
+
+    def _draw_chart(self) -> None:
+        for bars in self._bars.values():
+            self.chart.removeItem(bars)
+        self._bars.clear()
+        self.legend.clear()
+        engines = list(self._runs)
+        if not engines or not self._layers:
+            return
+        width = 0.8 / len(engines)
+        xs = np.arange(len(self._layers), dtype=float)
+        for k, e in enumerate(engines):
+            run = self._runs[e]
+            heights = [run["times"].get(n, 0.0) for n in self._layers]
+            color = PALETTE[available_engines().index(e) % len(PALETTE)] \
+                if e in available_engines() else PALETTE[k % len(PALETTE)]
+            bars = pg.BarGraphItem(x=xs + (k - (len(engines) - 1) / 2) * width, height=heights,
+                                   width=width, brush=color, pen=None)
+            self.chart.addItem(bars)
+            self.legend.addItem(bars, f"{e} ({run_label(run['runs'])})")
+            self._bars[e] = bars
+        if len(self._layers) <= 12:
+            ticks = [(i, n if len(n) <= 14 else "…" + n[-13:]) for i, n in enumerate(self._layers)]
+        else:
+            step = max(1, len(self._layers) // 12)
+            ticks = [(i, str(i)) for i in range(0, len(self._layers), step)]
+        self.chart.getAxis("bottom").setTicks([ticks])
+        self.chart.enableAutoRange()
+
+    def _hover_chart(self, scene_pos) -> None:
+        vb = self.chart.getPlotItem().getViewBox()
+        if not self._layers or not vb.sceneBoundingRect().contains(scene_pos):
+            return
+        i = round(vb.mapSceneToView(scene_pos).x())
+        if not 0 <= i < len(self._layers):
+            return
+        name = self._layers[i]
+        parts = []
+        for e, run in self._runs.items():
+            if name in run["times"]:
+                algo = short_algorithm(e, run["algorithms"].get(name))
+                parts.append(f"{e} {run['times'][name]:.2f}" + (f" ({algo})" if algo else ""))
+        self.chart_readout.setText(f"{i}: {name} · " + " · ".join(parts) + " ms")

@@ -1,5 +1,7 @@
-"""All channels of a layer, tiled; hover to read a value, click to enlarge a channel (which reads
-and clicks the same way)."""
+"""All channels of a layer, tiled on one :class:`~gui.mosaic.MosaicCanvas` sized to fill the
+pane; hover to read a value, click to enlarge a channel (which reads and clicks the same way).
+A colour bar says what the colours stand for. A layer without spatial extent (a 1x1 output after
+a global pool, a flat fc/logits output) is a bar chart of its values, its largest named."""
 
 from __future__ import annotations
 
@@ -12,44 +14,69 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from gui.colorbar import ColorBar
+from gui.mosaic import MosaicCanvas
+from gui.view import Shown, View, Window
 from gui.widgets import steady_label
 from models import render
 
 PAGE_SIZE = 64  # tiles per page: hundreds of channels stay fast and each tile stays readable
+TOP_LABELLED = 5  # bars named in the chart of a layer without spatial extent
+BAR_COLOR = (60, 110, 190)
+TOP_COLOR = (220, 120, 20)
 
 
-class FeatureMapsView(QWidget):
-    """Feature maps of one layer: a paged mosaic plus the selected channel enlarged.
+def maps_and_names(shown: Shown) -> tuple[np.ndarray, list[str] | None] | None:
+    """The shown layer's maps and channel names (the model's own; a classifier's categories for
+    its output), or None when nothing is shown."""
+    outcome, layer = shown.outcome, shown.layer
+    if outcome is None or layer is None:
+        return None
+    result, model = outcome.result, outcome.model
+    maps = result.maps(layer.name)
+    names = model.channel_names.get(layer.name)
+    categories = getattr(model, "categories", None)
+    if names is None and categories and result.layers and layer.name == result.layers[-1].name \
+            and np.asarray(maps).size == len(categories):
+        names = list(categories)
+    return maps, names
+
+class FeatureMapsView(View):
+    """Feature maps of one layer: a paged mosaic plus the selected channel enlarged, each with a
+    colour bar; a bar chart when the layer has no spatial extent.
 
     Signals: ``unit_hovered(channel, y, x, value)``, ``unit_clicked(channel, y, x)``,
     ``channel_selected(channel)``.
     """
 
+    key = "maps"
+    title = "Feature maps"
+
     unit_hovered = Signal(int, int, int, float)
     unit_clicked = Signal(int, int, int)
     channel_selected = Signal(int)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, window: Window | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(window, parent)
         self._maps: np.ndarray | None = None  # (C, H, W)
         self._layer = ""
         self._order = np.zeros(0, dtype=int)
         self._page = 0
-        self._rects: list[tuple[int, int, int, int]] = []
-        self._scale = 1
         self._selected: int | None = None
-        self._image = np.zeros((1, 1, 3), dtype=np.uint8)
-        self._dirty = False  # maps changed while the view was hidden: drawn when shown
+        self._stale = False  # data or settings changed while hidden: painted when shown
         self._names: list[str] | None = None
 
         self.colormap = QComboBox()
         self.colormap.addItems(list(render.COLORMAPS))
         self.normalization = QComboBox()
         self.normalization.addItems(["per map", "per layer"])
+        self.normalization.setToolTip("per map: each map on its own range (shapes show);\n"
+                                      "per layer: one range for all, so channels compare")
         self.sort = QComboBox()
         self.sort.addItems(["channel order", "by mean ↓", "by max ↓"])
         self.prev_page = QPushButton("◀")
@@ -69,32 +96,54 @@ class FeatureMapsView(QWidget):
         controls.addWidget(self.page_label)
         controls.addWidget(self.next_page)
 
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.view = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
-        self.item = pg.ImageItem(axisOrder="row-major")
-        self.view.addItem(self.item)
-        self.highlight = pg.QtWidgets.QGraphicsRectItem()
-        self.highlight.setPen(pg.mkPen((255, 255, 255), width=2))
-        self.highlight.setVisible(False)
-        self.view.addItem(self.highlight)
+        self.canvas = MosaicCanvas(min_tile=48)
+        # the names the window and the tests use
+        self.graphics, self.view, self.item = self.canvas.graphics, self.canvas.view, self.canvas.item
+        self.highlight = self.canvas.highlight
+        self.colorbar = ColorBar("values")
+        mosaic_box = QWidget()
+        ml = QVBoxLayout(mosaic_box)
+        ml.setContentsMargins(0, 0, 0, 0)
+        ml.addWidget(self.canvas, 1)
+        ml.addWidget(self.colorbar)
+
+        self.bars = pg.PlotWidget()
+        self.bars.setBackground("w")
+        self.bars.setMouseEnabled(x=True, y=False)
+        self.bars.setMenuEnabled(False)
+        self.bars.showGrid(y=True, alpha=0.3)
+        self.bars.setLabel("bottom", "channel")
+        self.bars.setLabel("left", "value")
+        self.bar_item = pg.BarGraphItem(x=[], height=[], width=0.8, brush=BAR_COLOR, pen=None)
+        self.bars.addItem(self.bar_item)
+        self.bar_marker = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 150, 0), width=1))
+        self.bars.addItem(self.bar_marker)
+        self._bar_labels: list[pg.TextItem] = []
+        self.stack = QStackedWidget()
+        self.stack.addWidget(mosaic_box)
+        self.stack.addWidget(self.bars)
 
         self.detail = pg.GraphicsLayoutWidget()
         self.detail_view = self.detail.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.detail_item = pg.ImageItem(axisOrder="row-major")
         self.detail_view.addItem(self.detail_item)
-        self.detail_label = steady_label("click a map to enlarge it", lines=2, wrap=True)
-        detail_box = QWidget()
-        dl = QVBoxLayout(detail_box)
+        self.detail_label = steady_label("click a map to enlarge it", lines=3, wrap=True)
+        self.detail_colorbar = ColorBar("map")
+        self.detail_box = QWidget()
+        dl = QVBoxLayout(self.detail_box)
         dl.setContentsMargins(0, 0, 0, 0)
         dl.addWidget(self.detail_label)
         dl.addWidget(self.detail, 1)
+        dl.addWidget(self.detail_colorbar)
 
         splitter = QSplitter()
-        splitter.addWidget(self.graphics)
-        splitter.addWidget(detail_box)
+        splitter.addWidget(self.stack)
+        splitter.addWidget(self.detail_box)
         splitter.setSizes([700, 300])
         splitter.setStretchFactor(0, 3)  # the mosaic takes most of the room
         splitter.setStretchFactor(1, 1)
+        splitter.setChildrenCollapsible(False)
+        self.splitter = splitter
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(splitter, 1)
@@ -105,15 +154,31 @@ class FeatureMapsView(QWidget):
         self.sort.currentIndexChanged.connect(self._resort)
         self.prev_page.clicked.connect(lambda: self.set_page(self._page - 1))
         self.next_page.clicked.connect(lambda: self.set_page(self._page + 1))
-        # hover handling is arithmetic only; the proxy collapses bursts of mouse moves
-        # direct, not through a rate-limiting SignalProxy: the handler is a lookup and a label,
-        # and a proxy's timer alone would add up to 17 ms to every hover
-        self.graphics.scene().sigMouseMoved.connect(self._hover)
-        self.graphics.scene().sigMouseClicked.connect(lambda ev: self._click(ev.scenePos()))
+        # hover is a lookup and a label: handled directly, no rate-limiting proxy
+        self.canvas.hovered.connect(lambda i, y, x: self._hover_unit(self._channel_of(i), y, x))
+        self.canvas.clicked.connect(lambda i, y, x: self._click_unit(self._channel_of(i), y, x))
         # the enlarged map reads and clicks the same way: it is where one looks closely
         self.detail.scene().sigMouseMoved.connect(lambda pos: self._hover(pos, detail=True))
         self.detail.scene().sigMouseClicked.connect(
             lambda ev: self._click(ev.scenePos(), detail=True))
+        self.bars.scene().sigMouseMoved.connect(self._hover_bar)
+        self.bars.scene().sigMouseClicked.connect(lambda ev: self._click_bar(ev.scenePos()))
+
+    # --- the view protocol -------------------------------------------------------------
+    def draw(self, shown: Shown) -> None:
+        data = maps_and_names(shown)
+        if data is None:
+            if shown.outcome is not None:  # an outcome, no layer picked: nothing to show
+                self.clear()
+            return  # before the first run (or fed through set_maps by the old window): kept
+        self.set_maps(shown.layer.name, *data)
+        if shown.channel is not None and shown.channel != self._selected:
+            self.select_channel(shown.channel)
+
+    def refresh(self) -> None:
+        super().refresh()
+        if self._stale:
+            self._paint()
 
     # --- public API --------------------------------------------------------------------
     def set_maps(self, layer: str, maps: np.ndarray, names: list[str] | None = None) -> None:
@@ -123,7 +188,11 @@ class FeatureMapsView(QWidget):
             maps = maps[:, None, None]
         elif maps.ndim == 2:
             maps = maps[None]
+        elif maps.ndim > 3:  # e.g. a transformer's (tokens, heads, d): flattened to channels
+            maps = maps.reshape(-1, *maps.shape[-2:])
         keep_page = layer == self._layer and self._maps is not None and self._maps.shape == maps.shape
+        if not keep_page:  # a readout of the layer left behind would lie about this one
+            self.readout.setText("hover a map to read its values")
         self._layer, self._maps, self._names = layer, maps, names
         if self._selected is None or self._selected >= len(maps):
             self._selected = 0  # the detail pane is never empty
@@ -134,9 +203,13 @@ class FeatureMapsView(QWidget):
     def clear(self) -> None:
         self._maps = None
         self._layer = ""
-        self.item.clear()
+        self._stale = False
+        self.canvas.clear()
         self.detail_item.clear()
-        self.highlight.setVisible(False)
+        self.colorbar.clear()
+        self.detail_colorbar.clear()
+        self.bar_item.setOpts(x=[], height=[])
+        self._drop_bar_labels()
 
     def set_colormap(self, name: str) -> None:
         self.colormap.setCurrentText(name)
@@ -154,15 +227,24 @@ class FeatureMapsView(QWidget):
         if self._maps is None or not 0 <= channel < len(self._maps):
             return
         self._selected = channel
-        position = int(np.nonzero(self._order == channel)[0][0])
-        if position // PAGE_SIZE != self._page:
-            self.set_page(position // PAGE_SIZE)
-        self._show_detail()
-        self._place_highlight()
+        if self.is_flat():
+            self.bar_marker.setValue(channel)
+        else:
+            position = int(np.nonzero(self._order == channel)[0][0])
+            if position // PAGE_SIZE != self._page:
+                self.set_page(position // PAGE_SIZE)
+            self._show_detail()
+            self._place_highlight()
         self.channel_selected.emit(channel)
 
+    def is_flat(self) -> bool:
+        """The layer has no spatial extent: its values are drawn as bars."""
+        return self._maps is not None and self._maps.shape[1:] == (1, 1) and len(self._maps) > 1
+
     def page_count(self) -> int:
-        return 0 if self._maps is None else -(-len(self._maps) // PAGE_SIZE)
+        if self._maps is None:
+            return 0
+        return 1 if self.is_flat() else -(-len(self._maps) // PAGE_SIZE)
 
     def page_channels(self) -> list[int]:
         """The channels on the current page, in display order."""
@@ -177,22 +259,21 @@ class FeatureMapsView(QWidget):
     def render_image(self) -> np.ndarray:
         """The mosaic as shown: ``(H, W, 3)`` uint8."""
         self._ensure_drawn()
-        return self._image
+        return self.canvas.image
 
     def tile_rect(self, channel: int) -> tuple[int, int, int, int] | None:
         """``(top, left, height, width)`` of a channel's tile on the current page, in image pixels."""
         self._ensure_drawn()
         channels = self.page_channels()
-        return self._rects[channels.index(channel)] if channel in channels else None
+        if self.is_flat() or channel not in channels:
+            return None
+        return self.canvas.rects[channels.index(channel)]
 
     def unit_at(self, iy: float, ix: float) -> tuple[int, int, int] | None:
         """The (channel, y, x) under mosaic pixel (iy, ix), or None (gap or outside)."""
         self._ensure_drawn()
-        for i, (top, left, h, w) in enumerate(self._rects):
-            if top <= iy < top + h and left <= ix < left + w:
-                channel = self.page_channels()[i]
-                return channel, int((iy - top) // self._scale), int((ix - left) // self._scale)
-        return None
+        hit = self.canvas.unit_at(iy, ix)
+        return None if hit is None else (self._channel_of(hit[0]), hit[1], hit[2])
 
     def value(self, channel: int, y: int, x: int) -> float:
         assert self._maps is not None
@@ -201,7 +282,21 @@ class FeatureMapsView(QWidget):
     def mode(self) -> str:
         return "map" if self.normalization.currentIndex() == 0 else "layer"
 
+    def bar_values(self) -> np.ndarray:
+        """The heights of the bars as drawn (a layer without spatial extent)."""
+        return np.asarray(self.bar_item.opts["height"], dtype=np.float32)
+
+    def bar_labels(self) -> list[str]:
+        """The names written over the largest bars, largest first."""
+        return [item.toPlainText() for item in self._bar_labels]
+
     # --- drawing -----------------------------------------------------------------------
+    def _channel_of(self, tile: int) -> int:
+        return int(self._order[self._page * PAGE_SIZE + tile])
+
+    def _name(self, c: int) -> str:
+        return self._names[c] if self._names and c < len(self._names) else ""
+
     def _sorted_order(self) -> np.ndarray:
         assert self._maps is not None
         c = len(self._maps)
@@ -217,35 +312,47 @@ class FeatureMapsView(QWidget):
             self._page = 0
             self._redraw()
 
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        self._ensure_drawn()
-
     def _ensure_drawn(self) -> None:
-        if self._dirty:
-            self._draw()
+        if self._stale:
+            self._paint()
 
     def _redraw(self) -> None:
-        """Draw now if shown, else when shown: stepping layers on another tab stays fast."""
-        self._dirty = self._maps is not None
+        """Paint now if shown, else when shown: stepping layers on another tab stays fast."""
+        self._stale = self._maps is not None
         if self.isVisible():
             self._ensure_drawn()
 
-    def _draw(self) -> None:
-        self._dirty = False
+    def _paint(self) -> None:
+        self._stale = False
         if self._maps is None:
             return
+        flat = self.is_flat()
+        for control in (self.colormap, self.normalization, self.sort):
+            control.setEnabled(not flat)  # bars have one colour, one scale, channel order
+        if flat:
+            self._paint_bars()
+            return
+        self.stack.setCurrentIndex(0)
+        self.detail_box.setVisible(True)
         maps = self._maps
         cmap = self.colormap.currentText()
         symmetric = cmap in render.DIVERGING
         # per layer: one scale for the whole layer, so channels compare; only this page is drawn
-        values = render.normalize(maps, self.mode(), symmetric, channels=self.page_channels())
+        channels = self.page_channels()
+        values = render.normalize(maps, self.mode(), symmetric, channels=channels)
         tiles = render.apply_colormap(values, cmap)
-        scale = max(1, int(np.ceil(48 / max(maps.shape[1], maps.shape[2]))))
-        self._image, self._rects = render.mosaic(tiles, gap=max(1, scale // 2 + 1), scale=scale)
-        self._scale = scale
-        self.item.setImage(self._image, levels=(0, 255))
-        self.view.autoRange(padding=0.01)
+        labels = None
+        if len(channels) <= 36:
+            labels = [f"{c} {self._name(c)}".strip() for c in channels]
+        self.canvas.set_tiles(tiles, labels=labels)
+        self.colorbar.set_colormap(cmap)
+        if self.mode() == "layer":
+            self.colorbar.set_title("values (whole layer)")
+            self.colorbar.set_range(*render.value_range(maps, symmetric))
+        else:
+            self.colorbar.set_title("values (each map on its own range)")
+            self.colorbar.set_text_ends("−max |map|" if symmetric else "each map's min",
+                                        "+max |map|" if symmetric else "each map's max")
         pages = self.page_count()
         self.page_label.setText(f"page {self._page + 1}/{pages} · {len(maps)} channels")
         self.prev_page.setEnabled(self._page > 0)
@@ -253,37 +360,83 @@ class FeatureMapsView(QWidget):
         self._place_highlight()
         self._show_detail()
 
+    def _drop_bar_labels(self) -> None:
+        for item in self._bar_labels:
+            self.bars.removeItem(item)
+        self._bar_labels = []
+
+    def _paint_bars(self) -> None:
+        """A layer without spatial extent: one bar per channel (or class), the largest named."""
+        assert self._maps is not None
+        self.stack.setCurrentIndex(1)
+        self.detail_box.setVisible(False)
+        values = self._maps[:, 0, 0]
+        n = len(values)
+        top = render.top_indices(values, TOP_LABELLED)
+        brushes = [pg.mkBrush(TOP_COLOR if i in top else BAR_COLOR) for i in range(n)] if n <= 4096 \
+            else None
+        width = 0.8 if n <= 200 else 1.0
+        self.bar_item.setOpts(x=np.arange(n), height=values, width=width,
+                              brushes=brushes, brush=BAR_COLOR)
+        self._drop_bar_labels()
+        for rank, i in enumerate(top):
+            name = self._name(i)
+            text = f"{i}" + (f" {name}" if name else "")
+            label = pg.TextItem(text, color=(30, 30, 30), anchor=(0.5, 1.0 if values[i] >= 0 else 0.0))
+            label.setPos(i, float(values[i]))
+            label.setZValue(5 - rank)
+            self.bars.addItem(label)
+            self._bar_labels.append(label)
+        self.bars.setLabel("bottom", "class" if self._names and n > 100 else "channel")
+        self.bars.enableAutoRange()
+        self.bar_marker.setValue(self._selected or 0)
+        self.page_label.setText(f"{n} values, as bars")
+        self.prev_page.setEnabled(False)
+        self.next_page.setEnabled(False)
+        self.colorbar.clear()
+        self.canvas.clear()
+        self.detail_item.clear()
+        best = top[0] if top else 0
+        name = self._name(best)
+        self.readout.setText(f"{self._layer} has no spatial extent: {n} values, one bar each · "
+                             f"largest: {best}{' ' + name if name else ''} = {values[best]:.4g}")
+
     def _place_highlight(self) -> None:
-        rect = self.tile_rect(self._selected) if self._selected is not None else None
-        self.highlight.setVisible(rect is not None)
-        if rect is not None:
-            top, left, h, w = rect
-            self.highlight.setRect(left - 1, top - 1, w + 2, h + 2)
+        channels = self.page_channels()
+        sel = self._selected
+        self.canvas.mark(channels.index(sel) if sel in channels and not self.is_flat() else None)
 
     def _show_detail(self) -> None:
         if self._maps is None or self._selected is None:
             self.detail_item.clear()
             self.detail_label.setText("click a map to enlarge it")
+            self.detail_colorbar.clear()
             return
         c = self._selected
         m = self._maps[c]
         cmap = self.colormap.currentText()
-        rgb = render.apply_colormap(render.normalize(m[None], "map", cmap in render.DIVERGING)[0], cmap)
+        symmetric = cmap in render.DIVERGING
+        rgb = render.apply_colormap(render.normalize(m[None], "map", symmetric)[0], cmap)
         self.detail_item.setImage(rgb, levels=(0, 255))
         self.detail_view.autoRange(padding=0.01)
-        name = f" ({self._names[c]})" if self._names and c < len(self._names) else ""
+        self.detail_colorbar.set_colormap(cmap)
+        self.detail_colorbar.set_title(f"channel {c}")
+        self.detail_colorbar.set_range(*render.value_range(m, symmetric))
+        name = f" ({self._name(c)})" if self._name(c) else ""
         self.detail_label.setText(
             f"<b>channel {c}</b>{name} · {m.shape[0]}×{m.shape[1]} · min {m.min():.3g} · "
             f"mean {m.mean():.3g} · max {m.max():.3g}")
 
     # --- mouse -------------------------------------------------------------------------
     def _scene_to_unit(self, scene_pos: QPointF, detail: bool = False) -> tuple[int, int, int] | None:
-        view = self.detail_view if detail else self.view
-        if self._maps is None or not view.sceneBoundingRect().contains(scene_pos):
+        if self._maps is None or self.is_flat():
             return None
-        p = view.mapSceneToView(scene_pos)
         if not detail:
-            return self.unit_at(p.y(), p.x())
+            hit = self.canvas.scene_to_unit(scene_pos)
+            return None if hit is None else (self._channel_of(hit[0]), hit[1], hit[2])
+        if not self.detail_view.sceneBoundingRect().contains(scene_pos):
+            return None
+        p = self.detail_view.mapSceneToView(scene_pos)
         y, x = int(np.floor(p.y())), int(np.floor(p.x()))  # one image pixel per unit
         c = self._selected
         inside = c is not None and 0 <= y < self._maps.shape[1] and 0 <= x < self._maps.shape[2]
@@ -291,17 +444,45 @@ class FeatureMapsView(QWidget):
 
     def _hover(self, scene_pos: QPointF, detail: bool = False) -> None:
         unit = self._scene_to_unit(scene_pos, detail)
-        if unit is None:
+        if unit is not None:
+            self._hover_unit(*unit)
+
+    def _hover_unit(self, c: int, y: int, x: int) -> None:
+        if self._maps is None:
             return
-        c, y, x = unit
         value = self.value(c, y, x)
-        name = f" {self._names[c]}" if self._names and c < len(self._names) else ""
+        name = f" {self._name(c)}" if self._name(c) else ""
         self.readout.setText(f"channel {c}{name} · (y {y}, x {x}) = {value:.4g}")
         self.unit_hovered.emit(c, y, x, value)
 
     def _click(self, scene_pos: QPointF, detail: bool = False) -> None:
         unit = self._scene_to_unit(scene_pos, detail)
-        if unit is None:
+        if unit is not None:
+            self._click_unit(*unit)
+
+    def _click_unit(self, c: int, y: int, x: int) -> None:
+        self.select_channel(c)
+        self.unit_clicked.emit(c, y, x)
+
+    def _bar_at(self, scene_pos: QPointF) -> int | None:
+        if not self.is_flat():
+            return None
+        vb = self.bars.getPlotItem().getViewBox()
+        if not vb.sceneBoundingRect().contains(scene_pos):
+            return None
+        i = round(vb.mapSceneToView(scene_pos).x())
+        return i if 0 <= i < len(self._maps) else None
+
+    def _hover_bar(self, scene_pos: QPointF) -> None:
+        i = self._bar_at(scene_pos)
+        if i is None:
             return
-        self.select_channel(unit[0])
-        self.unit_clicked.emit(*unit)
+        name = f" {self._name(i)}" if self._name(i) else ""
+        value = self.value(i, 0, 0)
+        self.readout.setText(f"channel {i}{name} = {value:.4g}")
+        self.unit_hovered.emit(i, 0, 0, value)
+
+    def _click_bar(self, scene_pos: QPointF) -> None:
+        i = self._bar_at(scene_pos)
+        if i is not None:
+            self._click_unit(i, 0, 0)

@@ -1,4 +1,7 @@
-"""The photo as the model sees it (or the original), with a unit's receptive field on top."""
+"""The photo as the model sees it (or the original), with a unit's receptive field on top, and
+the effective field's heat map with a colour bar. The photo zooms (wheel, buttons, Fit) so a
+small field can be seen; the box, cross and heat map are items in the photo's coordinates, so
+they stay on the same photo pixels at every zoom."""
 
 from __future__ import annotations
 
@@ -8,14 +11,17 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
+from gui.colorbar import ColorBar
 from gui.widgets import steady_label
 from models import render
 from models.images import PreparedImage
 
 BOX_PEN = pg.mkPen((255, 220, 0), width=2)
 PAD_PEN = pg.mkPen((255, 80, 80), width=2, style=Qt.PenStyle.DashLine)
+ZOOM_STEP = 1.5  # one click of + or -
+HEAT_CMAP = "inferno"
 
 
 class InputPanel(QWidget):
@@ -28,10 +34,22 @@ class InputPanel(QWidget):
         self.title = steady_label("Input", lines=2, wrap=True)
         self.original = QCheckBox("original photo")
         self.original.setToolTip("show the whole photo instead of the model's resized, cropped view")
-        top = QHBoxLayout()
-        top.addWidget(self.title, 1)
-        top.addWidget(self.original)
+        self.zoom_in = QPushButton("+")
+        self.zoom_out = QPushButton("−")
+        self.fit = QPushButton("Fit")
+        for button, tip in ((self.zoom_in, "zoom in (or the mouse wheel)"),
+                            (self.zoom_out, "zoom out (or the mouse wheel)"),
+                            (self.fit, "the whole photo (drag to pan when zoomed)")):
+            button.setToolTip(tip)
+            button.setFixedWidth(button.fontMetrics().horizontalAdvance(button.text()) + 22)
+        tools = QHBoxLayout()  # under the title: the title keeps the whole width for the name
+        tools.addWidget(self.zoom_out)
+        tools.addWidget(self.zoom_in)
+        tools.addWidget(self.fit)
+        tools.addStretch(1)
+        tools.addWidget(self.original)
         self.graphics = pg.GraphicsLayoutWidget()
+        # wheel zooms about the mouse, drag pans; the aspect stays the photo's
         self.view = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.item = pg.ImageItem(axisOrder="row-major")
         self.heat_item = pg.ImageItem(axisOrder="row-major")
@@ -47,12 +65,21 @@ class InputPanel(QWidget):
             self.view.addItem(item)
         self.caption = steady_label("hover a feature map: the unit's receptive field appears here",
                                     lines=2, wrap=True)
+        self.heat_bar = ColorBar("|∂ unit / ∂ pixel|", HEAT_CMAP)
+        self.heat_bar.setToolTip("effective receptive field: how much each input pixel changes the "
+                                 "clicked unit (the scale saturates at the 99.5th percentile)")
+        self.heat_bar.setVisible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(top)
+        layout.addWidget(self.title)
+        layout.addLayout(tools)
         layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.heat_bar)
         layout.addWidget(self.caption)
-        self.original.toggled.connect(self._redraw)
+        self.original.toggled.connect(self._on_original)
+        self.zoom_in.clicked.connect(lambda: self.zoom_by(ZOOM_STEP))
+        self.zoom_out.clicked.connect(lambda: self.zoom_by(1 / ZOOM_STEP))
+        self.fit.clicked.connect(self.fit_photo)
         self.clear_overlay()
 
     def set_image(self, image: PreparedImage) -> None:
@@ -64,7 +91,29 @@ class InputPanel(QWidget):
         self.title.setText(f"<b>{html.escape(name)}</b> · {w0}×{h0} → model input {w}×{h}")
         self.title.setToolTip(f"{image.source}: {w0}×{h0} → model input {w}×{h}")
         self._redraw()
-        self.view.autoRange(padding=0.01)
+        self.fit_photo()
+
+    # -- zoom ---------------------------------------------------------------------------------
+    def zoom_by(self, factor: float) -> None:
+        """Zoom in (``factor`` > 1) or out about the centre of what is shown."""
+        if self._image is None:
+            return
+        self.view.scaleBy((1 / factor, 1 / factor))
+
+    def fit_photo(self) -> None:
+        """The whole photo in the pane."""
+        if self.item.image is None:
+            return
+        h, w = np.asarray(self.item.image).shape[:2]
+        self.view.setRange(pg.QtCore.QRectF(0, 0, w, h), padding=0.01)
+
+    def zoom(self) -> float:
+        """Screen pixels per photo pixel."""
+        return 1.0 / max(self.view.viewPixelSize()[0], 1e-12)
+
+    def _on_original(self) -> None:
+        self._redraw()
+        self.fit_photo()  # another picture: its whole
 
     def show_receptive_field(self, box: tuple[float, float, float, float],
                              center: tuple[float, float], label: str = "") -> None:
@@ -84,6 +133,7 @@ class InputPanel(QWidget):
         for item in (self.pad_rect, self.box_rect, self.cross):
             item.setVisible(False)
         self.heat_item.clear()
+        self.heat_bar.setVisible(False)
 
     def overlay_box(self) -> tuple[float, float, float, float] | None:
         """The solid box as drawn, clipped to the image, in displayed-image pixels (t, l, b, r)."""
@@ -116,14 +166,15 @@ class InputPanel(QWidget):
         rgb = self._image.original if use_original else self._image.model_view
         self.item.setImage(rgb, levels=(0, 255))
         self.heat_item.clear()
+        self.heat_bar.setVisible(self._heat is not None)
         if self._heat is not None:
             heat = self._heat
             # the heat map lives on the model input; on the photo it covers the crop's area
-            self.heat_item.setImage(render.heat_rgba(heat, alpha=0.78), levels=(0, 255))
+            self.heat_item.setImage(render.heat_rgba(heat, alpha=0.78, cmap=HEAT_CMAP), levels=(0, 255))
             t, l, b, r = self._to_display((0, 0, heat.shape[0], heat.shape[1]))
             self.heat_item.setRect(pg.QtCore.QRectF(l, t, r - l, b - t))
-        self._place_overlay()
-        self.view.autoRange(padding=0.01)
+            self.heat_bar.set_range(0.0, render.heat_top(heat), top_open=True)
+        self._place_overlay()  # the zoom stays: the user may be looking closely
 
     def _place_overlay(self) -> None:
         if self._image is None or self._box is None or self._center is None:

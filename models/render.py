@@ -251,8 +251,7 @@ def heat_rgba(heat: np.ndarray, alpha: float = 0.6, cmap: str = "inferno") -> np
     the faint tails visible.
     """
     heat = np.asarray(heat, dtype=np.float32)
-    nonzero = heat[heat > 0]
-    top = float(np.percentile(nonzero, 99.5)) if nonzero.size else 1.0
+    top = heat_top(heat)
     h01 = np.clip(heat / max(top, 1e-30), 0.0, 1.0)
     rgba = np.empty((*heat.shape, 4), dtype=np.uint8)
     rgba[..., :3] = apply_colormap(h01, cmap)
@@ -273,3 +272,80 @@ def save_png(rgb: np.ndarray, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(path)
     return path
+
+
+def fill_columns(count: int, tile_h: int, tile_w: int, view_h: float, view_w: float,
+                 gap: int = 0) -> int:
+    """The number of columns that makes ``count`` tiles of ``tile_h`` x ``tile_w`` (plus ``gap``)
+    as large as they can be in a view of ``view_h`` x ``view_w``: three maps in a wide pane sit in
+    one row, in a tall pane in one column, a hundred in the grid that fills the pane best."""
+    if count <= 1 or view_h <= 0 or view_w <= 0:
+        return 1
+    best, best_scale = 1, -1.0
+    for cols in range(1, count + 1):
+        rows = -(-count // cols)
+        width, height = cols * (tile_w + gap) - gap, rows * (tile_h + gap) - gap
+        scale = min(view_w / width, view_h / height)
+        if scale > best_scale * (1 + 1e-9):  # ties go to fewer columns
+            best, best_scale = cols, scale
+    return best
+
+
+def tile_scale(tile_h: int, tile_w: int, min_tile: int) -> int:
+    """The integer enlargement that makes a tile's long side at least ``min_tile`` pixels."""
+    return max(1, int(np.ceil(min_tile / max(tile_h, tile_w, 1))))
+
+
+def filter_tiles(weight: np.ndarray, in_channel: int | None = None, max_filters: int = 256,
+                 max_inputs: int = 32) -> tuple[np.ndarray, int | None, list[tuple[int, int | None]]]:
+    """The kernels of a conv layer as coloured tiles ``(N, kH, kW, 3)`` uint8, the columns they
+    must be laid out in (None: any grid), and which ``(filter, input channel)`` each tile is
+    (input channel None: a colour filter over all three inputs).
+
+    The same three cases as :func:`filters_mosaic`: a first layer on RGB as colour filters (0 is
+    mid-grey), one kernel per filter (``in_channel``, or depthwise) in a diverging map, else a
+    matrix of filters (rows) by input channels (columns), each filter on its own symmetric scale.
+    """
+    w = np.asarray(weight, dtype=np.float32)[:max_filters]
+    o, i, kh, kw = w.shape
+    if i == 3 and in_channel is None:
+        rgb = (normalize(w, "map", symmetric=True).transpose(0, 2, 3, 1) * 255).round().astype(np.uint8)
+        return rgb, None, [(f, None) for f in range(o)]
+    if in_channel is not None or i == 1:
+        c = in_channel or 0
+        rgb = apply_colormap(normalize(w[:, c], "map", symmetric=True), "coolwarm")
+        return rgb, None, [(f, c) for f in range(o)]
+    k = w[:, :max_inputs]
+    n = k.shape[1]
+    flat = k.reshape(o * n, kh, kw)
+    per_filter = np.repeat(np.abs(k).reshape(o, -1).max(1), n)
+    norm = np.clip(flat / (2 * np.where(per_filter > 0, per_filter, 1))[:, None, None] + 0.5, 0, 1)
+    return apply_colormap(norm, "coolwarm"), n, [(f, c) for f in range(o) for c in range(n)]
+
+
+def value_range(maps: np.ndarray, symmetric: bool = False) -> tuple[float, float]:
+    """The values the ends of a colour bar stand for, as :func:`normalize` scales ``maps`` with
+    one range (a map, or a whole layer): its finite min and max, or +-max|v| when symmetric."""
+    a = np.asarray(maps, dtype=np.float32)
+    finite = a[np.isfinite(a)]
+    if finite.size == 0:
+        return 0.0, 0.0
+    lo, hi = float(finite.min()), float(finite.max())
+    if symmetric:
+        m = max(abs(lo), abs(hi))
+        return -m, m
+    return lo, hi
+
+
+def heat_top(heat: np.ndarray) -> float:
+    """The value at which :func:`heat_rgba` saturates (its colour bar's top)."""
+    heat = np.asarray(heat, dtype=np.float32)
+    nonzero = heat[heat > 0]
+    return float(np.percentile(nonzero, 99.5)) if nonzero.size else 1.0
+
+
+def top_indices(values: np.ndarray, k: int) -> list[int]:
+    """The indices of the ``k`` largest values, largest first (ties: the lower index)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = np.where(np.isfinite(v), v, -np.inf)
+    return [int(i) for i in np.argsort(-v, kind="stable")[:k]]

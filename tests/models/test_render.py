@@ -101,3 +101,28 @@ def test_filters_mosaic_says_where_each_filter_is() -> None:
     assert len(rects) == 10 and rects[4] == (8, 0, 6, 6)  # 4 columns: filter 4 opens row 1
     image, rects = render.filters_mosaic(RNG.standard_normal((16, 1, 3, 3)), min_kernel=3, gap=1)
     assert image.shape == (4 * 4 - 1, 4 * 4 - 1, 3)  # depthwise: a 4x4 grid, not a 16-tall strip
+
+
+def test_filter_tiles_are_the_filter_images_kernels() -> None:
+    w = RNG.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    tiles, columns, index = render.filter_tiles(w)
+    image, _ = render.filters_mosaic(w, min_kernel=3, gap=1)
+    assert columns == 4 and index[6] == (1, 2) and tiles.shape == (20, 3, 3, 3)
+    assert (image[4:7, 8:11] == tiles[6]).all()  # the same pixels as the filter image, row 1 col 2
+    rgb_w = RNG.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    tiles, columns, index = render.filter_tiles(rgb_w)
+    assert columns is None and index == [(0, None), (1, None)]
+    tiles, columns, index = render.filter_tiles(w, in_channel=2)
+    assert columns is None and index[3] == (3, 2) and tiles.shape == (5, 3, 3, 3)
+
+
+def test_a_colour_bars_range_is_what_the_colours_were_scaled_on() -> None:
+    maps = np.array([[[-1.0, 3.0], [np.nan, 0.5]]], dtype=np.float32)
+    assert render.value_range(maps) == (-1.0, 3.0)
+    assert render.value_range(maps, symmetric=True) == (-3.0, 3.0)
+    heat = np.abs(RNG.standard_normal((30, 30))).astype(np.float32)
+    top = render.heat_top(heat)
+    rgba = render.heat_rgba(heat, alpha=1.0)
+    saturated = heat >= top
+    assert saturated.any() and (rgba[saturated][:, :3] == render.COLORMAPS["inferno"][-1]).all()
+    assert render.top_indices(np.array([1.0, 5.0, np.nan, 5.0, 2.0]), 3) == [1, 3, 4]
