@@ -16,13 +16,22 @@ from PySide6.QtWidgets import (
 )
 
 from engine import available_engines, get_engine
+from gui.view import Shown, View, Window
+from models.pipeline import conv_times
 
 
-class EnginePanel(QWidget):
+class EnginePanel(View):
+    """Keeps every run it is shown (drawn at once, hidden or not: a small table), so it compares
+    the engines that ran while another tab was in front."""
+
     engine_changed = Signal(str)
+    key = "engines"
+    title = "Engines"
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, window: Window | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(window, parent)
+        self._outcome = None  # the last outcome added as a run, and its comparison
+        self._comparison = None
         self.combo = QComboBox()
         for name in available_engines():
             self.combo.addItem(name)
@@ -45,6 +54,30 @@ class EnginePanel(QWidget):
         self._layers: list[str] = []
         self._current: str | None = None
         self.combo.currentTextChanged.connect(self.engine_changed.emit)
+
+    def show_state(self, shown: Shown) -> None:
+        self.shown = shown
+        self.refresh()  # every run is recorded, even while another tab is in front
+
+    def draw(self, shown: Shown) -> None:
+        outcome = shown.outcome
+        if outcome is None:
+            return
+        if outcome is not self._outcome:
+            previous, self._outcome = self._outcome, outcome
+            result = outcome.result
+            if previous is None or previous.model is not outcome.model or \
+                    previous.image.source != outcome.image.source:
+                self.reset([la.name for la in result.layers if la.is_conv])
+            self.add_run(outcome.request.engine, conv_times(result), result.total_ms,
+                         outcome.max_diff)
+        comparison = outcome.comparison
+        if comparison is not None and comparison is not self._comparison:
+            self._comparison = comparison
+            self.add_run("reference", comparison.times, comparison.total_ms, 0.0)  # torch ran
+            self.set_diff(outcome.request.engine, outcome.max_diff)
+        if shown.layer is not None:
+            self.set_current(shown.layer.name)
 
     def engine(self) -> str:
         return self.combo.currentText()

@@ -16,13 +16,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.view import Shown, View, Window
 from gui.widgets import steady_label
 from models import render
 
 PAGE_SIZE = 64  # tiles per page: hundreds of channels stay fast and each tile stays readable
 
 
-class FeatureMapsView(QWidget):
+class FeatureMapsView(View):
     """Feature maps of one layer: a paged mosaic plus the selected channel enlarged.
 
     Signals: ``unit_hovered(channel, y, x, value)``, ``unit_clicked(channel, y, x)``,
@@ -32,9 +33,13 @@ class FeatureMapsView(QWidget):
     unit_hovered = Signal(int, int, int, float)
     unit_clicked = Signal(int, int, int)
     channel_selected = Signal(int)
+    key = "maps"
+    title = "Feature maps"
+    HINT = "hover a map to read its values"
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, window: Window | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(window, parent)
+        self._drawn_for: tuple | None = None  # (outcome, layer name) whose maps are shown
         self._maps: np.ndarray | None = None  # (C, H, W)
         self._layer = ""
         self._order = np.zeros(0, dtype=int)
@@ -43,7 +48,6 @@ class FeatureMapsView(QWidget):
         self._scale = 1
         self._selected: int | None = None
         self._image = np.zeros((1, 1, 3), dtype=np.uint8)
-        self._dirty = False  # maps changed while the view was hidden: drawn when shown
         self._names: list[str] | None = None
 
         self.colormap = QComboBox()
@@ -58,7 +62,7 @@ class FeatureMapsView(QWidget):
             button.setFixedWidth(36)  # an arrow, not a 90 px default: the maps pane can be narrow
         self.page_label = steady_label(width_of="page 20/20 · 1280 channels")
         self.page_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.readout = steady_label("hover a map to read its values")
+        self.readout = steady_label(self.HINT)
         controls = QHBoxLayout()
         for label, widget in (("Colour map", self.colormap), ("Normalise", self.normalization),
                               ("Sort", self.sort)):
@@ -115,6 +119,24 @@ class FeatureMapsView(QWidget):
         self.detail.scene().sigMouseClicked.connect(
             lambda ev: self._click(ev.scenePos(), detail=True))
 
+    # --- the view protocol ---------------------------------------------------------------
+    def draw(self, shown: Shown) -> None:
+        """The layer's maps (a new layer, image, model or engine: the readout starts empty), and
+        the channel picked."""
+        if shown.outcome is None or shown.layer is None:
+            self._drawn_for = None
+            self.clear()
+            return
+        key = (shown.outcome, shown.layer.name)
+        if key != self._drawn_for:
+            self._drawn_for = key
+            self.readout.setText(self.HINT)  # a value read on what was shown before is no more
+            name = shown.layer.name
+            self.set_maps(name, shown.outcome.result.maps(name),
+                          shown.outcome.model.channel_names.get(name))
+        if shown.channel is not None and shown.channel != self._selected:
+            self.select_channel(shown.channel)
+
     # --- public API --------------------------------------------------------------------
     def set_maps(self, layer: str, maps: np.ndarray, names: list[str] | None = None) -> None:
         """Show ``maps``: ``(C, H, W)`` float32, or ``(F,)`` for a layer without a spatial grid."""
@@ -134,6 +156,7 @@ class FeatureMapsView(QWidget):
     def clear(self) -> None:
         self._maps = None
         self._layer = ""
+        self.readout.setText(self.HINT)
         self.item.clear()
         self.detail_item.clear()
         self.highlight.setVisible(False)
@@ -217,22 +240,14 @@ class FeatureMapsView(QWidget):
             self._page = 0
             self._redraw()
 
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        self._ensure_drawn()
-
     def _ensure_drawn(self) -> None:
-        if self._dirty:
-            self._draw()
+        """What the window showed last is drawn, even while hidden (asked for its pixels)."""
+        self.refresh()
 
     def _redraw(self) -> None:
-        """Draw now if shown, else when shown: stepping layers on another tab stays fast."""
-        self._dirty = self._maps is not None
-        if self.isVisible():
-            self._ensure_drawn()
+        self._draw()
 
     def _draw(self) -> None:
-        self._dirty = False
         if self._maps is None:
             return
         maps = self._maps

@@ -6,8 +6,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from gui.view import Shown, View, Window
 from gui.widgets import steady_label
 from models import render
+from models.layers import layer_weights
 
 
 def caption(weight: np.ndarray, groups: int = 1) -> str:
@@ -25,9 +27,13 @@ def caption(weight: np.ndarray, groups: int = 1) -> str:
 MATRIX_FILTERS, MATRIX_INPUTS = 256, 32  # the all-channels matrix; one channel shows every filter
 
 
-class FiltersView(QWidget):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+class FiltersView(View):
+    key = "filters"
+    title = "Filters"
+
+    def __init__(self, window: Window | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(window, parent)
+        self._drawn_for: tuple | None = None  # (outcome, layer name) whose filters are shown
         self._weight: np.ndarray | None = None
         self._groups = 1
         self._highlight: int | None = None
@@ -54,10 +60,37 @@ class FiltersView(QWidget):
         self.channel.currentIndexChanged.connect(self._redraw)
         self._image = np.zeros((1, 1, 3), dtype=np.uint8)
         self._rects: list[tuple[int, int, int, int]] = []  # each filter's place in the image
-        self._dirty = False
+
+        self._pixels_for: tuple | None = None
+
+    def show_state(self, shown: Shown) -> None:
+        """The caption follows at once (a sentence); the filters are drawn when visible."""
+        self._take(shown)
+        super().show_state(shown)
+
+    def _take(self, shown: Shown) -> None:
+        layer = shown.layer
+        key = None if shown.outcome is None or layer is None else (shown.outcome, layer.name)
+        if key == self._drawn_for:
+            return
+        self._drawn_for = key
+        if key is None:
+            self.clear()
+            return
+        weight = layer_weights(shown.outcome.model, layer.name) if layer.is_conv else None
+        self.set_weights(layer.name, weight, layer.conv.groups if layer.conv else 1, layer.type,
+                         draw=False)
+
+    def draw(self, shown: Shown) -> None:
+        """The layer's filters, the channel picked in the feature maps marked."""
+        self._take(shown)
+        if self._pixels_for != self._drawn_for:
+            self._pixels_for = self._drawn_for
+            self._redraw()
+        self.set_highlight(shown.channel)
 
     def set_weights(self, layer: str, weight: np.ndarray | None, groups: int = 1,
-                    layer_type: str = "") -> None:
+                    layer_type: str = "", draw: bool = True) -> None:
         self._weight, self._groups = weight, groups
         self.channel.blockSignals(True)
         self.channel.clear()
@@ -75,8 +108,7 @@ class FiltersView(QWidget):
         self.channel.addItems([f"{c}" for c in range(i)])
         self.channel.blockSignals(False)
         self.caption.setText(f"<b>{layer}</b>: {caption(weight, groups)}")
-        self._dirty = True
-        if self.isVisible():  # else drawn when the tab is shown: stepping layers stays fast
+        if draw:  # the window's layers are drawn by draw(), when the view is visible
             self._redraw()
 
     def clear(self) -> None:
@@ -87,14 +119,8 @@ class FiltersView(QWidget):
         self._place_marker()
 
     def render_image(self) -> np.ndarray:
-        if self._dirty:
-            self._redraw()
+        self.refresh()  # what the window showed last, drawn even while hidden
         return self._image
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._dirty:
-            self._redraw()
 
     def _redraw(self) -> None:
         if self._weight is None:
@@ -102,7 +128,6 @@ class FiltersView(QWidget):
         index = self.channel.currentIndex()
         in_channel = None if index <= 0 else index - 1
         w = self._weight
-        self._dirty = False
         # small kernels are enlarged by the view, not in memory: 256 filters x 32 inputs of
         # 1x1 kernels at 24 px would be a 16 MB image to build and paint on every step
         one_each = in_channel is not None or w.shape[1] == 1  # one kernel per filter: a grid

@@ -5,13 +5,17 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtWidgets import QGraphicsItem, QVBoxLayout, QWidget
 
+from gui.view import Shown, View, Window
 from gui.widgets import steady_label
 from models.runner import LayerInfo
 
 
-class ReceptiveFieldPlot(QWidget):
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+class ReceptiveFieldPlot(View):
+    key = "rf"
+    title = "Receptive field vs depth"
+
+    def __init__(self, window: Window | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(window, parent)
         self.plot = pg.PlotWidget()
         self.plot.setBackground("w")
         self.plot.showGrid(x=True, y=True, alpha=0.3)
@@ -35,6 +39,13 @@ class ReceptiveFieldPlot(QWidget):
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.caption)
         self._layers: list[LayerInfo] = []
+
+    def draw(self, shown: Shown) -> None:
+        """The model's curves (once per run), the layer shown marked."""
+        layers = shown.outcome.result.layers if shown.outcome is not None else []
+        if layers is not self._layers:
+            self.set_layers(layers)
+        self.set_current(next((i for i, la in enumerate(layers) if la is shown.layer), -1))
 
     def set_layers(self, layers: list[LayerInfo]) -> None:
         self._layers = layers

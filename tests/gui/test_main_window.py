@@ -217,11 +217,11 @@ def test_pickled_model_asks_before_running_its_code(classic, qtbot, tmp_path, mo
 
     torch.save(nn.Sequential(nn.Conv2d(3, 2, 3)), tmp_path / "full.pth")
     asked = []
-    monkeypatch.setattr("gui.main_window.ask_trust", lambda parent, path: asked.append(path) or False)
+    monkeypatch.setattr("gui.dialogs.ask_trust", lambda parent, path: asked.append(path) or False)
     classic.open_model(str(tmp_path / "full.pth"))
     wait_run(qtbot, classic)
     assert asked and "pickled model" in classic.last_error and classic.outcome.model.name == "classic"
-    monkeypatch.setattr("gui.main_window.ask_trust", lambda parent, path: True)
+    monkeypatch.setattr("gui.dialogs.ask_trust", lambda parent, path: True)
     classic.open_model(str(tmp_path / "full.pth"))
     wait_run(qtbot, classic)
     wait_run(qtbot, classic)
@@ -252,7 +252,7 @@ def test_screenshot_writes_the_window(qtbot, tmp_path) -> None:
 def test_views_and_units_by_name_as_the_command_line_uses_them(classic, qtbot) -> None:
     win = classic
     win.show_view("explain")
-    assert win.tabs.currentWidget() is win.explainer
+    assert win.current_view() == "explain" and win.tabs.currentWidget() is win.explain_tab
     win.navigator.set_index(3)  # combine: 4 maps of 112x112
     assert not win.select_unit(112, 0) and "outside combine" in win.last_error
     assert win.select_unit(40, 50, channel=2)
@@ -271,7 +271,7 @@ def test_state_dict_asks_for_its_architecture(classic, qtbot, tmp_path, monkeypa
 
     torch.save(state, tmp_path / "weights.pth")
     asked = []
-    monkeypatch.setattr("gui.main_window.ask_arch",
+    monkeypatch.setattr("gui.dialogs.ask_arch",
                         lambda parent, path, guess=None: asked.append(path) or "classic")
     classic.open_model(str(tmp_path / "weights.pth"))
     wait_run(qtbot, classic)
