@@ -5,17 +5,13 @@ every change; menus, dialogs and drops live in :mod:`gui.menus`, :mod:`gui.dialo
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtWidgets import (
     QApplication,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QProgressBar,
@@ -25,42 +21,34 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-from gui import dialogs, drops
+from gui import dialogs
 from gui.engine_panel import EnginePanel
 from gui.explain_tab import ExplainTab
 from gui.feature_maps_view import FeatureMapsView
+from gui.files import IMAGE_FILTER, MODEL_FILTER, Files
 from gui.filters_view import FiltersView
 from gui.input_panel import InputPanel
 from gui.layer_details import LayerDetails
 from gui.layer_navigator import LayerNavigator
 from gui.menus import build_menus, build_shortcuts
 from gui.predictions_view import PredictionsView
+from gui.requests import Requests
 from gui.rf_plot import ReceptiveFieldPlot
 from gui.view import Shown, View
 from gui.widgets import steady_label
-from gui.worker import Worker, error_message
+from gui.worker import Worker
 from models import pipeline
-from models.errors import (
-    ArchitectureNeededError,
-    ImageError,
-    ModelError,
-    UntrustedModelError,
-    WeightsUnavailableError,
-)
-from models.export import export_run
-from models.pipeline import ALL_FIELDS, IMAGE_FIELDS, MODEL_FIELDS, Outcome, Request
+from models.pipeline import Outcome, Request
 from models.runner import effective_receptive_field
-from models.sources import DEFAULT_MODEL, MODEL_SUFFIXES, available_models
+from models.sources import DEFAULT_MODEL
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
-MODEL_FILTER = f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)});;All files (*)"
 MAX_RECENT = 8
 CLOSE_WAIT_S = 1.0  # closing waits this long at most for jobs to stop
 DEFAULT_SIZE = (1600, 1000)
-__all__ = ["MainWindow", "Outcome", "Request"]
+__all__ = ["IMAGE_FILTER", "MODEL_FILTER", "MainWindow", "Outcome", "Request"]
 
 
-class MainWindow(QMainWindow):
+class MainWindow(Requests, Files, QMainWindow):
     def __init__(self, settings: QSettings | None = None,
                  size: tuple[int, int] | None = None) -> None:
         super().__init__()
@@ -220,208 +208,6 @@ class MainWindow(QMainWindow):
         self._initial_unit = unit
         self.open_image(path)
 
-    # ----------------------------------------------------------------- requests
-    # Every user action updates ``wanted`` (all the choices so far) and submits it, superseding
-    # the run before it: a click made while a run is under way builds on what was asked, not on
-    # what is shown. The menus show ``wanted``; when the latest run fails or is cancelled,
-    # ``wanted`` goes back to what is shown, so a choice that never ran is never shown as made.
-    def start(self, image: str | None = None, model: str | None = None, engine: str | None = None,
-              untrained: bool | None = None, trust: bool = False, layer: str | None = None,
-              arch: str | None = None, input_size: tuple[int, int] | None = None,
-              channels: int | None = None) -> None:
-        """The first run: command-line choices over remembered settings over defaults."""
-        changes: dict = {"image": image, "arch": arch, "input_size": input_size, "channels": channels,
-                         "trust": trust}
-        if model:
-            changes["model"] = model
-        if engine:
-            changes["engine"] = engine
-        if untrained is not None and (untrained or model):
-            changes["untrained"] = untrained
-            self._untrained_once = False
-        self._initial_layer = layer
-        self._ask(**changes)
-
-    @property
-    def request(self) -> Request:
-        """What the user has asked for so far (``wanted``)."""
-        return self.wanted
-
-    def open_image(self, path: str) -> None:
-        self._ask(image=path, pasted=None)
-
-    def open_pil_image(self, image: Image.Image, source: str) -> None:
-        """An image that is not a file (pasted, dropped)."""
-        self._ask(image=f"<{source}>", pasted=(image, source))
-
-    def open_model(self, name: str, trust: bool = False) -> None:
-        """Another model. Random weights chosen for one model (the offline message's button) do
-        not carry over: only the Untrained tick, set by the user, applies to every model."""
-        changes = {"untrained": False} if self._untrained_once else {}
-        self._untrained_once = False
-        self._ask(model=name, trust=trust, arch=None, input_size=None, channels=None, **changes)
-
-    def load_random_weights(self, model: str) -> None:
-        """``model`` with random weights, this once (the offline message's button)."""
-        self._ask(model=model, untrained=True, arch=None, input_size=None, channels=None)
-        self._untrained_once = True  # the tick shows what runs; the next model clears it
-
-    def set_untrained(self, untrained: bool) -> None:
-        self._untrained_once = False  # the user's own tick: it applies to every model from now
-        if untrained != self.wanted.untrained:
-            self._ask(untrained=untrained)
-
-    def set_engine(self, engine: str) -> None:
-        if engine != self.wanted.engine or self.outcome is None:
-            self._ask(engine=engine)
-
-    def cancel(self) -> None:
-        """The Cancel button: stop the run (a run that does not stop is left behind)."""
-        if self.worker.busy and not self.worker.quiet:
-            self.show_status("cancelling…")
-        self.worker.cancel()
-
-    def _ask(self, **changes) -> None:
-        self.wanted = replace(self.wanted, **changes)
-        self._sync_menus()
-        self._submit(self.wanted)
-
-    def _back_to_shown(self) -> None:
-        """The latest request was cancelled: what is wanted is what is shown again."""
-        if self.outcome is not None:
-            self.wanted = self.outcome.request
-        self._sync_menus()
-
-    def _drop_failed_choice(self, exc: BaseException) -> None:
-        """The latest request failed: take back the choice that failed (the image for an image
-        error, the model for a model error, everything for anything else) and run the user's
-        other choices made meanwhile, e.g. an engine picked while a broken photo was opening."""
-        shown = self.outcome.request if self.outcome is not None else None
-        if shown is None:
-            if isinstance(exc, ImageError):
-                self.wanted = replace(self.wanted, image=None, pasted=None)  # the sample, next time
-            self._sync_menus()
-            return
-        fields = IMAGE_FIELDS if isinstance(exc, ImageError) else \
-            MODEL_FIELDS if isinstance(exc, ModelError) else ALL_FIELDS
-        kept = replace(self.wanted, **{f: getattr(shown, f) for f in fields})
-        if pipeline.same(kept, shown) or pipeline.same(kept, self.wanted):  # nothing else asked
-            self._back_to_shown()
-            return
-        self._ask(**{f: getattr(kept, f) for f in ALL_FIELDS})
-
-    def _submit(self, request: Request) -> None:
-        previous, models = self.outcome, self._models
-        self._erf_for = None  # a field still being computed is for what this run replaces
-        self.show_status(f"running {request.model} on {request.engine}…")
-        self.worker.submit(lambda progress, cancel: pipeline.run(request, previous, models, progress, cancel),
-                           self._on_outcome, lambda exc, r=request: self._on_failed(exc, r))
-
-    def _compare(self) -> None:
-        """Run torch on the shown image (once per model and image) for the engine's Δ."""
-        outcome = self.outcome
-        if outcome is None or outcome.comparison is not None:  # called as a job finishes
-            return
-        painted = threading.Event()
-        QTimer.singleShot(0, painted.set)  # runs after the pending paint events
-        models = self._models
-
-        def job(progress, cancel) -> pipeline.Comparison:
-            painted.wait(1.0)  # the user's maps first, then the comparison
-            return pipeline.compare(outcome, models, progress, cancel)
-
-        def done(comparison: pipeline.Comparison) -> None:
-            outcome.compared(comparison)
-            self._comparing = False
-            if outcome is self.outcome:
-                self._show()  # the engines' table takes torch's run and the Δ
-                if self._status_kind == "run":
-                    self._show_run_status()
-
-        def failed(exc: BaseException) -> None:
-            self._comparing = False
-            self._show_exception(exc)
-
-        self._comparing = True
-        self.worker.submit(job, done, failed, quiet=True)
-        if self._status_kind == "run":
-            self._show_run_status()
-
-    def _show_run_status(self) -> None:
-        outcome = self.outcome
-        self.show_status(outcome.summary() + outcome.comparison_text(self._comparing), kind="run")
-
-    def _on_failed(self, exc: BaseException, request: Request) -> None:
-        name = Path(request.model).name
-        actions: list = []
-        if isinstance(exc, UntrustedModelError) and not request.trust:
-            if dialogs.ask_trust(self, request.model):
-                self._ask(trust=True)
-                return
-            message = dialogs.declined_trust(name)
-        elif isinstance(exc, ArchitectureNeededError) and not request.arch:
-            self.show_status(f"{name} holds weights only: which architecture?")
-            arch = dialogs.ask_arch(self, request.model, exc.guess)
-            if arch:
-                self._ask(arch=arch)
-                return
-            message = dialogs.no_architecture(name)
-        elif isinstance(exc, WeightsUnavailableError):
-            message = dialogs.weights_unavailable(exc, request.model)
-            actions = [(dialogs.RANDOM_WEIGHTS, lambda m=request.model: self.load_random_weights(m))]
-        else:
-            message = error_message(exc)
-        self.show_error(message, actions)
-        self._drop_failed_choice(exc)
-
-    def _on_cancelled(self) -> None:
-        self.show_status("cancelled" + self._still_showing())
-        self._back_to_shown()
-
-    def _on_abandoned(self) -> None:
-        left = self.worker.left_behind
-        self.show_status(
-            "cancelled: the run did not stop and was left behind" +
-            (f" ({left} runs go on in the background until they end)" if left > 1 else
-             " (it may go on in the background until it ends)") + self._still_showing())
-        self._back_to_shown()
-
-    def _still_showing(self) -> str:
-        shown = self.outcome
-        return f" · still showing {shown.model.name} on {shown.source}" if shown else ""
-
-    def _show_exception(self, exc: BaseException) -> None:
-        self.show_error(error_message(exc))
-
-    def _on_outcome(self, outcome: Outcome) -> None:
-        previous = self.outcome
-        self.outcome = outcome  # the latest request's: outcome.request is what is wanted
-        self.last_error = None
-        result = outcome.result
-        if previous is None or previous.model is not outcome.model or \
-                previous.image.source != outcome.image.source:
-            self.input_panel.set_image(outcome.image)
-        self._sync_menus()
-        QTimer.singleShot(0, lambda: outcome is self.outcome and self.predictions.set_predictions(
-            result.predictions, outcome.model.pretrained))  # after the maps have painted
-        names = [la.name for la in result.layers]
-        keep = previous.result.layers[self.navigator.index()].name if previous and \
-            0 <= self.navigator.index() < len(previous.result.layers) else None
-        layer_name = self._initial_layer or keep
-        self._initial_layer = None
-        index = names.index(layer_name) if layer_name in names else \
-            next((i for i, la in enumerate(result.layers) if la.is_conv), 0)
-        self._show_run_status()  # before the layer: the layer's own lines replace a readout
-        self.navigator.set_layers(result.layers, index)  # announces the layer: _show_layer
-        self._remember()
-        self.setWindowTitle(f"ConvScope — {outcome.model.name} — {outcome.source}")
-        if outcome.request.image and not outcome.request.image.startswith("<"):
-            self._add_recent(outcome.request.image)
-        unit, self._initial_unit = self._initial_unit, None
-        if unit is not None:
-            self.select_unit(*unit)
-        self._compare()  # on the worker thread while the maps paint
-
     # ----------------------------------------------------------------- what is shown
     def _show(self, **changes) -> None:
         """Hand every view what is shown now (each draws it when visible)."""
@@ -525,102 +311,6 @@ class MainWindow(QMainWindow):
         self._on_click(channel, y, x)
         return True
 
-    # ----------------------------------------------------------------- opening
-    def open_image_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", IMAGE_FILTER)
-        if path:
-            self.open_image(path)
-
-    def open_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open model file", "", MODEL_FILTER)
-        if path:
-            self.open_model(path)
-
-    def paste_image(self) -> None:
-        qimage = QApplication.clipboard().image()
-        if qimage.isNull():
-            self.show_error("the clipboard holds no image")
-            return
-        self.open_pil_image(drops.qimage_to_pil(qimage), "pasted image")
-
-    def dragEnterEvent(self, event) -> None:
-        if drops.accepts(event.mimeData()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:
-        what = drops.dropped(event.mimeData())
-        if what is None:
-            return
-        kind, value = what
-        {"model": self.open_model, "image": self.open_image,
-         "picture": lambda pil: self.open_pil_image(pil, "dropped image")}[kind](value)
-        event.acceptProposedAction()
-
-    # ----------------------------------------------------------------- exporting
-    def export_view(self, path: str) -> Path | None:
-        """The tab in front as a PNG (``.png`` added when the name has no suffix)."""
-        target = _with_suffix(path, ".png")
-        try:
-            self.tabs.currentWidget().export_png(target)
-        except OSError:
-            self.show_error(f"cannot write {target}: check the folder exists and is writable")
-            return None
-        self.show_status(f"saved the {self.current_view()} view to {target}")
-        return target
-
-    def export_npy(self, path: str) -> Path | None:
-        """The current layer's activations, ``(C, H, W)`` float32, as ``.npy``."""
-        layer = self.current_layer()
-        if layer is None:
-            return None
-        target = _with_suffix(path, ".npy")
-        try:
-            np.save(target, self.outcome.result.activations[layer.name])
-        except OSError as exc:
-            self.show_error(f"cannot write {target}: {exc.strerror or exc}")
-            return None
-        self.show_status(f"saved the activations of {layer.name} to {target}")
-        return target
-
-    def export_all(self, directory: str) -> None:
-        """Everything about what is shown, written to ``directory`` on the export lane: a run
-        under way goes on (and is not what is written), exports queue one after another."""
-        outcome = self.outcome
-        if outcome is None:
-            return
-        what = f"{outcome.model.name} on {outcome.source}"
-
-        def job(progress, cancel):
-            return export_run(outcome.result, outcome.model, outcome.image, Path(directory),
-                              progress=progress, cancel=cancel)
-
-        running = self.worker.busy and not self.worker.quiet
-        self.show_status(f"exporting {what} to {directory}…" + (
-            " (what is shown; the run under way goes on)" if running else ""))
-        self.exports.submit(job, lambda paths: self.show_status(
-            f"wrote {len(paths)} files ({what}) to {directory}"), self._show_exception, supersede=False)
-
-    def export_view_dialog(self) -> None:
-        layer = self.current_layer()
-        name = f"{layer.name if layer else 'convscope'}.{self.current_view()}.png".replace("/", "_")
-        path, _ = QFileDialog.getSaveFileName(self, "Export view", name, "PNG (*.png)")
-        if path:
-            self.export_view(path)
-
-    def export_npy_dialog(self) -> None:
-        layer = self.current_layer()
-        if layer is None:
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Export activations", f"{layer.name}.npy",
-                                              "NumPy (*.npy)")
-        if path:
-            self.export_npy(path)
-
-    def export_all_dialog(self) -> None:
-        directory = QFileDialog.getExistingDirectory(self, "Export everything to")
-        if directory:
-            self.export_all(directory)
-
     # ----------------------------------------------------------------- progress & settings
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total or 0)
@@ -638,26 +328,6 @@ class MainWindow(QMainWindow):
             self.export_progress.setRange(0, 0)
         self.export_progress.setVisible(busy)
         self.export_cancel_button.setVisible(busy)
-
-    def _sync_menus(self) -> None:
-        """The model menu, the Untrained tick and the engine box show what is wanted (what is
-        shown, once nothing runs)."""
-        wanted = self.wanted
-        action = self.model_actions.get(wanted.model)
-        for a in self.model_actions.values():
-            a.setChecked(a is action)
-        self.untrained_action.blockSignals(True)
-        self.untrained_action.setChecked(wanted.untrained)
-        self.untrained_action.blockSignals(False)
-        self.engine_panel.set_engine(wanted.engine)
-
-    def _remember(self) -> None:
-        shown = self.outcome.request
-        if shown.model in available_models():
-            self.settings.setValue("model", shown.model)
-            self.settings.setValue("untrained", shown.untrained)
-            self.settings.setValue("untrained_once", self._untrained_once)
-        self.settings.setValue("engine", shown.engine)
 
     def recent_images(self) -> list[str]:
         value = self.settings.value("recent", [])
@@ -709,8 +379,3 @@ class MainWindow(QMainWindow):
         QApplication.processEvents()
         return self.idle()
 
-
-def _with_suffix(path: str, suffix: str) -> Path:
-    """``path``, with ``suffix`` added when the name typed has none."""
-    p = Path(path)
-    return p if p.suffix else p.with_name(p.name + suffix)
