@@ -16,6 +16,7 @@ from models.images import PreparedImage
 
 BOX_PEN = pg.mkPen((255, 220, 0), width=2)
 PAD_PEN = pg.mkPen((255, 80, 80), width=2, style=Qt.PenStyle.DashLine)
+HINT = "hover a feature map: the unit's receptive field appears here"
 
 
 class InputPanel(QWidget):
@@ -45,8 +46,7 @@ class InputPanel(QWidget):
                                         brush=None)
         for item in (self.pad_rect, self.box_rect, self.cross):
             self.view.addItem(item)
-        self.caption = steady_label("hover a feature map: the unit's receptive field appears here",
-                                    lines=2, wrap=True)
+        self.caption = steady_label(HINT, lines=2, wrap=True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
@@ -79,6 +79,8 @@ class InputPanel(QWidget):
         self._redraw()
 
     def clear_overlay(self) -> None:
+        """No unit: no box, no field, and no unit's value under the photo."""
+        self.caption.setText(HINT)
         self._box = self._center = None
         self._heat = None
         for item in (self.pad_rect, self.box_rect, self.cross):

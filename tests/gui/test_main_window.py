@@ -381,3 +381,58 @@ def test_maps_stepped_past_on_another_tab_are_drawn_when_shown(classic, qtbot) -
     assert shown.shape == fm.render_image().shape and (shown == fm.render_image()).all()
     assert "4 channels" in fm.page_label.text()
     assert fm.tile_rect(0)[2:] == (112, 112)
+
+
+def _hover_tile(win, channel: int) -> None:
+    fm = win.feature_maps
+    top, left, h, w = fm.tile_rect(channel)
+    fm._hover(fm.view.mapViewToScene(QPointF(left + w / 2, top + h / 2)))
+
+
+def _readouts(win) -> tuple[str, str, str]:
+    return (win.feature_maps.readout.text(), win.input_panel.caption.text(), win.status_label.text())
+
+
+def test_readouts_are_cleared_on_every_layer_image_model_and_engine_change(classic, qtbot, tmp_path) -> None:
+    win = classic
+    empty = _readouts(win)[:2]
+    assert all("=" not in text for text in empty)
+
+    def hovered() -> None:
+        _hover_tile(win, 1)
+        maps, photo, status = _readouts(win)
+        assert maps.startswith("channel 1 ") and " = " in maps  # a unit's value, three times
+        assert photo.startswith("unit (") and " = " in photo and " = " in status
+
+    def cleared() -> None:
+        maps, photo, status = _readouts(win)
+        assert (maps, photo) == empty and " = " not in status
+
+    hovered()
+    qtbot.keyClick(win, Qt.Key.Key_End)  # pool2: no conv unit's value stays on it
+    assert win.current_layer().name == "pool2"
+    cleared()
+    qtbot.keyClick(win, Qt.Key.Key_Home)
+    hovered()
+    win.engine_panel.combo.setCurrentText("fft")  # another engine
+    wait_run(qtbot, win)
+    cleared()
+    hovered()
+    Image.fromarray(np.full((60, 80, 3), 90, dtype=np.uint8)).save(tmp_path / "grey.png")
+    win.open_image(str(tmp_path / "grey.png"))  # another image
+    wait_run(qtbot, win)
+    cleared()
+    hovered()
+    model = win.outcome.model
+    win.open_model("classic", trust=True)  # the model loaded again: another model object
+    wait_run(qtbot, win)
+    assert win.outcome.model is not model
+    cleared()
+    win.show_view("filters")  # a hidden maps tab is cleared too, when shown
+    qtbot.keyClick(win, Qt.Key.Key_Right)
+    win.show_view("maps")
+    hovered()
+    win.show_view("filters")
+    qtbot.keyClick(win, Qt.Key.Key_Right)
+    win.show_view("maps")
+    cleared()
