@@ -335,7 +335,8 @@ def hint(exc: BaseException) -> str:
             return f"; looks like {exc.guess}: pass --arch {exc.guess}"
         return "; pass --arch NAME, a catalog architecture (see --help)"
     if isinstance(exc, WeightsUnavailableError):
-        return "; or use --untrained for random weights"
+        fetch = f"; fetch {exc.url} elsewhere and put it there" if exc.url else ""
+        return f"{fetch}; or use --untrained for random weights"
     return ""
 
 

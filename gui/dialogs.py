@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QInputDialog, QMessageBox, QWidget
 
 from models.errors import WeightsUnavailableError
@@ -51,13 +52,12 @@ def weights_unavailable(exc: WeightsUnavailableError, model: str) -> str:
     """An offline catalog model, in the window's words: what failed, where the file comes from and
     where it goes (to fetch it on another machine), and what the button does."""
     lines = [str(exc), ""]
-    if exc.url:
-        lines.append(f"The pretrained weights of {model}: {exc.url}")
-    if exc.path:
-        lines.append(f"Fetch it on a machine that is online and save it as {exc.path}")
-        lines.append("then choose the model again.")
-    lines += ["", f"Or look at the architecture with random weights: “{RANDOM_WEIGHTS}” (for this "
-              f"model only; Model ▸ Untrained does the same for every model you pick)."]
+    if exc.url and exc.path:
+        lines += [f"To use the pretrained weights of {model}, download this file on a machine that "
+                  f"is online:", f"    {exc.url}", "and save it here:", f"    {exc.path}",
+                  f"then choose {model} again.", ""]
+    lines.append(f"Or look at {model} with random weights, this once (Model ▸ Untrained does that "
+                 f"for every model).")
     return "\n".join(lines)
 
 
@@ -67,9 +67,9 @@ def message_box(parent: QWidget, text: str,
     button per action (its callback runs when it is clicked)."""
     box = QMessageBox(QMessageBox.Icon.Warning, "ConvScope", text, QMessageBox.StandardButton.Ok,
                       parent)
-    box.setTextInteractionFlags(box.textInteractionFlags())  # the URL and folder can be copied
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # URL, folder: copied
     for label, callback in actions:
         button = box.addButton(label, QMessageBox.ButtonRole.AcceptRole)
-        button.clicked.connect(callback)
+        button.clicked.connect(lambda _checked=False, f=callback: f())
     box.open()
     return box

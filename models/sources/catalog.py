@@ -104,8 +104,8 @@ def download(url: str, dest: Path, progress: Progress | None = None,
         return dest
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise WeightsUnavailableError(
-            f"cannot download {dest.name} ({why_not_downloaded(exc)}); fetch {url} and put it "
-            f"in {dest.parent}", url=url, path=str(dest)) from None
+            f"cannot download {dest.name} to {dest.parent} ({why_not_downloaded(exc)})",
+            url=url, path=str(dest)) from None
     finally:
         partial.unlink(missing_ok=True)
 
