@@ -163,6 +163,7 @@ class Requests:
         name = Path(request.model).name
         actions: list = []
         if isinstance(exc, UntrustedModelError) and not request.trust:
+            self.show_status(f"{name} holds pickled code: load it?")  # not "running…" meanwhile
             if dialogs.ask_trust(self, request.model):
                 self._ask(trust=True)
                 return
