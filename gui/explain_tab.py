@@ -3,7 +3,7 @@ the protocol itself (then this module goes, and the window lists ``ExplainerView
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QScrollArea, QVBoxLayout, QWidget
 
 from gui.explainer import ExplainerView
 from gui.view import Shown, View, Window
@@ -17,9 +17,14 @@ class ExplainTab(View):
     def __init__(self, window: Window | None = None, parent: QWidget | None = None) -> None:
         super().__init__(window, parent)
         self.explainer = ExplainerView()
+        # scrolled, so a small window is not held taller than the screen by the explainer's panes
+        area = QScrollArea()
+        area.setWidget(self.explainer)
+        area.setWidgetResizable(True)
+        area.setFrameShape(QScrollArea.Shape.NoFrame)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.explainer)
+        layout.addWidget(area)
         self._layer_for: tuple | None = None  # (outcome, layer name) explained
         self._unit_for: tuple | None = None
 

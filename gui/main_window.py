@@ -110,10 +110,15 @@ class MainWindow(Requests, Files, QMainWindow):
             trust=False, image=None, engine=str(self.settings.value("engine", "auto")))
         self.feature_maps.set_colormap(str(self.settings.value("colormap", "viridis")))
         geometry = self.settings.value("geometry")
-        if size is not None or not isinstance(geometry, QByteArray):
-            self.resize(*(size or DEFAULT_SIZE))
-        else:
+        if size is not None:
+            self.resize(*size)
+        elif isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
+        else:  # the first start: the default size, on the screen
+            screen = QApplication.primaryScreen()
+            room = screen.availableSize() if screen is not None else None
+            self.resize(min(DEFAULT_SIZE[0], room.width()) if room else DEFAULT_SIZE[0],
+                        min(DEFAULT_SIZE[1], room.height()) if room else DEFAULT_SIZE[1])
 
     # ----------------------------------------------------------------- construction
     def _build_layout(self) -> None:
@@ -140,18 +145,27 @@ class MainWindow(Requests, Files, QMainWindow):
         main.addWidget(right)
         for i, stretch in enumerate((2, 3, 0)):  # the layer list stays as wide as it is
             main.setStretchFactor(i, stretch)
-        main.setSizes([360, 840, 400])
         self.input_panel.setMinimumSize(220, 200)
         self.tabs.setMinimumWidth(360)
-        right.setMinimumWidth(250)
+        right.setMinimumWidth(260)
         for splitter in (left, main, right):
             splitter.setChildrenCollapsible(False)
         self.splitters = {"left": left, "main": main, "right": right}
+        self._splitters_placed = False  # placed for the window's width when first shown
         for name, splitter in self.splitters.items():
             state = self.settings.value(f"splitter/{name}")
-            if isinstance(state, QByteArray):
-                splitter.restoreState(state)
+            if isinstance(state, QByteArray) and splitter.restoreState(state):
+                self._splitters_placed = True
         self.setCentralWidget(main)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._splitters_placed:  # not remembered: the photo and the views get the room
+            self._splitters_placed = True
+            w = max(self.width(), 640)
+            right = int(min(max(0.22 * w, 280), 420))  # the layer list: names, types, shapes
+            left = int(min(max(0.25 * w, 230), 700))
+            self.splitters["main"].setSizes([left, w - left - right, right])
 
     def _build_status_bar(self) -> None:
         self.progress = QProgressBar()

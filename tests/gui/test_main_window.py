@@ -247,6 +247,11 @@ def test_screenshot_writes_the_window(qtbot, tmp_path) -> None:
     with Image.open(tmp_path / "shot.png") as image:
         shot = np.asarray(image)
     assert shot.shape[0] >= 900 and shot.shape[1] >= 1500 and shot.std() > 20
+    args = build_parser().parse_args(["--model", "classic", "--screenshot", str(tmp_path / "small.png"),
+                                      "--window-size", "1024x700"])
+    assert run_app(args) == 0
+    with Image.open(tmp_path / "small.png") as image:
+        assert image.size == (1024, 700)
 
 
 def test_views_and_units_by_name_as_the_command_line_uses_them(classic, qtbot) -> None:
@@ -436,3 +441,47 @@ def test_readouts_are_cleared_on_every_layer_image_model_and_engine_change(class
     qtbot.keyClick(win, Qt.Key.Key_Right)
     win.show_view("maps")
     cleared()
+
+
+@pytest.mark.parametrize("size", [(1024, 700), (2560, 1440)])
+def test_the_room_goes_to_the_photo_and_the_maps(qtbot, tmp_path, size) -> None:
+    from PySide6.QtCore import QSettings
+
+    from gui.main_window import MainWindow
+
+    win = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), size=size)
+    qtbot.addWidget(win)
+    win.show()
+    QApplication.instance().processEvents()
+    assert (win.width(), win.height()) == size
+    photo, maps, layers = win.input_panel.width(), win.tabs.width(), win.navigator.width()
+    assert photo >= 220 and win.input_panel.graphics.height() >= 200 and layers >= 260  # usable
+    if size[0] > 2000:
+        assert maps > photo > layers and maps > size[0] / 2  # the extra room: photo and maps
+    win.close()
+
+
+def test_splitter_positions_are_remembered(window, qtbot, settings) -> None:
+    from gui.main_window import MainWindow
+
+    main = window.splitters["main"]
+    main.setSizes([500, 500, 400])
+    QApplication.instance().processEvents()
+    sizes = main.sizes()
+    window.close()
+    assert settings.value("geometry") is not None  # restored at the next start (by the screen's rules)
+    again = MainWindow(settings, size=(window.width(), window.height()))
+    qtbot.addWidget(again)
+    again.show()
+    QApplication.instance().processEvents()
+    assert again.splitters["main"].sizes() == sizes
+    again.close()
+
+
+def test_view_names_are_the_windows_views(classic) -> None:
+    from main import VIEWS
+
+    assert tuple(v.key for v in classic.views) == VIEWS
+    for key in VIEWS:
+        classic.show_view(key)
+        assert classic.current_view() == key and classic.tabs.currentWidget().title
