@@ -485,3 +485,23 @@ def test_view_names_are_the_windows_views(classic) -> None:
     for key in VIEWS:
         classic.show_view(key)
         assert classic.current_view() == key and classic.tabs.currentWidget().title
+
+
+def test_a_view_can_open_an_image_at_a_layer_and_unit(classic, qtbot, tmp_path) -> None:
+    win = classic
+    Image.fromarray(np.full((50, 70, 3), 200, dtype=np.uint8)).save(tmp_path / "light.png")
+    win.open_image_at(str(tmp_path / "light.png"), layer="combine", unit=(3, 4))
+    wait_run(qtbot, win)
+    assert win.outcome.source == str(tmp_path / "light.png")
+    assert win.current_layer().name == "combine" and win.shown.unit == (3, 4)
+    assert win.shown.layer is win.current_layer() and win.input_panel._heat is not None
+
+
+def test_window_size_must_be_w_x_h(capsys) -> None:
+    from main import build_parser
+
+    assert build_parser().parse_args(["--window-size", "1024x700"]).window_size == (1024, 700)
+    for bad in ("1024", "10x10", "axb"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["--window-size", bad])
+        assert "--window-size" in capsys.readouterr().err
