@@ -494,7 +494,8 @@ def test_a_view_can_open_an_image_at_a_layer_and_unit(classic, qtbot, tmp_path) 
     wait_run(qtbot, win)
     assert win.outcome.source == str(tmp_path / "light.png")
     assert win.current_layer().name == "combine" and win.shown.unit == (3, 4)
-    assert win.shown.layer is win.current_layer() and win.input_panel._heat is not None
+    assert win.shown.layer is win.current_layer()
+    assert win.input_panel.overlay_box() is not None  # the unit's field on the photo
 
 
 def test_window_size_must_be_w_x_h(capsys) -> None:
