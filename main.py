@@ -86,6 +86,16 @@ def _size(text: str) -> tuple[int, int]:
     return (values[0], values[-1])
 
 
+def _window_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH, e.g. 1024x700, got {text!r}") from None
+    if not (640 <= w <= 7680 and 480 <= h <= 4320):
+        raise argparse.ArgumentTypeError(f"expected a size from 640x480 to 7680x4320, got {text!r}")
+    return w, h
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -154,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="FILE", type=Path,
                    help="open the window in this state, save a PNG of it and exit "
                         "(with --unit: that unit's receptive field is drawn)")
+    p.add_argument("--window-size", type=_window_size, metavar="WxH", default=None,
+                   help="the window's size, e.g. 1024x700 (for --screenshot, and the first start; "
+                        "default: 1600x1000, or what the window had when it was last closed)")
     p.add_argument("--view", choices=VIEWS, default=None,
                    help="the tab the window shows (default: the last one used)")
     return p
@@ -349,7 +362,8 @@ def hint(exc: BaseException) -> str:
             return f"; looks like {exc.guess}: pass --arch {exc.guess}"
         return "; pass --arch NAME, a catalog architecture (see --help)"
     if isinstance(exc, WeightsUnavailableError):
-        return "; or use --untrained for random weights"
+        fetch = f"; fetch {exc.url} elsewhere and put it there" if exc.url else ""
+        return f"{fetch}; or use --untrained for random weights"
     return ""
 
 

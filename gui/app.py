@@ -36,9 +36,12 @@ def run_app(args: argparse.Namespace) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="convscope-shot-")
         settings = QSettings(str(Path(tmp.name) / "settings.ini"), QSettings.Format.IniFormat)
         _SCREENSHOT_DIRS.append(tmp)  # alive until the process exits, then removed
-    window = MainWindow(settings)
-    if args.screenshot:
-        window.resize(1600, 1000)
+    size = getattr(args, "window_size", None)
+    if args.screenshot and size is None:
+        from gui.main_window import DEFAULT_SIZE
+
+        size = DEFAULT_SIZE  # a screenshot's size does not depend on the screen it is taken on
+    window = MainWindow(settings, size=size)
     window.start(image=args.image, model=args.model, engine=args.engine if args.engine != "auto"
                  or args.screenshot else None, untrained=args.untrained or None,
                  trust=args.trust_model, layer=args.layer, arch=args.arch,

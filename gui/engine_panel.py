@@ -51,13 +51,16 @@ def run_label(runs: int) -> str:
 
 
 class EnginePanel(View):
+    """Keeps every run it is shown (drawn at once, hidden or not: a small table), so it compares
+    the engines that ran while another tab was in front."""
+
+    engine_changed = Signal(str)
     key = "engines"
     title = "Engines"
 
-    engine_changed = Signal(str)
-
     def __init__(self, window: Window | None = None, parent: QWidget | None = None) -> None:
         super().__init__(window, parent)
+        self._comparison = None  # torch's comparison run last added as a column
         self.combo = QComboBox()
         for name in available_engines():
             self.combo.addItem(name)
@@ -134,6 +137,10 @@ class EnginePanel(View):
         self.lane.abandoned.connect(lambda: self._timing_over("timing cancelled (left behind)"))
         self.chart.scene().sigMouseMoved.connect(self._hover_chart)
 
+    def show_state(self, shown: Shown) -> None:
+        self.shown = shown
+        self.refresh()  # every run is recorded, even while another tab is in front
+
     # --- the view protocol -------------------------------------------------------------
     def workers(self) -> list[Worker]:
         return [self.lane]
@@ -154,6 +161,11 @@ class EnginePanel(View):
                          result.total_ms, getattr(outcome, "max_diff", None),
                          algorithms={la.name: la.algorithm for la in result.layers
                                      if la.is_conv and la.algorithm})
+        comparison = getattr(outcome, "comparison", None)
+        if comparison is not None and comparison is not self._comparison:
+            self._comparison = comparison
+            self.add_run("reference", comparison.times, comparison.total_ms, 0.0)  # torch ran
+            self.set_diff(outcome.request.engine, outcome.max_diff)
         if shown.layer is not None:
             self.set_current(shown.layer.name)
 

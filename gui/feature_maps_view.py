@@ -60,9 +60,13 @@ class FeatureMapsView(View):
     unit_hovered = Signal(int, int, int, float)
     unit_clicked = Signal(int, int, int)
     channel_selected = Signal(int)
+    key = "maps"
+    title = "Feature maps"
+    HINT = "hover a map to read its values"
 
     def __init__(self, window: Window | None = None, parent: QWidget | None = None) -> None:
         super().__init__(window, parent)
+        self._drawn_for: tuple | None = None  # (outcome, layer name) whose maps are shown
         self._maps: np.ndarray | None = None  # (C, H, W)
         self._layer = ""
         self._order = np.zeros(0, dtype=int)
@@ -85,7 +89,7 @@ class FeatureMapsView(View):
             button.setFixedWidth(36)  # an arrow, not a 90 px default: the maps pane can be narrow
         self.page_label = steady_label(width_of="page 20/20 · 1280 channels")
         self.page_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.readout = steady_label("hover a map to read its values")
+        self.readout = steady_label(self.HINT)
         controls = QHBoxLayout()
         for label, widget in (("Colour map", self.colormap), ("Normalise", self.normalization),
                               ("Sort", self.sort)):
@@ -171,6 +175,10 @@ class FeatureMapsView(View):
             if shown.outcome is not None:  # an outcome, no layer picked: nothing to show
                 self.clear()
             return  # before the first run (or fed through set_maps by the old window): kept
+        key = (shown.outcome, shown.layer.name)
+        if key != self._drawn_for:  # a new layer, image, model or engine: no value read before
+            self._drawn_for = key
+            self.readout.setText(self.HINT)
         self.set_maps(shown.layer.name, *data)
         if shown.channel is not None and shown.channel != self._selected:
             self.select_channel(shown.channel)

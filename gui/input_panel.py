@@ -128,6 +128,8 @@ class InputPanel(QWidget):
         self._redraw()
 
     def clear_overlay(self) -> None:
+        """No unit: no box, no field, and no unit's value under the photo."""
+        self.caption.setText(HINT)
         self._box = self._center = None
         self._heat = None
         for item in (self.pad_rect, self.box_rect, self.cross):

@@ -434,6 +434,8 @@ def check_consistent(win) -> list[str]:
     outcome = win.outcome
     if outcome is None:
         return [*problems, "nothing shown"]
+    for view in getattr(win, "views", []):  # a hidden view draws what it was shown when shown
+        view.refresh()
     shown = outcome.request
     if win.wanted != shown or win.wanted.pasted is not shown.pasted:
         problems.append(f"wanted {win.wanted} differs from shown {shown}")

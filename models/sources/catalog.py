@@ -51,6 +51,25 @@ def checkpoint_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+def why_not_downloaded(exc: BaseException) -> str:
+    """Why a download failed, in a user's words (not "[Errno -3] Temporary failure in name
+    resolution")."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"the server answered {exc.code} {exc.reason}".strip()
+    reason = getattr(exc, "reason", exc)
+    text = str(reason).lower()
+    if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError) or "timed out" in text:
+        return "the server did not answer in time"
+    if "name resolution" in text or "name or service not known" in text or \
+            "nodename nor servname" in text or "getaddrinfo" in text:
+        return "no network connection: the server's name cannot be looked up"
+    if "refused" in text or "unreachable" in text:
+        return "no network connection: the server cannot be reached"
+    if isinstance(exc, OSError) and not isinstance(exc, urllib.error.URLError) and exc.strerror:
+        return exc.strerror.lower()  # e.g. the folder cannot be written
+    return one_line(reason) if isinstance(reason, BaseException) else str(reason)
+
+
 def download(url: str, dest: Path, progress: Progress | None = None,
              cancel: CancelCheck | None = None, chunk: int = 1 << 16) -> Path:
     """Download ``url`` to ``dest`` with progress and cancel; checks the name's hash prefix.
@@ -84,9 +103,8 @@ def download(url: str, dest: Path, progress: Progress | None = None,
         partial.replace(dest)
         return dest
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        reason = getattr(exc, "reason", exc)
         raise WeightsUnavailableError(
-            f"cannot download {dest.name} ({reason}); fetch {url} and put it in {dest.parent}",
+            f"cannot download {dest.name} to {dest.parent} ({why_not_downloaded(exc)})",
             url=url, path=str(dest)) from None
     finally:
         partial.unlink(missing_ok=True)

@@ -217,11 +217,11 @@ def test_pickled_model_asks_before_running_its_code(classic, qtbot, tmp_path, mo
 
     torch.save(nn.Sequential(nn.Conv2d(3, 2, 3)), tmp_path / "full.pth")
     asked = []
-    monkeypatch.setattr("gui.main_window.ask_trust", lambda parent, path: asked.append(path) or False)
+    monkeypatch.setattr("gui.dialogs.ask_trust", lambda parent, path: asked.append(path) or False)
     classic.open_model(str(tmp_path / "full.pth"))
     wait_run(qtbot, classic)
     assert asked and "pickled model" in classic.last_error and classic.outcome.model.name == "classic"
-    monkeypatch.setattr("gui.main_window.ask_trust", lambda parent, path: True)
+    monkeypatch.setattr("gui.dialogs.ask_trust", lambda parent, path: True)
     classic.open_model(str(tmp_path / "full.pth"))
     wait_run(qtbot, classic)
     wait_run(qtbot, classic)
@@ -247,12 +247,17 @@ def test_screenshot_writes_the_window(qtbot, tmp_path) -> None:
     with Image.open(tmp_path / "shot.png") as image:
         shot = np.asarray(image)
     assert shot.shape[0] >= 900 and shot.shape[1] >= 1500 and shot.std() > 20
+    args = build_parser().parse_args(["--model", "classic", "--screenshot", str(tmp_path / "small.png"),
+                                      "--window-size", "1024x700"])
+    assert run_app(args) == 0
+    with Image.open(tmp_path / "small.png") as image:
+        assert image.size == (1024, 700)
 
 
 def test_views_and_units_by_name_as_the_command_line_uses_them(classic, qtbot) -> None:
     win = classic
     win.show_view("explain")
-    assert win.tabs.currentWidget() is win.explainer
+    assert win.current_view() == "explain" and win.tabs.currentWidget() is win.explain_tab
     win.navigator.set_index(3)  # combine: 4 maps of 112x112
     assert not win.select_unit(112, 0) and "outside combine" in win.last_error
     assert win.select_unit(40, 50, channel=2)
@@ -271,7 +276,7 @@ def test_state_dict_asks_for_its_architecture(classic, qtbot, tmp_path, monkeypa
 
     torch.save(state, tmp_path / "weights.pth")
     asked = []
-    monkeypatch.setattr("gui.main_window.ask_arch",
+    monkeypatch.setattr("gui.dialogs.ask_arch",
                         lambda parent, path, guess=None: asked.append(path) or "classic")
     classic.open_model(str(tmp_path / "weights.pth"))
     wait_run(qtbot, classic)
@@ -381,3 +386,123 @@ def test_maps_stepped_past_on_another_tab_are_drawn_when_shown(classic, qtbot) -
     assert shown.shape == fm.render_image().shape and (shown == fm.render_image()).all()
     assert "4 channels" in fm.page_label.text()
     assert fm.tile_rect(0)[2:] == (112, 112)
+
+
+def _hover_tile(win, channel: int) -> None:
+    fm = win.feature_maps
+    top, left, h, w = fm.tile_rect(channel)
+    fm._hover(fm.view.mapViewToScene(QPointF(left + w / 2, top + h / 2)))
+
+
+def _readouts(win) -> tuple[str, str, str]:
+    return (win.feature_maps.readout.text(), win.input_panel.caption.text(), win.status_label.text())
+
+
+def test_readouts_are_cleared_on_every_layer_image_model_and_engine_change(classic, qtbot, tmp_path) -> None:
+    win = classic
+    empty = _readouts(win)[:2]
+    assert all("=" not in text for text in empty)
+
+    def hovered() -> None:
+        _hover_tile(win, 1)
+        maps, photo, status = _readouts(win)
+        assert maps.startswith("channel 1 ") and " = " in maps  # a unit's value, three times
+        assert photo.startswith("unit (") and " = " in photo and " = " in status
+
+    def cleared() -> None:
+        maps, photo, status = _readouts(win)
+        assert (maps, photo) == empty and " = " not in status
+
+    hovered()
+    qtbot.keyClick(win, Qt.Key.Key_End)  # pool2: no conv unit's value stays on it
+    assert win.current_layer().name == "pool2"
+    cleared()
+    qtbot.keyClick(win, Qt.Key.Key_Home)
+    hovered()
+    win.engine_panel.combo.setCurrentText("fft")  # another engine
+    wait_run(qtbot, win)
+    cleared()
+    hovered()
+    Image.fromarray(np.full((60, 80, 3), 90, dtype=np.uint8)).save(tmp_path / "grey.png")
+    win.open_image(str(tmp_path / "grey.png"))  # another image
+    wait_run(qtbot, win)
+    cleared()
+    hovered()
+    model = win.outcome.model
+    win.open_model("classic", trust=True)  # the model loaded again: another model object
+    wait_run(qtbot, win)
+    assert win.outcome.model is not model
+    cleared()
+    win.show_view("filters")  # a hidden maps tab is cleared too, when shown
+    qtbot.keyClick(win, Qt.Key.Key_Right)
+    win.show_view("maps")
+    hovered()
+    win.show_view("filters")
+    qtbot.keyClick(win, Qt.Key.Key_Right)
+    win.show_view("maps")
+    cleared()
+
+
+@pytest.mark.parametrize("size", [(1024, 700), (2560, 1440)])
+def test_the_room_goes_to_the_photo_and_the_maps(qtbot, tmp_path, size) -> None:
+    from PySide6.QtCore import QSettings
+
+    from gui.main_window import MainWindow
+
+    win = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), size=size)
+    qtbot.addWidget(win)
+    win.show()
+    QApplication.instance().processEvents()
+    assert (win.width(), win.height()) == size
+    photo, maps, layers = win.input_panel.width(), win.tabs.width(), win.navigator.width()
+    assert photo >= 220 and win.input_panel.graphics.height() >= 200 and layers >= 260  # usable
+    if size[0] > 2000:
+        assert maps > photo > layers and maps > size[0] / 2  # the extra room: photo and maps
+    win.close()
+
+
+def test_splitter_positions_are_remembered(window, qtbot, settings) -> None:
+    from gui.main_window import MainWindow
+
+    main = window.splitters["main"]
+    main.setSizes([500, 500, 400])
+    QApplication.instance().processEvents()
+    sizes = main.sizes()
+    window.close()
+    assert settings.value("geometry") is not None  # restored at the next start (by the screen's rules)
+    again = MainWindow(settings, size=(window.width(), window.height()))
+    qtbot.addWidget(again)
+    again.show()
+    QApplication.instance().processEvents()
+    assert again.splitters["main"].sizes() == sizes
+    again.close()
+
+
+def test_view_names_are_the_windows_views(classic) -> None:
+    from main import VIEWS
+
+    assert tuple(v.key for v in classic.views) == VIEWS
+    for key in VIEWS:
+        classic.show_view(key)
+        assert classic.current_view() == key and classic.tabs.currentWidget().title
+
+
+def test_a_view_can_open_an_image_at_a_layer_and_unit(classic, qtbot, tmp_path) -> None:
+    win = classic
+    Image.fromarray(np.full((50, 70, 3), 200, dtype=np.uint8)).save(tmp_path / "light.png")
+    win.open_image_at(str(tmp_path / "light.png"), layer="combine", unit=(3, 4))
+    wait_run(qtbot, win)
+    assert win.outcome.source == str(tmp_path / "light.png")
+    assert win.current_layer().name == "combine" and win.shown.unit == (3, 4)
+    assert win.shown.layer is win.current_layer()
+    assert win.input_panel.overlay_box() is not None  # the unit's field on the photo
+
+
+def test_window_size_must_be_w_x_h(capsys) -> None:
+    from main import build_parser
+
+    assert build_parser().parse_args(["--window-size", "1024x700"]).window_size == (1024, 700)
+    for bad in ("1024", "10x10", "axb"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["--window-size", bad])
+        assert "--window-size" in capsys.readouterr().err

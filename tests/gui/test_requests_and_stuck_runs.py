@@ -275,7 +275,7 @@ def _loader(monkeypatch, first_error: Exception) -> list[dict]:
             raise first_error
         return load_model("classic")
 
-    monkeypatch.setattr("gui.main_window.load_model", fake)
+    monkeypatch.setattr("models.pipeline.load_model", fake)
     return calls
 
 
@@ -284,7 +284,7 @@ def test_an_untrusted_model_error_asks_for_trust(classic, qtbot, monkeypatch) ->
 
     calls = _loader(monkeypatch, UntrustedModelError("x.pth would run code from the file"))
     asked = []
-    monkeypatch.setattr("gui.main_window.ask_trust", lambda parent, path: asked.append(path) or True)
+    monkeypatch.setattr("gui.dialogs.ask_trust", lambda parent, path: asked.append(path) or True)
     classic.open_model("/somewhere/x.pth")
     wait_run(qtbot, classic)
     assert asked == ["/somewhere/x.pth"] and classic.last_error is None
@@ -295,7 +295,7 @@ def test_declining_trust_says_so_in_the_windows_words(classic, qtbot, monkeypatc
     from models.errors import UntrustedModelError
 
     _loader(monkeypatch, UntrustedModelError("x.pth: pass --trust-model to load it"))
-    monkeypatch.setattr("gui.main_window.ask_trust", lambda parent, path: False)
+    monkeypatch.setattr("gui.dialogs.ask_trust", lambda parent, path: False)
     classic.open_model("/somewhere/x.pth")
     wait_run(qtbot, classic)
     assert "x.pth was not opened" in classic.last_error and "--" not in classic.last_error
@@ -307,7 +307,7 @@ def test_an_architecture_needed_error_asks_with_the_guess_preselected(classic, q
 
     calls = _loader(monkeypatch, ArchitectureNeededError("x.pth holds weights only", guess="resnet18"))
     asked = []
-    monkeypatch.setattr("gui.main_window.ask_arch",
+    monkeypatch.setattr("gui.dialogs.ask_arch",
                         lambda parent, path, guess=None: asked.append(guess) or "classic")
     classic.open_model("/somewhere/x.pth")
     wait_run(qtbot, classic)
@@ -331,7 +331,7 @@ def test_weights_unavailable_shows_where_to_get_them(classic, qtbot, monkeypatch
 def test_the_ask_arch_dialog_preselects_the_guess(window, qtbot) -> None:
     from PySide6.QtWidgets import QApplication, QInputDialog
 
-    from gui.main_window import ask_arch
+    from gui.dialogs import ask_arch
 
     seen = []
 

@@ -1,0 +1,75 @@
+"""The window's questions and messages: trust a pickled file, pick a state dict's architecture,
+a message box that does not block, and the words for errors that have a remedy in the window.
+
+The questions are module functions so tests can replace them (``gui.dialogs.ask_trust``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QInputDialog, QMessageBox, QWidget
+
+from models.errors import WeightsUnavailableError
+from models.sources import available_models
+
+RANDOM_WEIGHTS = "Load with random weights instead"
+
+
+def ask_trust(parent: QWidget, path: str) -> bool:
+    """Ask before unpickling: it runs code from the file."""
+    answer = QMessageBox.question(
+        parent, "Trust this model file?",
+        f"{Path(path).name} holds pickled Python objects. Loading it runs code from the file, which "
+        f"could do anything your account can do.\n\nLoad it only if you trust where it came from. "
+        f"Load it?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_arch(parent: QWidget, path: str, guess: str | None = None) -> str | None:
+    """A state dict holds weights only: ask which catalog architecture they belong to
+    (``guess``, the architecture the file's keys suggest, is preselected)."""
+    names = available_models()
+    name, ok = QInputDialog.getItem(
+        parent, "Which architecture?", f"{Path(path).name} holds weights only (a state dict).\n"
+        "Which architecture are they for?", names, names.index(guess) if guess in names else 0, False)
+    return name if ok and name else None
+
+
+def declined_trust(name: str) -> str:
+    return (f"{name} was not opened: it is a pickled model (or holds pickled parts), and loading "
+            f"it runs code from the file. Open it again and answer Yes only if you trust where it "
+            f"came from.")
+
+
+def no_architecture(name: str) -> str:
+    return f"{name} was not opened: it holds weights only, and no architecture was chosen."
+
+
+def weights_unavailable(exc: WeightsUnavailableError, model: str) -> str:
+    """An offline catalog model, in the window's words: what failed, where the file comes from and
+    where it goes (to fetch it on another machine), and what the button does."""
+    lines = [str(exc), ""]
+    if exc.url and exc.path:
+        lines += [f"To use the pretrained weights of {model}, download this file on a machine that "
+                  f"is online:", f"    {exc.url}", "and save it here:", f"    {exc.path}",
+                  f"then choose {model} again.", ""]
+    lines.append(f"Or look at {model} with random weights, this once (Model ▸ Untrained does that "
+                 f"for every model).")
+    return "\n".join(lines)
+
+
+def message_box(parent: QWidget, text: str,
+                actions: list[tuple[str, Callable[[], None]]] = ()) -> QMessageBox:
+    """A warning that does not block the app (``open``, not ``exec``), with an OK button and a
+    button per action (its callback runs when it is clicked)."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "ConvScope", text, QMessageBox.StandardButton.Ok,
+                      parent)
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # URL, folder: copied
+    for label, callback in actions:
+        button = box.addButton(label, QMessageBox.ButtonRole.AcceptRole)
+        button.clicked.connect(lambda _checked=False, f=callback: f())
+    box.open()
+    return box
