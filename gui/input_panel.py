@@ -22,6 +22,7 @@ BOX_PEN = pg.mkPen((255, 220, 0), width=2)
 PAD_PEN = pg.mkPen((255, 80, 80), width=2, style=Qt.PenStyle.DashLine)
 ZOOM_STEP = 1.5  # one click of + or -
 HEAT_CMAP = "inferno"
+HINT = "hover a feature map: the unit's receptive field appears here"
 
 
 class InputPanel(QWidget):
@@ -63,7 +64,7 @@ class InputPanel(QWidget):
                                         brush=None)
         for item in (self.pad_rect, self.box_rect, self.cross):
             self.view.addItem(item)
-        self.caption = steady_label("hover a feature map: the unit's receptive field appears here",
+        self.caption = steady_label(HINT,
                                     lines=2, wrap=True)
         self.heat_bar = ColorBar("|∂ unit / ∂ pixel|", HEAT_CMAP)
         self.heat_bar.setToolTip("effective receptive field: how much each input pixel changes the "
