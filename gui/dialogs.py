@@ -17,13 +17,14 @@ from models.sources import available_models
 RANDOM_WEIGHTS = "Load with random weights instead"
 
 
-def ask_trust(parent: QWidget, path: str) -> bool:
-    """Ask before unpickling: it runs code from the file."""
+def ask_trust(parent: QWidget, path: str, reason: str = "") -> bool:
+    """Ask before loading a file that can run code: a pickle, an archive with pickled parts, a
+    compiled model that calls more than tensor operators. ``reason``: what the loader found."""
+    found = reason or f"{Path(path).name} holds pickled Python objects"
     answer = QMessageBox.question(
         parent, "Trust this model file?",
-        f"{Path(path).name} holds pickled Python objects. Loading it runs code from the file, which "
-        f"could do anything your account can do.\n\nLoad it only if you trust where it came from. "
-        f"Load it?",
+        f"{found}.\n\nLoading or running it runs code from the file, which could do anything your "
+        f"account can do. Load it only if you trust where it came from. Load it?",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
     return answer == QMessageBox.StandardButton.Yes
 
@@ -39,9 +40,9 @@ def ask_arch(parent: QWidget, path: str, guess: str | None = None) -> str | None
 
 
 def declined_trust(name: str) -> str:
-    return (f"{name} was not opened: it is a pickled model (or holds pickled parts), and loading "
-            f"it runs code from the file. Open it again and answer Yes only if you trust where it "
-            f"came from.")
+    return (f"{name} was not opened: loading or running it runs code from the file (a pickled model, "
+            f"or operators beyond tensor arithmetic). Open it again and answer Yes only if you "
+            f"trust where it came from.")
 
 
 def no_architecture(name: str) -> str:

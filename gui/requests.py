@@ -163,8 +163,8 @@ class Requests:
         name = Path(request.model).name
         actions: list = []
         if isinstance(exc, UntrustedModelError) and not request.trust:
-            self.show_status(f"{name} holds pickled code: load it?")  # not "running…" meanwhile
-            if dialogs.ask_trust(self, request.model):
+            self.show_status(f"{name} can run code: load it?")  # not "running…" meanwhile
+            if dialogs.ask_trust(self, request.model, str(exc)):
                 self._ask(trust=True)
                 return
             message = dialogs.declined_trust(name)

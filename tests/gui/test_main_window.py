@@ -217,11 +217,11 @@ def test_pickled_model_asks_before_running_its_code(classic, qtbot, tmp_path, mo
 
     torch.save(nn.Sequential(nn.Conv2d(3, 2, 3)), tmp_path / "full.pth")
     asked = []
-    monkeypatch.setattr("gui.dialogs.ask_trust", lambda parent, path: asked.append(path) or False)
+    monkeypatch.setattr("gui.dialogs.ask_trust", lambda parent, path, reason="": asked.append(path) or False)
     classic.open_model(str(tmp_path / "full.pth"))
     wait_run(qtbot, classic)
     assert asked and "pickled model" in classic.last_error and classic.outcome.model.name == "classic"
-    monkeypatch.setattr("gui.dialogs.ask_trust", lambda parent, path: True)
+    monkeypatch.setattr("gui.dialogs.ask_trust", lambda parent, path, reason="": True)
     classic.open_model(str(tmp_path / "full.pth"))
     wait_run(qtbot, classic)
     wait_run(qtbot, classic)

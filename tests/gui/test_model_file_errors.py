@@ -36,7 +36,7 @@ def test_a_pickled_model_whose_class_is_gone_says_what_to_do(classic, qtbot, tmp
     _pickled_model_of_a_gone_script(tmp_path / "net.pth")
     status: list[str] = []
     monkeypatch.setattr("gui.dialogs.ask_trust",
-                        lambda parent, path: status.append(win.status_label.text()) or True)
+                        lambda parent, path, reason="": status.append(win.status_label.text()) or True)
     win.open_model(str(tmp_path / "net.pth"))
     wait_run(qtbot, win)
     assert status and "running" not in status[0]  # while the question waits

@@ -284,7 +284,7 @@ def test_an_untrusted_model_error_asks_for_trust(classic, qtbot, monkeypatch) ->
 
     calls = _loader(monkeypatch, UntrustedModelError("x.pth would run code from the file"))
     asked = []
-    monkeypatch.setattr("gui.dialogs.ask_trust", lambda parent, path: asked.append(path) or True)
+    monkeypatch.setattr("gui.dialogs.ask_trust", lambda parent, path, reason="": asked.append(path) or True)
     classic.open_model("/somewhere/x.pth")
     wait_run(qtbot, classic)
     assert asked == ["/somewhere/x.pth"] and classic.last_error is None
@@ -295,7 +295,7 @@ def test_declining_trust_says_so_in_the_windows_words(classic, qtbot, monkeypatc
     from models.errors import UntrustedModelError
 
     _loader(monkeypatch, UntrustedModelError("x.pth: pass --trust-model to load it"))
-    monkeypatch.setattr("gui.dialogs.ask_trust", lambda parent, path: False)
+    monkeypatch.setattr("gui.dialogs.ask_trust", lambda parent, path, reason="": False)
     classic.open_model("/somewhere/x.pth")
     wait_run(qtbot, classic)
     assert "x.pth was not opened" in classic.last_error and "--" not in classic.last_error
