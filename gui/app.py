@@ -51,7 +51,22 @@ def run_app(args: argparse.Namespace) -> int:
     window.show()
     if args.screenshot:
         return _screenshot(app, window, args)
-    return app.exec()
+    return finish(window, app.exec())
+
+
+def finish(window, code: int) -> int:
+    """``code``, once the window has closed. A run the user left behind (a model that did not
+    stop on Cancel) may still be inside torch: the interpreter's shutdown would tear torch's
+    thread pools down under it and abort the process ("terminate called without an active
+    exception"), so the process then ends as it stands, settings saved and output flushed."""
+    if any(lane.left_behind for lane in window.workers()):
+        import os
+
+        window.settings.sync()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _screenshot(app: QApplication, window, args: argparse.Namespace) -> int:

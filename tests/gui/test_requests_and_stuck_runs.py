@@ -346,3 +346,53 @@ def test_the_ask_arch_dialog_preselects_the_guess(window, qtbot) -> None:
     QTimer.singleShot(50, answer)
     assert ask_arch(window, "/x/weights.pth", guess="resnet50") == "resnet50"
     assert seen == ["resnet50"]
+
+
+class _ScriptedHang(torch.nn.Module):
+    """A TorchScript loop that never ends and never looks at Cancel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        while bool(y.sum() > -1e30):
+            y = y + 0.0
+        return y
+
+
+def test_closing_after_a_compiled_run_was_left_behind_exits_cleanly(tmp_path) -> None:
+    path = tmp_path / "hang.pt"
+    torch.jit.script(_ScriptedHang().eval()).save(str(path))
+    script = textwrap.dedent(f"""
+        import sys
+        from PySide6.QtCore import QSettings, QTimer
+        from PySide6.QtWidgets import QApplication
+        app = QApplication([])
+        from gui.app import finish
+        from gui.main_window import MainWindow
+        win = MainWindow(QSettings({str(tmp_path / "s.ini")!r}, QSettings.Format.IniFormat))
+        win.show()
+        win.start(model={str(path)!r}, engine="reference")
+        def step():  # Cancel; if it came while loading (which stops), ask again and retry
+            if win.worker.left_behind:
+                print("left", flush=True)
+                win.close()
+                app.quit()
+                return
+            if win.worker.busy:
+                win.cancel()
+            else:
+                win.start(model={str(path)!r}, engine="reference")
+            QTimer.singleShot(3000, step)
+        QTimer.singleShot(3000, step)
+        code = finish(win, app.exec())
+        print("closed", flush=True)
+        sys.exit(code)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**_env(), "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["left"]  # ended at once: nothing after finish() ran
+    assert "terminate" not in done.stderr
