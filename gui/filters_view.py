@@ -100,6 +100,12 @@ class FiltersView(View):
         self.canvas.hovered.connect(self._hover_tile)
 
     # --- the view protocol -------------------------------------------------------------
+    def show_state(self, shown: Shown) -> None:
+        """Taken at once, visible or not: the caption is a sentence, and the filters' pixels are
+        painted only when the tab is shown (``_redraw``)."""
+        self.shown = shown
+        self.refresh()
+
     def draw(self, shown: Shown) -> None:
         outcome, layer = shown.outcome, shown.layer
         if outcome is None or layer is None:

@@ -105,7 +105,9 @@ def test_switching_engine_reruns_and_compares(classic, qtbot) -> None:
     col = panel.engines_run().index("winograd")
     run, torch_run = panel.run_info("winograd"), panel.run_info("reference")
     assert float(table.item(1, col).text()) == pytest.approx(run["total"] / torch_run["total"], abs=0.01)
-    assert float(table.item(4, col).text()) == pytest.approx(run["times"]["combine"], abs=0.01)
+    time_text, algorithm = table.item(4, col).text().split(" · ")  # "0.65 · winograd F(4x4,3x3)"
+    assert float(time_text) == pytest.approx(run["times"]["combine"], abs=0.01)
+    assert algorithm.startswith("winograd")
     qtbot.keyClick(win, Qt.Key.Key_End)  # pool2: not a conv layer, no row
     assert not table.selectedItems()
     qtbot.keyClick(win, Qt.Key.Key_PageUp)  # combine

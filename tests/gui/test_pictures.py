@@ -258,18 +258,24 @@ def test_the_views_draw_what_the_window_shows(classic, qtbot) -> None:
                                       classic.engine_panel)}
     assert keys == {"maps": "Feature maps", "filters": "Filters", "rf": "Receptive field vs depth",
                     "engines": "Engines"}
-    shown = Shown(outcome, outcome.result.layer("combine"), channel=2)
-    for view in (classic.feature_maps, classic.filters, classic.rf_plot, classic.engine_panel):
-        view.show_state(shown)
-    classic.show_view("maps")
+    # the window's own state: a channel picked in the maps is handed to every view in a Shown
+    classic.select_layer("combine")
+    classic.feature_maps.select_channel(2)
+    assert classic.feature_maps.shown.layer.name == "combine"
+    assert classic.feature_maps.shown.channel == 2 and isinstance(classic.filters.shown, Shown)
+
+    def show(key: str) -> None:
+        classic.show_view(key)
+
+    show("maps")
     fm = classic.feature_maps
     assert fm.selected_channel() == 2 and fm.canvas.count() == 4
     assert f"2 {COMBINED[2]}" in fm.canvas.labels_shown()
-    classic.show_view("filters")
+    show("filters")
     assert "combine" in classic.filters.caption.text() and classic.filters.marker.isVisible()
-    classic.show_view("rf")
+    show("rf")
     assert classic.rf_plot.current.value() == outcome.result.index("combine")
-    classic.show_view("engines")
+    show("engines")
     panel = classic.engine_panel
     assert panel.table.currentRow() == len(panel._header_rows()) + 1  # then edges, combine
     assert panel.run_info("im2col")["runs"] == 1
