@@ -35,6 +35,7 @@ from gui.layer_details import LayerDetails
 from gui.layer_navigator import LayerNavigator
 from gui.predictions_view import PredictionsView
 from gui.rf_plot import ReceptiveFieldPlot
+from gui.views.legacy_window import attach_topk
 from gui.widgets import steady_label
 from gui.worker import Worker, error_message
 from models.errors import (
@@ -217,6 +218,7 @@ class MainWindow(QMainWindow):
         self.feature_maps.channel_selected.connect(self.filters.set_highlight)
         self.feature_maps.colormap.currentTextChanged.connect(
             lambda name: self.settings.setValue("colormap", name))
+        self.topk = attach_topk(self)  # the Top examples tab (gui/views/legacy_window.py)
 
         self.wanted = Request(
             model=str(self.settings.value("model", DEFAULT_MODEL)),
@@ -598,7 +600,7 @@ class MainWindow(QMainWindow):
 
     def _views(self) -> dict[str, QWidget]:
         return {"maps": self.feature_maps, "filters": self.filters, "rf": self.rf_plot,
-                "explain": self.explainer, "engines": self.engine_panel}
+                "explain": self.explainer, "engines": self.engine_panel, "topk": self.topk}
 
     def show_view(self, view: str) -> None:
         """Bring a tab to the front: maps, filters, rf, explain or engines (``--view``)."""
