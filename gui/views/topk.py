@@ -25,39 +25,29 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QCheckBox,
-    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
-    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from gui.view import Shown, View, Window
+from gui.views.topk_folder import SAMPLES, FolderBar, dropped_folder
 from gui.views.topk_tiles import TileGrid, blend_overlay, rgb_image
 from gui.widgets import steady_label
 from gui.worker import Worker, error_message
 from models.cache import clear_cache
-from models.images import RESOURCES
 from models.topk import DEFAULT_K, Store, TopKResult, scan
 from models.topk.crops import Example, examples_of
 from models.topk.keys import weights_hash
 
-SAMPLES = RESOURCES / "samples"
-MAX_RECENT = 8
-RECENT_KEY = "topk/recent_folders"
 MAX_SKIPPED_SHOWN = 30
-
-
-def ask_folder(parent: QWidget) -> str:
-    """The folder dialog (tests replace this function)."""
-    return QFileDialog.getExistingDirectory(parent, "Folder of images for top examples")
+__all__ = ["SAMPLES", "TopKView", "ask_clear", "same_model"]
 
 
 def ask_clear(parent: QWidget, where: Path) -> bool:
@@ -110,7 +100,6 @@ class TopKView(View):
         self._rate: list = [0.0, None]  # images/s and seconds left, written by the scan's thread
         self._last_progress = (0, 0)
         self._window_channel: int | None = None
-        self._recent: list[str] = []  # without window settings
         self.scans = Worker(self, name="topk-scan")
         self.crops = Worker(self, name="topk-crops")
         self.setAcceptDrops(True)
@@ -125,27 +114,11 @@ class TopKView(View):
 
     # ----------------------------------------------------------------- construction
     def _build(self) -> None:
-        self.folder_label = steady_label("no folder")
-        self.open_button = QPushButton("Open folder…")
-        self.open_button.clicked.connect(self.choose_folder)
-        self.recent_button = QToolButton()
-        self.recent_button.setText("Recent")
-        self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.recent_menu = QMenu(self.recent_button)
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        self.recent_button.setMenu(self.recent_menu)
-        self.scan_button = QPushButton("Scan")
-        self.scan_button.setToolTip("Run every image of the folder through the model (only new or "
-                                     "changed files when it was scanned before)")
+        self.folder_bar = FolderBar(lambda: getattr(self.window_services, "settings", None))
+        self.folder_bar.chosen.connect(self.set_folder)
+        self.scan_button, self.cancel_button = self.folder_bar.scan_button, self.folder_bar.cancel_button
         self.scan_button.clicked.connect(lambda: self.start_scan())
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel_scan)
-        top = QHBoxLayout()
-        top.addWidget(QLabel("Folder:"))
-        top.addWidget(self.folder_label, 1)
-        for w in (self.open_button, self.recent_button, self.scan_button, self.cancel_button):
-            top.addWidget(w)
 
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
@@ -193,7 +166,7 @@ class TopKView(View):
         self.grid.clicked.connect(self.open_example)
 
         layout = QVBoxLayout(self)
-        layout.addLayout(top)
+        layout.addWidget(self.folder_bar)
         layout.addLayout(status)
         layout.addWidget(self.banner)
         layout.addLayout(pick)
@@ -201,7 +174,7 @@ class TopKView(View):
         layout.addWidget(self.grid, 1)
 
         self.open_action = QAction("Open folder for top examples…", self)
-        self.open_action.triggered.connect(self.choose_folder)
+        self.open_action.triggered.connect(self.folder_bar.choose)
         self.clear_action = QAction("Clear top-k cache…", self)
         self.clear_action.triggered.connect(self.clear_cache)
 
@@ -213,11 +186,6 @@ class TopKView(View):
         return [self.scans, self.crops]
 
     # ----------------------------------------------------------------- folders
-    def choose_folder(self) -> None:
-        path = ask_folder(self)
-        if path:
-            self.set_folder(path)
-
     def set_folder(self, path: str | Path, scan_now: bool = True) -> None:
         """Scan ``path`` (at once, or as soon as the window shows a model)."""
         folder = Path(path).expanduser()
@@ -230,48 +198,21 @@ class TopKView(View):
             self.skipped_label.setVisible(False)
             self.progress_label.setText("")
         self.folder = folder
-        self.folder_label.setText(str(folder))
-        self._remember(folder)
+        self.folder_bar.show_folder(folder)
+        self.folder_bar.remember(folder)
         self._redraw()
         if scan_now:
             self.start_scan()
 
-    def recent_folders(self) -> list[str]:
-        settings = self.window_services.settings if self.window_services is not None else None
-        if settings is None:
-            return list(self._recent)
-        value = settings.value(RECENT_KEY, [])
-        return [value] if isinstance(value, str) else list(value or [])
-
-    def _remember(self, folder: Path) -> None:
-        path = str(folder.absolute())
-        recent = [path] + [p for p in self.recent_folders() if p != path]
-        settings = self.window_services.settings if self.window_services is not None else None
-        if settings is None:
-            self._recent = recent[:MAX_RECENT]
-        else:
-            settings.setValue(RECENT_KEY, recent[:MAX_RECENT])
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        self.recent_menu.addAction("Bundled samples", lambda: self.set_folder(SAMPLES))
-        self.recent_menu.addSeparator()
-        folders = self.recent_folders()
-        for path in folders:
-            self.recent_menu.addAction(path, lambda p=path: self.set_folder(p))
-        if not folders:
-            self.recent_menu.addAction("(no recent folders)").setEnabled(False)
-
     def dragEnterEvent(self, event) -> None:
-        if any(u.isLocalFile() and os.path.isdir(u.toLocalFile()) for u in event.mimeData().urls()):
+        if dropped_folder(event.mimeData()):
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        folders = [u.toLocalFile() for u in event.mimeData().urls()
-                   if u.isLocalFile() and os.path.isdir(u.toLocalFile())]
-        if folders:
+        folder = dropped_folder(event.mimeData())
+        if folder:
             event.acceptProposedAction()
-            self.set_folder(folders[0])
+            self.set_folder(folder)
 
     # ----------------------------------------------------------------- scanning
     def show_state(self, shown: Shown) -> None:
@@ -284,7 +225,7 @@ class TopKView(View):
     def start_scan(self, rescan: bool = False) -> None:
         """Scan the folder with the window's model and engine (``rescan``: from nothing)."""
         if self.folder is None:
-            self.choose_folder()
+            self.folder_bar.choose()
             return
         outcome = self.shown.outcome
         if outcome is None:

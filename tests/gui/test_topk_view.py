@@ -244,13 +244,13 @@ def test_folders_by_drop_recent_and_samples_and_bad_folders(qtbot, view, classic
     view.dropEvent(event)
     idle(qtbot, view)
     assert view.result is not None and view.result.folder == (tmp_path / "bars").resolve()
-    assert view.recent_folders() == [str(tmp_path / "bars")]
+    assert view.folder_bar.recent_folders() == [str(tmp_path / "bars")]
     assert view.window_services.settings.value("topk/recent_folders") in (
         [str(tmp_path / "bars")], str(tmp_path / "bars"))
-    view._fill_recent()
-    texts = [a.text() for a in view.recent_menu.actions()]
+    view.folder_bar.fill_recent()
+    texts = [a.text() for a in view.folder_bar.recent_menu.actions()]
     assert texts[0] == "Bundled samples" and str(tmp_path / "bars") in texts
-    view.recent_menu.actions()[0].trigger()  # the bundled samples: three photos
+    view.folder_bar.recent_menu.actions()[0].trigger()  # the bundled samples: three photos
     idle(qtbot, view)
     assert view.result.folder == topk_module.SAMPLES.resolve() and view.result.stats.images == 3
     view.set_folder(tmp_path / "missing")
