@@ -353,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --dataset writes files: use it with --export DIR (or with --view topk, "
                   "the window's Top examples tab)", file=sys.stderr)
             return 2
+        if args.dataset and not args.dataset.is_dir():
+            why = "not a folder" if args.dataset.exists() else "no such folder"
+            print(f"error: cannot scan {args.dataset}: {why}", file=sys.stderr)
+            return 2
         if args.explain or (args.unit and not args.screenshot):
             print("error: --unit and --explain write files: use them with --export DIR "
                   "(or --unit with --screenshot FILE)", file=sys.stderr)

@@ -237,6 +237,7 @@ class TopKView(View):
                                            self.batch)
         store, rate = self.store, self._rate
         rate[:] = [0.0, None]
+        self._last_progress = (0, 0)
 
         def job(progress, cancel) -> TopKResult:
             def report(done: int, total: int, per_s: float, left: float | None) -> None:
@@ -374,6 +375,8 @@ class TopKView(View):
     def _show_message(self, text: str) -> None:
         self.message.setText(text)
         self.message.setVisible(True)
+        self.channel_box.setEnabled(False)
+        self.overlay_box.setEnabled(False)
         self.grid.setVisible(False)
         self.layer_label.setText("")
         self._entries, self.examples, self._layer = [], [], None
@@ -416,6 +419,8 @@ class TopKView(View):
                                  f"strongest images in {result.folder.name or result.folder}")
         self.message.setVisible(False)
         self.grid.setVisible(True)
+        self.channel_box.setEnabled(True)
+        self.overlay_box.setEnabled(True)
         self.grid.set_count(result.k)
         self._entries, self._layer, self.examples = entries, layer.name, []
         for i, tile in enumerate(self.grid.tiles):

@@ -16,6 +16,7 @@ from models import render
 
 OVERLAY_ALPHA = 0.55
 CAPTION_LINES = 2
+SMALL = 48  # a field up to this many pixels a side is enlarged by whole pixels, unsmoothed
 BACKGROUND = QColor(40, 40, 40)
 FRAME = QColor(90, 90, 90)
 HOVER = QColor(255, 200, 60)
@@ -74,7 +75,7 @@ class CropTile(QWidget):
             return area
         iw, ih = self.image.width(), self.image.height()
         scale = min(area.width() / iw, area.height() / ih)
-        if scale >= 1:  # whole screen pixels per image pixel: every pixel the same size
+        if scale >= 1 and max(iw, ih) < SMALL:  # a small field: every pixel the same size
             scale = math.floor(scale)
         w, h = max(1, int(iw * scale)), max(1, int(ih * scale))
         return QRect(area.x() + (area.width() - w) // 2, area.y() + (area.height() - h) // 2, w, h)
@@ -89,8 +90,9 @@ class CropTile(QWidget):
         p.fillRect(self.rect(), BACKGROUND)
         target = self.picture_rect()
         if self.image is not None and not self.image.isNull():
+            # nearest neighbour for small fields (pixels stay sharp squares), smooth for photos
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
-                            target.width() < self.image.width())  # only when shrinking
+                            max(self.image.width(), self.image.height()) >= SMALL)
             p.drawImage(target, self.image)
         p.setPen(QPen(HOVER if self._hover else FRAME, 2 if self._hover else 1))
         p.drawRect(target.adjusted(0, 0, -1, -1))

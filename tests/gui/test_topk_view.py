@@ -297,3 +297,25 @@ def test_in_the_window_a_click_opens_the_photo_at_the_unit(qtbot, window, tmp_pa
     assert window.current_layer().name == "edges" and window.current_view() == "maps"
     assert window.feature_maps.selected_channel() == 3
     assert window.input_panel.caption.text().startswith(f"unit ({entry.y}, {entry.x}) of channel 3 ")
+
+
+def test_screenshot_of_the_view_scans_the_folder_first(qtbot, tmp_path, monkeypatch) -> None:
+    from PIL import Image
+
+    from gui.app import run_app
+    from main import build_parser
+
+    made = bars_folder(tmp_path / "bars", vertical=2, horizontal=2, blank=1, size=SIZE)
+    shown: list = []
+    real = TopKView._show_crops
+    monkeypatch.setattr(TopKView, "_show_crops",
+                        lambda self, entries, found: (shown.append(found), real(self, entries, found)))
+    args = build_parser().parse_args(["--model", "classic", "--layer", "edges", "--view", "topk",
+                                      "--dataset", str(tmp_path / "bars"), "--screenshot",
+                                      str(tmp_path / "shot.png")])
+    assert run_app(args) == 0
+    with Image.open(tmp_path / "shot.png") as image:
+        assert image.size == (1600, 1000)
+    assert shown and len(shown[-1]) == len(made)  # the crops were drawn before the shot
+    again = scan(load_model("classic"), tmp_path / "bars", "auto")
+    assert again.stats.scanned == 0  # the scan the window made is stored
