@@ -235,8 +235,8 @@ class TopKView(View):
         self._want_scan = False
         model, engine, folder, k, batch = (outcome.model, engine_of(outcome), self.folder, self.k,
                                            self.batch)
-        store, rate = self.store, self._rate
-        rate[:] = [0.0, None]
+        store = self.store
+        self._rate = rate = [0.0, None]  # this scan's own: a superseded one writes to its list
         self._last_progress = (0, 0)
 
         def job(progress, cancel) -> TopKResult:
