@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -37,36 +36,17 @@ from PySide6.QtWidgets import (
 )
 
 from gui.view import Shown, View, Window
-from gui.views.topk_folder import SAMPLES, FolderBar, dropped_folder
+from gui.views.topk_folder import SAMPLES, FolderBar, ask_clear, dropped_folder
 from gui.views.topk_tiles import TileGrid, blend_overlay, rgb_image
 from gui.widgets import steady_label
 from gui.worker import Worker, error_message
 from models.cache import clear_cache
 from models.topk import DEFAULT_K, Store, TopKResult, scan
 from models.topk.crops import Example, examples_of
-from models.topk.keys import weights_hash
+from models.topk.keys import same_model
 
 MAX_SKIPPED_SHOWN = 30
 __all__ = ["SAMPLES", "TopKView", "ask_clear", "same_model"]
-
-
-def ask_clear(parent: QWidget, where: Path) -> bool:
-    """Confirm clearing the cache (tests replace this function)."""
-    answer = QMessageBox.question(
-        parent, "Clear the top-k cache?",
-        f"Delete every stored top-k scan in {where}?\n\nNothing is lost that cannot be computed "
-        f"again, but every folder will have to be scanned again.",
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-    return answer == QMessageBox.StandardButton.Yes
-
-
-def same_model(a, b) -> bool:
-    """The same network as far as a scan is concerned: the same weights (hash of the state
-    dict, computed once per module), name and preprocessing."""
-    if a is b:
-        return True
-    return (a.name == b.name and a.preprocess == b.preprocess
-            and weights_hash(a.module) == weights_hash(b.module))
 
 
 def engine_of(outcome) -> str:
@@ -340,10 +320,11 @@ class TopKView(View):
         self.banner.setVisible(why is not None and not self.scans.busy)
         outcome = self.shown.outcome
         if why == "model":
+            now = outcome.model.name
+            now += " with other weights" if now == self.result.model_name else ""
             self.banner_label.setText(
                 f"These top examples were found by {self.result.model_name}; the window now shows "
-                f"{outcome.model.name} (other weights). Scan the folder again with it (instant if "
-                f"it was scanned before).")
+                f"{now}. Scan the folder again with it (instant if it was scanned before).")
             self.banner_button.setText(f"Scan with {outcome.model.name}")
             self._banner_rescan = False
         elif why == "engine":

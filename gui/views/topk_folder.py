@@ -1,6 +1,7 @@
 """The top-examples view's folder row: which folder, Open folder…, Recent (the bundled samples
-first, then the folders used before, remembered in the window's settings), Scan and Cancel.
-A folder is *chosen* here (:attr:`FolderBar.chosen`); the view decides what to do with it."""
+first, then the folders used before, remembered in the window's settings), Scan and Cancel; and
+the question before clearing the cache. A folder is *chosen* here (:attr:`FolderBar.chosen`);
+the view decides what to do with it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QSettings, Signal
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QMenu, QPushButton, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QToolButton,
+    QWidget,
+)
 
 from gui.widgets import steady_label
 from models.images import RESOURCES
@@ -22,6 +32,16 @@ RECENT_KEY = "topk/recent_folders"
 def ask_folder(parent: QWidget) -> str:
     """The folder dialog (tests replace this function)."""
     return QFileDialog.getExistingDirectory(parent, "Folder of images for top examples")
+
+
+def ask_clear(parent: QWidget, where: Path) -> bool:
+    """Confirm clearing the cache (tests replace this function)."""
+    answer = QMessageBox.question(
+        parent, "Clear the top-k cache?",
+        f"Delete every stored top-k scan in {where}?\n\nNothing is lost that cannot be computed "
+        f"again, but every folder will have to be scanned again.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def dropped_folder(mime: QMimeData) -> str | None:
