@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-VIEWS = ("maps", "filters", "rf", "explain", "engines")
+VIEWS = ("maps", "filters", "rf", "explain", "engines", "topk")
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam")
 _progress_line = False  # a download's progress line is open on stderr (no newline yet)
 
@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", metavar="DIR", type=Path,
                    help="with --export: scan every image under DIR (subfolders too) and write each "
                         "conv layer's top examples (LAYER.topk.png, LAYER.topk.json); results are "
-                        "cached, so a second run over the same folder is instant")
+                        "cached, so a second run over the same folder is instant. With --view topk: "
+                        "the window's Top examples tab scans DIR")
     p.add_argument("--topk", type=_positive, default=9, metavar="K",
                    help="with --dataset: examples kept per channel (default 9)")
     p.add_argument("--topk-channels", type=_positive, default=64, metavar="N",
@@ -377,8 +378,13 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:  # --help (0), or a bad argument, already said in one line (2)
         return int(done.code or 0)
     if args.export is None:
-        if args.dataset:
-            print("error: --dataset writes files: use it with --export DIR", file=sys.stderr)
+        if args.dataset and args.view != "topk":
+            print("error: --dataset writes files: use it with --export DIR (or with --view topk, "
+                  "the window's Top examples tab)", file=sys.stderr)
+            return 2
+        if args.dataset and not args.dataset.is_dir():
+            why = "not a folder" if args.dataset.exists() else "no such folder"
+            print(f"error: cannot scan {args.dataset}: {why}", file=sys.stderr)
             return 2
         if args.explain or (args.unit and not args.screenshot):
             print("error: --unit and --explain write files: use them with --export DIR "

@@ -46,6 +46,8 @@ def run_app(args: argparse.Namespace) -> int:
                  or args.screenshot else None, untrained=args.untrained or None,
                  trust=args.trust_model, layer=args.layer, arch=args.arch,
                  input_size=args.input_size, channels=args.channels)
+    if getattr(args, "dataset", None):
+        window.topk.set_folder(args.dataset)  # scanned as soon as the model is loaded
     if args.view and not args.screenshot:
         window.show_view(args.view)
     window.show()
@@ -80,7 +82,10 @@ def _screenshot(app: QApplication, window, args: argparse.Namespace) -> int:
         if not window.select_unit(*args.unit):
             print(f"error: {window.last_error}", file=sys.stderr)
             return 2
-    window.wait_idle()  # the unit's effective field; the explainer's frame
+    window.wait_idle()  # the unit's effective field; the explainer's frame; a top-k scan
+    if window.last_error:
+        print(f"error: {window.last_error}", file=sys.stderr)
+        return 2
     for _ in range(5):  # let every view lay out and paint
         app.processEvents()
     Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ from gui.predictions_view import PredictionsView
 from gui.requests import Requests
 from gui.rf_plot import ReceptiveFieldPlot
 from gui.view import Shown, View
+from gui.views.topk import TopKView
 from gui.widgets import steady_label
 from gui.worker import Worker
 from models import pipeline
@@ -65,7 +66,7 @@ class MainWindow(Requests, Files, QMainWindow):
         self._message = None
         self._erf_for: tuple | None = None  # (outcome, layer, channel, y, x) of the field asked for
         self._initial_layer: str | None = None
-        self._initial_unit: tuple[int, int] | None = None  # open_image_at's unit, after the run
+        self._initial_unit: tuple | None = None  # open_image_at's (unit, channel), after the run
         self._status_kind: str | None = None  # "run": the run's line; "readout": a hovered value
         self._comparing = False
         self._untrained_once = self.settings.value("untrained_once", "false") in ("true", True)
@@ -81,9 +82,10 @@ class MainWindow(Requests, Files, QMainWindow):
         self.explain_tab = ExplainTab(self)
         self.explainer = self.explain_tab.explainer
         self.engine_panel = EnginePanel(self)
+        self.topk = TopKView(self)
         # the tabs, in order: adding a view is its module and one entry here
         self.views: list[View] = [self.feature_maps, self.filters, self.rf_plot, self.explain_tab,
-                                  self.engine_panel]
+                                  self.engine_panel, self.topk]
         self.tabs = QTabWidget()
         for view in self.views:
             self.tabs.addTab(view, view.title)
@@ -217,10 +219,11 @@ class MainWindow(Requests, Files, QMainWindow):
             self.navigator.set_index(names.index(name))
 
     def open_image_at(self, path: str, layer: str | None = None,
-                      unit: tuple[int, int] | None = None) -> None:
+                      unit: tuple[int, int] | None = None, channel: int | None = None) -> None:
         self._initial_layer = layer or (self.current_layer().name if self.current_layer() else None)
-        self._initial_unit = unit
+        self._initial_unit = (unit, channel) if unit is not None or channel is not None else None
         self.open_image(path)
+        self.show_view("maps")
 
     # ----------------------------------------------------------------- what is shown
     def _show(self, **changes) -> None:

@@ -26,6 +26,8 @@ def build_menus(win: MainWindow) -> None:
     win.recent_menu = file_menu.addMenu("Recent images")
     win._refresh_recent()
     file_menu.addAction("Paste image", QKeySequence.StandardKey.Paste, win.paste_image)
+    for action in win.topk.actions_for_menu():  # open a folder for top examples; clear its cache
+        file_menu.addAction(action)
     file_menu.addSeparator()
     file_menu.addAction("Export view as PNG…", win.export_view_dialog)
     file_menu.addAction("Export layer activations (.npy)…", win.export_npy_dialog)

@@ -226,9 +226,13 @@ class Requests:
         self.setWindowTitle(f"ConvScope — {outcome.model.name} — {outcome.source}")
         if outcome.request.image and not outcome.request.image.startswith("<"):
             self._add_recent(outcome.request.image)
-        unit, self._initial_unit = self._initial_unit, None
-        if unit is not None:
-            self.select_unit(*unit)
+        asked, self._initial_unit = self._initial_unit, None
+        if asked is not None:
+            unit, channel = asked
+            if channel is not None:
+                self.feature_maps.select_channel(channel)
+            if unit is not None:
+                self.select_unit(*unit, channel=channel)
         self._compare()  # on the worker thread while the maps paint
 
     def _sync_menus(self) -> None:

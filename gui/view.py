@@ -58,9 +58,9 @@ class Window(Protocol):
         """Step to layer ``name`` (every view is then shown it)."""
 
     def open_image_at(self, path: str, layer: str | None = None,
-                      unit: tuple[int, int] | None = None) -> None:
+                      unit: tuple[int, int] | None = None, channel: int | None = None) -> None:
         """Open the image at ``path`` in the main view; when it has run, select ``layer`` and
-        ``unit`` there."""
+        ``unit`` there (of ``channel``, when given: the feature maps show that channel)."""
 
     def show_status(self, text: str) -> None:
         """A line in the status bar."""

@@ -65,3 +65,12 @@ def preprocess_key(preprocess: Preprocess) -> str:
     """The preprocessing as canonical JSON, with the pipeline version."""
     doc = {"pipeline": PIPELINE_VERSION, **dataclasses.asdict(preprocess)}
     return json.dumps(doc, sort_keys=True)
+
+
+def same_model(a, b) -> bool:
+    """The same network as far as a scan is concerned: the same weights (hash of the state
+    dict, computed once per module), name and preprocessing."""
+    if a is b:
+        return True
+    return (a.name == b.name and a.preprocess == b.preprocess
+            and weights_hash(a.module) == weights_hash(b.module))

@@ -165,7 +165,8 @@ def default_batch(layers: list[LayerInfo]) -> int:
 
 def scan(model: LoadedModel, folder: str | Path, engine: str = "auto", *, k: int = DEFAULT_K,
          batch: int | None = None, progress: ScanProgress | None = None,
-         cancel: CancelFn | None = None, store: Store | None = None) -> TopKResult:
+         cancel: CancelFn | None = None, store: Store | None = None,
+         rescan: bool = False) -> TopKResult:
     """The top-``k`` examples of every channel of every conv layer of ``model`` over the images
     under ``folder`` (recursively, :data:`~models.images.IMAGE_SUFFIXES`), computed on
     ``engine`` in batches of ``batch`` images (default: :func:`default_batch`).
@@ -175,8 +176,9 @@ def scan(model: LoadedModel, folder: str | Path, engine: str = "auto", *, k: int
     batch (images of the folder done, all of them, images per second, seconds left or None);
     ``cancel()`` is checked before each image and inside the forward pass: a cancelled scan
     raises :class:`~models.errors.Cancelled` and resumes on the next call. Unreadable files
-    are skipped and counted (:meth:`TopKResult.skipped`). Raises ``ImageError`` for a missing
-    folder, one without images, or one where no image can be read.
+    are skipped and counted (:meth:`TopKResult.skipped`). ``rescan``: forget what the store
+    holds for this model, folder and k first, and run every image (on ``engine``). Raises
+    ``ImageError`` for a missing folder, one without images, or one where no image can be read.
     """
     started = time.perf_counter()
     if not 1 <= k <= MAX_K:
@@ -198,6 +200,9 @@ def scan(model: LoadedModel, folder: str | Path, engine: str = "auto", *, k: int
     owner = f"{os.getpid()}:{secrets.token_hex(6)}"
     with store.connect() as conn:
         sid = store.scan_id(conn, *keys)
+        if sid is not None and rescan:
+            store.forget(conn, sid)
+            sid = None
         if sid is None:
             try:
                 sid = store.create_scan(conn, *keys, RESERVE * k, model.name,

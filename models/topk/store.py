@@ -200,6 +200,12 @@ class Store:
                           for i, (name, c, h, w) in enumerate(layers)])
         return scan
 
+    def forget(self, conn: sqlite3.Connection, scan: int) -> None:
+        """Delete a scan and everything stored for it (the next scan starts from nothing)."""
+        for table in ("entries", "layers", "images"):
+            conn.execute(f"DELETE FROM {table} WHERE scan = ?", (scan,))
+        conn.execute("DELETE FROM scans WHERE id = ?", (scan,))
+
     def info(self, conn: sqlite3.Connection, scan: int) -> dict:
         row = conn.execute("SELECT folder, k, depth, model_name, complete, next_image, engines, "
                            "owner FROM scans WHERE id = ?", (scan,)).fetchone()

@@ -270,6 +270,22 @@ def test_the_store_is_keyed_by_weights_and_preprocessing_not_the_engine(tmp_path
         [(n, y, x) for n, _, y, x in v] for v in _top(first).values()]
 
 
+def test_rescan_forgets_the_stored_scan_and_runs_every_image_on_the_engine(tmp_path, monkeypatch) -> None:
+    """The view's "Scan again on <engine>": the stored scan is replaced by one computed on it."""
+    folder = tmp_path / "imgs"
+    made = bars_folder(folder)
+    oracle = scan(edge_model(), folder, "reference", k=3, store=Store(tmp_path / "oracle.db"))
+    assert scan(edge_model(), folder, "reference", k=3).engines == ["reference"]
+    read = _reads(monkeypatch)
+    again = scan(edge_model(), folder, "im2col", k=3, rescan=True)
+    assert again.stats.scanned == len(made) and sorted(read) == sorted(made)
+    assert again.engines == ["im2col"]
+    assert [[(n, y, x) for n, _, y, x in v] for v in _top(again).values()] == [
+        [(n, y, x) for n, _, y, x in v] for v in _top(oracle).values()]
+    with again.store.connect() as conn:  # one scan for these keys, not two
+        assert conn.execute("SELECT COUNT(*) FROM scans").fetchone()[0] == 1
+
+
 def test_a_damaged_store_file_is_replaced(tmp_path) -> None:
     bars_folder(tmp_path / "imgs", vertical=3, horizontal=3, blank=0)
     path = tmp_path / "store.db"
