@@ -37,7 +37,7 @@ from engine.winograd import WinogradEngine, applies
 def shape_key(spec: ConvSpec) -> tuple:
     """What decides the winner: every shape field of the call."""
     return (spec.n, spec.c_in, spec.h, spec.w, spec.c_out, spec.kh, spec.kw, spec.stride,
-            spec.pad, spec.dilation, spec.groups, str(spec.dtype))
+            spec.pad, spec.dilation, spec.groups, spec.dtype.char)
 
 
 class AutoEngine(Engine):
