@@ -471,7 +471,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# {cpu_name()}, {os.cpu_count()} cores, load average {load:.2f} at the start; "
           f"numpy {np.__version__}, torch {torch.__version__}, python {sys.version.split()[0]}")
     roof = sgemm_roof()
-    print(f"# SGEMM roof (NumPy float32 2048^3): {roof:.0f} GFLOP/s; {malloc}")
+    print(f"# SGEMM roof (NumPy float32 2048^3): {roof:.0f} GFLOP/s; {malloc}; OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')} (torch's pool spins after each op unless PASSIVE)")
     print(f"# batch 1, {args.size}x{args.size}, eval, random init; {args.rounds} rounds of "
           f"{args.block}-pass blocks per side, alternating, {args.pause} s pause between blocks;")
     print(f"# torch alone on {args.threads} threads; engine alone = every nn.Conv2d swapped for "
