@@ -125,15 +125,15 @@ def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl, nc0, nc1):  # pragma: no cov
             o = c * mult + m
             start = b[o] if has_bias else _ZERO
             if kh == 3 and kw == 3:
-                t0 = _tapv(planes, tpl, toff, (0) * kw + (0), length)
-                t1 = _tapv(planes, tpl, toff, (0) * kw + (1), length)
-                t2 = _tapv(planes, tpl, toff, (0) * kw + (2), length)
-                t3 = _tapv(planes, tpl, toff, (1) * kw + (0), length)
-                t4 = _tapv(planes, tpl, toff, (1) * kw + (1), length)
-                t5 = _tapv(planes, tpl, toff, (1) * kw + (2), length)
-                t6 = _tapv(planes, tpl, toff, (2) * kw + (0), length)
-                t7 = _tapv(planes, tpl, toff, (2) * kw + (1), length)
-                t8 = _tapv(planes, tpl, toff, (2) * kw + (2), length)
+                t0 = _tapv(planes, tpl, toff, 0, length)
+                t1 = _tapv(planes, tpl, toff, 1, length)
+                t2 = _tapv(planes, tpl, toff, 2, length)
+                t3 = _tapv(planes, tpl, toff, 3, length)
+                t4 = _tapv(planes, tpl, toff, 4, length)
+                t5 = _tapv(planes, tpl, toff, 5, length)
+                t6 = _tapv(planes, tpl, toff, 6, length)
+                t7 = _tapv(planes, tpl, toff, 7, length)
+                t8 = _tapv(planes, tpl, toff, 8, length)
                 w0, w1, w2 = w[o, 0, 0, 0], w[o, 0, 0, 1], w[o, 0, 0, 2]
                 w3, w4, w5 = w[o, 0, 1, 0], w[o, 0, 1, 1], w[o, 0, 1, 2]
                 w6, w7, w8 = w[o, 0, 2, 0], w[o, 0, 2, 1], w[o, 0, 2, 2]
@@ -147,18 +147,18 @@ def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl, nc0, nc1):  # pragma: no cov
                 for i in range(kh):
                     j = 0
                     while j + 5 <= kw:  # five taps of the row per pass
-                        t0 = _tapv(planes, tpl, toff, (i) * kw + (j), length)
-                        t1 = _tapv(planes, tpl, toff, (i) * kw + (j + 1), length)
-                        t2 = _tapv(planes, tpl, toff, (i) * kw + (j + 2), length)
-                        t3 = _tapv(planes, tpl, toff, (i) * kw + (j + 3), length)
-                        t4 = _tapv(planes, tpl, toff, (i) * kw + (j + 4), length)
+                        t0 = _tapv(planes, tpl, toff, i * kw + j, length)
+                        t1 = _tapv(planes, tpl, toff, i * kw + j + 1, length)
+                        t2 = _tapv(planes, tpl, toff, i * kw + j + 2, length)
+                        t3 = _tapv(planes, tpl, toff, i * kw + j + 3, length)
+                        t4 = _tapv(planes, tpl, toff, i * kw + j + 4, length)
                         w0, w1, w2 = w[o, 0, i, j], w[o, 0, i, j + 1], w[o, 0, i, j + 2]
                         w3, w4 = w[o, 0, i, j + 3], w[o, 0, i, j + 4]
                         for k in range(length):
                             acc[k] += (w0 * t0[k] + w1 * t1[k] + w2 * t2[k]) + (w3 * t3[k] + w4 * t4[k])
                         j += 5
                     while j < kw:
-                        t0 = _tapv(planes, tpl, toff, (i) * kw + (j), length)
+                        t0 = _tapv(planes, tpl, toff, i * kw + j, length)
                         wv = w[o, 0, i, j]
                         for k in range(length):
                             acc[k] += wv * t0[k]
