@@ -44,6 +44,44 @@ def test_run_calls_every_piece_on_distinct_threads(monkeypatch: pytest.MonkeyPat
     assert all(name.startswith("convscope-engine") for p, name in seen.items() if p != parts[0])
 
 
+def test_concurrent_callers_each_get_all_their_pieces_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads (two GUI lanes) fork-joining at once: one uses the engine's helper threads,
+    the other the executor; neither returns before its own pieces are done, and neither sees the
+    other's error."""
+    monkeypatch.setattr(_parallel, "WORKERS", 2)
+    results: dict[str, list] = {"a": [], "b": []}
+    errors: dict[str, BaseException | None] = {}
+
+    def caller(tag: str) -> None:
+        try:
+            for turn in range(300):
+                out = [0, 0]
+
+                def work(i: int, j: int, out: list = out, turn: int = turn) -> None:
+                    if tag == "b" and turn == 150 and i == 1:
+                        raise ValueError("b's piece failed")
+                    out[i] = i + 1
+
+                try:
+                    _parallel.run(work, [(0, 1), (1, 2)])
+                except ValueError:
+                    results[tag].append("error")
+                    continue
+                results[tag].append(tuple(out))
+            errors[tag] = None
+        except BaseException as exc:  # reported by the assertion below
+            errors[tag] = exc
+
+    threads = [threading.Thread(target=caller, args=(tag,)) for tag in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == {"a": None, "b": None}
+    assert results["a"] == [(1, 2)] * 300
+    assert results["b"] == [(1, 2)] * 150 + ["error"] + [(1, 2)] * 149
+
+
 def test_run_raises_a_pieces_error_after_all_pieces_finish(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_parallel, "WORKERS", 2)
     done = []
