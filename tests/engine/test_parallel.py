@@ -158,4 +158,18 @@ def test_without_numba_every_engine_runs_its_numpy_form(monkeypatch: pytest.Monk
 
 
 def test_warm_up_loads_every_kernel() -> None:
+    """Every compiled kernel an engine calls has its float32 version loaded (or compiled) by
+    warm_up, so that the first image does not wait for a compiler."""
     assert _jit.warm_up() is (_jit.kernels() is not None)
+    kernels = _jit.kernels()
+    if kernels is None:
+        return
+    from numba.core.registry import CPUDispatcher
+
+    public = {name: f for name, f in vars(kernels).items()
+              if isinstance(f, CPUDispatcher) and not name.startswith("_")}
+    assert {"depthwise", "patches", "patches_short", "phase_planes", "patches_wide",
+            "winograd_input", "winograd_output", "winograd_filter"} <= set(public)
+    cold = [name for name, f in public.items()
+            if not any("float32" in str(sig[0]) for sig in f.signatures)]
+    assert not cold, f"not warmed up: {cold}"
