@@ -3,6 +3,7 @@
     PYTHONPATH=$PWD .venv/bin/python benchmarks/engines.py [--models vgg16 resnet18 ...]
         [--engines auto im2col winograd fft direct] [--rounds 5] [--block 3] [--quick]
         [--layers N] [--all] [--no-runner]
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/engines.py --cpu [--models ...] [--engines auto]
 
 Batch 1, 224x224, eval, random init (``models.sources.catalog.load_catalog(name, untrained=True)``).
 
@@ -21,6 +22,14 @@ How it measures (see docs/../shared TESTING "Fair timing"):
 - a ratio is the engine's best time over torch's best time from the same run; medians are shown
   beside the bests. GFLOP/s counts 2 x the convolution MACs. The roof is this machine's float32
   GEMM rate through NumPy's BLAS (2048^3), measured at the start.
+
+``--cpu``: on a machine shared with other work wall-clock times are mostly scheduling noise.
+This mode compares CPU time on one thread instead (``time.thread_time`` around each call, best
+of ``--rounds * --block``): torch with ``torch.set_num_threads(1)``, the engine with its own
+threads at 1 (``engine._parallel.WORKERS = 1``, NumPy's BLAS single-threaded), per convolution
+layer (on the input that layer gets in the model) and for the whole model (every Conv2d swapped,
+torch's other ops on the same thread). It says what each algorithm costs, not how well it uses
+two cores: the fair wall-clock run above, on a quiet machine, remains the judge of the targets.
 """
 
 from __future__ import annotations
@@ -343,6 +352,76 @@ def layer_report(name: str, model: nn.Module, x: torch.Tensor, layers: list[Conv
                   f"{100 * gf / roof:.0f} |", flush=True)
 
 
+def best_cpu(fn: Callable[[], object], repeats: int) -> float:
+    """The least CPU time of this thread over ``repeats`` calls of ``fn``."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.thread_time()
+        fn()
+        best = min(best, time.thread_time() - start)
+    return best
+
+
+def cpu_report(name: str, engines: list[str], args: argparse.Namespace) -> None:
+    """Single-thread CPU time per conv layer and for the whole model, torch against each engine."""
+    from engine import _parallel
+
+    loaded = load_catalog(name, untrained=True)
+    model = loaded.module.eval()
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, args.size, args.size)
+    layers = conv_layers(model, x)
+    inputs: dict[str, torch.Tensor] = {}
+    handles = [la.module.register_forward_pre_hook(
+        lambda _m, i, name=la.name: inputs.__setitem__(name, i[0].detach().clone())) for la in layers]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    repeats = max(3, args.rounds * args.block)
+    workers = _parallel.WORKERS
+    _parallel.WORKERS = 1
+    serial = next(_serial)
+    try:
+        with torch_threads(1), torch.no_grad():
+            torch_layer = {la.name: best_cpu(lambda la=la: la.module(inputs[la.name]), repeats)
+                           for la in layers}
+            torch_model = best_cpu(lambda: model(x), repeats)
+            for engine_name in engines:
+                engine = get_engine(engine_name)
+                rows = []
+                for la in layers:
+                    m = la.module
+                    xa = inputs[la.name].numpy()
+                    args_ = (xa, m.weight.detach().numpy(),
+                             None if m.bias is None else m.bias.detach().numpy(),
+                             m.stride, m.padding, m.dilation, m.groups, m.padding_mode)
+                    key = (serial, la.name, m.weight._version)
+                    algorithm = engine.run(*args_, weight_key=key).algorithm
+                    seconds = best_cpu(lambda a=args_, k=key, e=engine: e.run(*a, weight_key=k),
+                                       repeats)
+                    rows.append((la, seconds, algorithm))
+                with engine_alone(layers, engine, serial):
+                    model(x)
+                    engine_model = best_cpu(lambda: model(x), repeats)
+                total_e = sum(r[1] for r in rows)
+                total_t = sum(torch_layer.values())
+                print(f"\n{name} on {engine_name}, one thread, CPU ms (best of {repeats}): whole model "
+                      f"{engine_model * 1e3:.2f} (torch {torch_model * 1e3:.2f}, "
+                      f"× {engine_model / torch_model:.2f}); convolutions {total_e * 1e3:.2f} "
+                      f"(torch {total_t * 1e3:.2f}, × {total_e / total_t:.2f})")
+                print("| layer | input | weight | stride | algorithm | ms | torch ms | × torch |")
+                print("|---|---|---|---|---|---:|---:|---:|")
+                rows.sort(key=lambda r: r[1] - torch_layer[r[0].name], reverse=True)
+                for la, seconds, algorithm in rows[: args.layers or len(rows)]:
+                    m, t = la.module, torch_layer[la.name]
+                    print(f"| {la.name} | {tuple(inputs[la.name].shape[1:])} | {tuple(m.weight.shape)} | "
+                          f"{m.stride[0]} | {algorithm} | {seconds * 1e3:.3f} | {t * 1e3:.3f} | "
+                          f"{seconds / t:.2f} |", flush=True)
+    finally:
+        _parallel.WORKERS = workers
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=MODELS)
@@ -361,6 +440,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="also print the N conv layers that lose most time against torch")
     parser.add_argument("--all", action="store_true", help="also time the minutes-long combinations")
     parser.add_argument("--no-runner", action="store_true", help="skip the run_model column")
+    parser.add_argument("--cpu", action="store_true",
+                        help="single-thread CPU time per layer and per model instead (shared machines)")
     args = parser.parse_args(argv)
     if args.quick:
         args.models = ["resnet18", "mobilenet_v2"] if args.models == MODELS else args.models
@@ -375,13 +456,23 @@ def main(argv: list[str] | None = None) -> None:
         malloc = "glibc keeps freed memory (models.memory)" if keep_freed_memory() else "default malloc"
     except ImportError:
         malloc = "default malloc"
+    if args.cpu:
+        args.engines = ["auto"] if args.engines == ENGINES else args.engines
+        print(f"# ConvScope engine benchmark, single-thread CPU time, "
+              f"{datetime.datetime.now().isoformat(timespec='minutes')}; {cpu_name()}; numpy "
+              f"{np.__version__}, torch {torch.__version__}; batch 1, {args.size}x{args.size}, "
+              f"eval; {malloc}")
+        for name in args.models:
+            cpu_report(name, [e for e in args.engines if (name, e) not in SLOW or args.all], args)
+        return
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     others = OthersCpu()
     print(f"# ConvScope engine benchmark, {datetime.datetime.now().isoformat(timespec='minutes')}")
     print(f"# {cpu_name()}, {os.cpu_count()} cores, load average {load:.2f} at the start; "
           f"numpy {np.__version__}, torch {torch.__version__}, python {sys.version.split()[0]}")
     roof = sgemm_roof()
-    print(f"# SGEMM roof (NumPy float32 2048^3): {roof:.0f} GFLOP/s; {malloc}")
+    print(f"# SGEMM roof (NumPy float32 2048^3): {roof:.0f} GFLOP/s; {malloc}; OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')} (torch's pool spins after each op unless PASSIVE)")
     print(f"# batch 1, {args.size}x{args.size}, eval, random init; {args.rounds} rounds of "
           f"{args.block}-pass blocks per side, alternating, {args.pause} s pause between blocks;")
     print(f"# torch alone on {args.threads} threads; engine alone = every nn.Conv2d swapped for "

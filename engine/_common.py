@@ -147,6 +147,18 @@ def _as_float_array(value: object, name: str) -> np.ndarray:
     return array
 
 
+# make_spec's results by its arguments: a model calls each layer with the same shapes on every
+# pass, and validating them again took a third of a small layer's per-call overhead
+_SPEC_CACHE: dict[tuple, ConvSpec] = {}
+_SPEC_CACHE_SIZE = 4096
+
+
+def _plain(value: object) -> bool:
+    """An int, a string or a tuple of ints (exact types): safe as part of a cache key."""
+    t = type(value)
+    return t is int or t is str or (t is tuple and all(type(v) is int for v in value))
+
+
 def make_spec(
     x_shape: tuple[int, ...],
     w_shape: tuple[int, ...],
@@ -165,6 +177,35 @@ def make_spec(
     ValueError
         With the offending values in the message.
     """
+    if not (_plain(stride) and _plain(padding) and _plain(dilation) and type(groups) is int
+            and type(padding_mode) is str):
+        # lists, numpy integers, bools (True == 1 would find the spec of 1): validated every time
+        return _make_spec(x_shape, w_shape, bias_shape, stride, padding, dilation, groups,
+                          padding_mode, dtype)
+    key = (tuple(x_shape), tuple(w_shape), None if bias_shape is None else tuple(bias_shape),
+           stride, padding, dilation, groups, padding_mode, np.dtype(dtype))
+    spec = _SPEC_CACHE.get(key)
+    if spec is None:
+        spec = _make_spec(x_shape, w_shape, bias_shape, stride, padding, dilation, groups,
+                          padding_mode, dtype)
+        if len(_SPEC_CACHE) >= _SPEC_CACHE_SIZE:
+            _SPEC_CACHE.clear()
+        _SPEC_CACHE[key] = spec
+    return spec
+
+
+def _make_spec(
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    bias_shape: tuple[int, ...] | None,
+    stride: IntOrPair = 1,
+    padding: Padding = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+    dtype: np.dtype | type = np.float32,
+) -> ConvSpec:
+    """:func:`make_spec` without the cache."""
     if len(x_shape) != 4:
         raise ValueError(f"input must be 4-D (N, C, H, W), got shape {tuple(x_shape)}")
     if len(w_shape) != 4:

@@ -13,7 +13,10 @@ What each computes is the NumPy form's result, bit for bit up to float rounding 
 - :func:`winograd_input` / :func:`winograd_output`: :func:`engine.winograd.winograd_conv`'s
   ``B^T d B`` and ``A^T M A`` with the separable 1-D transforms written out (the NumPy form
   applies them as Kronecker matrices);
-- :func:`patches`: :func:`engine.im2col.patch_matrix` for a band of output rows.
+- :func:`patches`: :func:`engine.im2col.patch_matrix` for a band of output rows;
+  :func:`patches_short` the same for short rows (plain indexed copies);
+- :func:`phase_planes` / :func:`patches_wide`: :func:`engine.im2col.phase_planes` and
+  :func:`engine.im2col.wide_patch_matrix` (strided convolutions).
 """
 
 from __future__ import annotations
@@ -106,6 +109,14 @@ def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl, nc0, nc1):  # pragma: no cov
     planes = np.zeros((sh * sw, size), dtype=x.dtype)
     rowbuf = np.zeros(max(sw * wq, pl + x.shape[3]), dtype=x.dtype)
     acc = np.empty(length, dtype=x.dtype)
+    # each tap's phase plane and start, computed once: four integer divisions per tap and
+    # channel cost more than a 7x7 map's multiply-adds
+    tpl = np.empty(kh * kw, dtype=np.int64)
+    toff = np.empty(kh * kw, dtype=np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            tpl[i * kw + j] = ((i * dh) % sh) * sw + (j * dw) % sw
+            toff[i * kw + j] = ((i * dh) // sh) * wq + (j * dw) // sw
     for nc in range(nc0, nc1):
         n = nc // c_
         c = nc - n * c_
@@ -114,15 +125,15 @@ def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl, nc0, nc1):  # pragma: no cov
             o = c * mult + m
             start = b[o] if has_bias else _ZERO
             if kh == 3 and kw == 3:
-                t0 = _tap(planes, 0, 0, sh, sw, dh, dw, wq, length)
-                t1 = _tap(planes, 0, 1, sh, sw, dh, dw, wq, length)
-                t2 = _tap(planes, 0, 2, sh, sw, dh, dw, wq, length)
-                t3 = _tap(planes, 1, 0, sh, sw, dh, dw, wq, length)
-                t4 = _tap(planes, 1, 1, sh, sw, dh, dw, wq, length)
-                t5 = _tap(planes, 1, 2, sh, sw, dh, dw, wq, length)
-                t6 = _tap(planes, 2, 0, sh, sw, dh, dw, wq, length)
-                t7 = _tap(planes, 2, 1, sh, sw, dh, dw, wq, length)
-                t8 = _tap(planes, 2, 2, sh, sw, dh, dw, wq, length)
+                t0 = _tapv(planes, tpl, toff, 0, length)
+                t1 = _tapv(planes, tpl, toff, 1, length)
+                t2 = _tapv(planes, tpl, toff, 2, length)
+                t3 = _tapv(planes, tpl, toff, 3, length)
+                t4 = _tapv(planes, tpl, toff, 4, length)
+                t5 = _tapv(planes, tpl, toff, 5, length)
+                t6 = _tapv(planes, tpl, toff, 6, length)
+                t7 = _tapv(planes, tpl, toff, 7, length)
+                t8 = _tapv(planes, tpl, toff, 8, length)
                 w0, w1, w2 = w[o, 0, 0, 0], w[o, 0, 0, 1], w[o, 0, 0, 2]
                 w3, w4, w5 = w[o, 0, 1, 0], w[o, 0, 1, 1], w[o, 0, 1, 2]
                 w6, w7, w8 = w[o, 0, 2, 0], w[o, 0, 2, 1], w[o, 0, 2, 2]
@@ -136,18 +147,18 @@ def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl, nc0, nc1):  # pragma: no cov
                 for i in range(kh):
                     j = 0
                     while j + 5 <= kw:  # five taps of the row per pass
-                        t0 = _tap(planes, i, j, sh, sw, dh, dw, wq, length)
-                        t1 = _tap(planes, i, j + 1, sh, sw, dh, dw, wq, length)
-                        t2 = _tap(planes, i, j + 2, sh, sw, dh, dw, wq, length)
-                        t3 = _tap(planes, i, j + 3, sh, sw, dh, dw, wq, length)
-                        t4 = _tap(planes, i, j + 4, sh, sw, dh, dw, wq, length)
+                        t0 = _tapv(planes, tpl, toff, i * kw + j, length)
+                        t1 = _tapv(planes, tpl, toff, i * kw + j + 1, length)
+                        t2 = _tapv(planes, tpl, toff, i * kw + j + 2, length)
+                        t3 = _tapv(planes, tpl, toff, i * kw + j + 3, length)
+                        t4 = _tapv(planes, tpl, toff, i * kw + j + 4, length)
                         w0, w1, w2 = w[o, 0, i, j], w[o, 0, i, j + 1], w[o, 0, i, j + 2]
                         w3, w4 = w[o, 0, i, j + 3], w[o, 0, i, j + 4]
                         for k in range(length):
                             acc[k] += (w0 * t0[k] + w1 * t1[k] + w2 * t2[k]) + (w3 * t3[k] + w4 * t4[k])
                         j += 5
                     while j < kw:
-                        t0 = _tap(planes, i, j, sh, sw, dh, dw, wq, length)
+                        t0 = _tapv(planes, tpl, toff, i * kw + j, length)
                         wv = w[o, 0, i, j]
                         for k in range(length):
                             acc[k] += wv * t0[k]
@@ -160,10 +171,10 @@ def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl, nc0, nc1):  # pragma: no cov
 
 
 @njit(inline="always", **_OPTS)
-def _tap(planes, i, j, sh, sw, dh, dw, wq, length):  # pragma: no cover - compiled
-    """The flattened input that kernel tap (i, j) multiplies, as a view of its phase plane."""
-    start = ((i * dh) // sh) * wq + (j * dw) // sw
-    return planes[((i * dh) % sh) * sw + (j * dw) % sw, start : start + length]
+def _tapv(planes, tpl, toff, t, length):  # pragma: no cover - compiled
+    """The flattened input that kernel tap ``t = i*kW + j`` multiplies (offsets from
+    :func:`depthwise`'s table)."""
+    return planes[tpl[t], toff[t] : toff[t] + length]
 
 
 @njit(**_OPTS)
@@ -213,6 +224,72 @@ def patches(x, cols, n, ch0, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow, r0, r1)
                 tail[q] = _ZERO
 
 
+
+@njit(**_OPTS)
+def patches_short(x, cols, n, ch0, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow, r0, r1):  # pragma: no cover
+    """:func:`patches` for short output rows (a few to a few dozen pixels, or strided reads):
+    the same matrix, filled with plain indexed loads and stores. Slicing one view per output row
+    and tap (as :func:`patches` does, so that long rows vectorise) costs more than the copy
+    itself when the rows are short: a 7x7 map's patch matrix took 2.7 ns per element."""
+    h, wd = x.shape[2], x.shape[3]
+    taps = kh * kw
+    for r in range(r0, r1):
+        c = r // taps
+        i = (r // kw) % kh
+        j = r % kw
+        col_off = j * dw - pl
+        x_lo = 0
+        while x_lo < ow and x_lo * sw + col_off < 0:
+            x_lo += 1
+        x_hi = ow
+        while x_hi > x_lo and (x_hi - 1) * sw + col_off >= wd:
+            x_hi -= 1
+        dst = cols[r]
+        xc = x[n, ch0 + c]
+        d = 0
+        for y in range(y0, y1):
+            src = y * sh + i * dh - pt
+            if src < 0 or src >= h:
+                for xx in range(ow):
+                    dst[d + xx] = _ZERO
+            else:
+                for xx in range(x_lo):
+                    dst[d + xx] = _ZERO
+                for xx in range(x_lo, x_hi):
+                    dst[d + xx] = xc[src, xx * sw + col_off]
+                for xx in range(x_hi, ow):
+                    dst[d + xx] = _ZERO
+            d += ow
+
+
+@njit(**_OPTS)
+def phase_planes(x, n, planes, sh, sw, pt, pl, hq, wq, c0, c1):  # pragma: no cover - compiled
+    """``planes[c, pr*sW + pc, r*wq + q] = padded[n, c, r*sH + pr, q*sW + pc]`` for channels
+    ``c0 .. c1`` (see :func:`_phase_planes`; ``planes`` zeroed by the caller: padding cells are
+    never written)."""
+    rowbuf = np.zeros(max(sw * wq, pl + x.shape[3]), dtype=x.dtype)
+    for c in range(c0, c1):
+        _phase_planes(x, n, c, planes[c], rowbuf, sh, sw, pt, pl, hq, wq)
+
+
+@njit(**_OPTS)
+def patches_wide(planes, cols, kh, kw, sh, sw, dh, dw, wq, y0, y1, r0, r1):  # pragma: no cover
+    """Rows ``r0 .. r1`` of the wide patch matrix for output rows ``y0 .. y1``: row ``(c, i, j)``
+    is the run of ``(y1 - y0) * wq`` values of phase plane ``((i*dH) % sH, (j*dW) % sW)`` of
+    channel ``c`` that starts at plane row ``y0 + (i*dH) // sH``, column ``(j*dW) // sW`` (each
+    output row followed by ``wq - W_out`` columns that are computed and dropped)."""
+    taps = kh * kw
+    length = (y1 - y0) * wq
+    for r in range(r0, r1):
+        c = r // taps
+        i = (r // kw) % kh
+        j = r % kw
+        plane = planes[c, ((i * dh) % sh) * sw + (j * dw) % sw]
+        start = (y0 + (i * dh) // sh) * wq + (j * dw) // sw
+        src = plane[start : start + length]
+        dst = cols[r, :length]
+        for q in range(length):
+            dst[q] = src[q]
 
 
 @njit(**_OPTS)
@@ -432,3 +509,4 @@ def winograd_filter(w9, gmat, u, f0, f1):  # pragma: no cover - compiled
         for k1 in range(a):
             for k2 in range(a):
                 u[k1 * a + k2, f] = gmat[k1, 0] * t[0, k2] + gmat[k1, 1] * t[1, k2] + gmat[k1, 2] * t[2, k2]
+

@@ -7,7 +7,7 @@ another pool needs halves that pool's speed, and a forward pass alternates betwe
 few hundred microseconds. So while an engine computes, NumPy's BLAS runs single-threaded, the
 compiled kernels are single-threaded, and the engine splits its work itself: ``run(fn, pieces)``
 runs one piece on the calling thread and the others on idle Python threads (blocked on a lock,
-not spinning; a round trip costs ~10 µs). NumPy's BLAS and numba kernels release the GIL.
+not spinning; a round trip costs ~7 µs). NumPy's BLAS and numba kernels release the GIL.
 
 ``WORKERS`` (default: the cores this process may use) is a module attribute; set it to 1 to
 run everything on the calling thread.
@@ -70,11 +70,73 @@ def kernel_pieces(total: int, ops_per_item: int) -> list[tuple[int, int]]:
     return pieces(total, ops_per_item, KERNEL_OPS)
 
 
+class _Helper(threading.Thread):
+    """A long-lived thread that runs one piece at a time, handed over through two locks (each
+    hand-off is one futex wake-up; an executor's queue, future and condition took twice as long,
+    ~15 µs per fork-join, 50 of them per pass of a mobile model)."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(name=f"convscope-engine-helper-{index}", daemon=True)
+        self.go = threading.Lock()
+        self.go.acquire()
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.task: tuple[Callable[[int, int], object], int, int] | None = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        while True:
+            self.go.acquire()
+            task, self.task = self.task, None
+            try:
+                if task is not None:
+                    task[0](task[1], task[2])
+            except BaseException as exc:  # handed to the caller, raised there
+                self.error = exc
+            finally:
+                self.done.release()
+
+
+_helpers: list[_Helper] = []
+# one caller at a time uses the helpers; a concurrent caller (another GUI lane) uses the executor
+_helpers_busy = threading.Lock()
+
+
+def _run_on_helpers(fn: Callable[[int, int], object], parts: list[tuple[int, int]]) -> None:
+    with _pool_lock:
+        while len(_helpers) < len(parts) - 1:
+            _helpers.append(_Helper(len(_helpers)))
+    used = _helpers[: len(parts) - 1]
+    for helper, (a, b) in zip(used, parts[1:], strict=True):
+        helper.error = None
+        helper.task = (fn, a, b)
+        helper.go.release()
+    error: BaseException | None = None
+    try:
+        fn(*parts[0])
+    except BaseException as exc:  # re-raised below, once the others are done
+        error = exc
+    for helper in used:
+        helper.done.acquire()
+        if helper.error is not None and error is None:
+            error = helper.error
+        helper.error = None
+    if error is not None:
+        raise error
+
+
 def run(fn: Callable[[int, int], object], parts: list[tuple[int, int]]) -> None:
     """``fn(start, stop)`` for every piece, in parallel; returns when all are done (the first
     exception is raised after every piece has finished)."""
     if len(parts) == 1:
         fn(*parts[0])
+        return
+    if _helpers_busy.acquire(blocking=False):
+        try:
+            _run_on_helpers(fn, parts)
+        finally:
+            _helpers_busy.release()
         return
     pool = _executor(len(parts) - 1)
     futures = [pool.submit(fn, *p) for p in parts[1:]]

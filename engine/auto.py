@@ -5,6 +5,13 @@ real input (three turns each), keeps the winner for that shape and returns its r
 measurement costs no extra pass over the model); later calls of the shape go straight to the
 winner.
 
+What is timed is the CPU time the process spent on the call (``time.process_time``: every
+thread's, the engine's helper threads included), not the wall-clock time: on a machine shared
+with other work, a call's wall-clock time is mostly how long the scheduler kept it waiting (a
+3 ms layer measured 7-11 ms, and auto picked a 1.5x slower algorithm by it), while its CPU time
+moves by a few percent. Every algorithm splits each of its steps over the engine's threads, so on
+an idle machine the one that needs the least CPU time is also the one that finishes first.
+
 Depthwise convolutions (one input channel per group) take a fast path without measuring: the
 direct tap loop does ``kH*kW`` vectorised multiply-adds over the whole map, where a GEMM
 would degenerate into thousands of 1-row products.
@@ -30,7 +37,7 @@ from engine.winograd import WinogradEngine, applies
 def shape_key(spec: ConvSpec) -> tuple:
     """What decides the winner: every shape field of the call."""
     return (spec.n, spec.c_in, spec.h, spec.w, spec.c_out, spec.kh, spec.kw, spec.stride,
-            spec.pad, spec.dilation, spec.groups, str(spec.dtype))
+            spec.pad, spec.dilation, spec.groups, spec.dtype.char)
 
 
 class AutoEngine(Engine):
@@ -66,7 +73,7 @@ class AutoEngine(Engine):
         return names
 
     def cache_info(self) -> dict[tuple, tuple[str, dict[str, float]]]:
-        """Shape key -> (chosen engine, seconds measured per candidate)."""
+        """Shape key -> (chosen engine, CPU seconds measured per candidate, best of its turns)."""
         with self._lock:
             return {k: (v, dict(self._timings.get(k, {}))) for k, v in self._choice.items()}
 
@@ -112,9 +119,9 @@ class AutoEngine(Engine):
         # machine's speed drifts; one or two samples chose badly
         for turn in range(3 if len(names) > 1 else 1):
             for name in names if turn % 2 == 0 else names[::-1]:
-                start = time.perf_counter()
+                start = time.process_time()
                 out, algo = self._engines[name]._compute(x, weight, bias, spec, weight_key)
-                seconds = time.perf_counter() - start
+                seconds = time.process_time() - start
                 timings[name] = min(seconds, timings.get(name, seconds))
                 if best is None or seconds < best[0]:
                     best = (seconds, name, out, algo)

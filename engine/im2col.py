@@ -13,6 +13,17 @@ each band's product is written straight into the output.
 A 1x1 convolution with stride 1 and no padding needs no patch matrix at all: the input, seen as
 ``(C_in, H*W)``, already is one. With numba present the patch matrix is filled by a compiled
 kernel that reads the zero padding in place (:func:`engine._kernels.patches`).
+
+Wide rows (strided convolutions and small maps, compiled path): the patch matrix's rows are
+short runs there (7 values per output row on a 7x7 map, read with a stride of 2 after a strided
+layer) and filling it cost more than the GEMM on it. The input is first split into phase planes,
+``plane[c, (pr, pc)][r, q] = padded[c, r*sH + pr, q*sW + pc]`` (one pass over the input, the
+space-to-depth rewrite that turns a strided convolution into stride-1 ones), each plane row
+``wq = W_out + (kW - 1)*dW // sW`` wide. Every tap then reads its plane at a fixed offset, so if
+each output row is computed ``wq`` wide (the extra columns computed and dropped), a row of the
+patch matrix is one contiguous run of the plane: :func:`wide_patch_matrix` (NumPy form) and
+:func:`engine._kernels.patches_wide` copy it in one go. The GEMM's result is cropped to
+``W_out`` columns with the bias added in the same pass.
 """
 
 from __future__ import annotations
@@ -83,11 +94,15 @@ def im2col_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec
             else:
                 np.matmul(w, xs, out=outs)
         return add_bias(out, bias)
+    if kernels is not None and uses_wide_rows(spec):
+        return _wide_conv(kernels, x, weight, bias, spec)
     xp = x if kernels is not None else zero_padded(x, spec)
     bands = row_bands(spec, min(_common.WORK_BYTES, _common.CACHE_BYTES) if kernels else None)
     k = cg * spec.kh * spec.kw
     if kernels is not None:  # one buffer for every band's patch matrix
         buffer = scratch("im2col patches", (k, (bands[0][1] - bands[0][0]) * spec.out_w), spec.dtype)
+        # rows of a few pixels: plain indexed copies beat a view per row (2x on 7x7 maps)
+        fill = kernels.patches_short if spec.out_w < 32 else kernels.patches
     for y0, y1 in bands:
         for n in range(spec.n):
             for gi in range(g):
@@ -95,7 +110,7 @@ def im2col_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec
                 if kernels is not None:
                     cols = buffer[:, : (y1 - y0) * spec.out_w]
                     parallel.run(
-                        lambda r0, r1, n=n, gi=gi, y0=y0, y1=y1, cols=cols: kernels.patches(
+                        lambda r0, r1, n=n, gi=gi, y0=y0, y1=y1, cols=cols: fill(
                             x, cols, n, gi * cg, spec.kh, spec.kw, *spec.stride, *spec.dilation,
                             spec.pad[0], spec.pad[2], y0, y1, spec.out_w, r0, r1),
                         parallel.kernel_pieces(k, (y1 - y0) * spec.out_w))
@@ -108,6 +123,89 @@ def im2col_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec
                     np.matmul(w[gi], cols, out=dst)
                 del cols  # before the next band's is made
     return add_bias(out, bias)
+
+
+def plane_shape(spec: ConvSpec) -> tuple[int, int]:
+    """``(hq, wq)``: rows (with one spare row that the last taps' runs reach into) and columns
+    of each phase plane."""
+    hq = spec.out_h + (spec.dilation[0] * (spec.kh - 1)) // spec.stride[0] + 1
+    wq = spec.out_w + (spec.dilation[1] * (spec.kw - 1)) // spec.stride[1]
+    return hq, wq
+
+
+def phase_planes(xp: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The phase planes of padded input ``xp`` ``(N, C, Hp, Wp)``: ``(N, C, sH*sW, hq*wq)`` with
+    ``planes[n, c, pr*sW + pc, r*wq + q] = xp[n, c, r*sH + pr, q*sW + pc]`` (zero beyond ``xp``)."""
+    sh, sw = spec.stride
+    hq, wq = plane_shape(spec)
+    big = np.zeros((spec.n, spec.c_in, hq * sh, wq * sw), dtype=xp.dtype)
+    rows, cols = min(xp.shape[2], hq * sh), min(xp.shape[3], wq * sw)
+    big[:, :, :rows, :cols] = xp[:, :, :rows, :cols]
+    planes = big.reshape(spec.n, spec.c_in, hq, sh, wq, sw).transpose(0, 1, 3, 5, 2, 4)
+    return np.ascontiguousarray(planes).reshape(spec.n, spec.c_in, sh * sw, hq * wq)
+
+
+def wide_patch_matrix(planes: np.ndarray, spec: ConvSpec, y0: int, y1: int) -> np.ndarray:
+    """The wide patch matrix of one image's phase planes ``(C, sH*sW, hq*wq)`` for output rows
+    ``y0 .. y1``: ``(C*kH*kW, (y1 - y0) * wq)``; row ``(c, i, j)``, column ``(y - y0)*wq + x``
+    holds ``padded[c, y*sH + i*dH, x*sW + j*dW]`` for ``x < W_out`` (the rest is dropped)."""
+    sh, sw = spec.stride
+    dh, dw = spec.dilation
+    _, wq = plane_shape(spec)
+    length = (y1 - y0) * wq
+    rows = []
+    for c in range(planes.shape[0]):
+        for i in range(spec.kh):
+            for j in range(spec.kw):
+                start = (y0 + (i * dh) // sh) * wq + (j * dw) // sw
+                rows.append(planes[c, ((i * dh) % sh) * sw + (j * dw) % sw, start : start + length])
+    return np.stack(rows)
+
+
+def uses_wide_rows(spec: ConvSpec) -> bool:
+    """Where the compiled path builds the wide patch matrix: one group, a strided kernel larger
+    than 1x1 (whose per-row patch matrix is made of short strided runs), and wide rows at most
+    10% wider than the output's (the GEMM computes the extra columns: on a 7x7 output, 9-wide
+    rows cost more than they save; measured single-threaded, 2026-11-26)."""
+    if spec.groups != 1 or spec.kh * spec.kw == 1 or spec.stride == (1, 1):
+        return False
+    _, wq = plane_shape(spec)
+    return 10 * (wq - spec.out_w) <= spec.out_w
+
+
+def _wide_conv(kernels, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+               spec: ConvSpec) -> np.ndarray:
+    """im2col + GEMM with the wide patch matrix (compiled kernels, split over the cores)."""
+    sh, sw = spec.stride
+    hq, wq = plane_shape(spec)
+    k = spec.c_in * spec.kh * spec.kw
+    w = weight.reshape(spec.c_out, k)
+    out = np.empty(spec.output_shape, dtype=spec.dtype)
+    bands = chunks(spec.out_h, k * wq * spec.dtype.itemsize, min(_common.WORK_BYTES, _common.CACHE_BYTES))
+    rows = bands[0][1] - bands[0][0]
+    planes = scratch("im2col planes", (spec.c_in, sh * sw, hq * wq), spec.dtype)
+    cols = scratch("im2col patches", (k, rows * wq), spec.dtype)
+    wide = scratch("im2col wide out", (spec.c_out, rows * wq), spec.dtype)
+    bias3 = None if bias is None else bias.reshape(-1, 1, 1)
+    for n in range(spec.n):
+        planes.fill(0)
+        parallel.run(lambda c0, c1, n=n: kernels.phase_planes(
+            x, n, planes, sh, sw, spec.pad[0], spec.pad[2], hq, wq, c0, c1),
+            parallel.kernel_pieces(spec.c_in, hq * wq * sh * sw))
+        for y0, y1 in bands:
+            length = (y1 - y0) * wq
+            parallel.run(lambda r0, r1, y0=y0, y1=y1: kernels.patches_wide(
+                planes, cols, spec.kh, spec.kw, sh, sw, *spec.dilation, wq, y0, y1, r0, r1),
+                parallel.kernel_pieces(k, length))
+            c, dst = cols[:, :length], wide[:, :length]
+            parallel.run(lambda o0, o1, c=c, dst=dst: np.matmul(w[o0:o1], c, out=dst[o0:o1]),
+                         parallel.gemm_pieces(spec.c_out, k * length))
+            cropped = dst.reshape(spec.c_out, y1 - y0, wq)[:, :, : spec.out_w]
+            if bias3 is None:
+                out[n, :, y0:y1] = cropped
+            else:
+                np.add(cropped, bias3, out=out[n, :, y0:y1])
+    return out
 
 
 def _one_group(spec: ConvSpec) -> ConvSpec:
@@ -126,6 +224,8 @@ class Im2colEngine(Engine):
     def algorithm_for(self, spec: ConvSpec) -> str:
         if is_pointwise(spec):
             return "im2col (1x1: plain GEMM, no patch matrix)"
+        if self.jit and _jit.kernels() is not None and uses_wide_rows(spec):
+            return "im2col+gemm (phase planes, wide rows)"
         return "im2col+gemm"
 
     def _compute(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,

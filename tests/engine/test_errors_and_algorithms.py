@@ -167,3 +167,19 @@ def test_winograd_filter_transform_compiled_equals_numpy(m: int, dtype: type) ->
     compiled = filter_transform(w, spec, m, use_jit=True)
     assert compiled.shape == plain.shape == ((m + 2) ** 2, 2, 6, 5) and compiled.dtype == dtype
     np.testing.assert_allclose(compiled, plain, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-7)
+
+
+def test_a_cached_spec_never_skips_validation() -> None:
+    """make_spec remembers valid calls by their arguments; arguments equal to a valid call's
+    under == (True == 1, [1, 1] == (1, 1) as a list) are still validated."""
+    from engine._common import make_spec
+
+    first = make_spec((1, 4, 8, 8), (6, 4, 3, 3), None, 1, 1)
+    assert make_spec((1, 4, 8, 8), (6, 4, 3, 3), None, 1, 1) is first
+    with pytest.raises(ValueError, match="stride must be an int or a pair of ints"):
+        make_spec((1, 4, 8, 8), (6, 4, 3, 3), None, True, 1)
+    with pytest.raises(ValueError, match="stride must be an int or a pair of ints"):
+        make_spec((1, 4, 8, 8), (6, 4, 3, 3), None, (1, True), 1)
+    assert make_spec((1, 4, 8, 8), (6, 4, 3, 3), None, [1, 1], 1) == first
+    with pytest.raises(ValueError, match="input has 4 channels"):
+        make_spec((1, 4, 8, 8), (6, 2, 3, 3), None, 1, 1)

@@ -44,6 +44,44 @@ def test_run_calls_every_piece_on_distinct_threads(monkeypatch: pytest.MonkeyPat
     assert all(name.startswith("convscope-engine") for p, name in seen.items() if p != parts[0])
 
 
+def test_concurrent_callers_each_get_all_their_pieces_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads (two GUI lanes) fork-joining at once: one uses the engine's helper threads,
+    the other the executor; neither returns before its own pieces are done, and neither sees the
+    other's error."""
+    monkeypatch.setattr(_parallel, "WORKERS", 2)
+    results: dict[str, list] = {"a": [], "b": []}
+    errors: dict[str, BaseException | None] = {}
+
+    def caller(tag: str) -> None:
+        try:
+            for turn in range(300):
+                out = [0, 0]
+
+                def work(i: int, j: int, out: list = out, turn: int = turn) -> None:
+                    if tag == "b" and turn == 150 and i == 1:
+                        raise ValueError("b's piece failed")
+                    out[i] = i + 1
+
+                try:
+                    _parallel.run(work, [(0, 1), (1, 2)])
+                except ValueError:
+                    results[tag].append("error")
+                    continue
+                results[tag].append(tuple(out))
+            errors[tag] = None
+        except BaseException as exc:  # reported by the assertion below
+            errors[tag] = exc
+
+    threads = [threading.Thread(target=caller, args=(tag,)) for tag in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == {"a": None, "b": None}
+    assert results["a"] == [(1, 2)] * 300
+    assert results["b"] == [(1, 2)] * 150 + ["error"] + [(1, 2)] * 149
+
+
 def test_run_raises_a_pieces_error_after_all_pieces_finish(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_parallel, "WORKERS", 2)
     done = []
@@ -120,4 +158,18 @@ def test_without_numba_every_engine_runs_its_numpy_form(monkeypatch: pytest.Monk
 
 
 def test_warm_up_loads_every_kernel() -> None:
+    """Every compiled kernel an engine calls has its float32 version loaded (or compiled) by
+    warm_up, so that the first image does not wait for a compiler."""
     assert _jit.warm_up() is (_jit.kernels() is not None)
+    kernels = _jit.kernels()
+    if kernels is None:
+        return
+    from numba.core.registry import CPUDispatcher
+
+    public = {name: f for name, f in vars(kernels).items()
+              if isinstance(f, CPUDispatcher) and not name.startswith("_")}
+    assert {"depthwise", "patches", "patches_short", "phase_planes", "patches_wide",
+            "winograd_input", "winograd_output", "winograd_filter"} <= set(public)
+    cold = [name for name, f in public.items()
+            if not any("float32" in str(sig[0]) for sig in f.signatures)]
+    assert not cold, f"not warmed up: {cold}"
