@@ -228,6 +228,9 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1600, 1000)
+        from gui.views.bridge import attach_views  # views on the protocol, until #14 lists them
+
+        self.protocol_views = attach_views(self)  # "What excites it", "Class activation map"
 
     # ----------------------------------------------------------------- construction
     def _add_explainer(self) -> None:

@@ -1,0 +1,1 @@
+"""Views written on the view protocol (:mod:`gui.view`), one module each."""
