@@ -25,8 +25,9 @@ def qimage_to_rgb(image: QImage) -> np.ndarray:
 
 
 class ImagePane(QWidget):
-    """One picture, scaled to fit its box with its aspect ratio kept (smoothly), centred; a
-    text in its place when there is none. Setting a picture is one assignment and a repaint."""
+    """One picture, scaled to fit its box with its aspect ratio kept (smoothly), centred across
+    the top; a text in its place when there is none. Setting a picture is one assignment and a
+    repaint."""
 
     def __init__(self, placeholder: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,7 +53,7 @@ class ImagePane(QWidget):
         iw, ih = self._image.width(), self._image.height()
         scale = min(self.width() / iw, self.height() / ih)
         w, h = max(1, int(iw * scale)), max(1, int(ih * scale))
-        return QRect((self.width() - w) // 2, (self.height() - h) // 2, w, h)
+        return QRect((self.width() - w) // 2, 0, w, h)  # top: the captions sit above
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
