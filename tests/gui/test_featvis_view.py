@@ -216,3 +216,23 @@ def classic_window(window, qtbot):
     wait_run(qtbot, window)
     assert window.outcome is not None, window.last_error
     return window
+
+
+def test_a_run_on_the_window_s_lane_during_a_visualization_changes_neither(qtbot, classic_window) -> None:
+    """The window runs the same model on its engine while the view runs it on torch with
+    autograd, on two threads: the capture's hooks and the swapped convolutions answer only
+    their own thread."""
+    from tests.gui.conftest import wait_run
+
+    win = classic_window
+    view = next(v for v in win.protocol_views if v.key == "featvis")
+    view.steps.setValue(40)
+    win.show_view("featvis")
+    qtbot.waitUntil(lambda: view.progress.bar.value() >= 2, timeout=30000)
+    model, layer, channel = win.outcome.model, win.current_layer().name, view.channel.value()
+    before = win.outcome.result.maps(layer).copy()
+    win.set_engine("direct")  # a run on the window's lane, on the same model
+    wait_run(qtbot, win)
+    assert win.outcome.model is model and win.outcome.request.engine == "direct"
+    np.testing.assert_allclose(win.outcome.result.maps(layer), before, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(view.image(), featvis.visualize(model, layer, channel, steps=40).image)
