@@ -147,6 +147,16 @@ class FeatureVisView(View):
     def workers(self) -> list[Worker]:
         return [self.lane]
 
+    def hideEvent(self, event) -> None:
+        super().hideEvent(event)
+        if self._running is not None:  # a hidden tab costs nothing: it starts again when shown
+            self._running = None
+            self.lane.cancel()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)  # draws what changed meanwhile
+        self._request()  # and what was stopped when the tab was hidden
+
     def draw(self, shown: Shown) -> None:
         outcome, layer = shown.outcome, shown.layer
         if outcome is None or layer is None:

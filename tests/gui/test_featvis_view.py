@@ -236,3 +236,17 @@ def test_a_run_on_the_window_s_lane_during_a_visualization_changes_neither(qtbot
     assert win.outcome.model is model and win.outcome.request.engine == "direct"
     np.testing.assert_allclose(win.outcome.result.maps(layer), before, rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(view.image(), featvis.visualize(model, layer, channel, steps=40).image)
+
+
+def test_hiding_the_tab_stops_its_work_and_showing_it_starts_again(qtbot, view, classic) -> None:
+    view.steps.setValue(24)
+    view.show_state(Shown(classic, _layer(classic, "combine"), channel=0))
+    qtbot.waitUntil(lambda: view.progress.bar.value() >= 1, timeout=30000)
+    view.hide()  # another tab in front: a hidden tab costs nothing
+    _idle(qtbot, view)
+    assert view.visualization() is None
+    view.show()
+    assert view.lane.busy
+    _idle(qtbot, view)
+    np.testing.assert_array_equal(view.image(), featvis.visualize(classic.model, "combine", 0,
+                                                                  steps=24).image)
