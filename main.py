@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-VIEWS = ("maps", "filters", "rf", "explain", "engines", "topk")
+VIEWS = ("maps", "filters", "rf", "explain", "engines", "topk", "featvis", "cam")
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam")
 _progress_line = False  # a download's progress line is open on stderr (no newline yet)
 

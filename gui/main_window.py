@@ -35,6 +35,8 @@ from gui.predictions_view import PredictionsView
 from gui.requests import Requests
 from gui.rf_plot import ReceptiveFieldPlot
 from gui.view import Shown, View
+from gui.views.cam import CamView
+from gui.views.featvis import FeatureVisView
 from gui.views.topk import TopKView
 from gui.widgets import steady_label
 from gui.worker import Worker
@@ -85,7 +87,7 @@ class MainWindow(Requests, Files, QMainWindow):
         self.topk = TopKView(self)
         # the tabs, in order: adding a view is its module and one entry here
         self.views: list[View] = [self.feature_maps, self.filters, self.rf_plot, self.explain_tab,
-                                  self.engine_panel, self.topk]
+                                  self.engine_panel, self.topk, FeatureVisView(self), CamView(self)]
         self.tabs = QTabWidget()
         for view in self.views:
             self.tabs.addTab(view, view.title)

@@ -44,7 +44,7 @@ from PIL import Image
 from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, QtMsgType, qInstallMessageHandler
 from PySide6.QtGui import QColor, QImage, QMouseEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QPushButton
 
 from models.errors import ConvScopeError
 from models.images import sample_images
@@ -285,18 +285,22 @@ class Monkey:
         self.intent = {}
         self._uncertain = False
 
+    def _cancel_buttons(self) -> list[QPushButton]:
+        """The Cancel buttons shown: a run's, an export's, and a view's own (a visualization)."""
+        return [b for b in self.win.findChildren(QPushButton)
+                if b.text().startswith("Cancel") and b.isVisible()]
+
     def settle_fully(self, timeout_s: float = 180.0, patience_s: float | None = None) -> bool:
         """Let the event loop run until the window is idle; after ``patience_s`` press the Cancel
-        buttons shown (a run, an export)."""
+        buttons shown (a run, an export, a view's)."""
         start = time.perf_counter()
         while not self.win.idle() and time.perf_counter() - start < timeout_s:
             self.wait(20)
             if patience_s is not None and time.perf_counter() - start > patience_s:
                 patience_s = None
-                for button in (self.win.cancel_button, self.win.export_cancel_button):
-                    if button.isVisible():
-                        button.click()
-                        self._uncertain |= button is self.win.cancel_button
+                for button in self._cancel_buttons():
+                    button.click()
+                    self._uncertain |= button is self.win.cancel_button
         self.wait(20)
         return self.win.idle()
 
@@ -415,7 +419,7 @@ class Monkey:
             self.win.export_all(str(self.exports / f"all-{self._n}"))
 
     def cancel(self) -> None:
-        buttons = [b for b in (self.win.cancel_button, self.win.export_cancel_button) if b.isVisible()]
+        buttons = self._cancel_buttons()
         if buttons:
             button = self.rng.choice(buttons)
             button.click()

@@ -1,0 +1,298 @@
+"""The "Class activation map" tab: Grad-CAM (or Grad-CAM++, Score-CAM) of a class the model
+predicts, at the selected conv layer, over the model's view of the photo and over the photo.
+
+The work is :func:`models.cam.class_map` (plus the two overlays), a plain function with
+``progress`` and ``cancel`` run on the view's own lane; Score-CAM runs a forward pass per channel
+of the layer and reports them. The layer is the selected one when it is a convolution with a
+map, else the model's last convolution (:func:`models.cam.default_layer`). Results are kept per
+(model, photo, layer, class, method); another model or photo clears them.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.view import Shown, View
+from gui.views.common import ImagePane, ProgressRow, qimage_to_rgb, to_qimage
+from gui.widgets import steady_label
+from gui.worker import Worker, error_message
+from models import cam, render
+from models.export import safe_name
+
+CLASSES = 10  # the class picker lists the top 10 predictions
+KEEP = 32
+
+
+def cam_layer(layer) -> tuple[str | None, str]:
+    """The layer to explain for the selected :class:`~models.layers.LayerInfo` (None: the
+    model's last convolution) and why, in words."""
+    if layer is None:
+        return None, "the last convolution"
+    if not layer.is_conv:
+        return None, f"the last convolution ({layer.name} is not a convolution)"
+    if layer.grid_axes is None or np.prod([layer.output_shape[a] for a in layer.grid_axes]) <= 1:
+        return None, f"the last convolution ({layer.name} has no map larger than 1×1)"
+    return layer.name, f"{layer.name}, the selected layer"
+
+
+def top_classes(logits, categories, count: int = CLASSES) -> list[tuple[int, str]]:
+    """The ``count`` highest-scoring classes as (index, "name (probability)"), best first;
+    empty when the output is not one score per class."""
+    if logits is None:
+        return []
+    scores = np.asarray(logits, dtype=np.float64).reshape(-1) if np.ndim(logits) <= 2 and \
+        (np.ndim(logits) < 2 or np.shape(logits)[0] == 1) else None
+    if scores is None or scores.size < 2:
+        return []
+    probs = np.exp(scores - scores.max())
+    probs /= probs.sum()
+    order = np.argsort(-scores, kind="stable")[:count]
+    names = categories if categories and len(categories) == scores.size else None
+    return [(int(i), f"{names[i] if names else f'class {i}'} ({probs[i]:.1%})") for i in order]
+
+
+class CamView(View):
+    key = "cam"
+    title = "Class activation map"
+
+    def __init__(self, window=None, parent: QWidget | None = None) -> None:
+        super().__init__(window, parent)
+        self.lane = Worker(self, name="cam")
+        self._cache: OrderedDict[tuple, tuple] = OrderedDict()
+        self._for: tuple | None = None      # (model, image) the kept results and classes are for
+        self._wanted: tuple | None = None
+        self._running: tuple | None = None
+        self._result: cam.ClassMap | None = None  # shown
+        self._why = ""
+
+        self.method = QComboBox()
+        for key, name in cam.METHODS.items():
+            self.method.addItem(name, key)
+        self.method.setToolTip("Grad-CAM and Grad-CAM++: one forward and one backward pass. "
+                               "Score-CAM: no gradient, one forward pass per channel of the layer")
+        self.classes = QComboBox()
+        self.classes.setMinimumContentsLength(24)
+        self.classes.setToolTip("The class to explain: the model's top predictions, best first")
+        self.export_button = QPushButton("Export PNG…")
+        self.export_button.setEnabled(False)
+        self.where = steady_label()
+        controls = QHBoxLayout()
+        for widget in (QLabel("Class"), self.classes, QLabel("Method"), self.method,
+                       self.export_button):
+            controls.addWidget(widget)
+        controls.addStretch(1)
+        self.progress = ProgressRow()
+        self.status = steady_label()
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.on_input = ImagePane("Open a classifier and a photo to see where it looks.")
+        self.on_photo = ImagePane()
+        self.input_caption = QLabel("On the model's input")
+        self.photo_caption = QLabel("On the photo (mapped back)")
+        panes = QGridLayout()
+        panes.addWidget(self.input_caption, 0, 0)
+        panes.addWidget(self.photo_caption, 0, 1)
+        panes.addWidget(self.on_input, 1, 0)
+        panes.addWidget(self.on_photo, 1, 1)
+        panes.setRowStretch(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addWidget(self.where)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addLayout(panes, 1)
+        layout.addWidget(self.note)
+
+        self.method.currentIndexChanged.connect(lambda _i: self._request())
+        self.classes.currentIndexChanged.connect(lambda _i: self._request())
+        self.export_button.clicked.connect(self._export_dialog)
+        self.progress.cancel_clicked.connect(self.lane.cancel)
+        self.lane.progress.connect(lambda done, total: self.progress.step(
+            done, total, "Score-CAM: channel %v/%m"))
+        self.lane.cancelled.connect(self._on_cancelled)
+        self.lane.abandoned.connect(self._on_cancelled)
+        self.lane.busy_changed.connect(lambda busy: None if busy else self.progress.stop())
+
+    # -- the protocol ---------------------------------------------------------------------------
+    def workers(self) -> list[Worker]:
+        return [self.lane]
+
+    def hideEvent(self, event) -> None:
+        super().hideEvent(event)
+        if self._running is not None:  # a hidden tab costs nothing: it starts again when shown
+            self._running = None
+            self.lane.cancel()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)  # draws what changed meanwhile
+        self._request()  # and what was stopped when the tab was hidden
+
+    def draw(self, shown: Shown) -> None:
+        outcome = shown.outcome
+        if outcome is None:
+            self._clear("Open a classifier and a photo to see where it looks.")
+            return
+        if self._for is None or self._for[0] is not outcome.model or self._for[1] is not outcome.image:
+            self._for = (outcome.model, outcome.image)  # another model or photo
+            self._cache.clear()
+            self._result = None
+            self.classes.blockSignals(True)
+            self.classes.clear()
+            for index, text in top_classes(getattr(outcome.result, "logits", None),
+                                           outcome.model.categories):
+                self.classes.addItem(text, index)
+            self.classes.blockSignals(False)
+        _, self._why = cam_layer(shown.layer)
+        self._request()
+
+    def export_png(self, path: Path) -> Path:
+        """The map on the model's input at ``path``, and on the photo at ``<name>.original.png``
+        beside it (as ``--cam --export`` writes them). Returns ``path``."""
+        if self._result is None:
+            raise OSError("no class activation map to export yet")
+        path = Path(path)
+        render.save_png(qimage_to_rgb(self.on_input.image()), path)
+        render.save_png(qimage_to_rgb(self.on_photo.image()), path.with_name(
+            f"{path.name[: -len(path.suffix)] if path.suffix else path.name}.original.png"))
+        return path
+
+    # -- what is shown --------------------------------------------------------------------------
+    def class_map(self) -> cam.ClassMap | None:
+        """The map shown (None while one is computed, or after an error)."""
+        return self._result
+
+    def choose_class(self, index: int) -> bool:
+        """Pick class ``index`` in the picker; False when it is not among the classes listed."""
+        position = self.classes.findData(index)
+        if position >= 0:
+            self.classes.setCurrentIndex(position)
+        return position >= 0
+
+    def choose_method(self, method: str) -> None:
+        self.method.setCurrentIndex(self.method.findData(method))
+
+    # -- internals ------------------------------------------------------------------------------
+    def _key(self) -> tuple | None:
+        if self._for is None or self.shown.outcome is None:
+            return None
+        layer, _ = cam_layer(self.shown.layer)
+        target = self.classes.currentData()
+        return (id(self._for[0]), id(self._for[1]), layer, target, self.method.currentData())
+
+    def _request(self) -> None:
+        key = self._key()
+        if key is None or key == self._running:
+            return
+        self._wanted = key
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            self._running = None
+            self.lane.cancel()
+            self._show(*self._cache[key])
+            return
+        (model, image), (_, _, layer, target, method) = self._for, key
+
+        def job(progress, cancel):
+            result = cam.class_map(model, image, layer, target, method, progress=progress,
+                                   cancel=cancel)
+            return (result, to_qimage(cam.overlay(image.model_view, result.heat)),
+                    to_qimage(cam.on_original(result, image)))
+
+        self._running = key
+        self._result = None
+        self.export_button.setEnabled(False)
+        name = cam.METHODS[method]
+        self.where.setText(f"{name} at {self._why}")
+        self.on_input.set_image(None, f"Computing {name}…")
+        self.on_photo.set_image(None)
+        self.status.setText(f"computing {name}…")
+        self.progress.start(0, f"{name}…")  # Score-CAM's channels set the range
+        self.lane.submit(job, lambda answer: self._on_done(key, answer),
+                         lambda exc: self._on_failed(key, exc))
+
+    def _on_done(self, key: tuple, answer: tuple) -> None:
+        if key == self._running:
+            self._running = None
+        if self._for is None or key[:2] != (id(self._for[0]), id(self._for[1])):
+            return  # for a model or photo no longer shown
+        self._cache[key] = answer
+        while len(self._cache) > KEEP:
+            self._cache.popitem(last=False)
+        if key == self._wanted:
+            self._show(*answer)
+
+    def _on_failed(self, key: tuple, exc: BaseException) -> None:
+        if key == self._running:
+            self._running = None
+        if key == self._wanted:
+            self.on_input.set_image(None, error_message(exc))
+            self.on_photo.set_image(None)
+            self.status.setText("no class activation map")
+            self.progress.stop()
+
+    def _on_cancelled(self) -> None:
+        if self._running is not None and self._running == self._wanted:
+            self.on_input.set_image(None, "Cancelled. Pick a class or a method to compute again.")
+            self.status.setText("cancelled")
+        self._running = None
+
+    def _show(self, result: cam.ClassMap, on_input, on_photo) -> None:
+        self._result = result
+        self.on_input.set_image(on_input)
+        self.on_photo.set_image(on_photo)
+        self.export_button.setEnabled(True)
+        self.progress.stop()
+        label = result.class_name or f"class {result.class_index}"
+        self.where.setText(f"{result.method} at {result.layer}" + (
+            "" if result.layer in self._why else f" ({self._why})"))
+        self.input_caption.setText(f"On the model's input ({result.heat.shape[1]}×"
+                                   f"{result.heat.shape[0]})")
+        self.status.setText(f"{label}: score {result.score:.4g}, probability "
+                            f"{result.probability:.1%}; brighter = more evidence for the class")
+        self.note.setText(f"{result.note}. The map ({result.cam.shape[1]}×{result.cam.shape[0]} "
+                          f"at the layer) is upsampled to the input and scaled to its maximum.")
+
+    def _clear(self, text: str) -> None:
+        self._for = self._wanted = self._running = None
+        self._result = None
+        self._cache.clear()
+        self.lane.cancel()
+        self.progress.stop()
+        self.classes.clear()
+        self.on_input.set_image(None, text)
+        self.on_photo.set_image(None)
+        self.status.setText("")
+        self.where.setText("")
+        self.export_button.setEnabled(False)
+
+    def _export_dialog(self) -> None:
+        result = self._result
+        if result is None:
+            return
+        name = f"{safe_name(result.layer)}.cam.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Export the class activation map", name,
+                                              "PNG (*.png)")
+        if not path:
+            return
+        try:
+            written = self.export_png(Path(path))
+        except OSError as exc:
+            if self.window_services is not None:
+                self.window_services.show_error(f"cannot export: {exc}")
+            return
+        if self.window_services is not None and hasattr(self.window_services, "show_status"):
+            self.window_services.show_status(f"saved the class activation map to {written} "
+                                             f"and its .original.png")
