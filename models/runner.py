@@ -30,7 +30,7 @@ from models.capture import CancelFn, Options, ProgressFn, Record, apply, input_v
 from models.capture import eager as eager_capture
 from models.capture import program as program_capture
 from models.capture import script as script_capture
-from models.capture.eager import leaves
+from models.capture.eager import hooked
 from models.engine_mode import ConvCall, ConvRouter, EngineConvMode, swappable, swapped_convs
 from models.errors import LayerError
 from models.images import PreparedImage
@@ -117,7 +117,7 @@ class Plan:
     dispatch: bool  # some convolution is not an nn.Conv2d the router can stand in for
     functional: bool  # some convolution is made outside every leaf module
     program: object = None  # script_capture.ScriptProgram | program_capture.ProgramCalls
-    leaves: list[tuple[str, nn.Module]] = field(default_factory=list, repr=False)
+    modules: list[tuple[str, nn.Module, bool]] = field(default_factory=list, repr=False)
     derive: dict[str, str] = field(default_factory=dict)  # rows computed again when read
     input_from: dict[str, str] = field(default_factory=dict)  # conv inputs that are rows
 
@@ -150,7 +150,7 @@ def _capture(module: nn.Module, form: str, program: object, x: torch.Tensor,
     if form == "program":
         return program_capture.capture(module, program, x, router, opts, route=not dispatching)
     return eager_capture.capture(module, x, router, opts, conv_keys,
-                                 the_plan.leaves if the_plan is not None else None)
+                                 the_plan.modules if the_plan is not None else None)
 
 
 def plan(model: LoadedModel | nn.Module, x: torch.Tensor, cancel: CancelFn | None = None,
@@ -175,15 +175,19 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
     seen: dict[str, tuple[ReceptiveField | None, tuple[int, int] | None, str | None]] = {}
     made_by: dict[int, str] = {}  # id of a live output -> the latest row that returned it
     sources: dict[str, str] = {}  # row -> the row whose output its input was
+    same: dict[str, str] = {}  # block row -> the row that made its output (unchanged since)
 
     def on_record(record: Record, out: torch.Tensor, given: torch.Tensor | None) -> None:
         seen[record.key] = (rf.field(out), rf.grid_axes(out), rf.unknown_op(out))
         originals[record.key] = (out, out._version, given, given._version if given is not None else 0)
         if given is not None and id(given) in made_by:
             sources[record.key] = made_by[id(given)]
+        maker = made_by.get(id(out))
+        if record.block and maker is not None and originals[maker][1] == out._version:
+            same[record.key] = maker
         made_by[id(out)] = record.key
 
-    total = len(leaves(module)) if form == "eager" else len(getattr(program, "calls", []))
+    total = len(hooked(module)) if form == "eager" else len(getattr(program, "calls", []))
     opts = Options(clone=None, clone_inputs=None, cancel=cancel, progress=progress, total=total,
                    on_record=on_record)
     with torch.no_grad(), EngineConvMode(router), ReceptiveFieldMode([x]) as rf:
@@ -194,6 +198,7 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
     modules = dict(module.named_modules())
     by_key = {r.key: r for r in records}
     derive, input_from = _derivations(form, modules, by_key, sources) if form == "eager" else ({}, {})
+    derive.update(same)  # a block's output is a row's: read that row (see capture.eager)
     overwritten = {k for k, (out, version, _, _) in originals.items() if out._version != version}
     clone = frozenset(overwritten - set(derive))
     clone_inputs = frozenset(k for k, (_, _, given, version) in originals.items()
@@ -206,9 +211,14 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
         m = modules.get(path)
         conv = _conv_spec(m, r, call, program)
         field_, axes, unknown = seen.get(r.key, (None, None, None))
+        if r.block:  # the whole block: its parameters, and the MACs of the rows inside it
+            params = int(sum(p.numel() for p in m.parameters()))
+            macs = sum(la.macs for la in _inside(rows, path))
+        else:
+            params, macs = _params(module, m, path, call), _macs(module, r, conv)
         rows[r.key] = LayerInfo(
-            name=r.key, type=r.type, output_shape=tuple(r.output.shape),
-            params=_params(module, m, path, call), macs=_macs(module, r, conv),
+            name=r.key, type=r.type, output_shape=tuple(r.output.shape), block=r.block,
+            params=params, macs=macs,
             time_ms=0.0, algorithm=None, receptive_field=field_, conv=conv,
             input_shape=tuple(r.input.shape) if conv is not None and r.input is not None else None,
             grid_axes=axes, field_note=None if field_ is not None or unknown is None else
@@ -221,8 +231,20 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
                 conv_calls=len(router.calls),
                 dispatch=len(swappable_calls) != len(router.calls),
                 functional=len(convs_in_leaves) != len(router.calls), program=program,
-                leaves=leaves(module) if form == "eager" else [],
+                modules=hooked(module) if form == "eager" else [],
                 derive=derive, input_from=input_from)
+
+
+def _inside(rows: dict[str, LayerInfo], path: str) -> list[LayerInfo]:
+    """The leaf rows of the block call at ``path`` that just ended: the rows right before it
+    under its path (a block's rows end before it does)."""
+    found = []
+    for row in reversed(list(rows.values())):
+        if not row.name.startswith(path + "."):
+            break
+        if not row.block:
+            found.append(row)
+    return found
 
 
 # element-wise at inference, cheap, and the same on any thread: rows that can be derived again
@@ -240,7 +262,8 @@ def _derivations(form: str, modules: dict[str, nn.Module], records: dict[str, Re
     for key, record in records.items():
         source = sources.get(key)
         m = modules.get(split_layer_key(key)[0])
-        if source is None or not isinstance(m, _DERIVABLE) or m.training or record.calls:
+        if source is None or record.block or not isinstance(m, _DERIVABLE) or m.training \
+                or record.calls:
             continue
         try:
             again = apply(m, records[source].output)

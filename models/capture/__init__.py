@@ -58,6 +58,7 @@ class Record:
     input_cloned: bool = False
     derive: tuple[nn.Module, str] | None = field(default=None, repr=False)
     input_from: str | None = None
+    block: bool = False  # a container's call (a stage, a residual block), not a leaf's
 
     def overwritten(self) -> tuple[bool, bool]:
         """Whether a later in-place op wrote into the kept output / input (not copies)."""
