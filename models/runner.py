@@ -120,6 +120,10 @@ class Plan:
     modules: list[tuple[str, nn.Module, bool]] = field(default_factory=list, repr=False)
     derive: dict[str, str] = field(default_factory=dict)  # rows computed again when read
     input_from: dict[str, str] = field(default_factory=dict)  # conv inputs that are rows
+    # block rows whose output is another row's: the runs do not hook them (a hook on a module
+    # takes torch's slow call path), their records are made after the capture (_with_aliases)
+    aliases: frozenset[str] = frozenset()
+    inside: dict[str, list[str]] = field(default_factory=dict)  # block row -> its leaf rows
 
     @property
     def conv_keys(self) -> frozenset[str]:
@@ -205,6 +209,7 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
                              if given is not None and given._version != version
                              and k not in input_from)
     rows: dict[str, LayerInfo] = {}
+    inside: dict[str, list[str]] = {}
     for r in records:
         call = router.calls[r.calls[-1]] if r.calls else None
         path, _ = split_layer_key(r.key)
@@ -213,7 +218,8 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
         field_, axes, unknown = seen.get(r.key, (None, None, None))
         if r.block:  # the whole block: its parameters, and the MACs of the rows inside it
             params = int(sum(p.numel() for p in m.parameters()))
-            macs = sum(la.macs for la in _inside(rows, path))
+            inside[r.key] = [la.name for la in _inside(rows, path)]
+            macs = sum(rows[k].macs for k in inside[r.key])
         else:
             params, macs = _params(module, m, path, call), _macs(module, r, conv)
         rows[r.key] = LayerInfo(
@@ -224,6 +230,11 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
             grid_axes=axes, field_note=None if field_ is not None or unknown is None else
             f"the receptive field is unknown: it passes through {unknown}, which ConvScope "
             f"does not know how to follow")
+    aliases = frozenset(k for k in derive if rows[k].block)
+    # hooked in the runs: leaves, and the containers with a block row of their own to record
+    recorded = {split_layer_key(k)[0] for k, row in rows.items() if row.block and k not in aliases}
+    run_modules = [(n, m, leaf) for n, m, leaf in hooked(module) if leaf or n in recorded] \
+        if form == "eager" else []
     convs_in_leaves = {c for r in records if r.type != "F.conv2d" for c in r.calls}
     swappable_calls = {c for r in records if r.type != "F.conv2d" and r.calls
                        and swappable(modules.get(split_layer_key(r.key)[0])) for c in r.calls}
@@ -231,8 +242,8 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
                 conv_calls=len(router.calls),
                 dispatch=len(swappable_calls) != len(router.calls),
                 functional=len(convs_in_leaves) != len(router.calls), program=program,
-                modules=hooked(module) if form == "eager" else [],
-                derive=derive, input_from=input_from)
+                modules=run_modules, derive=derive, input_from=input_from, aliases=aliases,
+                inside=inside)
 
 
 def _inside(rows: dict[str, LayerInfo], path: str) -> list[LayerInfo]:
@@ -351,6 +362,7 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
         the_plan = _make_plan(module, x, cancel, None)
         _plans.setdefault(module, {})[(tuple(x.shape), x.dtype)] = the_plan
     layers, by_key, with_input = [], {}, []
+    times: dict[str, float] = {}
     for r in records:
         row = the_plan.rows[r.key]
         calls = [router.calls[i] for i in r.calls] if router is not None else []
@@ -358,8 +370,11 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
             time_ms, algorithm = sum(c.seconds for c in calls) * 1e3, calls[-1].algorithm
         elif row.is_conv:
             time_ms, algorithm = r.seconds * 1e3, "reference"
+        elif row.block:  # its layers' times (a block made of other rows is not timed itself)
+            time_ms, algorithm = sum(times.get(k, 0.0) for k in the_plan.inside.get(r.key, ())), None
         else:
             time_ms, algorithm = r.seconds * 1e3, None
+        times[r.key] = time_ms
         layer = object.__new__(LayerInfo)  # the plan's row with this run's time (a hot loop)
         layer.__dict__.update(row.__dict__, time_ms=time_ms, algorithm=algorithm)
         layers.append(layer)
@@ -390,6 +405,7 @@ def _run(module: nn.Module, the_plan: Plan, x: torch.Tensor, engine: str,
     with torch.no_grad(), _route(module, the_plan, router):
         output, records = _capture(module, the_plan.form, the_plan.program, x, router, opts,
                                    the_plan.conv_keys, the_plan=the_plan)
+    records = _with_aliases(records, the_plan)
     if progress is not None:
         progress(len(the_plan.rows), len(the_plan.rows))
     return output, records, router
@@ -424,7 +440,28 @@ def run_batch(model: LoadedModel | nn.Module, x: torch.Tensor, engine: str = "au
             output, records = _capture(module, the_plan.form, the_plan.program, x, router, opts,
                                        the_plan=the_plan)
     by_key = {r.key: r for r in records}
-    return output, {k: value(by_key, k) for k in by_key if keys is None or k in keys}
+    for k in the_plan.aliases:
+        if wanted is None or k in wanted:
+            by_key[k] = _alias(the_plan, k)
+    return output, {k: value(by_key, k) for k in the_plan.rows if k in by_key
+                    and (keys is None or k in keys)}
+
+
+def _alias(the_plan: Plan, key: str) -> Record:
+    """The record of a block row that is another row's output (not hooked in the runs)."""
+    return Record(key, the_plan.rows[key].type, None, derive=(eager_capture.ALIAS,
+                                                             the_plan.derive[key]), block=True)
+
+
+def _with_aliases(records: list[Record], the_plan: Plan) -> list[Record]:
+    """The capture's records with the plan's alias block rows in their places; as they are
+    when the capture took another path than the plan's (the caller plans again)."""
+    if not the_plan.aliases:
+        return records
+    if [r.key for r in records] != [k for k in the_plan.rows if k not in the_plan.aliases]:
+        return records
+    by_key = {r.key: r for r in records}
+    return [_alias(the_plan, k) if k in the_plan.aliases else by_key[k] for k in the_plan.rows]
 
 
 def _sources(derive: dict[str, str], keys: set[str]) -> set[str]:

@@ -29,7 +29,7 @@ def hooked(module: nn.Module) -> list[tuple[str, nn.Module, bool]]:
     return [(n, m, next(m.children(), None) is None) for n, m in module.named_modules() if n]
 
 
-_ALIAS = nn.Identity()  # a block row whose output is a leaf's: derived as that row, unchanged
+ALIAS = nn.Identity()  # a block row whose output is a leaf's: derived as that row, unchanged
 
 
 def weight_owners(module: nn.Module) -> dict[int, str]:
@@ -88,7 +88,7 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
             source = opts.derive.get(key)
             if source is not None:  # derived when read: hold nothing
                 record = Record(key, type_name, None, seconds=seconds, calls=calls,
-                                derive=(m if leaf else _ALIAS, source), block=not leaf)
+                                derive=(m if leaf else ALIAS, source), block=not leaf)
             else:
                 copy = opts.clones(key)
                 record = Record(key, type_name, kept(out, copy), seconds=seconds, calls=calls,

@@ -122,6 +122,9 @@ def test_blocks_that_return_a_layers_output_hold_nothing_of_their_own() -> None:
     assert the_plan.derive["stage"] == "stage.1"
     # the concatenation is a tensor of its own, overwritten later: copied when recorded
     assert "mix" not in the_plan.derive and "mix" in the_plan.clone
+    # the runs hook only the containers with an output of their own (a hook costs a call)
+    hooked = [n for n, _, leaf in the_plan.modules if not leaf]
+    assert hooked == ["mix"]
     # no block claims its layers' convolutions or keeps an input
     result = run_model(model, x, "direct")
     assert "stage.0" not in result.conv_inputs
