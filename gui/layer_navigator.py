@@ -15,13 +15,15 @@ stepped over as one row.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QPushButton,
     QSlider,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -32,6 +34,7 @@ from models.layers import split_layer_key
 from models.runner import LayerInfo
 
 INDEX = Qt.ItemDataRole.UserRole  # item data: the layer's index, -1 for a group row
+NAME_ROOM = 150  # px the layer names keep before the other columns are hidden
 OPEN_ROWS = 60  # a new model's tree opens level by level while it shows at most this many rows
 CONV = QColor(20, 90, 170)
 BLOCK = QColor(30, 110, 60)
@@ -60,6 +63,8 @@ class LayerNavigator(QWidget):
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
         # "layer3.…conv2": the block and the layer, not "…ption3a.branch2.0.conv"
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self._names = _PathDelegate(self.tree)
+        self.tree.setItemDelegateForColumn(0, self._names)
         self.prev_button = QPushButton("◀ Previous")
         self.next_button = QPushButton("Next ▶")
         self.slider = QSlider(Qt.Orientation.Horizontal)
@@ -71,6 +76,7 @@ class LayerNavigator(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.slider)
         layout.addWidget(self.tree, 1)
+        self._widths = (0, 0)  # the type and output columns' widths when shown
         self._layers: list[LayerInfo] = []
         self._items: list[QTreeWidgetItem] = []
         self._index = -1
@@ -94,8 +100,11 @@ class LayerNavigator(QWidget):
         self._items = self._build(layers)
         self._open_levels()
         self.tree.blockSignals(False)
-        self.tree.resizeColumnToContents(1)
-        self.tree.resizeColumnToContents(2)
+        for col in (1, 2):
+            self.tree.setColumnHidden(col, False)
+            self.tree.resizeColumnToContents(col)
+        self._widths = (self.tree.columnWidth(1), self.tree.columnWidth(2))
+        self._fit_columns()
         self.tree.setUpdatesEnabled(True)
         self.slider.blockSignals(True)
         self.slider.setRange(0, max(0, len(layers) - 1))
@@ -133,6 +142,18 @@ class LayerNavigator(QWidget):
             _fill(item, la, i)
             items.append(item)
         return items
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """In a narrow pane the names keep their room: the type column goes first, then the
+        output's (both stay in the row's tooltip)."""
+        room = self.tree.viewport().width() - NAME_ROOM
+        w_type, w_out = self._widths
+        self.tree.setColumnHidden(2, w_out > room)
+        self.tree.setColumnHidden(1, w_type + w_out > room)
 
     def _open_levels(self) -> None:
         """Open the tree level by level while it shows at most OPEN_ROWS rows: a small net
@@ -263,3 +284,30 @@ def _style_group(item: QTreeWidgetItem, path: str) -> None:
         item.setToolTip(col, tip)
         item.setForeground(col, QBrush(GROUP))
         item.setFont(col, font)
+
+
+def elide_path(name: str, metrics: QFontMetrics, width: int) -> str:
+    """``name`` as it fits ``width`` px: whole, else its first part and as many of its last
+    parts as fit (``layer3.…1.conv2``, ``layer3.…conv2``), else its last parts (``…conv2``),
+    else cut in the middle."""
+    if metrics.horizontalAdvance(name) <= width:
+        return name
+    parts = name.split(".")
+    tails = [".".join(parts[-keep:]) for keep in range(len(parts) - 1, 0, -1)]
+    # the first part and the tail; then the tail alone (the tree shows the rows it is under)
+    for text in [f"{parts[0]}.…{tail}" for tail in tails[1:]] + [f"…{tail}" for tail in tails]:
+        if metrics.horizontalAdvance(text) <= width:
+            return text
+    return metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, width)
+
+
+class _PathDelegate(QStyledItemDelegate):
+    """Layer names elided by path parts, keeping the first (the stage) and the last."""
+
+    MARGIN = 10  # px the style takes around the text
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index) -> None:
+        super().initStyleOption(option, index)
+        width = option.rect.width() - self.MARGIN
+        if option.text and width > 0:
+            option.text = elide_path(option.text, option.fontMetrics, width)
