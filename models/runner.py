@@ -202,7 +202,8 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
     modules = dict(module.named_modules())
     by_key = {r.key: r for r in records}
     derive, input_from = _derivations(form, modules, by_key, sources) if form == "eager" else ({}, {})
-    derive.update(same)  # a block's output is a row's: read that row (see capture.eager)
+    if form == "eager":  # a block's output is a row's: read that row (see capture.eager)
+        derive.update(same)
     overwritten = {k for k, (out, version, _, _) in originals.items() if out._version != version}
     clone = frozenset(overwritten - set(derive))
     clone_inputs = frozenset(k for k, (_, _, given, version) in originals.items()
@@ -217,7 +218,8 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
         conv = _conv_spec(m, r, call, program)
         field_, axes, unknown = seen.get(r.key, (None, None, None))
         if r.block:  # the whole block: its parameters, and the MACs of the rows inside it
-            params = int(sum(p.numel() for p in m.parameters()))
+            params = int(sum(p.numel() for p in m.parameters())) if m is not None else int(sum(
+                p.numel() for n, p in module.named_parameters() if n.startswith(path + ".")))
             inside[r.key] = [la.name for la in _inside(rows, path)]
             macs = sum(rows[k].macs for k in inside[r.key])
         else:

@@ -10,6 +10,10 @@ model forms, one result:
 - a ``torch.export`` program (``.pt2``): its nodes carry their module path; an interpreter runs
   them and keeps each leaf call's output (:mod:`models.capture.program`).
 
+Eager models and programs also record *blocks* (``Record.block``): each call of a container
+that returns a tensor (a stage, a residual block), its output after its add or concatenation,
+placed after the layers inside it.
+
 Each form returns :class:`Record` rows. Keeping every layer's output costs memory traffic the
 model alone does not have (it frees and reuses its buffers), so an eager model's rows are of
 two kinds, found once per model (:mod:`models.runner`):

@@ -170,3 +170,23 @@ def test_block_values_are_read_through_the_rows_they_name() -> None:
     by_key = {r.key: r for r in records}
     assert by_key["stage"].output is None and by_key["stage"].block
     assert torch.equal(value(by_key, "stage"), value(by_key, "stage.1.relu"))
+
+
+def test_a_program_file_has_the_same_block_rows(tmp_path) -> None:
+    from models.sources import load_model
+
+    model = _loaded(Net())
+    x = torch.randn(1, 3, 12, 12, generator=torch.Generator().manual_seed(4))
+    eager = run_model(model, x, "reference")
+    path = tmp_path / "net.pt2"
+    torch.export.save(torch.export.export(model.module, (x,)), str(path))
+    result = run_model(load_model(str(path), input_size=(12, 12)), x, "direct")
+    assert [la.name for la in result.layers if la.block] == ["stem", "stage.0", "stage.1",
+                                                             "stage", "mix"]
+    assert [la.name for la in result.layers] == [la.name for la in eager.layers]
+    for layer in result.layers:
+        np.testing.assert_allclose(result.activations[layer.name], eager.activations[layer.name],
+                                   rtol=0, atol=1e-4, err_msg=layer.name)
+        assert layer.receptive_field == eager.layer(layer.name).receptive_field, layer.name
+    assert result.layer("stage.0").params == eager.layer("stage.0").params
+    assert result.layer("mix").macs == eager.layer("mix").macs
