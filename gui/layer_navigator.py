@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QStyleOptionViewItem,
     QTreeWidget,
     QTreeWidgetItem,
+    QTreeWidgetItemIterator,
     QVBoxLayout,
     QWidget,
 )
@@ -176,6 +177,15 @@ class LayerNavigator(QWidget):
 
     def count(self) -> int:
         return len(self._layers)
+
+    def layer_rows(self) -> int:
+        """How many rows of the tree are layers (group rows not counted)."""
+        count = 0
+        it = QTreeWidgetItemIterator(self.tree)
+        while it.value() is not None:
+            count += it.value().data(0, INDEX) >= 0
+            it += 1
+        return count
 
     def item(self, index: int) -> QTreeWidgetItem:
         """The tree row of layer ``index``."""

@@ -120,6 +120,7 @@ def test_leaf_only_forms_group_their_layers_by_path(nav) -> None:
     body = nav.tree.topLevelItem(1)
     assert _names(nav, body.child(0)) == ["body.a.conv", "body.a.relu"]
     assert nav.visible_rows() == [0, 1, 2, 3, 4]  # small: everything open
+    assert nav.layer_rows() == 5 and nav.tree.topLevelItemCount() == 3  # + 3 group rows
     nav.set_index(1)
     nav.step(1)  # over the group rows "body" and "body.a"
     assert nav.index() == 2
