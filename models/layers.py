@@ -28,7 +28,9 @@ class LayerInfo:
     module's own padding and padding mode; None for other layers. ``grid_axes``: the dims of
     the output that hold its (y, x) grid, ``(2, 3)`` for NCHW, ``(1, 2)`` for channels-last
     NHWC; None without a grid. ``field_note``: why there is no receptive field, when one is
-    unknown rather than absent.
+    unknown rather than absent. ``block``: the row of a container (a ResNet's ``layer2``, a
+    block inside it, an Inception module): its output after the residual add or the
+    concatenation; ``params`` counts the whole block's, ``macs`` its rows'.
     """
 
     name: str
@@ -43,6 +45,7 @@ class LayerInfo:
     input_shape: tuple[int, ...] | None = None  # for convolutions: the layer's input (N, C, H, W)
     grid_axes: tuple[int, int] | None = None
     field_note: str | None = None
+    block: bool = False  # a container's output (a stage, a residual block), not a leaf layer's
 
     @property
     def is_conv(self) -> bool:

@@ -30,7 +30,7 @@ from models.capture import CancelFn, Options, ProgressFn, Record, apply, input_v
 from models.capture import eager as eager_capture
 from models.capture import program as program_capture
 from models.capture import script as script_capture
-from models.capture.eager import leaves
+from models.capture.eager import hooked
 from models.engine_mode import ConvCall, ConvRouter, EngineConvMode, swappable, swapped_convs
 from models.errors import LayerError
 from models.images import PreparedImage
@@ -117,9 +117,13 @@ class Plan:
     dispatch: bool  # some convolution is not an nn.Conv2d the router can stand in for
     functional: bool  # some convolution is made outside every leaf module
     program: object = None  # script_capture.ScriptProgram | program_capture.ProgramCalls
-    leaves: list[tuple[str, nn.Module]] = field(default_factory=list, repr=False)
+    modules: list[tuple[str, nn.Module, bool]] = field(default_factory=list, repr=False)
     derive: dict[str, str] = field(default_factory=dict)  # rows computed again when read
     input_from: dict[str, str] = field(default_factory=dict)  # conv inputs that are rows
+    # block rows whose output is another row's: the runs do not hook them (a hook on a module
+    # takes torch's slow call path), their records are made after the capture (_with_aliases)
+    aliases: frozenset[str] = frozenset()
+    inside: dict[str, list[str]] = field(default_factory=dict)  # block row -> its leaf rows
 
     @property
     def conv_keys(self) -> frozenset[str]:
@@ -150,7 +154,7 @@ def _capture(module: nn.Module, form: str, program: object, x: torch.Tensor,
     if form == "program":
         return program_capture.capture(module, program, x, router, opts, route=not dispatching)
     return eager_capture.capture(module, x, router, opts, conv_keys,
-                                 the_plan.leaves if the_plan is not None else None)
+                                 the_plan.modules if the_plan is not None else None)
 
 
 def plan(model: LoadedModel | nn.Module, x: torch.Tensor, cancel: CancelFn | None = None,
@@ -175,15 +179,19 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
     seen: dict[str, tuple[ReceptiveField | None, tuple[int, int] | None, str | None]] = {}
     made_by: dict[int, str] = {}  # id of a live output -> the latest row that returned it
     sources: dict[str, str] = {}  # row -> the row whose output its input was
+    same: dict[str, str] = {}  # block row -> the row that made its output (unchanged since)
 
     def on_record(record: Record, out: torch.Tensor, given: torch.Tensor | None) -> None:
         seen[record.key] = (rf.field(out), rf.grid_axes(out), rf.unknown_op(out))
         originals[record.key] = (out, out._version, given, given._version if given is not None else 0)
         if given is not None and id(given) in made_by:
             sources[record.key] = made_by[id(given)]
+        maker = made_by.get(id(out))
+        if record.block and maker is not None and originals[maker][1] == out._version:
+            same[record.key] = maker
         made_by[id(out)] = record.key
 
-    total = len(leaves(module)) if form == "eager" else len(getattr(program, "calls", []))
+    total = len(hooked(module)) if form == "eager" else len(getattr(program, "calls", []))
     opts = Options(clone=None, clone_inputs=None, cancel=cancel, progress=progress, total=total,
                    on_record=on_record)
     with torch.no_grad(), EngineConvMode(router), ReceptiveFieldMode([x]) as rf:
@@ -194,26 +202,41 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
     modules = dict(module.named_modules())
     by_key = {r.key: r for r in records}
     derive, input_from = _derivations(form, modules, by_key, sources) if form == "eager" else ({}, {})
+    if form == "eager":  # a block's output is a row's: read that row (see capture.eager)
+        derive.update(same)
     overwritten = {k for k, (out, version, _, _) in originals.items() if out._version != version}
     clone = frozenset(overwritten - set(derive))
     clone_inputs = frozenset(k for k, (_, _, given, version) in originals.items()
                              if given is not None and given._version != version
                              and k not in input_from)
     rows: dict[str, LayerInfo] = {}
+    inside: dict[str, list[str]] = {}
     for r in records:
         call = router.calls[r.calls[-1]] if r.calls else None
         path, _ = split_layer_key(r.key)
         m = modules.get(path)
         conv = _conv_spec(m, r, call, program)
         field_, axes, unknown = seen.get(r.key, (None, None, None))
+        if r.block:  # the whole block: its parameters, and the MACs of the rows inside it
+            params = int(sum(p.numel() for p in m.parameters())) if m is not None else int(sum(
+                p.numel() for n, p in module.named_parameters() if n.startswith(path + ".")))
+            inside[r.key] = [la.name for la in _inside(rows, path)]
+            macs = sum(rows[k].macs for k in inside[r.key])
+        else:
+            params, macs = _params(module, m, path, call), _macs(module, r, conv)
         rows[r.key] = LayerInfo(
-            name=r.key, type=r.type, output_shape=tuple(r.output.shape),
-            params=_params(module, m, path, call), macs=_macs(module, r, conv),
+            name=r.key, type=r.type, output_shape=tuple(r.output.shape), block=r.block,
+            params=params, macs=macs,
             time_ms=0.0, algorithm=None, receptive_field=field_, conv=conv,
             input_shape=tuple(r.input.shape) if conv is not None and r.input is not None else None,
             grid_axes=axes, field_note=None if field_ is not None or unknown is None else
             f"the receptive field is unknown: it passes through {unknown}, which ConvScope "
             f"does not know how to follow")
+    aliases = frozenset(k for k in derive if rows[k].block)
+    # hooked in the runs: leaves, and the containers with a block row of their own to record
+    recorded = {split_layer_key(k)[0] for k, row in rows.items() if row.block and k not in aliases}
+    run_modules = [(n, m, leaf) for n, m, leaf in hooked(module) if leaf or n in recorded] \
+        if form == "eager" else []
     convs_in_leaves = {c for r in records if r.type != "F.conv2d" for c in r.calls}
     swappable_calls = {c for r in records if r.type != "F.conv2d" and r.calls
                        and swappable(modules.get(split_layer_key(r.key)[0])) for c in r.calls}
@@ -221,8 +244,20 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
                 conv_calls=len(router.calls),
                 dispatch=len(swappable_calls) != len(router.calls),
                 functional=len(convs_in_leaves) != len(router.calls), program=program,
-                leaves=leaves(module) if form == "eager" else [],
-                derive=derive, input_from=input_from)
+                modules=run_modules, derive=derive, input_from=input_from, aliases=aliases,
+                inside=inside)
+
+
+def _inside(rows: dict[str, LayerInfo], path: str) -> list[LayerInfo]:
+    """The leaf rows of the block call at ``path`` that just ended: the rows right before it
+    under its path (a block's rows end before it does)."""
+    found = []
+    for row in reversed(list(rows.values())):
+        if not row.name.startswith(path + "."):
+            break
+        if not row.block:
+            found.append(row)
+    return found
 
 
 # element-wise at inference, cheap, and the same on any thread: rows that can be derived again
@@ -240,7 +275,8 @@ def _derivations(form: str, modules: dict[str, nn.Module], records: dict[str, Re
     for key, record in records.items():
         source = sources.get(key)
         m = modules.get(split_layer_key(key)[0])
-        if source is None or not isinstance(m, _DERIVABLE) or m.training or record.calls:
+        if source is None or record.block or not isinstance(m, _DERIVABLE) or m.training \
+                or record.calls:
             continue
         try:
             again = apply(m, records[source].output)
@@ -327,6 +363,7 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
         the_plan = _make_plan(module, x, cancel, None)
         _plans.setdefault(module, {})[(tuple(x.shape), x.dtype)] = the_plan
     layers, by_key, with_input = [], {}, []
+    times: dict[str, float] = {}
     for r in records:
         row = the_plan.rows[r.key]
         calls = [router.calls[i] for i in r.calls] if router is not None else []
@@ -334,8 +371,11 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
             time_ms, algorithm = sum(c.seconds for c in calls) * 1e3, calls[-1].algorithm
         elif row.is_conv:
             time_ms, algorithm = r.seconds * 1e3, "reference"
+        elif row.block:  # its layers' times (a block made of other rows is not timed itself)
+            time_ms, algorithm = sum(times.get(k, 0.0) for k in the_plan.inside.get(r.key, ())), None
         else:
             time_ms, algorithm = r.seconds * 1e3, None
+        times[r.key] = time_ms
         layer = object.__new__(LayerInfo)  # the plan's row with this run's time (a hot loop)
         layer.__dict__.update(row.__dict__, time_ms=time_ms, algorithm=algorithm)
         layers.append(layer)
@@ -366,6 +406,7 @@ def _run(module: nn.Module, the_plan: Plan, x: torch.Tensor, engine: str,
     with torch.no_grad(), _route(module, the_plan, router):
         output, records = _capture(module, the_plan.form, the_plan.program, x, router, opts,
                                    the_plan.conv_keys, the_plan=the_plan)
+    records = _with_aliases(records, the_plan)
     if progress is not None:
         progress(len(the_plan.rows), len(the_plan.rows))
     return output, records, router
@@ -400,7 +441,28 @@ def run_batch(model: LoadedModel | nn.Module, x: torch.Tensor, engine: str = "au
             output, records = _capture(module, the_plan.form, the_plan.program, x, router, opts,
                                        the_plan=the_plan)
     by_key = {r.key: r for r in records}
-    return output, {k: value(by_key, k) for k in by_key if keys is None or k in keys}
+    for k in the_plan.aliases:
+        if wanted is None or k in wanted:
+            by_key[k] = _alias(the_plan, k)
+    return output, {k: value(by_key, k) for k in the_plan.rows if k in by_key
+                    and (keys is None or k in keys)}
+
+
+def _alias(the_plan: Plan, key: str) -> Record:
+    """The record of a block row that is another row's output (not hooked in the runs)."""
+    return Record(key, the_plan.rows[key].type, None, derive=(eager_capture.ALIAS,
+                                                             the_plan.derive[key]), block=True)
+
+
+def _with_aliases(records: list[Record], the_plan: Plan) -> list[Record]:
+    """The capture's records with the plan's alias block rows in their places; as they are
+    when the capture took another path than the plan's (the caller plans again)."""
+    if not the_plan.aliases:
+        return records
+    if [r.key for r in records] != [k for k in the_plan.rows if k not in the_plan.aliases]:
+        return records
+    by_key = {r.key: r for r in records}
+    return [_alias(the_plan, k) if k in the_plan.aliases else by_key[k] for k in the_plan.rows]
 
 
 def _sources(derive: dict[str, str], keys: set[str]) -> set[str]:

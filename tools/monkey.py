@@ -455,16 +455,19 @@ def check_consistent(win) -> list[str]:
         problems.append(f"title {win.windowTitle()!r} for {outcome.model.name} on {outcome.source}")
     layers = outcome.result.layers
     nav = win.navigator
-    if nav.count() != len(layers) or nav.table.rowCount() != len(layers):
-        problems.append(f"layer list has {nav.count()} / {nav.table.rowCount()} rows, the run {len(layers)}")
+    if nav.count() != len(layers) or nav.layer_rows() != len(layers):
+        problems.append(f"layer list has {nav.count()} / {nav.layer_rows()} rows, the run {len(layers)}")
         return problems
     index = nav.index()
     if not 0 <= index < len(layers):
         return [*problems, f"no layer selected ({index})"]
     layer = layers[index]
-    if nav.table.currentRow() != index or nav.slider.value() != index or \
-            nav.table.item(index, 0).text() != layer.name:
-        problems.append(f"layer list selects row {nav.table.currentRow()} / slider "
+    from gui.layer_navigator import INDEX
+
+    current = nav.tree.currentItem()
+    row = current.data(0, INDEX) if current is not None else None
+    if row != index or nav.slider.value() != index or nav.item(index).text(0) != layer.name:
+        problems.append(f"layer list selects row {row} / slider "
                         f"{nav.slider.value()}, current {index} ({layer.name})")
     fm = win.feature_maps
     if fm._layer != layer.name:

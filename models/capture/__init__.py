@@ -10,6 +10,10 @@ model forms, one result:
 - a ``torch.export`` program (``.pt2``): its nodes carry their module path; an interpreter runs
   them and keeps each leaf call's output (:mod:`models.capture.program`).
 
+Eager models and programs also record *blocks* (``Record.block``): each call of a container
+that returns a tensor (a stage, a residual block), its output after its add or concatenation,
+placed after the layers inside it.
+
 Each form returns :class:`Record` rows. Keeping every layer's output costs memory traffic the
 model alone does not have (it frees and reuses its buffers), so an eager model's rows are of
 two kinds, found once per model (:mod:`models.runner`):
@@ -58,6 +62,7 @@ class Record:
     input_cloned: bool = False
     derive: tuple[nn.Module, str] | None = field(default=None, repr=False)
     input_from: str | None = None
+    block: bool = False  # a container's call (a stage, a residual block), not a leaf's
 
     def overwritten(self) -> tuple[bool, bool]:
         """Whether a later in-place op wrote into the kept output / input (not copies)."""

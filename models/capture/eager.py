@@ -1,4 +1,10 @@
-"""Eager models: a pre- and a post-hook on every leaf module record each call as it ends."""
+"""Eager models: a pre- and a post-hook on every module record each call as it ends.
+
+Leaves are the layers; a container (a stage, a residual block, an Inception module) that
+returns a tensor is a *block* row too (``Record.block``): its output is the block's own, after
+the residual add or the concatenation. Most blocks return a tensor one of their leaves made
+(a Sequential's last layer, the ReLU after the add): the plan names that leaf, and the block
+row is derived from it (an identity), holding nothing of its own."""
 
 from __future__ import annotations
 
@@ -17,6 +23,15 @@ def leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in module.named_modules() if n and next(m.children(), None) is None]
 
 
+def hooked(module: nn.Module) -> list[tuple[str, nn.Module, bool]]:
+    """Every module but the root, by path in definition order, and whether it is a leaf (a
+    layer) or a container (a block row when it returns a tensor)."""
+    return [(n, m, next(m.children(), None) is None) for n, m in module.named_modules() if n]
+
+
+ALIAS = nn.Identity()  # a block row whose output is a leaf's: derived as that row, unchanged
+
+
 def weight_owners(module: nn.Module) -> dict[int, str]:
     """data_ptr of each 4-D weight -> its parameter path without ``.weight`` (``w`` for a bare
     parameter): the name of a convolution that no leaf module makes."""
@@ -29,13 +44,13 @@ def weight_owners(module: nn.Module) -> dict[int, str]:
 
 def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts: Options,
             conv_keys: frozenset[str] = frozenset(),
-            leaf_modules: list[tuple[str, nn.Module]] | None = None) -> tuple[object, list[Record]]:
+            modules: list[tuple[str, nn.Module, bool]] | None = None) -> tuple[object, list[Record]]:
     """Run ``module(x)`` recording every leaf call (see :class:`models.capture.Record`).
 
     ``router``: computes the convolutions (already installed by the caller, as a swap or a
     dispatch mode), or None when torch computes them. ``conv_keys``: layers whose input is
-    kept even without a router call in them (a reference run). ``leaf_modules``:
-    :func:`leaves` of ``module``, when the caller has them already.
+    kept even without a router call in them (a reference run). ``modules``: :func:`hooked`
+    of ``module``, when the caller has them already.
     """
     records: list[Record] = []
     ends: list[int] = []  # router calls made when each record ended
@@ -61,7 +76,7 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
         given = inputs[0] if inputs and isinstance(inputs[0], tensor_type) else None
         stack.append((clock(), len(calls_made), given))
 
-    def post_for(name: str, type_name: str):
+    def post_for(name: str, type_name: str, leaf: bool):
         def post(m: nn.Module, _inputs: tuple, out: object) -> None:
             if get_ident() != owner:
                 return
@@ -74,15 +89,16 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
             if wanted is not None and key not in wanted:
                 return
             made = len(calls_made)
-            calls = list(range(first, made)) if made != first else []
+            # a block's convolutions are its layers': it claims none (nor keeps its input)
+            calls = list(range(first, made)) if leaf and made != first else []
             source = derive.get(key)
             if source is not None:  # derived when read: hold nothing
                 record = Record(key, type_name, None, seconds=seconds, calls=calls,
-                                derive=(m, source))
+                                derive=(m if leaf else ALIAS, source), block=not leaf)
             else:
                 copy = opts.clones(key)
                 record = Record(key, type_name, kept(out, copy), seconds=seconds, calls=calls,
-                                version=out._version, cloned=copy)
+                                version=out._version, cloned=copy, block=not leaf)
                 if key in input_from:
                     record.input_from = input_from[key]
                 elif given is not None and (calls or key in conv_keys):
@@ -98,9 +114,9 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
         return post
 
     handles = []
-    for name, m in leaf_modules if leaf_modules is not None else leaves(module):
+    for name, m, leaf in modules if modules is not None else hooked(module):
         handles.append(m.register_forward_pre_hook(pre))
-        handles.append(m.register_forward_hook(post_for(name, type(m).__name__)))
+        handles.append(m.register_forward_hook(post_for(name, type(m).__name__, leaf)))
     try:
         output = module(x)
     finally:

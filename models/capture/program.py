@@ -1,4 +1,5 @@
-"""``torch.export`` programs (``.pt2``): every leaf call's output, by interpreting the graph.
+"""``torch.export`` programs (``.pt2``): every leaf call's output (and every container call's:
+a block row), by interpreting the graph.
 
 A loaded program is one flat graph, but each node remembers the module stack it was traced in
 (``node.meta["nn_module_stack"]``: path and class of every module down to the innermost).
@@ -36,6 +37,7 @@ class _Call:
     output: fx.Node
     input: fx.Node | None
     convs: int
+    block: bool = False  # a container's call: its output after its add or concatenation
     padding: tuple[str, tuple[int, int] | tuple[int, int, int, int]] | None = None  # see below
 
 
@@ -81,7 +83,46 @@ def build(module: fx.GraphModule) -> ProgramCalls:
         if output is None:
             continue
         calls.append(_numbered(seen, path, short_type(kind), group, output, convs))
-    return ProgramCalls(calls)
+    return ProgramCalls(_with_blocks(calls, nodes, paths - leaves - {""}))
+
+
+def _with_blocks(calls: list[_Call], nodes: list[fx.Node], containers: set[str]) -> list[_Call]:
+    """The leaf calls and the containers' calls: a run of consecutive nodes in a container's
+    scope is one call, its output the last value of the run a later node reads. A block is
+    listed after the calls that end with it (inner blocks first), as eager hooks fire."""
+    runs: list[tuple[int, str, list[fx.Node]]] = []  # (depth, path, nodes)
+    open_runs: dict[str, list[fx.Node]] = {}
+    for node in [*nodes, None]:
+        inside = {p for p, _ in _stack(node)} & containers if node is not None else set()
+        for path in [p for p in open_runs if p not in inside]:
+            runs.append((path.count("."), path, open_runs.pop(path)))
+        for path in inside:
+            open_runs.setdefault(path, []).append(node)
+    kinds = {p: k for n in nodes for p, k in _stack(n)}
+    seen: dict[str, int] = {}
+    blocks: dict[fx.Node, list[_Call]] = {}
+    for _, path, group in sorted(runs, key=lambda r: nodes.index(r[2][0])):
+        made = set(group)
+        output = next((n for n in reversed(group) if any(u not in made for u in n.users)), None)
+        if output is None:
+            continue
+        seen[path] = seen.get(path, 0) + 1
+        blocks.setdefault(group[-1], []).append(
+            _Call(layer_key(path, seen[path]), short_type(kinds[path]), group[0], group[-1],
+                  output, None, 0, block=True))
+    ordered: list[_Call] = []
+    done: set[fx.Node] = set()
+    for call in calls:
+        ordered.append(call)
+        if call.last in blocks and call.last not in done:
+            done.add(call.last)
+            ordered.extend(sorted(blocks[call.last], key=lambda c: -c.key.count(".")))
+    for last, found in blocks.items():  # blocks that end on a node no leaf call ends on
+        if last not in done:
+            at = next((i for i, c in enumerate(ordered) if nodes.index(c.last) > nodes.index(last)),
+                      len(ordered))
+            ordered[at:at] = sorted(found, key=lambda c: -c.key.count("."))
+    return ordered
 
 
 def _numbered(seen: dict[str, int], path: str, kind: str, group: list[fx.Node], output: fx.Node,
@@ -91,7 +132,7 @@ def _numbered(seen: dict[str, int], path: str, kind: str, group: list[fx.Node], 
     given = next((a for n in group for a in n.all_input_nodes
                   if a not in made and a.op != "get_attr"), None) if convs else None
     return _Call(layer_key(path, seen[path]), kind, group[0], group[-1], output, given, convs,
-                 _padding(group) if convs else None)
+                 padding=_padding(group) if convs else None)
 
 
 def _padding(group: list[fx.Node]) -> tuple[str, tuple[int, ...]] | None:
@@ -120,8 +161,10 @@ class _Interpreter(fx.Interpreter):
                  route: bool) -> None:
         super().__init__(module)
         self.router, self.opts, self.route = router, opts, route
-        self.first = {c.first: c for c in program.calls}
-        self.last = {c.last: c for c in program.calls}
+        self.first = {c.first: c for c in program.calls if not c.block}
+        self.last: dict[fx.Node, list[_Call]] = {}
+        for c in program.calls:
+            self.last.setdefault(c.last, []).append(c)
         self.records: list[Record] = []
         self.clock = Clock(lambda: len(router.calls) if router is not None else 0)
         self.inputs: dict[str, tuple[torch.Tensor, torch.Tensor, int, bool]] = {}
@@ -136,18 +179,17 @@ class _Interpreter(fx.Interpreter):
                 copy = self.opts.clones_input(call.key)
                 self.inputs[call.key] = (given, kept(given, copy), given._version, copy)
         result = super().run_node(n)
-        call = self.last.get(n)
-        if call is not None:  # (the interpreter files a node's value after run_node returns)
+        for call in self.last.get(n, ()):  # (the interpreter files a value after run_node)
             self._record(call, result if call.output is n else self.env[call.output])
         return result
 
     def _record(self, call: _Call, out: object) -> None:
-        seconds, made = self.clock.lap()
+        seconds, made = self.clock.lap() if not call.block else (0.0, [])
         if not isinstance(out, torch.Tensor) or not self.opts.wants(call.key):
             return
         copy = self.opts.clones(call.key)
         record = Record(call.key, call.type, kept(out, copy), seconds=seconds, calls=made,
-                        version=out._version, cloned=copy)
+                        version=out._version, cloned=copy, block=call.block)
         given = None
         if call.key in self.inputs:
             given, record.input, record.input_version, record.input_cloned = self.inputs.pop(call.key)

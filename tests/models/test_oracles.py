@@ -1,6 +1,7 @@
 """Every catalog architecture against oracles that share no code with the runner.
 
-- a layer's output: torch's own forward hooks, cloning each output when the hook fires;
+- a layer's output: torch's own forward hooks, cloning each output when the hook fires; the
+  same for a block's (a container's) output, after its residual add or concatenation;
 - a conv row's parameters and MACs: the module's weight and the oracle's output shape;
 - a receptive field: the non-zero support of d unit / d input on a positive, linear copy of
   the net (float64, conv and linear weights made positive, max-pool -> average pool of the same
@@ -52,8 +53,9 @@ NO_OPS: dict[str, set[str]] = {}  # per module id: leaf calls that return their 
 
 
 def hooked_outputs(module: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every leaf call's output as torch's own forward hooks see it, cloned when the hook fires
-    (``path``, ``path#2``, ... for repeated calls)."""
+    """Every module call's output (but the root's) as torch's own forward hooks see it, cloned
+    when the hook fires (``path``, ``path#2``, ... for repeated calls): leaves and the blocks
+    that return a tensor, in the order they end."""
     outputs: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
     no_ops = NO_OPS.setdefault(str(id(module)), set())
@@ -74,8 +76,8 @@ def hooked_outputs(module: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor
                     no_ops.add(key)  # Identity, Dropout or StochasticDepth at inference
         return hook
 
-    leaves = [(n, m) for n, m in module.named_modules() if n and not list(m.children())]
-    handles = [h for n, m in leaves for h in (m.register_forward_pre_hook(pre),
+    called = [(n, m) for n, m in module.named_modules() if n]
+    handles = [h for n, m in called for h in (m.register_forward_pre_hook(pre),
                                                m.register_forward_hook(hook_for(n)))]
     try:
         with torch.no_grad():
@@ -92,18 +94,20 @@ def test_every_layer_equals_torchs_own_hooks(catalog, name: str) -> None:
     x = _input()
     oracle = hooked_outputs(model.module, x)
     result = run_model(model, x, "reference")
-    assert [la.name for la in result.layers] == list(oracle), "layers differ from the leaf calls"
+    assert [la.name for la in result.layers] == list(oracle), "layers differ from the module calls"
     for layer in result.layers:
         expected = oracle[layer.name][0].numpy()
         got = result.activations[layer.name]
         assert got.shape == expected.shape, layer.name
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5, err_msg=layer.name)
-    # the conv rows are exactly the convolutions, with the module's numbers
+    # the conv rows are exactly the convolutions, with the module's numbers; the block rows
+    # are the containers, with all their parameters
     modules = dict(model.module.named_modules())
     for layer in result.layers:
         m = modules[layer.name.partition("#")[0]]
         assert layer.is_conv == isinstance(m, nn.Conv2d), layer.name
-        assert layer.params == sum(p.numel() for p in m.parameters(recurse=False)), layer.name
+        assert layer.block == bool(list(m.children())), layer.name
+        assert layer.params == sum(p.numel() for p in m.parameters(recurse=layer.block)), layer.name
         if isinstance(m, nn.Conv2d):
             out = oracle[layer.name].shape
             o, i_per_group, kh, kw = m.weight.shape
@@ -280,9 +284,11 @@ def test_model_files_list_the_same_layers_and_outputs(catalog, name: str, tmp_pa
                                 input_size=(SIZE, SIZE))
             result = run_model(loaded, x, "reference")
         # a compiled model runs no op for a module that returns its input (Identity, Dropout
-        # or StochasticDepth at inference): it has every other layer
+        # or StochasticDepth at inference): it has every other layer; block rows where the
+        # form records them, equal to the eager ones
         names = [la.name for la in result.layers]
-        assert names == [n for n in eager if n not in no_ops or n in names], form
+        assert names == [n for n in eager if (n not in no_ops and not eager[n].block)
+                         or n in names], form
         for layer in result.layers:
             np.testing.assert_allclose(result.activations[layer.name],
                                        expected.activations[layer.name], rtol=0, atol=1e-5,
