@@ -31,6 +31,7 @@ from gui.input_panel import InputPanel
 from gui.layer_details import LayerDetails
 from gui.layer_navigator import LayerNavigator
 from gui.menus import build_menus, build_shortcuts
+from gui.model_settings import SettingsStore
 from gui.predictions_view import PredictionsView
 from gui.requests import Requests
 from gui.rf_plot import ReceptiveFieldPlot
@@ -56,6 +57,7 @@ class MainWindow(Requests, Files, QMainWindow):
                  size: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.settings = settings or QSettings("ConvScope", "ConvScope")
+        self.model_settings = SettingsStore(self.settings)  # per model file (Model file settings…)
         self.setWindowTitle("ConvScope")
         self.setAcceptDrops(True)
         # lanes (gui/view.py): runs, then the quiet comparison with torch and effective fields

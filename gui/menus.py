@@ -48,6 +48,7 @@ def build_menus(win: MainWindow) -> None:
     win.untrained_action.setCheckable(True)
     win.untrained_action.toggled.connect(win.set_untrained)
     model_menu.addAction("Open model file…", win.open_model_dialog)
+    win.settings_action = model_menu.addAction("Model file settings…", win.edit_model_settings)
 
 
 def build_shortcuts(win: MainWindow) -> None:

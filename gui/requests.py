@@ -13,7 +13,8 @@ from pathlib import Path
 from PIL import Image
 from PySide6.QtCore import QTimer
 
-from gui import dialogs
+from gui import dialogs, model_settings
+from gui.model_settings import ModelSettings, file_key
 from gui.worker import error_message
 from models import pipeline
 from models.errors import (
@@ -36,10 +37,16 @@ class Requests:
     def start(self, image: str | None = None, model: str | None = None, engine: str | None = None,
               untrained: bool | None = None, trust: bool = False, layer: str | None = None,
               arch: str | None = None, input_size: tuple[int, int] | None = None,
-              channels: int | None = None) -> None:
-        """The first run: command-line choices over remembered settings over defaults."""
-        changes: dict = {"image": image, "arch": arch, "input_size": input_size, "channels": channels,
-                         "trust": trust}
+              channels: int | None = None, mean: tuple[float, ...] | None = None,
+              std: tuple[float, ...] | None = None, labels: str | None = None) -> None:
+        """The first run: command-line choices over remembered settings over defaults (a model
+        file's own settings, Model file settings…, when the command line gives none)."""
+        remembered = self.model_settings.get(model) if model else None
+        given = {"input_size": input_size, "channels": channels, "mean": mean, "std": std,
+                 "labels": labels}
+        if remembered is not None and not any(v is not None for v in given.values()):
+            given = remembered.load_kwargs()
+        changes: dict = {"image": image, "arch": arch, "trust": trust, **given}
         if model:
             changes["model"] = model
         if engine:
@@ -67,7 +74,23 @@ class Requests:
         not carry over: only the Untrained tick, set by the user, applies to every model."""
         changes = {"untrained": False} if self._untrained_once else {}
         self._untrained_once = False
-        self._ask(model=name, trust=trust, arch=None, input_size=None, channels=None, **changes)
+        remembered = self.model_settings.get(name) or ModelSettings()  # this file's, if set
+        self._ask(model=name, trust=trust, arch=None, **remembered.load_kwargs(), **changes)
+
+    def edit_model_settings(self) -> None:
+        """Model > Model file settings…: input size, channels, mean/std and labels of the model
+        file shown; remembered for that file, and run."""
+        path = self.wanted.model
+        if file_key(path) is None:
+            self.show_error("settings are for model files: a catalog model has its own")
+            return
+        w = self.wanted
+        current = ModelSettings(w.input_size, w.channels, w.mean, w.std, w.labels)
+        shown = self.outcome.model.preprocess if self.outcome is not None and \
+            self.outcome.request.model == path else None
+        values = model_settings.ask(self, path, self.model_settings, current, shown)
+        if values is not None and values != current:
+            self._ask(**values.load_kwargs())
 
     def load_random_weights(self, model: str) -> None:
         """``model`` with random weights, this once (the offline message's button)."""
@@ -212,7 +235,7 @@ class Requests:
             self.input_panel.set_image(outcome.image)
         self._sync_menus()
         QTimer.singleShot(0, lambda: outcome is self.outcome and self.predictions.set_predictions(
-            result.predictions, outcome.model.pretrained))  # after the maps have painted
+            result.predictions, outcome.model.pretrained, result.prediction_note))  # after the maps
         names = [la.name for la in result.layers]
         keep = previous.result.layers[self.navigator.index()].name if previous and \
             0 <= self.navigator.index() < len(previous.result.layers) else None
@@ -246,6 +269,7 @@ class Requests:
         self.untrained_action.setChecked(wanted.untrained)
         self.untrained_action.blockSignals(False)
         self.engine_panel.set_engine(wanted.engine)
+        self.settings_action.setEnabled(file_key(wanted.model) is not None)
 
     def _remember(self) -> None:
         shown = self.outcome.request

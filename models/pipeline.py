@@ -30,7 +30,8 @@ from models.images import DEFAULT_SAMPLE, PreparedImage, load_image, prepare_ima
 from models.runner import RunResult, run_model
 from models.sources import LoadedModel, load_model
 
-MODEL_FIELDS = ("model", "untrained", "trust", "arch", "input_size", "channels")
+MODEL_FIELDS = ("model", "untrained", "trust", "arch", "input_size", "channels", "mean", "std",
+                "labels")
 IMAGE_FIELDS = ("image", "pasted")
 ALL_FIELDS = (*MODEL_FIELDS, *IMAGE_FIELDS, "engine")
 
@@ -47,6 +48,9 @@ class Request:
     arch: str | None = None  # a state dict's architecture
     input_size: tuple[int, int] | None = None  # for a model file that does not tell
     channels: int | None = None
+    mean: tuple[float, ...] | None = None  # a model file's settings (gui/model_settings.py)
+    std: tuple[float, ...] | None = None
+    labels: str | None = None
     # a pasted or dropped picture (not a file): the picture and how to name it
     pasted: tuple[Image.Image, str] | None = field(default=None, compare=False, repr=False)
 
@@ -135,6 +139,7 @@ class Models:
         loader = self._loader or load_model
         return loader(request.model, untrained=request.untrained, trust=request.trust,
                       arch=request.arch, input_size=request.input_size, channels=request.channels,
+                      mean=request.mean, std=request.std, labels=request.labels,
                       progress=progress, cancel=cancel)
 
     def in_use(self, model: LoadedModel) -> bool:
