@@ -15,7 +15,7 @@ from PySide6.QtCore import QTimer
 
 from gui import dialogs, model_settings
 from gui.model_settings import ModelSettings, file_key
-from gui.worker import error_message
+from gui.worker import error_message, settle_heap
 from models import pipeline
 from models.errors import (
     ArchitectureNeededError,
@@ -228,6 +228,7 @@ class Requests:
     def _on_outcome(self, outcome: Outcome) -> None:
         previous = self.outcome
         self.outcome = outcome  # the latest request's: outcome.request is what is wanted
+        settle_heap()  # the first model's objects out of later collections
         self.last_error = None
         result = outcome.result
         if previous is None or previous.model is not outcome.model or \
