@@ -14,6 +14,7 @@ stepped over as one row.
 
 from __future__ import annotations
 
+import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import (
@@ -246,8 +247,12 @@ class LayerNavigator(QWidget):
         index = max(0, min(index, len(self._layers) - 1))
         if index == self._index:
             return
-        self._index = index
         item = self._items[index]
+        if not shiboken6.isValid(item):  # seen once in the suite: items gone under us; rebuild
+            layers, self._layers = self._layers, []
+            self.set_layers(layers, index)
+            return
+        self._index = index
         parent = item.parent()
         while parent is not None:  # a layer inside a closed block: open it
             parent.setExpanded(True)

@@ -196,6 +196,10 @@ class CamView(View):
         key = self._key()
         if key is None or key == self._running:
             return
+        if not self.isVisible():
+            return  # a hidden tab starts nothing (showEvent asks again)
+        if key == getattr(self, "_declined", None):
+            return  # cancelled by the user: computed again when they pick a class or a method
         self._wanted = key
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -244,6 +248,7 @@ class CamView(View):
             self.progress.stop()
 
     def _on_cancelled(self) -> None:
+        self._declined = self._running  # not restarted by a redraw of the same state
         if self._running is not None and self._running == self._wanted:
             self.on_input.set_image(None, "Cancelled. Pick a class or a method to compute again.")
             self.status.setText("cancelled")

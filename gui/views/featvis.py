@@ -224,12 +224,17 @@ class FeatureVisView(View):
 
     def _set_grid(self, grid: bool) -> None:
         self._grid = grid
+        self._declined = None  # a button: the user asks, even for what they cancelled
         self._request()
 
     def _request(self) -> None:
         key = self._key()
         if key is None or key == self._running:
             return  # nothing to show, or under way already
+        if not self.isVisible():
+            return  # a hidden tab starts nothing (showEvent asks again)
+        if key == getattr(self, "_declined", None):
+            return  # cancelled by the user: run again when they ask (a button, a setting)
         self._wanted = key
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -292,6 +297,7 @@ class FeatureVisView(View):
             self.status.setText(f"could not visualize {self._describe(key)}")
 
     def _on_cancelled(self) -> None:
+        self._declined = self._running  # not restarted by a redraw of the same state
         if self._running is not None and self._running == self._wanted:
             self.status.setText(f"cancelled: {self._describe(self._running)} (the last preview "
                                 f"stays; change a setting or press a button to run again)")
