@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from gui import drops
@@ -18,14 +19,40 @@ MODEL_FILTER = f"Models ({' '.join('*' + s for s in MODEL_SUFFIXES)});;All files
 
 
 class Files:
+    # ----------------------------------------------------------------- dialogs
+    def dialog_folder(self) -> str:
+        """Where a file dialog opens: the folder used last, else the user's Pictures (never the
+        folder the app happens to run from)."""
+        last = str(self.settings.value("dialogs/folder", ""))
+        if last and Path(last).is_dir():
+            return last
+        pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+        return pictures if pictures and Path(pictures).is_dir() else str(Path.home())
+
+    def _after_dialog(self, path: str, folder: bool = False) -> None:
+        """Remember the folder of what was picked; give the keyboard back to the window."""
+        if path:
+            self.settings.setValue("dialogs/folder", str(Path(path) if folder else Path(path).parent))
+        self.activateWindow()
+        self.setFocus()
+
+    def _save_path(self, title: str, name: str, filters: str) -> str:
+        path, _ = QFileDialog.getSaveFileName(self, title, str(Path(self.dialog_folder()) / name),
+                                              filters)
+        self._after_dialog(path)
+        return path
+
     # ----------------------------------------------------------------- opening
     def open_image_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", self.dialog_folder(), IMAGE_FILTER)
+        self._after_dialog(path)
         if path:
             self.open_image(path)
 
     def open_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open model file", "", MODEL_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open model file", self.dialog_folder(),
+                                              MODEL_FILTER)
+        self._after_dialog(path)
         if path:
             self.open_model(path)
 
@@ -93,24 +120,47 @@ class Files:
         self.exports.submit(job, lambda paths: self.show_status(
             f"wrote {len(paths)} files ({what}) to {directory}"), self._show_exception, supersede=False)
 
-    def export_view_dialog(self) -> None:
+    def export_name(self, what: str, suffix: str) -> str:
+        """``model.layer.what.suffix``: a file name that says what it shows."""
         layer = self.current_layer()
-        name = f"{layer.name if layer else 'convscope'}.{self.current_view()}.png".replace("/", "_")
-        path, _ = QFileDialog.getSaveFileName(self, "Export view", name, "PNG (*.png)")
+        model = self.outcome.model.name if self.outcome is not None else "convscope"
+        parts = [Path(model).stem, layer.name if layer else "", what]
+        return ".".join(p for p in parts if p).replace("/", "_").replace("\\", "_") + suffix
+
+    def export_view_dialog(self) -> None:
+        path = self._save_path("Export view", self.export_name(self.current_view(), ".png"),
+                               "PNG (*.png)")
         if path:
             self.export_view(path)
+
+    def export_photo_dialog(self) -> None:
+        path = self._save_path("Export the photo with its overlay",
+                               self.export_name("photo", ".png"), "PNG (*.png)")
+        if path:
+            self.export_photo(path)
+
+    def export_photo(self, path: str) -> Path | None:
+        """The photo as shown, with the unit's box and effective field drawn on it, as a PNG."""
+        target = _with_suffix(path, ".png")
+        if not self.input_panel.graphics.grab().save(str(target)):
+            self.show_error(f"cannot write {target}: check the folder exists and is writable")
+            return None
+        self.show_status(f"saved the photo with its overlay to {target}")
+        return target
 
     def export_npy_dialog(self) -> None:
         layer = self.current_layer()
         if layer is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export activations", f"{layer.name}.npy",
-                                              "NumPy (*.npy)")
+        path = self._save_path("Export activations", self.export_name("activations", ".npy"),
+                               "NumPy (*.npy)")
         if path:
             self.export_npy(path)
 
     def export_all_dialog(self) -> None:
-        directory = QFileDialog.getExistingDirectory(self, "Export everything to")
+        directory = QFileDialog.getExistingDirectory(self, "Export everything to",
+                                                     self.dialog_folder())
+        self._after_dialog(directory, folder=True)
         if directory:
             self.export_all(directory)
 

@@ -30,6 +30,7 @@ def build_menus(win: MainWindow) -> None:
         file_menu.addAction(action)
     file_menu.addSeparator()
     file_menu.addAction("Export view as PNG…", win.export_view_dialog)
+    file_menu.addAction("Export photo with overlay as PNG…", win.export_photo_dialog)
     file_menu.addAction("Export layer activations (.npy)…", win.export_npy_dialog)
     file_menu.addAction("Export everything…", win.export_all_dialog)
     file_menu.addSeparator()
