@@ -284,6 +284,25 @@ def pad_input(x: np.ndarray, pad: tuple[int, int, int, int], padding_mode: str) 
     return np.pad(x, widths, mode=_NUMPY_PAD_MODE[padding_mode])
 
 
+def _checked(x: object, weight: object, bias: object, stride: IntOrPair, padding: Padding,
+             dilation: IntOrPair, groups: int, padding_mode: str
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, ConvSpec]:
+    """The call validated (its spec) and its arrays C-contiguous in the compute dtype."""
+    xa = _as_float_array(x, "input")
+    wa = _as_float_array(weight, "weight")
+    ba = None if bias is None else _as_float_array(bias, "bias")
+    dtype = result_dtype(xa, wa, ba)
+    spec = make_spec(
+        xa.shape, wa.shape, None if ba is None else ba.shape,
+        stride, padding, dilation, groups, padding_mode, dtype,
+    )
+    xa = np.ascontiguousarray(xa, dtype=dtype)
+    wa = np.ascontiguousarray(wa, dtype=dtype)
+    if ba is not None:
+        ba = np.ascontiguousarray(ba, dtype=dtype)
+    return xa, wa, ba, spec
+
+
 def prepare(
     x: object,
     weight: object,
@@ -303,18 +322,7 @@ def prepare(
     bias : ``(C_out,)`` or None, compute dtype
     spec : the call's :class:`ConvSpec`
     """
-    xa = _as_float_array(x, "input")
-    wa = _as_float_array(weight, "weight")
-    ba = None if bias is None else _as_float_array(bias, "bias")
-    dtype = result_dtype(xa, wa, ba)
-    spec = make_spec(
-        xa.shape, wa.shape, None if ba is None else ba.shape,
-        stride, padding, dilation, groups, padding_mode, dtype,
-    )
-    xa = np.ascontiguousarray(xa, dtype=dtype)
-    wa = np.ascontiguousarray(wa, dtype=dtype)
-    if ba is not None:
-        ba = np.ascontiguousarray(ba, dtype=dtype)
+    xa, wa, ba, spec = _checked(x, weight, bias, stride, padding, dilation, groups, padding_mode)
     return pad_input(xa, spec.pad, padding_mode), wa, ba, spec
 
 
@@ -342,18 +350,7 @@ def validate(
     bias : ``(C_out,)`` or None, compute dtype
     spec : with ``padding_mode == "zeros"`` always
     """
-    xa = _as_float_array(x, "input")
-    wa = _as_float_array(weight, "weight")
-    ba = None if bias is None else _as_float_array(bias, "bias")
-    dtype = result_dtype(xa, wa, ba)
-    spec = make_spec(
-        xa.shape, wa.shape, None if ba is None else ba.shape,
-        stride, padding, dilation, groups, padding_mode, dtype,
-    )
-    xa = np.ascontiguousarray(xa, dtype=dtype)
-    wa = np.ascontiguousarray(wa, dtype=dtype)
-    if ba is not None:
-        ba = np.ascontiguousarray(ba, dtype=dtype)
+    xa, wa, ba, spec = _checked(x, weight, bias, stride, padding, dilation, groups, padding_mode)
     if padding_mode != "zeros" and any(spec.pad):
         xa = pad_input(xa, spec.pad, padding_mode)
         spec = replace(spec, h=spec.hp, w=spec.wp, pad=(0, 0, 0, 0))
