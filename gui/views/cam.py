@@ -25,10 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.view import Shown, View
-from gui.views.common import ImagePane, ProgressRow, qimage_to_rgb, to_qimage
+from gui.view import Shown
+from gui.views.common import ImagePane, LaneView, ProgressRow, qimage_to_rgb, to_qimage
 from gui.widgets import steady_label
-from gui.worker import Worker, error_message
+from gui.worker import error_message
 from models import cam, render
 from models.export import safe_name
 
@@ -64,17 +64,14 @@ def top_classes(logits, categories, count: int = CLASSES) -> list[tuple[int, str
     return [(int(i), f"{names[i] if names else f'class {i}'} ({probs[i]:.1%})") for i in order]
 
 
-class CamView(View):
+class CamView(LaneView):
     key = "cam"
     title = "Class activation map"
 
     def __init__(self, window=None, parent: QWidget | None = None) -> None:
-        super().__init__(window, parent)
-        self.lane = Worker(self, name="cam")
+        super().__init__("cam", window, parent)
         self._cache: OrderedDict[tuple, tuple] = OrderedDict()
         self._for: tuple | None = None      # (model, image) the kept results and classes are for
-        self._wanted: tuple | None = None
-        self._running: tuple | None = None
         self._result: cam.ClassMap | None = None  # shown
         self._why = ""
 
@@ -127,19 +124,6 @@ class CamView(View):
         self.lane.busy_changed.connect(lambda busy: None if busy else self.progress.stop())
 
     # -- the protocol ---------------------------------------------------------------------------
-    def workers(self) -> list[Worker]:
-        return [self.lane]
-
-    def hideEvent(self, event) -> None:
-        super().hideEvent(event)
-        if self._running is not None:  # a hidden tab costs nothing: it starts again when shown
-            self._running = None
-            self.lane.cancel()
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)  # draws what changed meanwhile
-        self._request()  # and what was stopped when the tab was hidden
-
     def draw(self, shown: Shown) -> None:
         outcome = shown.outcome
         if outcome is None:
@@ -194,12 +178,8 @@ class CamView(View):
 
     def _request(self) -> None:
         key = self._key()
-        if key is None or key == self._running:
+        if not self._may_start(key):  # a cancelled map comes back with another class or method
             return
-        if not self.isVisible():
-            return  # a hidden tab starts nothing (showEvent asks again)
-        if key == getattr(self, "_declined", None):
-            return  # cancelled by the user: computed again when they pick a class or a method
         self._wanted = key
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -248,11 +228,9 @@ class CamView(View):
             self.progress.stop()
 
     def _on_cancelled(self) -> None:
-        self._declined = self._running  # not restarted by a redraw of the same state
-        if self._running is not None and self._running == self._wanted:
+        if self._cancelled_key() is not None:
             self.on_input.set_image(None, "Cancelled. Pick a class or a method to compute again.")
             self.status.setText("cancelled")
-        self._running = None
 
     def _show(self, result: cam.ClassMap, on_input, on_photo) -> None:
         self._result = result

@@ -1,5 +1,6 @@
-"""Pieces the featvis and CAM views share: a picture that scales to its box, a progress bar with
-its Cancel button, and NumPy -> QImage."""
+"""Pieces the featvis and CAM views share: a view that computes on a lane of its own
+(:class:`LaneView`), a picture that scales to its box, a progress bar with its Cancel button,
+and NumPy -> QImage."""
 
 from __future__ import annotations
 
@@ -7,6 +8,53 @@ import numpy as np
 from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QHBoxLayout, QProgressBar, QPushButton, QSizePolicy, QWidget
+
+from gui.view import View, Window
+from gui.worker import Worker
+
+
+class LaneView(View):
+    """A tab whose pictures are computed on its own lane, one job per key (what the job
+    computes). ``_wanted``: the key shown now; ``_running``: the job's on the lane;
+    ``_declined``: the key the user cancelled, not started again by a redraw of the same state
+    (a button or another setting asks again). A hidden tab starts nothing and stops its job;
+    it asks again when shown."""
+
+    def __init__(self, lane: str, window: Window | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(window, parent)
+        self.lane = Worker(self, name=lane)
+        self._wanted: tuple | None = None
+        self._running: tuple | None = None
+        self._declined: tuple | None = None
+
+    def workers(self) -> list[Worker]:
+        return [self.lane]
+
+    def hideEvent(self, event) -> None:
+        super().hideEvent(event)
+        if self._running is not None:  # a hidden tab costs nothing: it starts again when shown
+            self._running = None
+            self.lane.cancel()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)  # draws what changed meanwhile
+        self._request()  # and what was stopped when the tab was hidden
+
+    def _request(self) -> None:
+        raise NotImplementedError
+
+    def _may_start(self, key: tuple | None) -> bool:
+        """Whether ``key`` is for this view to compute now (not under way, not hidden, not
+        what the user cancelled)."""
+        return key is not None and key != self._running and self.isVisible() \
+            and key != self._declined
+
+    def _cancelled_key(self) -> tuple | None:
+        """The lane's job was cancelled: remember it as declined; the key if it was the one
+        shown (so the view says so)."""
+        self._declined, self._running = self._running, None
+        return self._declined if self._declined is not None and self._declined == self._wanted \
+            else None
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:

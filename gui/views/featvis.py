@@ -27,10 +27,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.view import Shown, View
-from gui.views.common import ImagePane, ProgressRow, to_qimage
+from gui.view import Shown
+from gui.views.common import ImagePane, LaneView, ProgressRow, to_qimage
 from gui.widgets import steady_label
-from gui.worker import Worker, error_message
+from gui.worker import error_message
 from models import featvis, render
 from models.export import safe_name
 
@@ -69,17 +69,14 @@ class _Preview:
         return image
 
 
-class FeatureVisView(View):
+class FeatureVisView(LaneView):
     key = "featvis"
     title = "What excites it"
 
     def __init__(self, window=None, parent: QWidget | None = None) -> None:
-        super().__init__(window, parent)
-        self.lane = Worker(self, name="featvis")
+        super().__init__("featvis", window, parent)
         self._cache: OrderedDict[tuple, featvis.Visualization] = OrderedDict()
         self._model = None          # the model the kept results are for
-        self._wanted: tuple | None = None   # the key of what should be shown now
-        self._running: tuple | None = None  # the key of the job on the lane
         self._preview: _Preview | None = None
         self._vis: featvis.Visualization | None = None  # shown
         self._seen_channel: int | None = None
@@ -144,19 +141,6 @@ class FeatureVisView(View):
         self._enable(False)
 
     # -- the protocol ---------------------------------------------------------------------------
-    def workers(self) -> list[Worker]:
-        return [self.lane]
-
-    def hideEvent(self, event) -> None:
-        super().hideEvent(event)
-        if self._running is not None:  # a hidden tab costs nothing: it starts again when shown
-            self._running = None
-            self.lane.cancel()
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)  # draws what changed meanwhile
-        self._request()  # and what was stopped when the tab was hidden
-
     def draw(self, shown: Shown) -> None:
         outcome, layer = shown.outcome, shown.layer
         if outcome is None or layer is None:
@@ -229,12 +213,8 @@ class FeatureVisView(View):
 
     def _request(self) -> None:
         key = self._key()
-        if key is None or key == self._running:
-            return  # nothing to show, or under way already
-        if not self.isVisible():
-            return  # a hidden tab starts nothing (showEvent asks again)
-        if key == getattr(self, "_declined", None):
-            return  # cancelled by the user: run again when they ask (a button, a setting)
+        if not self._may_start(key):  # a cancelled one runs again on a button or a setting
+            return
         self._wanted = key
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -297,11 +277,10 @@ class FeatureVisView(View):
             self.status.setText(f"could not visualize {self._describe(key)}")
 
     def _on_cancelled(self) -> None:
-        self._declined = self._running  # not restarted by a redraw of the same state
-        if self._running is not None and self._running == self._wanted:
-            self.status.setText(f"cancelled: {self._describe(self._running)} (the last preview "
+        cancelled = self._cancelled_key()
+        if cancelled is not None:
+            self.status.setText(f"cancelled: {self._describe(cancelled)} (the last preview "
                                 f"stays; change a setting or press a button to run again)")
-        self._running = None
 
     def _show(self, vis: featvis.Visualization) -> None:
         self._vis = vis
