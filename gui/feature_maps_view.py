@@ -21,14 +21,12 @@ from PySide6.QtWidgets import (
 
 from gui.colorbar import ColorBar
 from gui.mosaic import MosaicCanvas
+from gui.value_bars import ValueBars
 from gui.view import Shown, View, Window
 from gui.widgets import steady_label
 from models import render
 
 PAGE_SIZE = 64  # tiles per page: hundreds of channels stay fast and each tile stays readable
-TOP_LABELLED = 5  # bars named in the chart of a layer without spatial extent
-BAR_COLOR = (60, 110, 190)
-TOP_COLOR = (220, 120, 20)
 
 
 def maps_and_names(shown: Shown) -> tuple[np.ndarray, list[str] | None] | None:
@@ -60,8 +58,6 @@ class FeatureMapsView(View):
     unit_hovered = Signal(int, int, int, float)
     unit_clicked = Signal(int, int, int)
     channel_selected = Signal(int)
-    key = "maps"
-    title = "Feature maps"
     HINT = "hover a map to read its values"
 
     def __init__(self, window: Window | None = None, parent: QWidget | None = None) -> None:
@@ -111,18 +107,7 @@ class FeatureMapsView(View):
         ml.addWidget(self.canvas, 1)
         ml.addWidget(self.colorbar)
 
-        self.bars = pg.PlotWidget()
-        self.bars.setBackground("w")
-        self.bars.setMouseEnabled(x=True, y=False)
-        self.bars.setMenuEnabled(False)
-        self.bars.showGrid(y=True, alpha=0.3)
-        self.bars.setLabel("bottom", "channel")
-        self.bars.setLabel("left", "value")
-        self.bar_item = pg.BarGraphItem(x=[], height=[], width=0.8, brush=BAR_COLOR, pen=None)
-        self.bars.addItem(self.bar_item)
-        self.bar_marker = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 150, 0), width=1))
-        self.bars.addItem(self.bar_marker)
-        self._bar_labels: list[pg.TextItem] = []
+        self.bars = ValueBars()
         self.stack = QStackedWidget()
         self.stack.addWidget(mosaic_box)
         self.stack.addWidget(self.bars)
@@ -165,8 +150,8 @@ class FeatureMapsView(View):
         self.detail.scene().sigMouseMoved.connect(lambda pos: self._hover(pos, detail=True))
         self.detail.scene().sigMouseClicked.connect(
             lambda ev: self._click(ev.scenePos(), detail=True))
-        self.bars.scene().sigMouseMoved.connect(self._hover_bar)
-        self.bars.scene().sigMouseClicked.connect(lambda ev: self._click_bar(ev.scenePos()))
+        self.bars.hovered.connect(self._hover_bar)
+        self.bars.clicked.connect(lambda i: self._click_unit(i, 0, 0))
 
     # --- the view protocol -------------------------------------------------------------
     def draw(self, shown: Shown) -> None:
@@ -216,8 +201,7 @@ class FeatureMapsView(View):
         self.detail_item.clear()
         self.colorbar.clear()
         self.detail_colorbar.clear()
-        self.bar_item.setOpts(x=[], height=[])
-        self._drop_bar_labels()
+        self.bars.clear_values()
 
     def set_colormap(self, name: str) -> None:
         self.colormap.setCurrentText(name)
@@ -236,7 +220,7 @@ class FeatureMapsView(View):
             return
         self._selected = channel
         if self.is_flat():
-            self.bar_marker.setValue(channel)
+            self.bars.mark(channel)
         else:
             position = int(np.nonzero(self._order == channel)[0][0])
             if position // PAGE_SIZE != self._page:
@@ -292,11 +276,11 @@ class FeatureMapsView(View):
 
     def bar_values(self) -> np.ndarray:
         """The heights of the bars as drawn (a layer without spatial extent)."""
-        return np.asarray(self.bar_item.opts["height"], dtype=np.float32)
+        return self.bars.values()
 
     def bar_labels(self) -> list[str]:
         """The names written over the largest bars, largest first."""
-        return [item.toPlainText() for item in self._bar_labels]
+        return self.bars.labels()
 
     # --- drawing -----------------------------------------------------------------------
     def _channel_of(self, tile: int) -> int:
@@ -368,11 +352,6 @@ class FeatureMapsView(View):
         self._place_highlight()
         self._show_detail()
 
-    def _drop_bar_labels(self) -> None:
-        for item in self._bar_labels:
-            self.bars.removeItem(item)
-        self._bar_labels = []
-
     def _paint_bars(self) -> None:
         """A layer without spatial extent: one bar per channel (or class), the largest named."""
         assert self._maps is not None
@@ -380,24 +359,9 @@ class FeatureMapsView(View):
         self.detail_box.setVisible(False)
         values = self._maps[:, 0, 0]
         n = len(values)
-        top = render.top_indices(values, TOP_LABELLED)
-        brushes = [pg.mkBrush(TOP_COLOR if i in top else BAR_COLOR) for i in range(n)] if n <= 4096 \
-            else None
-        width = 0.8 if n <= 200 else 1.0
-        self.bar_item.setOpts(x=np.arange(n), height=values, width=width,
-                              brushes=brushes, brush=BAR_COLOR)
-        self._drop_bar_labels()
-        for rank, i in enumerate(top):
-            name = self._name(i)
-            text = f"{i}" + (f" {name}" if name else "")
-            label = pg.TextItem(text, color=(30, 30, 30), anchor=(0.5, 1.0 if values[i] >= 0 else 0.0))
-            label.setPos(i, float(values[i]))
-            label.setZValue(5 - rank)
-            self.bars.addItem(label)
-            self._bar_labels.append(label)
-        self.bars.setLabel("bottom", "class" if self._names and n > 100 else "channel")
-        self.bars.enableAutoRange()
-        self.bar_marker.setValue(self._selected or 0)
+        axis = "class" if self._names and n > 100 else "channel"
+        top = self.bars.set_values(values, self._name, axis)
+        self.bars.mark(self._selected or 0)
         self.page_label.setText(f"{n} values, as bars")
         self.prev_page.setEnabled(False)
         self.next_page.setEnabled(False)
@@ -472,25 +436,8 @@ class FeatureMapsView(View):
         self.select_channel(c)
         self.unit_clicked.emit(c, y, x)
 
-    def _bar_at(self, scene_pos: QPointF) -> int | None:
-        if not self.is_flat():
-            return None
-        vb = self.bars.getPlotItem().getViewBox()
-        if not vb.sceneBoundingRect().contains(scene_pos):
-            return None
-        i = round(vb.mapSceneToView(scene_pos).x())
-        return i if 0 <= i < len(self._maps) else None
-
-    def _hover_bar(self, scene_pos: QPointF) -> None:
-        i = self._bar_at(scene_pos)
-        if i is None:
-            return
+    def _hover_bar(self, i: int) -> None:
         name = f" {self._name(i)}" if self._name(i) else ""
         value = self.value(i, 0, 0)
         self.readout.setText(f"channel {i}{name} = {value:.4g}")
         self.unit_hovered.emit(i, 0, 0, value)
-
-    def _click_bar(self, scene_pos: QPointF) -> None:
-        i = self._bar_at(scene_pos)
-        if i is not None:
-            self._click_unit(i, 0, 0)

@@ -117,10 +117,10 @@ def test_a_layer_without_spatial_extent_is_a_bar_chart_of_its_values(maps_view, 
     vb = maps_view.bars.getPlotItem().getViewBox()
     i = int(np.argmax(values[:512]))
     scene = vb.mapViewToScene(QPointF(i, float(values[i]) / 2))
-    maps_view._hover_bar(scene)
+    maps_view.bars.scene().sigMouseMoved.emit(scene)
     assert maps_view.readout.text() == f"channel {i} = {values[i]:.4g}"
     with qtbot.waitSignal(maps_view.unit_clicked) as blocker:
-        maps_view._click_bar(scene)
+        maps_view.bars._click(scene)
     assert blocker.args == [i, 0, 0] and maps_view.selected_channel() == i
     # back to a spatial layer: the mosaic again
     maps_view.set_maps("conv", np.ones((4, 8, 8), np.float32))

@@ -1,0 +1,101 @@
+"""A layer without spatial extent (a 1x1 output after a global pool, a flat fc/logits output)
+drawn as what it is: one bar per channel or class, the largest few named, hover to read one,
+click to select it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Signal
+
+from models import render
+
+TOP_LABELLED = 5  # bars named over the chart
+BAR_COLOR = (60, 110, 190)
+TOP_COLOR = (220, 120, 20)
+
+
+class ValueBars(pg.PlotWidget):
+    """Bars of one value per channel. Signals: ``hovered(index)``, ``clicked(index)``."""
+
+    hovered = Signal(int)
+    clicked = Signal(int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setBackground("w")
+        self.setMouseEnabled(x=True, y=False)
+        self.setMenuEnabled(False)
+        self.showGrid(y=True, alpha=0.3)
+        self.setLabel("bottom", "channel")
+        self.setLabel("left", "value")
+        self.bar_item = pg.BarGraphItem(x=[], height=[], width=0.8, brush=BAR_COLOR, pen=None)
+        self.addItem(self.bar_item)
+        self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 150, 0), width=1))
+        self.addItem(self.marker)
+        self._labels: list[pg.TextItem] = []
+        self._count = 0
+        self.scene().sigMouseMoved.connect(self._hover)
+        self.scene().sigMouseClicked.connect(lambda ev: self._click(ev.scenePos()))
+
+    def set_values(self, values: np.ndarray, name: Callable[[int], str], axis: str) -> list[int]:
+        """Draw ``values`` (one per bar), naming the largest with ``name(i)``; returns their
+        indices, largest first."""
+        n = self._count = len(values)
+        top = render.top_indices(values, TOP_LABELLED)
+        brushes = [pg.mkBrush(TOP_COLOR if i in top else BAR_COLOR) for i in range(n)] if n <= 4096 \
+            else None
+        self.bar_item.setOpts(x=np.arange(n), height=values, width=0.8 if n <= 200 else 1.0,
+                              brushes=brushes, brush=BAR_COLOR)
+        self._drop_labels()
+        for rank, i in enumerate(top):
+            text = f"{i} {name(i)}".strip()
+            label = pg.TextItem(text, color=(30, 30, 30), anchor=(0.5, 1.0 if values[i] >= 0 else 0.0))
+            label.setPos(i, float(values[i]))
+            label.setZValue(5 - rank)
+            self.addItem(label)
+            self._labels.append(label)
+        self.setLabel("bottom", axis)
+        self.enableAutoRange()
+        return list(top)
+
+    def mark(self, index: int) -> None:
+        self.marker.setValue(index)
+
+    def clear_values(self) -> None:
+        self._count = 0
+        self.bar_item.setOpts(x=[], height=[])
+        self._drop_labels()
+
+    def values(self) -> np.ndarray:
+        """The heights of the bars as drawn."""
+        return np.asarray(self.bar_item.opts["height"], dtype=np.float32)
+
+    def labels(self) -> list[str]:
+        """The names written over the largest bars, largest first."""
+        return [item.toPlainText() for item in self._labels]
+
+    def index_at(self, scene_pos: QPointF) -> int | None:
+        """The bar under a scene position, or None."""
+        vb = self.getPlotItem().getViewBox()
+        if not vb.sceneBoundingRect().contains(scene_pos):
+            return None
+        i = round(vb.mapSceneToView(scene_pos).x())
+        return i if 0 <= i < self._count else None
+
+    def _drop_labels(self) -> None:
+        for item in self._labels:
+            self.removeItem(item)
+        self._labels = []
+
+    def _hover(self, scene_pos: QPointF) -> None:
+        i = self.index_at(scene_pos)
+        if i is not None:
+            self.hovered.emit(i)
+
+    def _click(self, scene_pos: QPointF) -> None:
+        i = self.index_at(scene_pos)
+        if i is not None:
+            self.clicked.emit(i)
