@@ -6,7 +6,6 @@ a global pool, a flat fc/logits output) is a bar chart of its values, its larges
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -20,6 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.colorbar import ColorBar
+from gui.map_detail import MapDetail
 from gui.mosaic import MosaicCanvas
 from gui.value_bars import ValueBars
 from gui.view import Shown, View, Window
@@ -112,18 +112,10 @@ class FeatureMapsView(View):
         self.stack.addWidget(mosaic_box)
         self.stack.addWidget(self.bars)
 
-        self.detail = pg.GraphicsLayoutWidget()
-        self.detail_view = self.detail.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
-        self.detail_item = pg.ImageItem(axisOrder="row-major")
-        self.detail_view.addItem(self.detail_item)
-        self.detail_label = steady_label("click a map to enlarge it", lines=3, wrap=True)
-        self.detail_colorbar = ColorBar("map")
-        self.detail_box = QWidget()
-        dl = QVBoxLayout(self.detail_box)
-        dl.setContentsMargins(0, 0, 0, 0)
-        dl.addWidget(self.detail_label)
-        dl.addWidget(self.detail, 1)
-        dl.addWidget(self.detail_colorbar)
+        self.detail_box = MapDetail()
+        # the names the window, the monkey and the tests use
+        self.detail, self.detail_view = self.detail_box.graphics, self.detail_box.view
+        self.detail_label, self.detail_colorbar = self.detail_box.label, self.detail_box.colorbar
 
         splitter = QSplitter()
         splitter.addWidget(self.stack)
@@ -147,9 +139,8 @@ class FeatureMapsView(View):
         self.canvas.hovered.connect(lambda i, y, x: self._hover_unit(self._channel_of(i), y, x))
         self.canvas.clicked.connect(lambda i, y, x: self._click_unit(self._channel_of(i), y, x))
         # the enlarged map reads and clicks the same way: it is where one looks closely
-        self.detail.scene().sigMouseMoved.connect(lambda pos: self._hover(pos, detail=True))
-        self.detail.scene().sigMouseClicked.connect(
-            lambda ev: self._click(ev.scenePos(), detail=True))
+        self.detail_box.hovered.connect(lambda y, x: self._hover_unit(self._selected, y, x))
+        self.detail_box.clicked.connect(lambda y, x: self._click_unit(self._selected, y, x))
         self.bars.hovered.connect(self._hover_bar)
         self.bars.clicked.connect(lambda i: self._click_unit(i, 0, 0))
 
@@ -198,9 +189,8 @@ class FeatureMapsView(View):
         self._layer = ""
         self._stale = False
         self.canvas.clear()
-        self.detail_item.clear()
+        self.detail_box.clear()
         self.colorbar.clear()
-        self.detail_colorbar.clear()
         self.bars.clear_values()
 
     def set_colormap(self, name: str) -> None:
@@ -367,7 +357,7 @@ class FeatureMapsView(View):
         self.next_page.setEnabled(False)
         self.colorbar.clear()
         self.canvas.clear()
-        self.detail_item.clear()
+        self.detail_box.clear()
         best = top[0] if top else 0
         name = self._name(best)
         self.readout.setText(f"{self._layer} has no spatial extent: {n} values, one bar each · "
@@ -380,44 +370,27 @@ class FeatureMapsView(View):
 
     def _show_detail(self) -> None:
         if self._maps is None or self._selected is None:
-            self.detail_item.clear()
-            self.detail_label.setText("click a map to enlarge it")
-            self.detail_colorbar.clear()
+            self.detail_box.clear()
             return
         c = self._selected
-        m = self._maps[c]
-        cmap = self.colormap.currentText()
-        symmetric = cmap in render.DIVERGING
-        rgb = render.apply_colormap(render.normalize(m[None], "map", symmetric)[0], cmap)
-        self.detail_item.setImage(rgb, levels=(0, 255))
-        self.detail_view.autoRange(padding=0.01)
-        self.detail_colorbar.set_colormap(cmap)
-        self.detail_colorbar.set_title(f"channel {c}")
-        self.detail_colorbar.set_range(*render.value_range(m, symmetric))
-        name = f" ({self._name(c)})" if self._name(c) else ""
-        self.detail_label.setText(
-            f"<b>channel {c}</b>{name} · {m.shape[0]}×{m.shape[1]} · min {m.min():.3g} · "
-            f"mean {m.mean():.3g} · max {m.max():.3g}")
+        self.detail_box.show_map(self._maps[c], c, self._name(c), self.colormap.currentText())
 
     # --- mouse -------------------------------------------------------------------------
-    def _scene_to_unit(self, scene_pos: QPointF, detail: bool = False) -> tuple[int, int, int] | None:
-        if self._maps is None or self.is_flat():
+    def _tile_unit(self, scene_pos: QPointF) -> tuple[int, int, int] | None:
+        hit = self.canvas.scene_to_unit(scene_pos)
+        if hit is None or self._maps is None or self.is_flat():
             return None
-        if not detail:
-            hit = self.canvas.scene_to_unit(scene_pos)
-            return None if hit is None else (self._channel_of(hit[0]), hit[1], hit[2])
-        if not self.detail_view.sceneBoundingRect().contains(scene_pos):
-            return None
-        p = self.detail_view.mapSceneToView(scene_pos)
-        y, x = int(np.floor(p.y())), int(np.floor(p.x()))  # one image pixel per unit
-        c = self._selected
-        inside = c is not None and 0 <= y < self._maps.shape[1] and 0 <= x < self._maps.shape[2]
-        return (c, y, x) if inside else None
+        return self._channel_of(hit[0]), hit[1], hit[2]
 
-    def _hover(self, scene_pos: QPointF, detail: bool = False) -> None:
-        unit = self._scene_to_unit(scene_pos, detail)
+    def _hover(self, scene_pos: QPointF) -> None:
+        unit = self._tile_unit(scene_pos)
         if unit is not None:
             self._hover_unit(*unit)
+
+    def _click(self, scene_pos: QPointF) -> None:
+        unit = self._tile_unit(scene_pos)
+        if unit is not None:
+            self._click_unit(*unit)
 
     def _hover_unit(self, c: int, y: int, x: int) -> None:
         if self._maps is None:
@@ -426,11 +399,6 @@ class FeatureMapsView(View):
         name = f" {self._name(c)}" if self._name(c) else ""
         self.readout.setText(f"channel {c}{name} · (y {y}, x {x}) = {value:.4g}")
         self.unit_hovered.emit(c, y, x, value)
-
-    def _click(self, scene_pos: QPointF, detail: bool = False) -> None:
-        unit = self._scene_to_unit(scene_pos, detail)
-        if unit is not None:
-            self._click_unit(*unit)
 
     def _click_unit(self, c: int, y: int, x: int) -> None:
         self.select_channel(c)

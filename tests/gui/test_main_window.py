@@ -352,15 +352,15 @@ def test_the_enlarged_map_reads_and_clicks_like_the_tiles(classic, qtbot) -> Non
     QApplication.instance().processEvents()
     # the centre of unit (y 10, x 20) of the enlarged 224x224 map
     scene = fm.detail_view.mapViewToScene(QPointF(20.5, 10.5))
-    fm._hover(scene, detail=True)
+    fm.detail.scene().sigMouseMoved.emit(scene)
     assert fm.readout.text().startswith("channel 2") and "(y 10, x 20)" in fm.readout.text()
     assert f"{fm.value(2, 10, 20):.4g}" in fm.readout.text()
     assert classic.input_panel.overlay_box() is not None  # its receptive field on the photo
     with qtbot.waitSignal(fm.unit_clicked) as blocker:
-        fm._click(scene, detail=True)
+        fm.detail_box._emit(fm.detail_box.clicked, scene)
     assert blocker.args == [2, 10, 20]
     wait_run(qtbot, classic)
-    fm._hover(fm.detail_view.mapViewToScene(QPointF(-5, -5)), detail=True)  # outside: no change
+    fm.detail.scene().sigMouseMoved.emit(fm.detail_view.mapViewToScene(QPointF(-5, -5)))  # outside: no change
     assert "(y 10, x 20)" in fm.readout.text()
 
 
