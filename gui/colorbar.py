@@ -11,7 +11,7 @@ from models import render
 
 
 def _fmt(v: float) -> str:
-    return f"{v:.3g}" if v != 0 else "0"
+    return f"{v:.3g}" if v != 0 else "0"  # never "-0"
 
 
 class ColorBar(QWidget):
@@ -39,22 +39,26 @@ class ColorBar(QWidget):
     # -- state ------------------------------------------------------------------------------
     def set_colormap(self, cmap: str) -> None:
         self._cmap = cmap
-        self.update()
+        self._changed()
 
     def set_title(self, title: str) -> None:
         self._title = title
-        self.update()
+        self._changed()
 
     def set_range(self, lo: float, hi: float, top_open: bool = False) -> None:
         self._range, self._words, self._top_open = (float(lo), float(hi)), None, top_open
-        self.update()
+        self._changed()
 
     def set_text_ends(self, lo: str, hi: str) -> None:
         self._range, self._words = None, (lo, hi)
-        self.update()
+        self._changed()
 
     def clear(self) -> None:
         self._range = self._words = None
+        self._changed()
+
+    def _changed(self) -> None:
+        self.setToolTip(" · ".join([self._title, *self.labels()]).strip(" ·"))  # all of it, unelided
         self.update()
 
     def value_range(self) -> tuple[float, float] | None:
@@ -74,19 +78,47 @@ class ColorBar(QWidget):
         return self._cmap
 
     # -- painting ---------------------------------------------------------------------------
-    def _bar_rect(self) -> QRect:
+    def _title_width(self) -> int:
+        """Room for the title: all of it if it fits, at most 40% of the widget, and less when the
+        end values need it (numbers are never elided; the full title is in the tooltip)."""
+        if not self._title:
+            return 0
         fm = self.fontMetrics()
-        title_w = fm.horizontalAdvance(self._title) + 8 if self._title else 0
-        left = title_w + 4
+        ends = self.labels()[:1] + self.labels()[-1:]
+        needed = sum(fm.horizontalAdvance(t) for t in ends) + 12 * (len(ends) - 1) + 10
+        room = min(int(self.width() * 0.4), self.width() - needed - 10)
+        return max(0, min(fm.horizontalAdvance(self._title) + 8, room))
+
+    def _bar_rect(self) -> QRect:
+        left = self._title_width() + 4
         return QRect(left, 2, max(20, self.width() - left - 6), 12)
+
+    def fitted_labels(self) -> list[str]:
+        """The labels as drawn: the middle one dropped, then the ends elided, until they fit under
+        the bar without touching."""
+        labels = self.labels()
+        fm = self.fontMetrics()
+        width = self._bar_rect().width()
+
+        def room(texts: list[str]) -> int:
+            return sum(fm.horizontalAdvance(t) for t in texts) + 12 * (len(texts) - 1)
+
+        if len(labels) == 3 and room(labels) > width:
+            labels = [labels[0], labels[2]]
+        if len(labels) == 2 and room(labels) > width:
+            half = max(8, (width - 12) // 2)
+            labels = [fm.elidedText(t, Qt.TextElideMode.ElideRight, half) for t in labels]
+        return labels
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
         fm = self.fontMetrics()
         painter.setPen(self.palette().windowText().color())
-        if self._title:
-            painter.drawText(QRect(0, 0, fm.horizontalAdvance(self._title) + 4, self.height()),
-                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, self._title)
+        title_w = self._title_width()
+        if title_w > 12:
+            title = fm.elidedText(self._title, Qt.TextElideMode.ElideRight, title_w - 4)
+            painter.drawText(QRect(0, 0, title_w, self.height()),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
         if self._range is None and self._words is None:
             painter.end()
             return
@@ -98,7 +130,7 @@ class ColorBar(QWidget):
         painter.setPen(QColor(90, 90, 90))
         painter.drawRect(bar.adjusted(0, 0, -1, -1))
         painter.setPen(self.palette().windowText().color())
-        labels = self.labels()
+        labels = self.fitted_labels()
         y = bar.bottom() + 2
         h = self.height() - y
         xs = [bar.left(), bar.center().x(), bar.right()] if len(labels) == 3 else [bar.left(), bar.right()]

@@ -87,14 +87,20 @@ class FeatureMapsView(View):
         self.page_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.readout = steady_label(self.HINT)
         controls = QHBoxLayout()
-        for label, widget in (("Colour map", self.colormap), ("Normalise", self.normalization),
-                              ("Sort", self.sort)):
-            controls.addWidget(QLabel(label))
+        # short words: the row fits the maps pane of a 1024 px window; the paging sits by the readout
+        for label, widget, tip in (("Colours", self.colormap, "colour map"),
+                                   ("Scale", self.normalization, self.normalization.toolTip()),
+                                   ("Sort", self.sort, "order of the tiles")):
+            words = QLabel(label)
+            words.setToolTip(tip)
+            controls.addWidget(words)
             controls.addWidget(widget)
         controls.addStretch(1)
-        controls.addWidget(self.prev_page)
-        controls.addWidget(self.page_label)
-        controls.addWidget(self.next_page)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.readout, 1)
+        bottom.addWidget(self.prev_page)
+        bottom.addWidget(self.page_label)
+        bottom.addWidget(self.next_page)
 
         self.canvas = MosaicCanvas(min_tile=48)
         # the names the window and the tests use
@@ -128,7 +134,7 @@ class FeatureMapsView(View):
         layout = QVBoxLayout(self)
         layout.addLayout(controls)
         layout.addWidget(splitter, 1)
-        layout.addWidget(self.readout)
+        layout.addLayout(bottom)
 
         self.colormap.currentTextChanged.connect(self._redraw)
         self.normalization.currentIndexChanged.connect(self._redraw)
@@ -407,5 +413,5 @@ class FeatureMapsView(View):
     def _hover_bar(self, i: int) -> None:
         name = f" {self._name(i)}" if self._name(i) else ""
         value = self.value(i, 0, 0)
-        self.readout.setText(f"channel {i}{name} = {value:.4g}")
+        self.readout.setText(f"{self.bars.axis} {i}{name} = {value:.4g}")
         self.unit_hovered.emit(i, 0, 0, value)

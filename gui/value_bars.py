@@ -1,6 +1,7 @@
 """A layer without spatial extent (a 1x1 output after a global pool, a flat fc/logits output)
-drawn as what it is: one bar per channel or class, the largest few named, hover to read one,
-click to select it."""
+drawn as what it is: one bar per channel or class, the largest few numbered over their bars and
+named in a list in the corner (neighbouring bars' names would print over each other), hover to
+read one, click to select it."""
 
 from __future__ import annotations
 
@@ -35,8 +36,13 @@ class ValueBars(pg.PlotWidget):
         self.addItem(self.bar_item)
         self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 150, 0), width=1))
         self.addItem(self.marker)
-        self._labels: list[pg.TextItem] = []
+        self._labels: list[pg.TextItem] = []  # numbers over the largest bars
+        self._named: list[str] = []  # the largest, named, in the corner list
+        self.legend = pg.TextItem(color=(30, 30, 30), anchor=(1, 0), fill=pg.mkBrush(255, 255, 255, 220))
+        self.legend.setParentItem(self.getPlotItem().vb)  # in the box's pixels: stays in its corner
+        self.getPlotItem().vb.sigResized.connect(self._place_legend)
         self._count = 0
+        self.axis = "channel"  # what one bar is: a channel, or a class of a classifier's output
         self.scene().sigMouseMoved.connect(self._hover)
         self.scene().sigMouseClicked.connect(lambda ev: self._click(ev.scenePos()))
 
@@ -50,14 +56,24 @@ class ValueBars(pg.PlotWidget):
         self.bar_item.setOpts(x=np.arange(n), height=values, width=0.8 if n <= 200 else 1.0,
                               brushes=brushes, brush=BAR_COLOR)
         self._drop_labels()
+        gap = max(1, n // 40)  # closer bars than this share the room of one number
+        numbered: list[int] = []
         for rank, i in enumerate(top):
-            text = f"{i} {name(i)}".strip()
-            label = pg.TextItem(text, color=(30, 30, 30), anchor=(0.5, 1.0 if values[i] >= 0 else 0.0))
+            if any(abs(i - j) < gap for j in numbered):
+                continue
+            numbered.append(i)
+            label = pg.TextItem(str(i), color=(30, 30, 30), anchor=(0.5, 1.0 if values[i] >= 0 else 0.0))
             label.setPos(i, float(values[i]))
             label.setZValue(5 - rank)
             self.addItem(label)
             self._labels.append(label)
+        self._named = [f"{i} {name(i)}".strip() for i in top]
+        self.legend.setHtml("largest<br>" + "<br>".join(
+            f"{text} = {values[i]:.3g}" for text, i in zip(self._named, top, strict=True)))
+        self.legend.setVisible(bool(top))
+        self._place_legend()
         self.setLabel("bottom", axis)
+        self.axis = axis
         self.enableAutoRange()
         return list(top)
 
@@ -68,14 +84,24 @@ class ValueBars(pg.PlotWidget):
         self._count = 0
         self.bar_item.setOpts(x=[], height=[])
         self._drop_labels()
+        self._named = []
+        self.legend.setVisible(False)
 
     def values(self) -> np.ndarray:
         """The heights of the bars as drawn."""
         return np.asarray(self.bar_item.opts["height"], dtype=np.float32)
 
     def labels(self) -> list[str]:
-        """The names written over the largest bars, largest first."""
+        """The largest bars as named in the corner list, largest first."""
+        return list(self._named)
+
+    def numbers(self) -> list[str]:
+        """The numbers written over bars (the largest, skipping close neighbours of larger ones)."""
         return [item.toPlainText() for item in self._labels]
+
+    def _place_legend(self) -> None:
+        rect = self.getPlotItem().vb.boundingRect()
+        self.legend.setPos(rect.right() - 6, rect.top() + 6)
 
     def index_at(self, scene_pos: QPointF) -> int | None:
         """The bar under a scene position, or None."""

@@ -97,6 +97,26 @@ def test_colour_bars_carry_the_maps_values(maps_view, qtbot) -> None:
     assert np.abs(np.array([right.red(), right.green(), right.blue()]) - lut[-3]).max() < 20
 
 
+def test_a_narrow_colour_bar_never_overprints_its_labels(qtbot) -> None:
+    from gui.colorbar import ColorBar
+
+    bar = ColorBar("values (each map on its own range)")
+    qtbot.addWidget(bar)
+    bar.resize(200, bar.height())
+    bar.set_text_ends("each map's min", "each map's max")
+    fm = bar.fontMetrics()
+    room = bar._bar_rect().width()
+    drawn = bar.fitted_labels()
+    assert sum(fm.horizontalAdvance(t) for t in drawn) + 12 * (len(drawn) - 1) <= room
+    assert "each map's max" in bar.toolTip() and "values (each map" in bar.toolTip()
+    bar.set_range(-7.16e-07, -2.3e-07)  # long numbers: the middle goes first, the ends stay whole
+    bar.resize(170, bar.height())
+    drawn = bar.fitted_labels()
+    assert drawn[0] == "-7.16e-07" and drawn[-1] == "-2.3e-07" and len(drawn) == 2
+    bar.resize(800, bar.height())  # room enough: all three, unelided
+    assert bar.fitted_labels() == bar.labels()
+
+
 # --- layers without spatial extent ---------------------------------------------------------
 def test_a_layer_without_spatial_extent_is_a_bar_chart_of_its_values(maps_view, qtbot) -> None:
     values = np.random.default_rng(2).standard_normal(1000).astype(np.float32)
@@ -122,6 +142,16 @@ def test_a_layer_without_spatial_extent_is_a_bar_chart_of_its_values(maps_view, 
     with qtbot.waitSignal(maps_view.unit_clicked) as blocker:
         maps_view.bars._click(scene)
     assert blocker.args == [i, 0, 0] and maps_view.selected_channel() == i
+    # neighbouring large bars: one number over them, all named in the corner list
+    close = np.zeros(1000, np.float32)
+    close[[281, 282, 285, 600, 10]] = [5, 6, 9, 4, 3]
+    maps_view.set_maps("fc", close, names)
+    assert maps_view.bar_labels() == ["285 class285", "282 class282", "281 class281", "600 class600",
+                                      "10 class10"]
+    assert maps_view.bars.numbers() == ["285", "600", "10"]
+    qtbot.wait(50)  # the new range
+    maps_view.bars.scene().sigMouseMoved.emit(vb.mapViewToScene(QPointF(600, 2)))
+    assert maps_view.readout.text() == "class 600 class600 = 4"
     # back to a spatial layer: the mosaic again
     maps_view.set_maps("conv", np.ones((4, 8, 8), np.float32))
     assert maps_view.stack.currentIndex() == 0 and maps_view.tile_rect(0) is not None
