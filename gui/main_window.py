@@ -295,14 +295,14 @@ class MainWindow(Requests, Files, QMainWindow):
                 self._show_exception(exc)
             self._compare()
 
-        self.show_status("computing the effective receptive field (autograd on torch)…")
+        self.show_status("computing the effective receptive field (autograd on torch)…", kind="readout")
         self.worker.submit(job, lambda heat: self._on_erf(asked, heat), failed)
 
     def _on_erf(self, asked: tuple, heat: np.ndarray) -> None:
         if self._erf_for is asked:  # else the user has moved on (another layer, run or unit)
             self.input_panel.show_effective_rf(heat)
             self.show_status("effective receptive field: |d unit / d input pixel|, "
-                             "brighter = more influence")
+                             "brighter = more influence", kind="readout")  # of this layer only
         self._compare()  # if the click cancelled it
 
     def view(self, key: str) -> View | None:

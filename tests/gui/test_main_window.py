@@ -443,6 +443,12 @@ def test_readouts_are_cleared_on_every_layer_image_model_and_engine_change(class
     qtbot.keyClick(win, Qt.Key.Key_Right)
     win.show_view("maps")
     cleared()
+    # a clicked unit's effective field: its status line does not stay on the next layer
+    qtbot.keyClick(win, Qt.Key.Key_Home)
+    assert win.select_unit(5, 5, channel=1)
+    qtbot.waitUntil(lambda: "effective receptive field:" in win.status_label.text(), timeout=20_000)
+    qtbot.keyClick(win, Qt.Key.Key_Right)
+    assert "effective receptive field" not in win.status_label.text()
 
 
 @pytest.mark.parametrize("size", [(1024, 700), (2560, 1440)])
