@@ -19,6 +19,7 @@ Reuse rules (:func:`run`):
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from dataclasses import dataclass, field
 
@@ -99,7 +100,8 @@ class Outcome:
         top = ""
         if result.predictions:
             top = f" · top-1 {result.predictions[0][0]} ({result.predictions[0][1]:.0%})"
-        return (f"{self.model.name} on {self.request.engine}: {len(result.layers)} layers, "
+        name = os.path.basename(self.model.name) or self.model.name  # a file: its name, not its path
+        return (f"{name} on {self.request.engine}: {len(result.layers)} layers, "
                 f"{result.conv_calls} convolutions in {result.total_ms:.0f} ms{top}")
 
     def comparison_text(self, comparing: bool) -> str:

@@ -144,3 +144,5 @@ def test_the_status_line_is_composed_from_the_outcome(models) -> None:
     assert outcome.comparison_text(comparing=False) == ""
     outcome.compared(pipeline.compare(outcome, models))
     assert outcome.comparison_text(comparing=False) == f" · max |Δ| from torch {outcome.max_diff:.1e}"
+    outcome.model.name = "/home/someone/deep/folder/net.pt"  # a model file: its name, not its path
+    assert outcome.summary().startswith("net.pt on im2col: ")
