@@ -93,6 +93,7 @@ class MainWindow(Requests, Files, QMainWindow):
         self.tabs = QTabWidget()
         for view in self.views:
             self.tabs.addTab(view, view.title)
+        self.show_view(str(self.settings.value("view", "maps")))  # the tab used last (--view overrides)
         self._build_layout()
         toolbar = self.addToolBar("Engine")
         toolbar.setObjectName("engine toolbar")
@@ -371,6 +372,7 @@ class MainWindow(Requests, Files, QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("view", self.current_view())
         for name, splitter in self.splitters.items():
             self.settings.setValue(f"splitter/{name}", splitter.saveState())
         self.settings.sync()

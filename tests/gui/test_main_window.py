@@ -469,11 +469,12 @@ def test_the_room_goes_to_the_photo_and_the_maps(qtbot, tmp_path, size) -> None:
     win.close()
 
 
-def test_splitter_positions_are_remembered(window, qtbot, settings) -> None:
+def test_splitter_positions_and_the_tab_are_remembered(window, qtbot, settings) -> None:
     from gui.main_window import MainWindow
 
     main = window.splitters["main"]
     main.setSizes([500, 500, 400])
+    window.show_view("rf")
     QApplication.instance().processEvents()
     sizes = main.sizes()
     window.close()
@@ -483,6 +484,7 @@ def test_splitter_positions_are_remembered(window, qtbot, settings) -> None:
     again.show()
     QApplication.instance().processEvents()
     assert again.splitters["main"].sizes() == sizes
+    assert again.current_view() == "rf"  # the tab used last
     again.close()
 
 
