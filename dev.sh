@@ -21,7 +21,7 @@ stamp=.venv/.convscope-installed
 want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
-    # plain pip: it takes torch/torchvision from the machine's local copy (see README)
+    # plain pip (README: "Download size" says how to get the small CPU build of torch first)
     .venv/bin/python -m pip install --quiet -e '.[test]'
     echo "$want" > "$stamp"
 fi
