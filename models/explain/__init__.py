@@ -35,7 +35,7 @@ from models.explain.arithmetic import (
 )
 from models.explain.drawing import warm_up
 from models.explain.frame import Frame, Grid, default_region, draw_frame, render_frame
-from models.explain.gif import export_layer_gif, render_explain_gif, require_conv
+from models.explain.gif import export_layer_gif, not_a_conv, render_explain_gif, require_conv
 from models.explain.player import LAYER_STEPS, Player, Source
 from models.explain.sandbox import SANDBOX_LIMITS, Sandbox
 
@@ -55,6 +55,7 @@ __all__ = [
     "explain_unit",
     "export_layer_gif",
     "layer_formulas",
+    "not_a_conv",
     "output_size",
     "output_size_formula",
     "positions",
