@@ -21,7 +21,9 @@ from PySide6.QtWidgets import (
     QLabel,
     QScrollArea,
     QSplitter,
-    QTabWidget,
+    QStackedWidget,
+    QTabBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -46,6 +48,7 @@ from models.explain import (
 )
 
 _MODES = ("layer", "sandbox")
+NARROW = 700  # px: a narrower explainer hides its side column in "This layer" (the button shows it)
 
 
 class ExplainerView(LayerMode, GifExport, View):
@@ -69,6 +72,7 @@ class ExplainerView(LayerMode, GifExport, View):
         self._pending_layer: tuple | None = None  # (model, result, LayerInfo) until drawn
         self._pending_unit: tuple[int, int, int] | None = None
         self._drawn_layer: tuple | None = None  # (outcome, layer name) last taken from a Shown
+        self._drawn_unit: tuple | None = None  # (that, (channel, y, x)) last taken from a Shown
         self._sandbox = Sandbox(size=6, channels=1, out_channels=2, padding=1)
         self._mode = "layer"
         self._trace: UnitTrace | None = None
@@ -86,6 +90,7 @@ class ExplainerView(LayerMode, GifExport, View):
         self._relayout = QTimer(self, singleShot=True, interval=150)  # a resize draws the frame again
         self._relayout.timeout.connect(self._on_resized)
         self._box: tuple[int, int] | None = None
+        self._narrow = False
         # fonts and number glyphs (15 ms), on the frame thread: not at start-up, nor in a first frame
         self._frames.submit(lambda progress, cancelled: warm_up(), quiet=True)
         self._build()
@@ -122,10 +127,23 @@ class ExplainerView(LayerMode, GifExport, View):
         self._gif.busy_changed.connect(self._on_gif_busy)
         self._gif.cancelled.connect(lambda: self.status.setText("GIF export cancelled"))
 
-        self.modes = QTabWidget()
-        self.modes.addTab(self._build_layer_page(), "This layer")
-        self.modes.addTab(scrolled(self.sandbox_panel), "Sandbox")
+        # the modes: a tab bar over the frame (always there), their pages in the side column
+        self.modes = QTabBar()
+        self.modes.addTab("This layer")
+        self.modes.addTab("Sandbox")
+        self.modes.setExpanding(False)
+        self.modes.setToolTip("explain the selected layer, or play with a small convolution")
         self.modes.currentChanged.connect(lambda i: self._switch_mode(_MODES[i]))
+        self.mode_pages = QStackedWidget()
+        self.mode_pages.addWidget(self._build_layer_page())
+        self.mode_pages.addWidget(scrolled(self.sandbox_panel))
+        self.side_button = QToolButton()
+        self.side_button.setText("Side panel")
+        self.side_button.setCheckable(True)
+        self.side_button.setChecked(True)
+        self.side_button.setToolTip("show or hide the side panel (the layer's numbers, the "
+                                    "sandbox's settings, why convolution)")
+        self.side_button.toggled.connect(self._show_side)
         self.why = QLabel()
         self.why.setWordWrap(True)
         self.why.setTextFormat(Qt.TextFormat.RichText)
@@ -141,24 +159,30 @@ class ExplainerView(LayerMode, GifExport, View):
         right = QWidget()
         column = QVBoxLayout(right)
         column.setContentsMargins(0, 0, 0, 0)
+        top = QHBoxLayout()
+        top.addWidget(self.side_button)
+        top.addWidget(self.modes, 1)
+        column.addLayout(top)
         column.addWidget(self.view_scroll, 1)
         column.addWidget(self.bar)
-        left = QWidget()
-        column = QVBoxLayout(left)
+        self.side = QWidget()
+        column = QVBoxLayout(self.side)
         column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(self.modes, 3)  # the why text is read too: it gets room, not a peephole
+        column.addWidget(self.mode_pages, 3)  # the why text is read too: it gets room, not a peephole
         column.addWidget(why_box, 2)
-        left.setMinimumWidth(180)
-        # the frame gets the room; the side column can be dragged wider (or narrower)
+        self.side.setMinimumWidth(180)
+        # the frame gets the room; the side column can be dragged wider (or narrower), or hidden
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.side)
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.setSizes([270, 1000])
+        self.splitter.setSizes([250, 1000])
         self.splitter.splitterMoved.connect(lambda *_: self._relayout.start())
-        QHBoxLayout(self).addWidget(self.splitter)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
         self._apply_speed()
 
     # ----------------------------------------------------------------- the view protocol
@@ -175,15 +199,18 @@ class ExplainerView(LayerMode, GifExport, View):
         if last is None or last[0] is not outcome or last[1] != layer.name:  # identity: no array compares
             self._drawn_layer = (outcome, layer.name)
             self.set_layer(outcome.model, outcome.result, layer.name)
-        if shown.unit is not None and layer.is_conv:
-            self.set_unit(shown.channel or 0, *shown.unit)
+        unit = (shown.channel or 0, *shown.unit) if shown.unit is not None else None
+        if unit is not None and layer.is_conv and (self._drawn_layer, unit) != self._drawn_unit:
+            self._drawn_unit = (self._drawn_layer, unit)  # the same unit again: keep playing
+            self.set_unit(*unit)
 
     def workers(self) -> list[Worker]:
         """The view's lanes: frames drawn in the background, GIF exports."""
         return [self._frames, self._gif]
 
     def busy(self) -> bool:
-        return super().busy() or (self.isVisible() and self.loading())
+        """A frame being drawn, or about to be laid out again for a new pane size (shown only)."""
+        return super().busy() or (self.isVisible() and (self.loading() or self._relayout.isActive()))
 
     # ----------------------------------------------------------------- sandbox
     def sandbox(self) -> Sandbox:
@@ -312,6 +339,17 @@ class ExplainerView(LayerMode, GifExport, View):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        narrow = self.width() < NARROW
+        if narrow != self._narrow:  # crossing the line: the side column follows (then the user)
+            self._narrow = narrow
+            self._show_side(not narrow or self._mode == "sandbox")
+        self._relayout.start()
+
+    def _show_side(self, visible: bool) -> None:
+        self.side.setVisible(visible)
+        self.side_button.blockSignals(True)
+        self.side_button.setChecked(visible)
+        self.side_button.blockSignals(False)
         self._relayout.start()
 
     def _on_resized(self) -> None:
@@ -319,9 +357,9 @@ class ExplainerView(LayerMode, GifExport, View):
             self._refresh()
 
     def _fit_box(self) -> tuple[int, int]:
-        """The pixels a frame is laid out to fit: the frame pane (at least 420x400)."""
+        """The pixels a frame is laid out to fit: the frame pane (at least 280x300)."""
         size = self.view_scroll.viewport().size()
-        return (max(size.width(), 420), max(size.height(), 400))
+        return (max(size.width(), 280), max(size.height(), 300))
 
     def _set_mode(self, mode: str) -> None:
         if mode != self._mode:
@@ -331,6 +369,9 @@ class ExplainerView(LayerMode, GifExport, View):
         self.modes.blockSignals(True)
         self.modes.setCurrentIndex(_MODES.index(mode))
         self.modes.blockSignals(False)
+        self.mode_pages.setCurrentIndex(_MODES.index(mode))
+        if self._narrow:  # a narrow pane: the sandbox needs its settings, a layer its frame
+            self._show_side(mode == "sandbox")
 
     def _switch_mode(self, mode: str) -> None:
         """The user picked a mode's tab: show where that mode was."""
@@ -384,7 +425,8 @@ class ExplainerView(LayerMode, GifExport, View):
                        done=source.done_grid(player.filter, player.visited()), region=region,
                        title=source.title, engine_value=engine_value,
                        out_scale=source.out_scale(player.filter, region), out_channels=source.conv.c_out,
-                       box=self._box, channel_page=player.channel_page)
+                       box=self._box, channel_page=player.channel_page,
+                       out_map=None if source.output is None else source.output[player.filter])
         token = self._frame_token
         if self._in_background:
             self._frame_waiting = True

@@ -1,19 +1,26 @@
 """One explainer frame: a kernel's window on the input, the products, the sums and the output.
 
-:func:`draw_frame` lays a frame out to fit a box (the pane that shows it): one cell size for
-every grid, as large as fits (up to 44 px); the output grid beside the channel rows or, when
-that is too wide, below them; in a box less than 760 px tall the size formulas are left to the
-side panel; as many input channels as fit (at most ``max_channels``), the
-others on later pages (``channel_page``). Numbers are drawn in the cells when they fit at 12 px
-or more; otherwise the cells show colours only and :meth:`Frame.value_at` gives the value under
-the pointer. The frame's size depends only on the box, the region, the kernel and the channel
-count, so the frames of one animation share it.
+:func:`draw_frame` lays a frame out to fit a box (the pane that shows it), readable first: the
+cells are made large enough for their numbers at 11 px or more (:func:`number_cell`), and what
+does not fit at that size is cropped, not shrunk. The input shown is the block the played
+positions read when it fits; otherwise a crop of it that follows the sliding kernel (a page of
+positions at a time, with a cell of context round the window), and the output grid likewise.
+Small maps of the whole input channel and output channel then say where the crop is. The
+arrangements tried: each channel a row (input × kernel = products → Σ) with the output beside
+or below the rows, or, in a narrow pane, one channel at a time with the kernel line under its
+input and the output beside it. As many input channels as fit (at most ``max_channels``), the
+others on later pages (``channel_page``). In a box less than 760 px tall the size formulas are
+left to the side panel. Only when nothing fits at a readable size do the cells show colours only
+(:meth:`Frame.value_at` gives the value under the pointer). The frame's size and crop size
+depend only on the box, the region, the kernel, the channel count and the range of the values,
+so the frames of one animation share them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -23,16 +30,20 @@ from engine.direct import UnitTrace
 from models.explain import drawing as d
 from models.explain.arithmetic import agrees, layer_formulas, positions, region_of
 
-_MARGIN, _TITLE_H, _OP_W, _SUM_W, _GAP = 16, 62, 30, 90, 28
+_MARGIN, _TITLE_H, _OP_W, _SUM_W, _GAP = 16, 62, 26, 76, 24
+_LABEL = 20  # a grid's label above it
 _LINE_H = 22
+_OVERVIEWS = (128, 96, 64)  # px: sizes of the small maps of a whole channel (when a crop is drawn)
+_HIDDEN_NOTE = 30
+_CAPTION_W = 150  # the output grid's label and caption
+_MAP_LABEL_W = 88  # a small map's label ("input 112×112")
 _COMPACT_BELOW = 760  # a box less tall than this leaves the size formulas to the side panel
+_MAX_CELL, _MIN_CELL = 44, 8
+_DEFAULT_BOX = (1400, 1000)  # the GIF's frames, and a frame drawn without a box
 
 
 def _text_h(compact: bool) -> int:
     return 18 + (3 if compact else 6) * _LINE_H + _MARGIN
-_MAX_CELL, _MIN_CELL = 44, 8
-_READABLE = 30  # below this a cell holds no number at 12 px: prefer fewer channels per page
-_DEFAULT_BOX = (1400, 1000)  # the GIF's frames, and a frame drawn without a box
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,11 @@ class Grid:
 
 @dataclass(frozen=True)
 class Frame:
-    """A drawn frame: ``image`` ``(H, W, 3)`` uint8, its grids, and the channel pages."""
+    """A drawn frame: ``image`` ``(H, W, 3)`` uint8, its grids, and the channel pages.
+
+    ``cell`` is the cells' size in pixels, ``number_px`` the numbers' font size in them (None
+    when the cells show colours only), ``crop`` the input block drawn ``(row, col, rows, cols)``
+    in padded-input coordinates, ``out_crop`` the output block ``(row, col, rows, cols)``."""
 
     image: np.ndarray = field(repr=False)
     grids: tuple[Grid, ...]
@@ -67,6 +82,10 @@ class Frame:
     pages: int
     channels: tuple[int, ...]  # the input channels drawn
     numbers: bool  # values are written in the cells
+    cell: int = 0
+    number_px: int | None = None
+    crop: tuple[int, int, int, int] = (0, 0, 0, 0)
+    out_crop: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def value_at(self, x: float, y: float) -> str | None:
         """The value of the cell at pixel ``(x, y)`` of the image, as a line of text; None off
@@ -82,51 +101,167 @@ class Frame:
 class _Layout:
     cell: int
     rows: int
-    below: bool  # the output grid below the channel rows, not beside them
+    arrangement: str  # "beside" / "below": channel rows, the output beside or below; "split"
+    crop: tuple[int, int]  # input cells drawn (rows, cols)
+    out: tuple[int, int]  # output cells drawn
+    overview: int  # the small maps' size (0: none)
     width: int
     height: int
 
 
-def _measure(cell: int, rows: int, below: bool, crop: tuple[int, int], kernel: tuple[int, int],
-             out: tuple[int, int], hidden: bool, deck: int, compact: bool) -> tuple[int, int]:
-    (ih, iw), (kh, kw), (oh, ow) = crop, kernel, out
-    row_w = iw * cell + 3 * _OP_W + 2 * kw * cell + _SUM_W
-    row_h = max(ih, kh) * cell + 26
-    rows_h = rows * row_h + (30 if hidden else 0)
-    out_w = max(ow * cell + 6 * deck, 200)
-    out_h = 20 + 6 * deck + oh * cell + 24
-    if below:
+@dataclass(frozen=True)
+class _Shape:
+    """What a layout depends on (all plain ints: layouts are cached)."""
+
+    region_in: tuple[int, int]  # the input block the played positions read
+    span: tuple[int, int]  # the window's extent (dilated kernel)
+    kernel: tuple[int, int]
+    region_out: tuple[int, int]
+    channels: int
+    max_rows: int
+    deck: int
+    readable: int  # the smallest cell whose numbers fit
+    overview: bool  # a crop is not the whole map: offer the small maps
+
+
+def _out_block(cell: int, out: tuple[int, int], deck: int, overview: int,
+               caption: bool) -> tuple[int, int]:
+    """Width and height of the output grid (label, stacked channels, caption) and its maps."""
+    grid_w = max(out[1] * cell + 6 * deck, _CAPTION_W if caption else 120)
+    grid_h = _LABEL + 6 * deck + out[0] * cell + 24
+    if not overview:
+        return grid_w, grid_h
+    return grid_w + 14 + max(overview, _MAP_LABEL_W), max(grid_h, 2 * (overview + _LABEL) + 8)
+
+
+def _measure(s: _Shape, cell: int, rows: int, arrangement: str, crop: tuple[int, int],
+             out: tuple[int, int], overview: int, compact: bool) -> tuple[int, int]:
+    (kh, kw) = s.kernel
+    hidden = _HIDDEN_NOTE if s.channels > rows else 0
+    out_w, out_h = _out_block(cell, out, s.deck, overview, s.overview)
+    line_w = 3 * _OP_W + 2 * kw * cell + _SUM_W  # × kernel = products → Σ
+    if arrangement == "split":
+        top_w = crop[1] * cell + _GAP + out_w
+        width = 2 * _MARGIN + max(top_w, line_w)
+        height = (_TITLE_H + max(crop[0] * cell + _LABEL + 6, out_h) + kh * cell + _LABEL + 10
+                  + hidden + _text_h(compact))
+        return max(width, 280), height
+    row_w = crop[1] * cell + line_w
+    rows_h = rows * (max(crop[0], kh) * cell + _LABEL + 6) + hidden
+    if arrangement == "below":
         width = 2 * _MARGIN + max(row_w, out_w)
         height = _TITLE_H + rows_h + 8 + out_h + _text_h(compact)
     else:
-        width = 2 * _MARGIN + row_w + _GAP + out_w + 20
+        width = 2 * _MARGIN + row_w + _GAP + out_w
         height = _TITLE_H + max(rows_h, out_h) + _text_h(compact)
-    return max(width, 420), height
+    return max(width, 280), height
 
 
-def _layout(box: tuple[int, int], crop, kernel, out, n_channels: int, max_rows: int, deck: int) -> _Layout:
-    """The largest cell size (and then the most channel rows) whose frame fits in ``box``;
-    the smallest frame when nothing fits (the view scrolls)."""
+def _crop_sizes(s: _Shape, least_context: int) -> list[tuple[int, int]]:
+    """The input blocks to try, largest first: the played block, then crops round the window
+    with ``c`` cells of context (down to ``least_context``)."""
+    sizes = [s.region_in]
+    for c in range(max(s.region_in) // 2, least_context - 1, -1):
+        size = (min(s.span[0] + 2 * c, s.region_in[0]), min(s.span[1] + 2 * c, s.region_in[1]))
+        if size not in sizes:
+            sizes.append(size)
+    return sizes
+
+
+def _out_sizes(s: _Shape) -> list[tuple[int, int]]:
+    sizes = [s.region_out]
+    for q in (5, 3):
+        size = (min(q, s.region_out[0]), min(q, s.region_out[1]))
+        if size not in sizes:
+            sizes.append(size)
+    return sizes
+
+
+@lru_cache(maxsize=256)
+def _layout(box: tuple[int, int], s: _Shape) -> _Layout:
+    """The frame's layout in ``box``, in this order of preference: numbers readable; a cell of
+    context round the window; the small maps when a crop is drawn; more channel rows; a larger
+    input block, then a larger output block; larger cells. The smallest frame when nothing fits
+    (the view scrolls)."""
     box_w, box_h = box
     compact = box_h < _COMPACT_BELOW
-    most = max(1, min(max_rows, n_channels))
+    most = max(1, min(s.max_rows, s.channels))
 
-    def best(rows: int, smallest: int) -> _Layout | None:
-        hidden = n_channels > rows
-        for cell in range(_MAX_CELL, smallest - 1, -1):
-            for below in (False, True):
-                w, h = _measure(cell, rows, below, crop, kernel, out, hidden, deck, compact)
-                if w <= box_w and h <= box_h:
-                    return _Layout(cell, rows, below, w, h)
-        return None
+    def fits(cell: int, rows: int, arrangement: str, crop, out, overview) -> bool:
+        w, h = _measure(s, cell, rows, arrangement, crop, out, overview, compact)
+        return w <= box_w and h <= box_h
 
-    for smallest in (_READABLE, _MIN_CELL):  # readable numbers first, then colours only
-        for rows in range(most, 0, -1):
-            found = best(rows, smallest)
-            if found is not None:
-                return found
-    w, h = _measure(_MIN_CELL, 1, True, crop, kernel, out, n_channels > 1, deck, compact)
-    return _Layout(_MIN_CELL, 1, True, w, h)
+    def largest_cell(smallest: int, *args) -> int | None:
+        """Sizes grow with the cell: the largest that fits, by halving."""
+        lo, hi = smallest, _MAX_CELL
+        if not fits(lo, *args):
+            return None
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits(mid, *args):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    readable = max(s.readable, _MIN_CELL)
+    # readable numbers first; else colours only, in cells as large as can be
+    for smallest in (readable, *(c for c in (24, 16, _MIN_CELL) if c < readable)):
+        for least_context in (1, 0):
+            for overviews in ((_OVERVIEWS, (0,)) if s.overview else ((0,),)):
+                for rows in range(most, 0, -1):
+                    for crop in _crop_sizes(s, least_context):
+                        for out in _out_sizes(s):
+                            for arrangement in ("beside", "below", "split")[: 3 if rows == 1 else 2]:
+                                for overview in overviews:
+                                    args = (rows, arrangement, crop, out, overview)
+                                    cell = largest_cell(smallest, *args)
+                                    if cell is not None:
+                                        w, h = _measure(s, cell, *args, compact)
+                                        return _Layout(cell, rows, arrangement, crop, out, overview, w, h)
+    crop = (min(s.span[0], s.region_in[0]), min(s.span[1], s.region_in[1]))
+    out = (min(1, s.region_out[0]), min(1, s.region_out[1]))
+    w, h = _measure(s, _MIN_CELL, 1, "split", crop, out, 0, compact)
+    return _Layout(_MIN_CELL, 1, "split", crop, out, 0, w, h)
+
+
+def number_cell(values: np.ndarray, integral: bool) -> int:
+    """The smallest cell (px) whose numbers, at :func:`~models.explain.drawing.number_font_size`,
+    fit every value in ``values``' range (its largest magnitude, signed if any is negative)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return _MIN_CELL
+    big = float(np.abs(v).max())
+    sign = "-" if float(v.min()) < -0.005 else ""
+    if integral or big >= 100:
+        widest = sign + "8" * len(f"{big:.0f}")
+    elif big >= 10:
+        widest = sign + "88.8"
+    else:
+        widest = sign + "8.88"
+    for cell in range(16, _MAX_CELL + 1):  # as numbers_fit measures them
+        if d.text_fits(widest, cell):
+            return cell
+    return _MAX_CELL + 1  # never readable: colours only
+
+
+def _follow(p: int, first: int, stride: int, span: int, size: int, lo: int, hi: int, total: int) -> int:
+    """Where a crop of ``size`` cells starts so that it shows the window of position ``p``: the
+    played block ``[lo, hi)`` when it fits; else a page of positions (from the block's ``first``
+    position on) with a cell of context round the window, moving on when the window leaves it."""
+    if size >= hi - lo:
+        return lo
+    context = 1 if size >= span + 2 else 0
+    per_page = max(1, (size - span - 2 * context) // stride + 1)
+    page = (p - first) // per_page
+    start = (first + page * per_page) * stride - context
+    return int(np.clip(start, 0, total - size))
+
+
+def _follow_out(p: int, first: int, size: int, end: int) -> int:
+    if size >= end - first:
+        return first
+    return min(first + (p - first) // size * size, end - size)
 
 
 def default_region(conv: ConvSpec, y: int, x: int, cap: int = 49) -> tuple[int, int, int, int]:
@@ -146,13 +281,16 @@ def draw_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, *,
                done: np.ndarray | None = None, region: tuple[int, int, int, int] | None = None,
                max_channels: int = 3, title: str = "", engine_value: float | None = None,
                out_scale: float | None = None, out_channels: int | None = None,
-               box: tuple[int, int] | None = None, channel_page: int = 0) -> Frame:
+               box: tuple[int, int] | None = None, channel_page: int = 0,
+               out_map: np.ndarray | None = None) -> Frame:
     """One explainer frame for one output element.
 
     Shows, for a page of the input channels the filter reads: the padded input around the
     window (tapped cells outlined, so stride and dilation show as jumps and gaps; padding
     hatched with the values the padding mode put there), the kernel, the element-wise products
     and their sum; then the sum over all channels plus the bias, and the output grid filling up.
+    When only a crop of the input or output is drawn, small maps of the whole input channel and
+    output channel show where it is.
 
     Parameters
     ----------
@@ -160,20 +298,22 @@ def draw_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, *,
     layer_input : ``(C, H, W)`` the layer's (unpadded) input
     conv : the layer's convolution
     done : ``(H_out, W_out)`` output values computed so far, NaN where not yet (None: only this unit)
-    region : ``(y0, y1, x0, x1)`` the output block shown (None: :func:`default_region`); the
-        input shown is what that block's windows cover
+    region : ``(y0, y1, x0, x1)`` the output block played (None: :func:`default_region`); the
+        input drawn is what that block's windows read, or a crop of it that follows the window
     engine_value : the engine's feature-map value at this unit, shown beside the traced value
     out_scale : colour scale of the output grid (max |value|), fixed across an animation
     out_channels : how many filters the layer has (for the "filter o of O" caption)
     max_channels : at most this many input channels per page
     box : ``(width, height)`` in pixels the frame should fit in (None: 1400x1000)
     channel_page : which page of input channels to draw (clipped to the pages there are)
+    out_map : ``(H_out, W_out)`` the engine's whole output channel, for the small map (None: ``done``)
     """
     layer_input = np.asarray(layer_input)
     _, kh, kw = trace.kernel.shape
     spec = conv
     sh, sw = spec.stride
     dh, dw = spec.dilation
+    span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
     if region is None:
         region = default_region(spec, trace.y, trace.x)
     y0, y1, x0, x1 = region
@@ -183,55 +323,92 @@ def draw_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, *,
     if whole:  # the whole padded input, rows the stride never reaches included
         r0, r1, c0, c1 = 0, spec.hp, 0, spec.wp
     else:
-        r0, r1 = y0 * sh, (y1 - 1) * sh + (kh - 1) * dh + 1
-        c0, c1 = x0 * sw, (x1 - 1) * sw + (kw - 1) * dw + 1
+        r0, r1 = y0 * sh, (y1 - 1) * sh + span[0]
+        c0, c1 = x0 * sw, (x1 - 1) * sw + span[1]
 
     n_all = len(trace.input_channels)
     deck = min(out_channels - 1, 3) if out_channels else 0
-    lay = _layout(box or _DEFAULT_BOX, (r1 - r0, c1 - c0), (kh, kw), (y1 - y0, x1 - x0), n_all,
-                  max_channels, deck)
+    integral = bool(np.all(np.mod(layer_input[trace.input_channels], 1) == 0)
+                    and np.all(np.mod(trace.kernel, 1) == 0) and float(trace.bias).is_integer())
+    block = layer_input[trace.input_channels, max(r0 - spec.pad[0], 0):max(r1 - spec.pad[0], 0),
+                        max(c0 - spec.pad[2], 0):max(c1 - spec.pad[2], 0)]
+    big_in = float(np.abs(block).max(initial=0.0))
+    big_k = float(np.abs(trace.kernel).max(initial=0.0))
+    negative = float(block.min(initial=0.0)) < 0 or float(trace.kernel.min(initial=0.0)) < 0
+    bound = max(big_in, big_k, big_in * big_k)  # no product is larger: the same for every step
+    readable = number_cell(np.array([-bound if negative else 0.0, bound]), integral)
+    shape = _Shape((r1 - r0, c1 - c0), span, (kh, kw), (y1 - y0, x1 - x0), n_all, max(1, max_channels),
+                   deck, readable, not whole)
+    lay = _layout(tuple(box or _DEFAULT_BOX), shape)
+    cell = lay.cell
+    # the input crop round this window, and the output crop round this unit
+    cr0 = _follow(trace.y, y0, sh, span[0], lay.crop[0], r0, r1, spec.hp)
+    cc0 = _follow(trace.x, x0, sw, span[1], lay.crop[1], c0, c1, spec.wp)
+    oy0 = _follow_out(trace.y, y0, lay.out[0], y1)
+    ox0 = _follow_out(trace.x, x0, lay.out[1], x1)
+    crop = (cr0, cc0, lay.crop[0], lay.crop[1])
+    out_crop = (oy0, ox0, lay.out[0], lay.out[1])
+
     pages = math.ceil(n_all / lay.rows)
     page = int(np.clip(channel_page, 0, pages - 1))
     first = page * lay.rows
     picked = list(range(first, min(first + lay.rows, n_all)))  # indices into the trace's channels
     shown = trace.input_channels[picked]
-    padded = pad_input(layer_input[None, shown], spec.pad, spec.padding_mode)[0][:, r0:r1, c0:c1]
-    prow = np.arange(r0, r1) - spec.pad[0]
-    pcol = np.arange(c0, c1) - spec.pad[2]
+    padded = pad_input(layer_input[None, shown], spec.pad, spec.padding_mode)[0][
+        :, cr0:cr0 + lay.crop[0], cc0:cc0 + lay.crop[1]]
+    prow = np.arange(cr0, cr0 + lay.crop[0]) - spec.pad[0]
+    pcol = np.arange(cc0, cc0 + lay.crop[1]) - spec.pad[2]
     pad_mask = ((prow < 0) | (prow >= spec.h))[:, None] | ((pcol < 0) | (pcol >= spec.w))[None, :]
-    integral = bool(np.all(np.mod(padded, 1) == 0) and np.all(np.mod(trace.kernel, 1) == 0)
-                    and float(trace.bias).is_integer())
 
     image = Image.new("RGB", (lay.width, lay.height), d.BG)
     draw = ImageDraw.Draw(image)
-    cell = lay.cell
-    numbers = all(d.numbers_fit(values, cell, integral)
-                  for values in (padded, trace.products[picked], trace.kernel[picked]))
+    numbers = cell >= readable and all(d.numbers_fit(values, cell, integral)
+                                       for values in (padded, trace.products[picked], trace.kernel[picked]))
     grids: list[Grid] = []
     _draw_title(draw, trace, spec, title, out_channels)
-    rows_bottom = _draw_rows(image, draw, trace, spec, padded, pad_mask, picked, (r0, c0), cell, numbers,
-                             integral, grids)
-    rows_right = _MARGIN + (c1 - c0) * cell + 3 * _OP_W + 2 * kw * cell + _SUM_W
+    crop_w, crop_h = lay.crop[1] * cell, lay.crop[0] * cell
+    out_w, out_h = _out_block(cell, lay.out, deck, lay.overview, not whole)
+    line_w = 3 * _OP_W + 2 * kw * cell + _SUM_W
+    if lay.arrangement == "split":
+        top_h = max(crop_h + _LABEL + 6, out_h)
+        at = [((_MARGIN, _TITLE_H + _LABEL), (_MARGIN, _TITLE_H + top_h + _LABEL + 4))]
+        out_at = (_MARGIN + crop_w + _GAP, _TITLE_H)
+        rows_bottom = _TITLE_H + top_h + kh * cell + _LABEL + 10
+    else:
+        row_h = max(lay.crop[0], kh) * cell + _LABEL + 6
+        at = [((_MARGIN, _TITLE_H + i * row_h + _LABEL), (_MARGIN + crop_w, _TITLE_H + i * row_h + _LABEL))
+              for i in range(len(picked))]
+        rows_bottom = _TITLE_H + len(picked) * row_h
+        out_at = None
+    for i, k in enumerate(picked):
+        _draw_channel(image, draw, trace, spec, k, padded[i], pad_mask, (cr0, cc0), at[i], cell, numbers,
+                      integral, grids)
     if n_all > len(picked):
         rest = float(np.delete(trace.channel_sums, picked).sum())
-        span = f"{int(shown[0])}–{int(shown[-1])}" if len(shown) > 1 else f"{int(shown[0])}"
-        note = (f"input channels {span} of {n_all} shown (page {page + 1} of {pages}); the other "
+        span_text = f"{int(shown[0])}–{int(shown[-1])}" if len(shown) > 1 else f"{int(shown[0])}"
+        note = (f"input channels {span_text} of {n_all} shown (page {page + 1} of {pages}); the other "
                 f"{n_all - len(picked)} are summed too: Σ = {d.fmt(rest, integral)}")
         if draw.textlength(note, font=d.get_font(14)) > lay.width - 2 * _MARGIN:
-            note = (f"channels {span} of {n_all} · page {page + 1}/{pages} · "
+            note = (f"channels {span_text} of {n_all} · page {page + 1}/{pages} · "
                     f"others Σ = {d.fmt(rest, integral)}")
         d.put_text(draw, (_MARGIN, rows_bottom + 4), note, font=d.get_font(14), fill=d.MUTED)
-        rows_bottom += 30
-    if lay.below:
-        ox, otop = _MARGIN, rows_bottom + 8
-    else:
-        ox, otop = rows_right + _GAP, _TITLE_H
-    out_bottom = _draw_output(image, draw, trace, spec, (y0, y1, x0, x1), whole, done, out_scale,
-                              out_channels, (ox, otop), cell, integral, grids)
+        rows_bottom += _HIDDEN_NOTE
+    if out_at is None:
+        out_at = (_MARGIN, rows_bottom + 8) if lay.arrangement == "below" else \
+            (_MARGIN + crop_w + line_w + _GAP, _TITLE_H)
+    out_bottom = _draw_output(image, draw, trace, spec, (y0, y1, x0, x1), out_crop, whole, done, out_scale,
+                              out_channels, out_at, cell, integral, grids)
+    if lay.overview:
+        ox = out_at[0] + out_w - max(lay.overview, _MAP_LABEL_W)
+        _draw_overviews(image, draw, trace, spec, layer_input[int(shown[0])], crop, out_crop,
+                        out_map if out_map is not None else done, (ox, out_at[1]), lay.overview)
+        out_bottom = max(out_bottom, out_at[1] + out_h)
     text_top = max(rows_bottom, out_bottom) + 18
     _draw_sums(draw, trace, spec, picked, engine_value, integral, text_top,
                compact=(box or _DEFAULT_BOX)[1] < _COMPACT_BELOW)
-    return Frame(np.asarray(image), tuple(grids), page, pages, tuple(int(c) for c in shown), numbers)
+    number_px = d.number_font_size(cell) if numbers else None
+    return Frame(np.asarray(image), tuple(grids), page, pages, tuple(int(c) for c in shown), numbers,
+                 cell, number_px, crop, out_crop)
 
 
 def _draw_title(draw, trace: UnitTrace, spec: ConvSpec, title: str, out_channels: int | None) -> None:
@@ -244,88 +421,140 @@ def _draw_title(draw, trace: UnitTrace, spec: ConvSpec, title: str, out_channels
                font=d.get_font(13), fill=d.MUTED)
 
 
-def _draw_rows(image, draw, trace: UnitTrace, spec: ConvSpec, padded: np.ndarray, pad_mask: np.ndarray,
-               picked: list[int], origin: tuple[int, int], cell: int, numbers: bool, integral: bool,
-               grids: list[Grid]) -> int:
-    """One row per drawn input channel: input × kernel = products → Σ. Returns the rows' bottom."""
+def _draw_channel(image, draw, trace: UnitTrace, spec: ConvSpec, k: int, padded: np.ndarray,
+                  pad_mask: np.ndarray, origin: tuple[int, int], at, cell: int, numbers: bool,
+                  integral: bool, grids: list[Grid]) -> None:
+    """One input channel: its crop at ``at[0]``, then × kernel = products → Σ from ``at[1]`` on
+    (beside the crop, or on a line of its own under it)."""
     r0, c0 = origin
+    (x, y), (lx, ly) = at
     _, kh, kw = trace.kernel.shape
-    in_h, in_w = cell * padded.shape[1], cell * padded.shape[2]
+    in_h = cell * padded.shape[0]
     k_h, k_w = cell * kh, cell * kw
-    row_h = max(in_h, k_h) + 26
-    tap_r = trace.rows + spec.pad[0] - r0  # taps of the window, in the shown crop's coordinates
+    tap_r = trace.rows + spec.pad[0] - r0  # taps of the window, in the crop's coordinates
     tap_c = trace.cols + spec.pad[2] - c0
-    kscale = float(np.abs(trace.kernel).max(initial=0.0))
-    pscale = float(np.abs(trace.products).max(initial=0.0))
     f_small, f_op = d.get_font(13), d.get_font(22, True)
-    for i, k in enumerate(picked):
-        c = int(trace.input_channels[k])
-        y = _TITLE_H + i * row_h + 20
-        x = _MARGIN
-        d.put_text(draw, (x, y - 18), f"input channel {c}", font=f_small, fill=d.MUTED)
-        d.draw_grid(image, y, x, padded[i], cell, colors=d.value_colors(padded[i]), numbers=numbers,
-                    integral=integral, padding=pad_mask)
-        grids.append(Grid(f"input channel {c} (padded)", x, y, cell, padded[i], (r0, c0)))
-        # the window's span (light) and its taps (bold): dilation leaves visible gaps
-        draw.rectangle((x + tap_c[0] * cell, y + tap_r[0] * cell, x + (tap_c[-1] + 1) * cell,
-                        y + (tap_r[-1] + 1) * cell), outline=(255, 196, 140), width=1)
-        for rr in tap_r:
-            for cc in tap_c:
-                draw.rectangle((x + cc * cell, y + rr * cell, x + (cc + 1) * cell, y + (rr + 1) * cell),
-                               outline=d.WINDOW, width=max(2, cell // 10))
-        x += in_w
+    c = int(trace.input_channels[k])
+    d.put_text(draw, (x, y - 18), f"input channel {c}", font=f_small, fill=d.MUTED)
+    d.draw_grid(image, y, x, padded, cell, colors=d.value_colors(padded), numbers=numbers,
+                integral=integral, padding=pad_mask)
+    grids.append(Grid(f"input channel {c} (padded)", x, y, cell, padded, (r0, c0)))
+    # the window's span (light) and its taps (bold): dilation leaves visible gaps
+    draw.rectangle((x + tap_c[0] * cell, y + tap_r[0] * cell, x + (tap_c[-1] + 1) * cell,
+                    y + (tap_r[-1] + 1) * cell), outline=(255, 196, 140), width=1)
+    for rr in tap_r:
+        for cc in tap_c:
+            draw.rectangle((x + cc * cell, y + rr * cell, x + (cc + 1) * cell, y + (rr + 1) * cell),
+                           outline=d.WINDOW, width=max(2, cell // 10))
+    if ly == y:  # beside the crop: centred on it
         mid = y + max(in_h, k_h) / 2
         ky = y + (max(in_h, k_h) - k_h) // 2
-        for op, label, values, scale in (("×", "kernel", trace.kernel, kscale),
-                                         ("=", "products", trace.products, pscale)):
-            d.put_text_center(draw, x + _OP_W / 2, mid, op, f_op, d.MUTED)
-            x += _OP_W
-            d.put_text(draw, (x, ky - 17), label, font=f_small, fill=d.MUTED)
-            d.draw_grid(image, ky, x, values[k], cell, colors=d.value_colors(values[k], scale),
-                        numbers=numbers, integral=integral)
-            grids.append(Grid(f"{label}, channel {c}", x, ky, cell, values[k]))
-            x += k_w
-        d.put_text_center(draw, x + _OP_W / 2, mid, "→", f_op, d.MUTED)
+    else:
+        mid, ky = ly + k_h / 2, ly
+    kscale = float(np.abs(trace.kernel).max(initial=0.0))
+    pscale = float(np.abs(trace.products).max(initial=0.0))
+    x = lx
+    for op, label, values, scale in (("×", "kernel", trace.kernel, kscale),
+                                     ("=", "products", trace.products, pscale)):
+        d.put_text_center(draw, x + _OP_W / 2, mid, op, f_op, d.MUTED)
         x += _OP_W
-        d.put_text(draw, (x, mid - 20), "Σ", font=f_small, fill=d.MUTED)
-        d.put_text(draw, (x, mid - 4), d.fmt(float(trace.channel_sums[k]), integral),
-                   font=d.get_font(16, True), fill=d.INK)
-    return _TITLE_H + len(picked) * row_h
+        d.put_text(draw, (x, ky - 17), label, font=f_small, fill=d.MUTED)
+        d.draw_grid(image, ky, x, values[k], cell, colors=d.value_colors(values[k], scale),
+                    numbers=numbers, integral=integral)
+        grids.append(Grid(f"{label}, channel {c}", x, ky, cell, values[k]))
+        x += k_w
+    d.put_text_center(draw, x + _OP_W / 2, mid, "→", f_op, d.MUTED)
+    x += _OP_W
+    d.put_text(draw, (x, mid - 20), "Σ", font=f_small, fill=d.MUTED)
+    d.put_text(draw, (x, mid - 4), d.fmt(float(trace.channel_sums[k]), integral),
+               font=d.get_font(16, True), fill=d.INK)
 
 
-def _draw_output(image, draw, trace: UnitTrace, spec: ConvSpec, region, whole: bool, done, out_scale,
-                 out_channels, at: tuple[int, int], cell: int, integral: bool, grids: list[Grid]) -> int:
+def _draw_output(image, draw, trace: UnitTrace, spec: ConvSpec, region, out_crop, whole: bool, done,
+                 out_scale, out_channels, at: tuple[int, int], cell: int, integral: bool,
+                 grids: list[Grid]) -> int:
     """The output grid filling up, this filter's channel in front of the others. Returns its bottom."""
     y0, y1, x0, x1 = region
+    oy0, ox0, oh, ow = out_crop
     ox, top = at
     o = trace.out_channel
     deck = min(out_channels - 1, 3) if out_channels else 0
-    oy = top + 20 + 6 * deck
-    out_w_px, out_h_px = cell * (x1 - x0), cell * (y1 - y0)
-    label = f"output channel {o}" + (f"  (1 of {out_channels} stacked)" if deck else "")
+    oy = top + _LABEL + 6 * deck
+    out_w_px, out_h_px = cell * ow, cell * oh
+    label = f"output channel {o}" + (f" of {out_channels}" if deck else "")
     d.put_text(draw, (ox, top), label, font=d.get_font(13), fill=d.MUTED)
     for k in range(deck, 0, -1):  # the other filters' channels, stacked behind this one
         s = 6 * k
         draw.rectangle((ox + s, oy - s, ox + out_w_px + s, oy + out_h_px - s), fill=d.PENDING, outline=d.GRID)
-    out_vals = np.full((y1 - y0, x1 - x0), np.nan)
+    out_vals = np.full((oh, ow), np.nan)
     if done is not None:
-        out_vals[:] = np.asarray(done, dtype=np.float64)[y0:y1, x0:x1]
-    out_vals[trace.y - y0, trace.x - x0] = trace.value
+        out_vals[:] = np.asarray(done, dtype=np.float64)[oy0:oy0 + oh, ox0:ox0 + ow]
+    out_vals[trace.y - oy0, trace.x - ox0] = trace.value
     pending = np.isnan(out_vals)
     values = np.nan_to_num(out_vals)
-    scale = out_scale if out_scale else float(np.nanmax(np.abs(out_vals), initial=0.0))
+    if out_scale:
+        scale = out_scale
+    else:
+        scale = float(np.nanmax(np.abs(out_vals), initial=0.0))
     d.draw_grid(image, oy, ox, values, cell, colors=d.value_colors(values, scale),
                 numbers=d.numbers_fit(values[~pending], cell, integral), integral=integral, pending=pending)
-    grids.append(Grid(f"output channel {o}", ox, oy, cell, values, (y0, x0), pending))
-    cy, cx = trace.y - y0, trace.x - x0
+    grids.append(Grid(f"output channel {o}", ox, oy, cell, values, (oy0, ox0), pending))
+    cy, cx = trace.y - oy0, trace.x - ox0
     draw.rectangle((ox + cx * cell, oy + cy * cell, ox + (cx + 1) * cell, oy + (cy + 1) * cell),
                    outline=d.WINDOW, width=3)
     bottom = oy + out_h_px
-    if not whole:
-        d.put_text(draw, (ox, bottom + 4),
-                   f"rows {y0}–{y1 - 1}, cols {x0}–{x1 - 1} of {spec.out_h}×{spec.out_w}",
-                   font=d.get_font(13), fill=d.MUTED)
+    if not whole or (oh, ow) != (y1 - y0, x1 - x0):
+        d.put_text(draw, (ox, bottom + 4), f"rows {oy0}–{oy0 + oh - 1} · cols {ox0}–{ox0 + ow - 1}",
+                   font=d.get_font(12), fill=d.MUTED)
     return bottom + 24
+
+
+def _thumbnail(values: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """``values`` as colours, resized (nearest) so its longer side is about ``side`` px; the scale."""
+    h, w = values.shape
+    scale = side / max(h, w)
+    rows = np.minimum((np.arange(max(1, round(h * scale))) / scale).astype(int), h - 1)
+    cols = np.minimum((np.arange(max(1, round(w * scale))) / scale).astype(int), w - 1)
+    pending = np.isnan(values)
+    colors = d.value_colors(np.nan_to_num(values))
+    colors[pending] = d.PENDING
+    return colors[rows][:, cols], scale
+
+
+def _draw_overviews(image, draw, trace: UnitTrace, spec: ConvSpec, channel: np.ndarray, crop, out_crop,
+                    out_map: np.ndarray | None, at: tuple[int, int], side: int) -> None:
+    """Small maps of the whole input channel (the crop drawn outlined, the window in orange) and
+    of the output channel (the block drawn outlined, the unit in orange)."""
+    x, y = at
+    f_small = d.get_font(12)
+    thumb, s = _thumbnail(np.asarray(channel, dtype=np.float64), side)
+    d.put_text(draw, (x, y), f"input {spec.h}×{spec.w}", font=f_small, fill=d.MUTED)
+    top = y + _LABEL - 2
+    image.paste(Image.fromarray(np.ascontiguousarray(thumb)), (x, top))
+    r0, c0, rh, cw = crop
+    pr, pc = spec.pad[0], spec.pad[2]
+
+    def box(r, c, h, w, color, width):
+        draw.rectangle((x + max(0, (c - pc)) * s, top + max(0, (r - pr)) * s,
+                        x + min(spec.w, c - pc + w) * s, top + min(spec.h, r - pr + h) * s),
+                       outline=color, width=width)
+
+    box(r0, c0, rh, cw, d.INK, 1)
+    span_h = int(trace.rows[-1] - trace.rows[0] + 1)
+    span_w = int(trace.cols[-1] - trace.cols[0] + 1)
+    box(int(trace.rows[0]) + pr, int(trace.cols[0]) + pc, span_h, span_w, d.WINDOW, 2)
+    y = top + thumb.shape[0] + 10
+    if out_map is None:
+        return
+    thumb, s = _thumbnail(np.asarray(out_map, dtype=np.float64), side)
+    d.put_text(draw, (x, y), f"output {spec.out_h}×{spec.out_w}", font=f_small, fill=d.MUTED)
+    top = y + _LABEL - 2
+    image.paste(Image.fromarray(np.ascontiguousarray(thumb)), (x, top))
+    oy0, ox0, oh, ow = out_crop
+    draw.rectangle((x + ox0 * s, top + oy0 * s, x + (ox0 + ow) * s, top + (oy0 + oh) * s),
+                   outline=d.INK, width=1)
+    draw.rectangle((x + trace.x * s - 1, top + trace.y * s - 1, x + (trace.x + 1) * s + 1,
+                    top + (trace.y + 1) * s + 1), outline=d.WINDOW, width=2)
 
 
 def _draw_sums(draw, trace: UnitTrace, spec: ConvSpec, picked: list[int], engine_value: float | None,
