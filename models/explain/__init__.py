@@ -12,7 +12,8 @@ of, and drives the same :class:`Player`.
 - ``arithmetic``: :func:`explain_unit`, the output-size formula, positions, why convolution
 - ``sandbox``: :class:`Sandbox`, a small integer convolution to play with
 - ``drawing``: colours, fonts, cached glyphs, value grids
-- ``frame``: :func:`draw_frame` / :func:`render_frame`, one frame laid out to fit a box
+- ``layout``: how a frame is laid out in a box (readable numbers first; crops that follow the kernel)
+- ``frame``: :func:`draw_frame` / :func:`render_frame`, one frame drawn to that layout
 - ``gif``: :func:`render_explain_gif`, :func:`export_layer_gif`
 - ``player``: :class:`Source` (what is animated) and :class:`Player` (where the animation is)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -29,21 +28,25 @@ from engine import ConvSpec, pad_input
 from engine.direct import UnitTrace
 from models.explain import drawing as d
 from models.explain.arithmetic import agrees, layer_formulas, positions, region_of
-
-_MARGIN, _TITLE_H, _OP_W, _SUM_W, _GAP = 16, 62, 26, 76, 24
-_LABEL = 20  # a grid's label above it
-_LINE_H = 22
-_OVERVIEWS = (128, 96, 64)  # px: sizes of the small maps of a whole channel (when a crop is drawn)
-_HIDDEN_NOTE = 30
-_CAPTION_W = 150  # the output grid's label and caption
-_MAP_LABEL_W = 88  # a small map's label ("input 112×112")
-_COMPACT_BELOW = 760  # a box less tall than this leaves the size formulas to the side panel
-_MAX_CELL, _MIN_CELL = 44, 8
-_DEFAULT_BOX = (1400, 1000)  # the GIF's frames, and a frame drawn without a box
-
-
-def _text_h(compact: bool) -> int:
-    return 18 + (3 if compact else 6) * _LINE_H + _MARGIN
+from models.explain.layout import (
+    COMPACT_BELOW,
+    DEFAULT_BOX,
+    GAP,
+    HIDDEN_NOTE,
+    LABEL,
+    LINE_H,
+    MAP_LABEL_W,
+    MARGIN,
+    OP_W,
+    SUM_W,
+    TITLE_H,
+    Shape,
+    follow,
+    follow_out,
+    layout,
+    number_cell,
+    out_block,
+)
 
 
 @dataclass(frozen=True)
@@ -95,173 +98,6 @@ class Frame:
             if text is not None:
                 return text
         return None
-
-
-@dataclass(frozen=True)
-class _Layout:
-    cell: int
-    rows: int
-    arrangement: str  # "beside" / "below": channel rows, the output beside or below; "split"
-    crop: tuple[int, int]  # input cells drawn (rows, cols)
-    out: tuple[int, int]  # output cells drawn
-    overview: int  # the small maps' size (0: none)
-    width: int
-    height: int
-
-
-@dataclass(frozen=True)
-class _Shape:
-    """What a layout depends on (all plain ints: layouts are cached)."""
-
-    region_in: tuple[int, int]  # the input block the played positions read
-    span: tuple[int, int]  # the window's extent (dilated kernel)
-    kernel: tuple[int, int]
-    region_out: tuple[int, int]
-    channels: int
-    max_rows: int
-    deck: int
-    readable: int  # the smallest cell whose numbers fit
-    overview: bool  # a crop is not the whole map: offer the small maps
-
-
-def _out_block(cell: int, out: tuple[int, int], deck: int, overview: int,
-               caption: bool) -> tuple[int, int]:
-    """Width and height of the output grid (label, stacked channels, caption) and its maps."""
-    grid_w = max(out[1] * cell + 6 * deck, _CAPTION_W if caption else 120)
-    grid_h = _LABEL + 6 * deck + out[0] * cell + 24
-    if not overview:
-        return grid_w, grid_h
-    return grid_w + 14 + max(overview, _MAP_LABEL_W), max(grid_h, 2 * (overview + _LABEL) + 8)
-
-
-def _measure(s: _Shape, cell: int, rows: int, arrangement: str, crop: tuple[int, int],
-             out: tuple[int, int], overview: int, compact: bool) -> tuple[int, int]:
-    (kh, kw) = s.kernel
-    hidden = _HIDDEN_NOTE if s.channels > rows else 0
-    out_w, out_h = _out_block(cell, out, s.deck, overview, s.overview)
-    line_w = 3 * _OP_W + 2 * kw * cell + _SUM_W  # × kernel = products → Σ
-    if arrangement == "split":
-        top_w = crop[1] * cell + _GAP + out_w
-        width = 2 * _MARGIN + max(top_w, line_w)
-        height = (_TITLE_H + max(crop[0] * cell + _LABEL + 6, out_h) + kh * cell + _LABEL + 10
-                  + hidden + _text_h(compact))
-        return max(width, 280), height
-    row_w = crop[1] * cell + line_w
-    rows_h = rows * (max(crop[0], kh) * cell + _LABEL + 6) + hidden
-    if arrangement == "below":
-        width = 2 * _MARGIN + max(row_w, out_w)
-        height = _TITLE_H + rows_h + 8 + out_h + _text_h(compact)
-    else:
-        width = 2 * _MARGIN + row_w + _GAP + out_w
-        height = _TITLE_H + max(rows_h, out_h) + _text_h(compact)
-    return max(width, 280), height
-
-
-def _crop_sizes(s: _Shape, least_context: int) -> list[tuple[int, int]]:
-    """The input blocks to try, largest first: the played block, then crops round the window
-    with ``c`` cells of context (down to ``least_context``)."""
-    sizes = [s.region_in]
-    for c in range(max(s.region_in) // 2, least_context - 1, -1):
-        size = (min(s.span[0] + 2 * c, s.region_in[0]), min(s.span[1] + 2 * c, s.region_in[1]))
-        if size not in sizes:
-            sizes.append(size)
-    return sizes
-
-
-def _out_sizes(s: _Shape) -> list[tuple[int, int]]:
-    sizes = [s.region_out]
-    for q in (5, 3):
-        size = (min(q, s.region_out[0]), min(q, s.region_out[1]))
-        if size not in sizes:
-            sizes.append(size)
-    return sizes
-
-
-@lru_cache(maxsize=256)
-def _layout(box: tuple[int, int], s: _Shape) -> _Layout:
-    """The frame's layout in ``box``, in this order of preference: numbers readable; a cell of
-    context round the window; the small maps when a crop is drawn; more channel rows; a larger
-    input block, then a larger output block; larger cells. The smallest frame when nothing fits
-    (the view scrolls)."""
-    box_w, box_h = box
-    compact = box_h < _COMPACT_BELOW
-    most = max(1, min(s.max_rows, s.channels))
-
-    def fits(cell: int, rows: int, arrangement: str, crop, out, overview) -> bool:
-        w, h = _measure(s, cell, rows, arrangement, crop, out, overview, compact)
-        return w <= box_w and h <= box_h
-
-    def largest_cell(smallest: int, *args) -> int | None:
-        """Sizes grow with the cell: the largest that fits, by halving."""
-        lo, hi = smallest, _MAX_CELL
-        if not fits(lo, *args):
-            return None
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if fits(mid, *args):
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
-
-    readable = max(s.readable, _MIN_CELL)
-    # readable numbers first; else colours only, in cells as large as can be
-    for smallest in (readable, *(c for c in (24, 16, _MIN_CELL) if c < readable)):
-        for least_context in (1, 0):
-            for overviews in ((_OVERVIEWS, (0,)) if s.overview else ((0,),)):
-                for rows in range(most, 0, -1):
-                    for crop in _crop_sizes(s, least_context):
-                        for out in _out_sizes(s):
-                            for arrangement in ("beside", "below", "split")[: 3 if rows == 1 else 2]:
-                                for overview in overviews:
-                                    args = (rows, arrangement, crop, out, overview)
-                                    cell = largest_cell(smallest, *args)
-                                    if cell is not None:
-                                        w, h = _measure(s, cell, *args, compact)
-                                        return _Layout(cell, rows, arrangement, crop, out, overview, w, h)
-    crop = (min(s.span[0], s.region_in[0]), min(s.span[1], s.region_in[1]))
-    out = (min(1, s.region_out[0]), min(1, s.region_out[1]))
-    w, h = _measure(s, _MIN_CELL, 1, "split", crop, out, 0, compact)
-    return _Layout(_MIN_CELL, 1, "split", crop, out, 0, w, h)
-
-
-def number_cell(values: np.ndarray, integral: bool) -> int:
-    """The smallest cell (px) whose numbers, at :func:`~models.explain.drawing.number_font_size`,
-    fit every value in ``values``' range (its largest magnitude, signed if any is negative)."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
-        return _MIN_CELL
-    big = float(np.abs(v).max())
-    sign = "-" if float(v.min()) < -0.005 else ""
-    if integral or big >= 100:
-        widest = sign + "8" * len(f"{big:.0f}")
-    elif big >= 10:
-        widest = sign + "88.8"
-    else:
-        widest = sign + "8.88"
-    for cell in range(16, _MAX_CELL + 1):  # as numbers_fit measures them
-        if d.text_fits(widest, cell):
-            return cell
-    return _MAX_CELL + 1  # never readable: colours only
-
-
-def _follow(p: int, first: int, stride: int, span: int, size: int, lo: int, hi: int, total: int) -> int:
-    """Where a crop of ``size`` cells starts so that it shows the window of position ``p``: the
-    played block ``[lo, hi)`` when it fits; else a page of positions (from the block's ``first``
-    position on) with a cell of context round the window, moving on when the window leaves it."""
-    if size >= hi - lo:
-        return lo
-    context = 1 if size >= span + 2 else 0
-    per_page = max(1, (size - span - 2 * context) // stride + 1)
-    page = (p - first) // per_page
-    start = (first + page * per_page) * stride - context
-    return int(np.clip(start, 0, total - size))
-
-
-def _follow_out(p: int, first: int, size: int, end: int) -> int:
-    if size >= end - first:
-        return first
-    return min(first + (p - first) // size * size, end - size)
 
 
 def default_region(conv: ConvSpec, y: int, x: int, cap: int = 49) -> tuple[int, int, int, int]:
@@ -337,15 +173,15 @@ def draw_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, *,
     negative = float(block.min(initial=0.0)) < 0 or float(trace.kernel.min(initial=0.0)) < 0
     bound = max(big_in, big_k, big_in * big_k)  # no product is larger: the same for every step
     readable = number_cell(np.array([-bound if negative else 0.0, bound]), integral)
-    shape = _Shape((r1 - r0, c1 - c0), span, (kh, kw), (y1 - y0, x1 - x0), n_all, max(1, max_channels),
+    shape = Shape((r1 - r0, c1 - c0), span, (kh, kw), (y1 - y0, x1 - x0), n_all, max(1, max_channels),
                    deck, readable, not whole)
-    lay = _layout(tuple(box or _DEFAULT_BOX), shape)
+    lay = layout(tuple(box or DEFAULT_BOX), shape)
     cell = lay.cell
     # the input crop round this window, and the output crop round this unit
-    cr0 = _follow(trace.y, y0, sh, span[0], lay.crop[0], r0, r1, spec.hp)
-    cc0 = _follow(trace.x, x0, sw, span[1], lay.crop[1], c0, c1, spec.wp)
-    oy0 = _follow_out(trace.y, y0, lay.out[0], y1)
-    ox0 = _follow_out(trace.x, x0, lay.out[1], x1)
+    cr0 = follow(trace.y, y0, sh, span[0], lay.crop[0], r0, r1, spec.hp)
+    cc0 = follow(trace.x, x0, sw, span[1], lay.crop[1], c0, c1, spec.wp)
+    oy0 = follow_out(trace.y, y0, lay.out[0], y1)
+    ox0 = follow_out(trace.x, x0, lay.out[1], x1)
     crop = (cr0, cc0, lay.crop[0], lay.crop[1])
     out_crop = (oy0, ox0, lay.out[0], lay.out[1])
 
@@ -367,18 +203,18 @@ def draw_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, *,
     grids: list[Grid] = []
     _draw_title(draw, trace, spec, title, out_channels)
     crop_w, crop_h = lay.crop[1] * cell, lay.crop[0] * cell
-    out_w, out_h = _out_block(cell, lay.out, deck, lay.overview, not whole)
-    line_w = 3 * _OP_W + 2 * kw * cell + _SUM_W
+    out_w, out_h = out_block(cell, lay.out, deck, lay.overview, not whole)
+    line_w = 3 * OP_W + 2 * kw * cell + SUM_W
     if lay.arrangement == "split":
-        top_h = max(crop_h + _LABEL + 6, out_h)
-        at = [((_MARGIN, _TITLE_H + _LABEL), (_MARGIN, _TITLE_H + top_h + _LABEL + 4))]
-        out_at = (_MARGIN + crop_w + _GAP, _TITLE_H)
-        rows_bottom = _TITLE_H + top_h + kh * cell + _LABEL + 10
+        top_h = max(crop_h + LABEL + 6, out_h)
+        at = [((MARGIN, TITLE_H + LABEL), (MARGIN, TITLE_H + top_h + LABEL + 4))]
+        out_at = (MARGIN + crop_w + GAP, TITLE_H)
+        rows_bottom = TITLE_H + top_h + kh * cell + LABEL + 10
     else:
-        row_h = max(lay.crop[0], kh) * cell + _LABEL + 6
-        at = [((_MARGIN, _TITLE_H + i * row_h + _LABEL), (_MARGIN + crop_w, _TITLE_H + i * row_h + _LABEL))
+        row_h = max(lay.crop[0], kh) * cell + LABEL + 6
+        at = [((MARGIN, TITLE_H + i * row_h + LABEL), (MARGIN + crop_w, TITLE_H + i * row_h + LABEL))
               for i in range(len(picked))]
-        rows_bottom = _TITLE_H + len(picked) * row_h
+        rows_bottom = TITLE_H + len(picked) * row_h
         out_at = None
     for i, k in enumerate(picked):
         _draw_channel(image, draw, trace, spec, k, padded[i], pad_mask, (cr0, cc0), at[i], cell, numbers,
@@ -388,24 +224,24 @@ def draw_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, *,
         span_text = f"{int(shown[0])}–{int(shown[-1])}" if len(shown) > 1 else f"{int(shown[0])}"
         note = (f"input channels {span_text} of {n_all} shown (page {page + 1} of {pages}); the other "
                 f"{n_all - len(picked)} are summed too: Σ = {d.fmt(rest, integral)}")
-        if draw.textlength(note, font=d.get_font(14)) > lay.width - 2 * _MARGIN:
+        if draw.textlength(note, font=d.get_font(14)) > lay.width - 2 * MARGIN:
             note = (f"channels {span_text} of {n_all} · page {page + 1}/{pages} · "
                     f"others Σ = {d.fmt(rest, integral)}")
-        d.put_text(draw, (_MARGIN, rows_bottom + 4), note, font=d.get_font(14), fill=d.MUTED)
-        rows_bottom += _HIDDEN_NOTE
+        d.put_text(draw, (MARGIN, rows_bottom + 4), note, font=d.get_font(14), fill=d.MUTED)
+        rows_bottom += HIDDEN_NOTE
     if out_at is None:
-        out_at = (_MARGIN, rows_bottom + 8) if lay.arrangement == "below" else \
-            (_MARGIN + crop_w + line_w + _GAP, _TITLE_H)
+        out_at = (MARGIN, rows_bottom + 8) if lay.arrangement == "below" else \
+            (MARGIN + crop_w + line_w + GAP, TITLE_H)
     out_bottom = _draw_output(image, draw, trace, spec, (y0, y1, x0, x1), out_crop, whole, done, out_scale,
                               out_channels, out_at, cell, integral, grids)
     if lay.overview:
-        ox = out_at[0] + out_w - max(lay.overview, _MAP_LABEL_W)
+        ox = out_at[0] + out_w - max(lay.overview, MAP_LABEL_W)
         _draw_overviews(image, draw, trace, spec, layer_input[int(shown[0])], crop, out_crop,
                         out_map if out_map is not None else done, (ox, out_at[1]), lay.overview)
         out_bottom = max(out_bottom, out_at[1] + out_h)
     text_top = max(rows_bottom, out_bottom) + 18
     _draw_sums(draw, trace, spec, picked, engine_value, integral, text_top,
-               compact=(box or _DEFAULT_BOX)[1] < _COMPACT_BELOW)
+               compact=(box or DEFAULT_BOX)[1] < COMPACT_BELOW)
     number_px = d.number_font_size(cell) if numbers else None
     return Frame(np.asarray(image), tuple(grids), page, pages, tuple(int(c) for c in shown), numbers,
                  cell, number_px, crop, out_crop)
@@ -414,9 +250,9 @@ def draw_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, *,
 def _draw_title(draw, trace: UnitTrace, spec: ConvSpec, title: str, out_channels: int | None) -> None:
     o = trace.out_channel
     of_o = f" of {out_channels}" if out_channels else ""
-    d.put_text(draw, (_MARGIN, 10), title or "Convolution, step by step", font=d.get_font(17, True),
+    d.put_text(draw, (MARGIN, 10), title or "Convolution, step by step", font=d.get_font(17, True),
                fill=d.INK)
-    d.put_text(draw, (_MARGIN, 34),
+    d.put_text(draw, (MARGIN, 34),
                f"filter {o}{of_o} → output channel {o}, position (y={trace.y}, x={trace.x})",
                font=d.get_font(13), fill=d.MUTED)
 
@@ -456,15 +292,15 @@ def _draw_channel(image, draw, trace: UnitTrace, spec: ConvSpec, k: int, padded:
     x = lx
     for op, label, values, scale in (("×", "kernel", trace.kernel, kscale),
                                      ("=", "products", trace.products, pscale)):
-        d.put_text_center(draw, x + _OP_W / 2, mid, op, f_op, d.MUTED)
-        x += _OP_W
+        d.put_text_center(draw, x + OP_W / 2, mid, op, f_op, d.MUTED)
+        x += OP_W
         d.put_text(draw, (x, ky - 17), label, font=f_small, fill=d.MUTED)
         d.draw_grid(image, ky, x, values[k], cell, colors=d.value_colors(values[k], scale),
                     numbers=numbers, integral=integral)
         grids.append(Grid(f"{label}, channel {c}", x, ky, cell, values[k]))
         x += k_w
-    d.put_text_center(draw, x + _OP_W / 2, mid, "→", f_op, d.MUTED)
-    x += _OP_W
+    d.put_text_center(draw, x + OP_W / 2, mid, "→", f_op, d.MUTED)
+    x += OP_W
     d.put_text(draw, (x, mid - 20), "Σ", font=f_small, fill=d.MUTED)
     d.put_text(draw, (x, mid - 4), d.fmt(float(trace.channel_sums[k]), integral),
                font=d.get_font(16, True), fill=d.INK)
@@ -479,7 +315,7 @@ def _draw_output(image, draw, trace: UnitTrace, spec: ConvSpec, region, out_crop
     ox, top = at
     o = trace.out_channel
     deck = min(out_channels - 1, 3) if out_channels else 0
-    oy = top + _LABEL + 6 * deck
+    oy = top + LABEL + 6 * deck
     out_w_px, out_h_px = cell * ow, cell * oh
     label = f"output channel {o}" + (f" of {out_channels}" if deck else "")
     d.put_text(draw, (ox, top), label, font=d.get_font(13), fill=d.MUTED)
@@ -529,7 +365,7 @@ def _draw_overviews(image, draw, trace: UnitTrace, spec: ConvSpec, channel: np.n
     f_small = d.get_font(12)
     thumb, s = _thumbnail(np.asarray(channel, dtype=np.float64), side)
     d.put_text(draw, (x, y), f"input {spec.h}×{spec.w}", font=f_small, fill=d.MUTED)
-    top = y + _LABEL - 2
+    top = y + LABEL - 2
     image.paste(Image.fromarray(np.ascontiguousarray(thumb)), (x, top))
     r0, c0, rh, cw = crop
     pr, pc = spec.pad[0], spec.pad[2]
@@ -548,7 +384,7 @@ def _draw_overviews(image, draw, trace: UnitTrace, spec: ConvSpec, channel: np.n
         return
     thumb, s = _thumbnail(np.asarray(out_map, dtype=np.float64), side)
     d.put_text(draw, (x, y), f"output {spec.out_h}×{spec.out_w}", font=f_small, fill=d.MUTED)
-    top = y + _LABEL - 2
+    top = y + LABEL - 2
     image.paste(Image.fromarray(np.ascontiguousarray(thumb)), (x, top))
     oy0, ox0, oh, ow = out_crop
     draw.rectangle((x + ox0 * s, top + oy0 * s, x + (ox0 + ow) * s, top + (oy0 + oh) * s),
@@ -570,19 +406,19 @@ def _draw_sums(draw, trace: UnitTrace, spec: ConvSpec, picked: list[int], engine
         terms += f" + … ({others} more: {d.fmt(rest, integral)})"
     total = d.fmt(float(trace.channel_sums.sum()), integral)
     line = f"sum over channels: {terms}  =  {total}"
-    if draw.textlength(line, font=f_text) > draw.im.size[0] - 2 * _MARGIN:  # a narrow frame: the total
+    if draw.textlength(line, font=f_text) > draw.im.size[0] - 2 * MARGIN:  # a narrow frame: the total
         line = f"sum over all {len(trace.channel_sums)} channels  =  {total}"
-    d.put_text(draw, (_MARGIN, ty), line, font=f_text, fill=d.INK)
+    d.put_text(draw, (MARGIN, ty), line, font=f_text, fill=d.INK)
     line = f"+ bias {d.fmt(trace.bias, integral)}  =  "
-    d.put_text(draw, (_MARGIN, ty + _LINE_H + 2), line, font=f_text, fill=d.INK)
-    vx = _MARGIN + draw.textlength(line, font=f_text)
+    d.put_text(draw, (MARGIN, ty + LINE_H + 2), line, font=f_text, fill=d.INK)
+    vx = MARGIN + draw.textlength(line, font=f_text)
     value_text = d.fmt(trace.value, integral) if integral else f"{trace.value:.4f}"
-    d.put_text(draw, (vx, ty + _LINE_H - 1), f"out[{trace.out_channel}, {trace.y}, {trace.x}] = {value_text}",
+    d.put_text(draw, (vx, ty + LINE_H - 1), f"out[{trace.out_channel}, {trace.y}, {trace.x}] = {value_text}",
                font=d.get_font(17, True), fill=(200, 80, 0))
     if engine_value is not None:
         ok = agrees(trace.value, engine_value)
         shown_value = d.fmt(engine_value, True) if integral else f"{engine_value:.4f}"
-        d.put_text(draw, (_MARGIN, ty + 2 * _LINE_H + 4),
+        d.put_text(draw, (MARGIN, ty + 2 * LINE_H + 4),
                    f"engine's feature map at this unit: {shown_value}   {'✓ equal' if ok else '✗ differs'}",
                    font=f_text, fill=(30, 130, 60) if ok else (200, 30, 30))
     if compact:
@@ -590,4 +426,4 @@ def _draw_sums(draw, trace: UnitTrace, spec: ConvSpec, picked: list[int], engine
     lines = [*layer_formulas(spec), f"stride {spec.stride[0]}×{spec.stride[1]} · dilation {spec.dilation[0]}×"
              f"{spec.dilation[1]} · padding {spec.pad[0]},{spec.pad[2]} ({spec.padding_mode})"]
     for i, line in enumerate(lines):
-        d.put_text(draw, (_MARGIN, ty + (3 + i) * _LINE_H + 4), line, font=d.get_font(13), fill=d.MUTED)
+        d.put_text(draw, (MARGIN, ty + (3 + i) * LINE_H + 4), line, font=d.get_font(13), fill=d.MUTED)
