@@ -99,7 +99,7 @@ class Panes:
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(self.mode_pages, 3)  # the why text is read too: it gets room, not a peephole
         column.addWidget(why_box, 2)
-        self.side.setMinimumWidth(180)
+        self.side.setMinimumWidth(160)
         # the frame gets the room; the side column can be dragged wider (or narrower), or hidden
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.side)

@@ -243,10 +243,13 @@ class ExplainerView(Panes, LayerMode, GifExport, View):
         narrow = self.width() < NARROW
         if narrow != self._narrow:  # crossing the line: the side column follows (then the user)
             self._narrow = narrow
+            self.bar.set_narrow(narrow)
             self._show_side(not narrow or self._mode == "sandbox")
         self._relayout.start()
 
     def _show_side(self, visible: bool) -> None:
+        if visible and self._narrow and not self.side.isVisible():  # as narrow as it can be
+            self.splitter.setSizes([self.side.minimumWidth(), self.width()])
         self.side.setVisible(visible)
         self.side_button.blockSignals(True)
         self.side_button.setChecked(visible)

@@ -318,7 +318,7 @@ def _draw_output(image, draw, trace: UnitTrace, spec: ConvSpec, region, out_crop
     oy = top + LABEL + 6 * deck
     out_w_px, out_h_px = cell * ow, cell * oh
     label = f"output channel {o}" + (f" of {out_channels}" if deck else "")
-    d.put_text(draw, (ox, top), label, font=d.get_font(13), fill=d.MUTED)
+    d.put_text(draw, (ox, top), label, font=d.get_font(12), fill=d.MUTED)
     for k in range(deck, 0, -1):  # the other filters' channels, stacked behind this one
         s = 6 * k
         draw.rectangle((ox + s, oy - s, ox + out_w_px + s, oy + out_h_px - s), fill=d.PENDING, outline=d.GRID)
@@ -418,9 +418,11 @@ def _draw_sums(draw, trace: UnitTrace, spec: ConvSpec, picked: list[int], engine
     if engine_value is not None:
         ok = agrees(trace.value, engine_value)
         shown_value = d.fmt(engine_value, True) if integral else f"{engine_value:.4f}"
-        d.put_text(draw, (MARGIN, ty + 2 * LINE_H + 4),
-                   f"engine's feature map at this unit: {shown_value}   {'✓ equal' if ok else '✗ differs'}",
-                   font=f_text, fill=(30, 130, 60) if ok else (200, 30, 30))
+        line = f"engine's feature map at this unit: {shown_value}   {'✓ equal' if ok else '✗ differs'}"
+        if draw.textlength(line, font=f_text) > draw.im.size[0] - 2 * MARGIN:  # a narrow frame
+            line = f"engine: {shown_value}  {'✓ equal' if ok else '✗ differs'}"
+        d.put_text(draw, (MARGIN, ty + 2 * LINE_H + 4), line, font=f_text,
+                   fill=(30, 130, 60) if ok else (200, 30, 30))
     if compact:
         return
     lines = [*layer_formulas(spec), f"stride {spec.stride[0]}×{spec.stride[1]} · dilation {spec.dilation[0]}×"

@@ -17,6 +17,7 @@ LINE_H = 22
 _OVERVIEWS = (128, 96, 64)  # px: sizes of the small maps of a whole channel (when a crop is drawn)
 HIDDEN_NOTE = 30
 CAPTION_W = 150  # the output grid's label and caption
+OUT_LABEL_W = 124  # its label ("output channel 0 of 4", 12 px)
 MAP_LABEL_W = 88  # a small map's label ("input 112×112")
 COMPACT_BELOW = 760  # a box less tall than this leaves the size formulas to the side panel
 _MAX_CELL, _MIN_CELL = 44, 8
@@ -57,7 +58,7 @@ class Shape:
 def out_block(cell: int, out: tuple[int, int], deck: int, overview: int,
                caption: bool) -> tuple[int, int]:
     """Width and height of the output grid (label, stacked channels, caption) and its maps."""
-    grid_w = max(out[1] * cell + 6 * deck, CAPTION_W if caption else 120)
+    grid_w = max(out[1] * cell + 6 * deck, CAPTION_W if caption else OUT_LABEL_W)
     grid_h = LABEL + 6 * deck + out[0] * cell + 24
     if not overview:
         return grid_w, grid_h
@@ -142,13 +143,17 @@ def layout(box: tuple[int, int], s: Shape) -> Layout:
                 for rows in range(most, 0, -1):
                     for crop in _crop_sizes(s, least_context):
                         for out in _out_sizes(s):
+                            best = None  # the arrangement with the largest cells (the first on a tie)
                             for arrangement in ("beside", "below", "split")[: 3 if rows == 1 else 2]:
                                 for overview in overviews:
                                     args = (rows, arrangement, crop, out, overview)
                                     cell = largest_cell(smallest, *args)
-                                    if cell is not None:
-                                        w, h = _measure(s, cell, *args, compact)
-                                        return Layout(cell, rows, arrangement, crop, out, overview, w, h)
+                                    if cell is not None and (best is None or cell > best[0]):
+                                        best = (cell, args)
+                            if best is not None:
+                                cell, args = best
+                                w, h = _measure(s, cell, *args, compact)
+                                return Layout(cell, *args, w, h)
     crop = (min(s.span[0], s.region_in[0]), min(s.span[1], s.region_in[1]))
     out = (min(1, s.region_out[0]), min(1, s.region_out[1]))
     w, h = _measure(s, _MIN_CELL, 1, "split", crop, out, 0, compact)
