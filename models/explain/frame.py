@@ -164,10 +164,12 @@ def draw_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, *,
 
     n_all = len(trace.input_channels)
     deck = min(out_channels - 1, 3) if out_channels else 0
-    integral = bool(np.all(np.mod(layer_input[trace.input_channels], 1) == 0)
-                    and np.all(np.mod(trace.kernel, 1) == 0) and float(trace.bias).is_integer())
+    # the input the played positions read (padding repeats its values or is 0): the numbers'
+    # range and kind, the same for every step of the animation
     block = layer_input[trace.input_channels, max(r0 - spec.pad[0], 0):max(r1 - spec.pad[0], 0),
                         max(c0 - spec.pad[2], 0):max(c1 - spec.pad[2], 0)]
+    integral = bool(np.all(np.mod(block, 1) == 0) and np.all(np.mod(trace.kernel, 1) == 0)
+                    and float(trace.bias).is_integer())
     big_in = float(np.abs(block).max(initial=0.0))
     big_k = float(np.abs(trace.kernel).max(initial=0.0))
     negative = float(block.min(initial=0.0)) < 0 or float(trace.kernel.min(initial=0.0)) < 0
