@@ -177,6 +177,7 @@ def export(args: argparse.Namespace) -> int:
     """The headless path: load, run, write. Never imports Qt."""
     from engine import available_engines
     from models.errors import ConvScopeError
+    from models.explain import not_a_conv as require_conv_message
     from models.export import export_run
     from models.images import DEFAULT_SAMPLE, prepare_image, sample_images
     from models.runner import find_layer, run_model
@@ -213,7 +214,10 @@ def export(args: argparse.Namespace) -> int:
     result = run_model(model, image, args.engine)
     layers = None
     if args.layer:
-        layers = [find_layer(result, args.layer).name]
+        info = find_layer(result, args.layer)
+        if args.explain and not info.is_conv:  # models/ says what is wrong; the flag is ours to name
+            raise ConvScopeError(f"--explain needs a convolution layer: {require_conv_message(info)}")
+        layers = [info.name]
     written = export_run(result, model, image, args.export, layers, unit=args.unit,
                          explain=args.explain)
     top = ""

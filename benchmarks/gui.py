@@ -99,9 +99,10 @@ def paint(app: QApplication, win) -> None:
     painted is counted too."""
     app.processEvents()
     app.processEvents()
-    if win.explainer.isVisible() and win.explainer.loading():
-        while win.explainer.loading():
-            win.explainer.wait_frame(20)
+    explainer = win.view("explain")
+    if explainer.isVisible() and explainer.loading():
+        while explainer.loading():
+            explainer.wait_frame(20)
             app.processEvents()
         app.processEvents()  # the frame's own paint
 

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from gui import dialogs
 from gui.engine_panel import EnginePanel
-from gui.explain_tab import ExplainTab
+from gui.explainer import ExplainerView
 from gui.feature_maps_view import FeatureMapsView
 from gui.files import IMAGE_FILTER, MODEL_FILTER, Files
 from gui.filters_view import FiltersView
@@ -83,12 +83,10 @@ class MainWindow(Requests, Files, QMainWindow):
         self.feature_maps = FeatureMapsView(self)
         self.filters = FiltersView(self)
         self.rf_plot = ReceptiveFieldPlot(self)
-        self.explain_tab = ExplainTab(self)
-        self.explainer = self.explain_tab.explainer
         self.engine_panel = EnginePanel(self)
         self.topk = TopKView(self)
         # the tabs, in order: adding a view is its module and one entry here
-        self.views: list[View] = [self.feature_maps, self.filters, self.rf_plot, self.explain_tab,
+        self.views: list[View] = [self.feature_maps, self.filters, self.rf_plot, ExplainerView(self),
                                   self.engine_panel, self.topk, FeatureVisView(self), CamView(self)]
         self.tabs = QTabWidget()
         for view in self.views:

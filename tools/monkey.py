@@ -385,7 +385,7 @@ class Monkey:
         self._mouse(viewport, QEvent.Type.MouseButtonRelease, pos, Qt.MouseButton.LeftButton)
 
     def explainer(self) -> None:
-        e = self.win.explainer
+        e = self.win.view("explain")
         if e is None:
             return
         what = self.rng.choice(("play", "step", "step", "back", "filter", "sandbox", "layer", "random",
@@ -484,7 +484,7 @@ def check_consistent(win) -> list[str]:
         problems.append(f"details do not name {layer.name}")
     if f"<b>{layer.name}</b>" not in win.rf_plot.caption.text():
         problems.append(f"RF plot caption {win.rf_plot.caption.text()[:80]!r} for {layer.name}")
-    e = win.explainer
+    e = win.view("explain")
     if e is not None and e.mode() == "layer" and e.isVisible():
         if layer.name not in e.layer_label.text():
             problems.append(f"explainer says {e.layer_label.text()[:80]!r} for {layer.name}")

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QScrollArea, QSizePolicy, QToolTip, QWidget
 from models.errors import Cancelled
 from models.explain import Frame
 
-MIN_SCALE = 0.75  # below 3/4 scale the numbers become unreadable: the scroll area takes over
+MIN_SCALE = 1.0  # frames are laid out for the pane: never shrunk (numbers stay readable), scrolled
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:

@@ -68,19 +68,32 @@ class PlayerBar(QWidget):
             row.addWidget(w)
         row.addWidget(self.position_slider, 1)
         row.addWidget(self.step_label)
-        row.addWidget(self.page_label)
-        row.addWidget(self.page_spin)
         row2 = QHBoxLayout()  # two rows: the tab fits beside the photo and the layer list
         for w in (QLabel("Speed"), self.speed_combo, QLabel("Filter"), self.filter_spin,
-                  self.next_filter_button,
-                  self.export_button, self.gif_progress,
-                  self.gif_cancel_button):
+                  self.next_filter_button):
             row2.addWidget(w)
-        row2.addWidget(self.status, 1)
+        self._rows = (row, row2, QHBoxLayout())  # the third row only in a narrow pane
+        self._narrow = False
+        self._place()
         rows = QVBoxLayout(self)
         rows.setContentsMargins(0, 0, 0, 0)
-        rows.addLayout(row)
-        rows.addLayout(row2)
+        for r in self._rows:
+            rows.addLayout(r)
+
+    def set_narrow(self, narrow: bool) -> None:
+        """Three rows in a narrow pane (the channel page and the export below the rest)."""
+        if narrow != self._narrow:
+            self._narrow = narrow
+            self._place()
+
+    def _place(self) -> None:
+        row, row2, row3 = self._rows
+        pages, export = (row2, row3) if self._narrow else (row, row2)
+        for w in (self.page_label, self.page_spin):
+            pages.addWidget(w)  # (moved from the other row if it was there)
+        for w in (self.export_button, self.gif_progress, self.gif_cancel_button):
+            export.addWidget(w)
+        export.addWidget(self.status, 1)
 
     def set_playing(self, playing: bool) -> None:
         self.play_button.setIcon(self.pause_icon if playing else self.play_icon)

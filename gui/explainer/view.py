@@ -13,24 +13,16 @@ from __future__ import annotations
 
 from functools import partial
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, QTimer, Signal
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import (
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QScrollArea,
-    QSplitter,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QWidget
 
 from gui.explainer.export import GifExport, why_text
-from gui.explainer.frame_view import FrameView, frame_job, scrolled
+from gui.explainer.frame_view import frame_job
 from gui.explainer.layer_mode import NO_LAYER, LayerMode
-from gui.explainer.player_bar import SPEEDS, PlayerBar
-from gui.explainer.sandbox_panel import SandboxPanel
+from gui.explainer.panes import MODES as _MODES
+from gui.explainer.panes import Panes
+from gui.explainer.player_bar import SPEEDS
 from gui.view import Shown, View
 from gui.worker import Worker, error_message
 from models.errors import ConvScopeError
@@ -45,10 +37,10 @@ from models.explain import (
     warm_up,
 )
 
-_MODES = ("layer", "sandbox")
+NARROW = 700  # px: a narrower explainer hides its side column in "This layer" (the button shows it)
 
 
-class ExplainerView(LayerMode, GifExport, View):
+class ExplainerView(Panes, LayerMode, GifExport, View):
     """The explainer tab: "This layer" and "Sandbox" modes, a player and the export.
 
     Signals
@@ -69,6 +61,7 @@ class ExplainerView(LayerMode, GifExport, View):
         self._pending_layer: tuple | None = None  # (model, result, LayerInfo) until drawn
         self._pending_unit: tuple[int, int, int] | None = None
         self._drawn_layer: tuple | None = None  # (outcome, layer name) last taken from a Shown
+        self._drawn_unit: tuple | None = None  # (that, (channel, y, x)) last taken from a Shown
         self._sandbox = Sandbox(size=6, channels=1, out_channels=2, padding=1)
         self._mode = "layer"
         self._trace: UnitTrace | None = None
@@ -86,80 +79,12 @@ class ExplainerView(LayerMode, GifExport, View):
         self._relayout = QTimer(self, singleShot=True, interval=150)  # a resize draws the frame again
         self._relayout.timeout.connect(self._on_resized)
         self._box: tuple[int, int] | None = None
+        self._narrow = False
         # fonts and number glyphs (15 ms), on the frame thread: not at start-up, nor in a first frame
         self._frames.submit(lambda progress, cancelled: warm_up(), quiet=True)
         self._build()
         self.set_sandbox(self._sandbox, show=False)
         self._show_empty_layer()
-
-    # ----------------------------------------------------------------- construction
-    def _build(self) -> None:
-        self.sandbox_panel = SandboxPanel()
-        self.bar = PlayerBar()
-        for name in ("size_spin", "channels_spin", "filters_spin", "kernel_spin", "stride_spin",
-                     "padding_spin", "dilation_spin", "padding_mode_combo", "formula_label", "input_table",
-                     "kernel_table", "edit_channel_spin", "random_button"):
-            setattr(self, name, getattr(self.sandbox_panel, name))
-        for name in ("first_button", "back_button", "play_button", "forward_button", "position_slider",
-                     "step_label", "speed_combo", "filter_spin", "next_filter_button", "page_spin",
-                     "export_button", "gif_progress", "gif_cancel_button", "status"):
-            setattr(self, name, getattr(self.bar, name))
-        self.sandbox_panel.changed.connect(lambda box: self.set_sandbox(box))
-        self.sandbox_panel.message.connect(self.status.setText)
-        self.random_button.clicked.connect(self.randomize_sandbox)
-        self.first_button.clicked.connect(lambda: self.go_to(0))
-        self.back_button.clicked.connect(lambda: self.step(-1))
-        self.forward_button.clicked.connect(lambda: self.step(1))
-        self.play_button.clicked.connect(self.toggle_play)
-        self.position_slider.valueChanged.connect(lambda v: self.go_to(int(v)))
-        self.speed_combo.currentTextChanged.connect(lambda _t: self._apply_speed())
-        self.filter_spin.valueChanged.connect(self.set_filter)
-        self.next_filter_button.clicked.connect(self.next_filter)
-        self.page_spin.valueChanged.connect(lambda v: self.set_channel_page(int(v) - 1))
-        self.export_button.clicked.connect(self._export_dialog)
-        self.gif_cancel_button.clicked.connect(self._gif.cancel)
-        self._gif.progress.connect(self._on_gif_progress)
-        self._gif.busy_changed.connect(self._on_gif_busy)
-        self._gif.cancelled.connect(lambda: self.status.setText("GIF export cancelled"))
-
-        self.modes = QTabWidget()
-        self.modes.addTab(self._build_layer_page(), "This layer")
-        self.modes.addTab(scrolled(self.sandbox_panel), "Sandbox")
-        self.modes.currentChanged.connect(lambda i: self._switch_mode(_MODES[i]))
-        self.why = QLabel()
-        self.why.setWordWrap(True)
-        self.why.setTextFormat(Qt.TextFormat.RichText)
-        self.why.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        why_box = QGroupBox("Why convolution?")
-        QVBoxLayout(why_box).addWidget(scrolled(self.why))
-
-        self.view = FrameView()
-        self.view_scroll = QScrollArea()
-        self.view_scroll.setWidget(self.view)
-        self.view_scroll.setWidgetResizable(True)
-        self.view_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        right = QWidget()
-        column = QVBoxLayout(right)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(self.view_scroll, 1)
-        column.addWidget(self.bar)
-        left = QWidget()
-        column = QVBoxLayout(left)
-        column.setContentsMargins(0, 0, 0, 0)
-        column.addWidget(self.modes, 3)  # the why text is read too: it gets room, not a peephole
-        column.addWidget(why_box, 2)
-        left.setMinimumWidth(180)
-        # the frame gets the room; the side column can be dragged wider (or narrower)
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(right)
-        self.splitter.setStretchFactor(0, 0)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setChildrenCollapsible(False)
-        self.splitter.setSizes([270, 1000])
-        self.splitter.splitterMoved.connect(lambda *_: self._relayout.start())
-        QHBoxLayout(self).addWidget(self.splitter)
-        self._apply_speed()
 
     # ----------------------------------------------------------------- the view protocol
     def draw(self, shown: Shown) -> None:
@@ -175,15 +100,18 @@ class ExplainerView(LayerMode, GifExport, View):
         if last is None or last[0] is not outcome or last[1] != layer.name:  # identity: no array compares
             self._drawn_layer = (outcome, layer.name)
             self.set_layer(outcome.model, outcome.result, layer.name)
-        if shown.unit is not None and layer.is_conv:
-            self.set_unit(shown.channel or 0, *shown.unit)
+        unit = (shown.channel or 0, *shown.unit) if shown.unit is not None else None
+        if unit is not None and layer.is_conv and (self._drawn_layer, unit) != self._drawn_unit:
+            self._drawn_unit = (self._drawn_layer, unit)  # the same unit again: keep playing
+            self.set_unit(*unit)
 
     def workers(self) -> list[Worker]:
         """The view's lanes: frames drawn in the background, GIF exports."""
         return [self._frames, self._gif]
 
     def busy(self) -> bool:
-        return super().busy() or (self.isVisible() and self.loading())
+        """A frame being drawn, or about to be laid out again for a new pane size (shown only)."""
+        return super().busy() or (self.isVisible() and (self.loading() or self._relayout.isActive()))
 
     # ----------------------------------------------------------------- sandbox
     def sandbox(self) -> Sandbox:
@@ -312,6 +240,20 @@ class ExplainerView(LayerMode, GifExport, View):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
+        narrow = self.width() < NARROW
+        if narrow != self._narrow:  # crossing the line: the side column follows (then the user)
+            self._narrow = narrow
+            self.bar.set_narrow(narrow)
+            self._show_side(not narrow or self._mode == "sandbox")
+        self._relayout.start()
+
+    def _show_side(self, visible: bool) -> None:
+        if visible and self._narrow and not self.side.isVisible():  # as narrow as it can be
+            self.splitter.setSizes([self.side.minimumWidth(), self.width()])
+        self.side.setVisible(visible)
+        self.side_button.blockSignals(True)
+        self.side_button.setChecked(visible)
+        self.side_button.blockSignals(False)
         self._relayout.start()
 
     def _on_resized(self) -> None:
@@ -319,9 +261,9 @@ class ExplainerView(LayerMode, GifExport, View):
             self._refresh()
 
     def _fit_box(self) -> tuple[int, int]:
-        """The pixels a frame is laid out to fit: the frame pane (at least 420x400)."""
+        """The pixels a frame is laid out to fit: the frame pane (at least 280x300)."""
         size = self.view_scroll.viewport().size()
-        return (max(size.width(), 420), max(size.height(), 400))
+        return (max(size.width(), 280), max(size.height(), 300))
 
     def _set_mode(self, mode: str) -> None:
         if mode != self._mode:
@@ -331,6 +273,9 @@ class ExplainerView(LayerMode, GifExport, View):
         self.modes.blockSignals(True)
         self.modes.setCurrentIndex(_MODES.index(mode))
         self.modes.blockSignals(False)
+        self.mode_pages.setCurrentIndex(_MODES.index(mode))
+        if self._narrow:  # a narrow pane: the sandbox needs its settings, a layer its frame
+            self._show_side(mode == "sandbox")
 
     def _switch_mode(self, mode: str) -> None:
         """The user picked a mode's tab: show where that mode was."""
@@ -384,7 +329,8 @@ class ExplainerView(LayerMode, GifExport, View):
                        done=source.done_grid(player.filter, player.visited()), region=region,
                        title=source.title, engine_value=engine_value,
                        out_scale=source.out_scale(player.filter, region), out_channels=source.conv.c_out,
-                       box=self._box, channel_page=player.channel_page)
+                       box=self._box, channel_page=player.channel_page,
+                       out_map=None if source.output is None else source.output[player.filter])
         token = self._frame_token
         if self._in_background:
             self._frame_waiting = True

@@ -12,7 +12,8 @@ of, and drives the same :class:`Player`.
 - ``arithmetic``: :func:`explain_unit`, the output-size formula, positions, why convolution
 - ``sandbox``: :class:`Sandbox`, a small integer convolution to play with
 - ``drawing``: colours, fonts, cached glyphs, value grids
-- ``frame``: :func:`draw_frame` / :func:`render_frame`, one frame laid out to fit a box
+- ``layout``: how a frame is laid out in a box (readable numbers first; crops that follow the kernel)
+- ``frame``: :func:`draw_frame` / :func:`render_frame`, one frame drawn to that layout
 - ``gif``: :func:`render_explain_gif`, :func:`export_layer_gif`
 - ``player``: :class:`Source` (what is animated) and :class:`Player` (where the animation is)
 
@@ -35,7 +36,7 @@ from models.explain.arithmetic import (
 )
 from models.explain.drawing import warm_up
 from models.explain.frame import Frame, Grid, default_region, draw_frame, render_frame
-from models.explain.gif import export_layer_gif, render_explain_gif, require_conv
+from models.explain.gif import export_layer_gif, not_a_conv, render_explain_gif, require_conv
 from models.explain.player import LAYER_STEPS, Player, Source
 from models.explain.sandbox import SANDBOX_LIMITS, Sandbox
 
@@ -55,6 +56,7 @@ __all__ = [
     "explain_unit",
     "export_layer_gif",
     "layer_formulas",
+    "not_a_conv",
     "output_size",
     "output_size_formula",
     "positions",

@@ -125,19 +125,24 @@ def put_text_center(draw: ImageDraw.ImageDraw, cx: float, cy: float, text: str, 
 
 
 def number_font_size(cell: int) -> int:
-    """The size of the numbers in cells of ``cell`` px: at least 12 px, the smallest that reads
-    at 100% zoom."""
-    return int(np.clip(cell * 0.36, 12, 16))
+    """The size of the numbers in cells of ``cell`` px: at least 11 px, the smallest that reads
+    at 100% zoom, and no larger than lets a five-character number ("-0.35") fit, so that a
+    larger cell never fits fewer digits."""
+    return int(np.clip((cell - 3) / 2.6, 11, 16))
 
 
 def numbers_fit(values: np.ndarray, cell: int, integral: bool) -> bool:
     """Every value of ``values`` fits in a cell of ``cell`` px at :func:`number_font_size`
     (else the grid shows colours only, and the values are read on hover)."""
-    if cell < 16:  # a 12 px number's line is 14 px tall
+    if cell < 16:  # an 11 px number's line is 14 px tall
         return False
-    font = get_font(number_font_size(cell))
     texts = {fmt(float(v), integral) for v in np.asarray(values, dtype=np.float64).ravel()}
-    return all(_number_mask(t, font)[1] <= cell - 4 for t in texts if t)
+    return all(text_fits(t, cell) for t in texts if t)
+
+
+def text_fits(text: str, cell: int) -> bool:
+    """``text`` (a number) fits in a cell of ``cell`` px at :func:`number_font_size`."""
+    return cell >= 16 and _number_mask(text, get_font(number_font_size(cell)))[1] <= cell - 3
 
 
 def draw_grid(image: Image.Image, top: int, left: int, values: np.ndarray, cell: int, *,
@@ -179,7 +184,7 @@ def draw_grid(image: Image.Image, top: int, left: int, values: np.ndarray, cell:
             draw.bitmap((left, top), Image.fromarray(mask), fill=PAD_INK if pad else INK)
 
 
-def warm_up(sizes: range = range(12, 17)) -> None:
+def warm_up(sizes: range = range(11, 17)) -> None:
     """Load the frame's fonts and number glyphs now, so the first frame of each cell size does not
     pay for them (up to 40 ms the first time the explainer shows a layer)."""
     for size, bold in ((17, True), (14, False), (12, False), (22, True), (16, True)):

@@ -68,10 +68,16 @@ def _play_positions(spec: ConvSpec, max_steps: int) -> list[tuple[int, int]]:
     return positions(spec.out_h, spec.out_w, max_steps)
 
 
+def not_a_conv(info) -> str:
+    """Why layer ``info`` (a :class:`models.layers.LayerInfo`) cannot be explained (the CLI and
+    the window add their own words: which option, what to pick instead)."""
+    return f"{info.name!r} is a {info.type}, not a convolution: it has no kernel to explain"
+
+
 def require_conv(info):
     """``info`` (a :class:`models.layers.LayerInfo`) if it is a convolution; ``LayerError`` if not."""
     if not info.is_conv:
-        raise LayerError(f"--explain needs a convolution layer; {info.name!r} is a {info.type}")
+        raise LayerError(not_a_conv(info))
     return info
 
 

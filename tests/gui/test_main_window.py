@@ -259,7 +259,7 @@ def test_screenshot_writes_the_window(qtbot, tmp_path) -> None:
 def test_views_and_units_by_name_as_the_command_line_uses_them(classic, qtbot) -> None:
     win = classic
     win.show_view("explain")
-    assert win.current_view() == "explain" and win.tabs.currentWidget() is win.explain_tab
+    assert win.current_view() == "explain" and win.tabs.currentWidget() is win.view("explain")
     win.navigator.set_index(3)  # combine: 4 maps of 112x112
     assert not win.select_unit(112, 0) and "outside combine" in win.last_error
     assert win.select_unit(40, 50, channel=2)
@@ -267,7 +267,7 @@ def test_views_and_units_by_name_as_the_command_line_uses_them(classic, qtbot) -
     rf = win.current_layer().receptive_field
     t, l, b, r = rf.box(40, 50)
     assert win.input_panel.overlay_box() == (t, l, b, r)  # inside the image: drawn unclipped
-    assert win.explainer.current_unit() == (2, 40, 50)
+    assert win.view("explain").current_unit() == (2, 40, 50)
 
 
 def test_state_dict_asks_for_its_architecture(classic, qtbot, tmp_path, monkeypatch) -> None:
@@ -369,7 +369,7 @@ def test_stepping_with_the_explainer_open_explains_each_conv_layer(classic, qtbo
     win.show_view("explain")
     qtbot.keyClick(win, Qt.Key.Key_PageDown)  # to combine, the next convolution
     assert win.current_layer().name == "combine"
-    explainer = win.explainer
+    explainer = win.view("explain")
     qtbot.waitUntil(lambda: explainer.current_value() is not None, timeout=5000)
     filt, y, x = explainer.current_unit()
     fm = win.outcome.result.activations["combine"]

@@ -191,3 +191,16 @@ def test_gif_has_one_frame_per_step(tmp_path):
     assert render_explain_gif(w, None, x, conv, tmp_path / "few.gif", positions=chosen) == 3
     with pytest.raises(LayerError, match="filter 8"):
         render_explain_gif(w, None, x, conv, tmp_path / "bad.gif", out_channel=8)
+
+
+def test_a_layer_that_is_no_convolution_is_refused_in_models_words_not_a_flags():
+    from types import SimpleNamespace
+
+    from models.explain import require_conv
+
+    relu = SimpleNamespace(name="relu1", type="ReLU", is_conv=False)
+    with pytest.raises(LayerError) as caught:
+        require_conv(relu)
+    message = str(caught.value)
+    assert "'relu1' is a ReLU, not a convolution" in message
+    assert "--" not in message  # the CLI adds "--explain needs ..." (tests/test_cli.py)

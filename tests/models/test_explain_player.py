@@ -117,3 +117,49 @@ def test_many_input_channels_are_paged_and_all_summed():
     assert last.page == last.pages - 1 and last.channels[-1] == 63
     assert first.image.shape == second.image.shape  # pages share a size
     assert trace.value == pytest.approx(float(fm[2, 1, 1]), abs=1e-4)  # all 64 summed
+
+
+# panes about as large as the explainer's at 1024x700, 1600x1000 and 2560x1440
+PANES = [(470, 500), (540, 800), (1300, 1250)]
+
+
+@pytest.mark.parametrize("box", PANES)
+@pytest.mark.parametrize(("size", "k", "stride"), [(112, 3, 1), (56, 3, 1), (56, 1, 1), (112, 3, 2)])
+def test_real_sized_layers_show_readable_numbers_and_the_crop_follows_the_kernel(box, size, k, stride):
+    from engine import pad_input
+    from models.explain import LAYER_STEPS, positions, region_of
+
+    rng = np.random.default_rng(size + k)
+    x = np.maximum(rng.standard_normal((16, size, size)), 0).astype(np.float32)  # a ReLU's output
+    w = (0.3 * rng.standard_normal((8, 16, k, k))).astype(np.float32)
+    b = (0.1 * rng.standard_normal(8)).astype(np.float32)
+    conv = make_spec((1, *x.shape), w.shape, b.shape, stride=stride, padding=k // 2)
+    fm = get_engine("reference").conv2d(x[None], w, b, **conv.engine_kwargs())[0]
+    padded = pad_input(x[None], conv.pad, conv.padding_mode)[0]
+    steps = positions(conv.out_h, conv.out_w, LAYER_STEPS, center=(conv.out_h // 2, conv.out_w // 3))
+    region = region_of(steps)
+    shapes = set()
+    for i in range(0, len(steps), 4):
+        y, xx = steps[i]
+        trace = explain_unit(w, b, x, conv, 5, y, xx)
+        done = np.full((conv.out_h, conv.out_w), np.nan)
+        for py, px in steps[:i]:
+            done[py, px] = fm[5, py, px]
+        frame = draw_frame(trace, x, conv, done=done, region=region, box=box, out_channels=8,
+                           out_map=fm[5])
+        assert frame.numbers and frame.number_px >= 11  # readable at 100% zoom
+        assert frame.image.shape[1] <= box[0] and frame.image.shape[0] <= box[1]
+        shapes.add(frame.image.shape)
+        r0, c0, rows, cols = frame.crop  # the window's taps lie inside the crop drawn
+        taps_r, taps_c = trace.rows + conv.pad[0], trace.cols + conv.pad[2]
+        assert r0 <= taps_r.min() and taps_r.max() < r0 + rows
+        assert c0 <= taps_c.min() and taps_c.max() < c0 + cols
+        oy, ox, orows, ocols = frame.out_crop  # and the unit inside the output drawn
+        assert oy <= y < oy + orows and ox <= xx < ox + ocols
+        grid = next(g for g in frame.grids if g.name.startswith("input channel"))
+        channel = int(grid.name.split()[2])
+        np.testing.assert_array_equal(grid.values, padded[channel, r0:r0 + rows, c0:c0 + cols])
+        out = next(g for g in frame.grids if g.name.startswith("output"))
+        np.testing.assert_allclose(out.values[~out.missing],
+                                   fm[5, oy:oy + orows, ox:ox + ocols][~out.missing], atol=1e-4)
+    assert len(shapes) == 1  # one size for the whole animation: the player does not jump

@@ -121,7 +121,7 @@ def test_torch_logs_nothing_for_a_broken_program(tmp_path, capfd) -> None:
     ("Integer(1)" + " + Integer(1)" * 2000, False),  # too long to parse in reasonable time
 ])
 def test_size_expressions_are_sympy_of_listed_names_only(text, plain) -> None:
-    from models.sources.program import _plain_sympy
+    from models.sources.program_check import plain_sympy as _plain_sympy
 
     assert _plain_sympy(text) is plain
 
@@ -133,7 +133,7 @@ def test_size_expressions_are_sympy_of_listed_names_only(text, plain) -> None:
     ("Integer(" + "9" * 40 + ")", False),
 ])
 def test_size_expressions_are_bounded(text, plain) -> None:
-    from models.sources.program import _plain_sympy
+    from models.sources.program_check import plain_sympy as _plain_sympy
 
     assert _plain_sympy(text) is plain
 
@@ -148,7 +148,7 @@ def test_size_expressions_are_bounded(text, plain) -> None:
     ("L[__import__('os').name].size()[0] == 1", False),
 ])
 def test_guards_are_size_arithmetic_only(code, plain) -> None:
-    from models.sources.program import _plain_guard
+    from models.sources.program_check import plain_guard as _plain_guard
 
     assert _plain_guard(code) is plain
 
