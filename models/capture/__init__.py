@@ -44,7 +44,7 @@ ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One layer call as it ran. A derived row holds no tensor: ``output`` is None and
     ``derive`` = (module, key of the row whose output is its input); a convolution whose input
