@@ -51,10 +51,29 @@ class Plan:
     # takes torch's slow call path), their records are made after the capture (_with_aliases)
     aliases: frozenset[str] = frozenset()
     inside: dict[str, list[str]] = field(default_factory=dict)  # block row -> its leaf rows
+    _entries: dict[bool, dict[int, tuple]] = field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def conv_keys(self) -> frozenset[str]:
         return frozenset(k for k, r in self.rows.items() if r.is_conv)
+
+    def entries(self, route: bool) -> dict[int, tuple]:
+        """The eager capture's :func:`~models.capture.eager.entries` of :attr:`modules`."""
+        known = self._entries.get(route)
+        if known is None:
+            known = self._entries[route] = eager_capture.entries(self.modules, route)
+        return known
+
+    @functools.cached_property
+    def alias_records(self) -> dict[str, Record]:
+        """The records of the alias block rows (they hold nothing: the same for every run)."""
+        return {k: Record(k, self.rows[k].type, None, derive=(eager_capture.ALIAS, self.derive[k]),
+                          block=True) for k in self.aliases}
+
+    @functools.cached_property
+    def captured_keys(self) -> list[str]:
+        """The rows a run's capture records itself, in order (all but the aliases)."""
+        return [k for k in self.rows if k not in self.aliases]
 
     @functools.cached_property
     def order(self) -> list[tuple[str, LayerInfo, bool, list[str] | None, bool]]:
@@ -87,8 +106,10 @@ def capture(module: nn.Module, form: str, program: object, x: torch.Tensor,
         return script_capture.capture(module, program, x, router, opts)
     if form == "program":
         return program_capture.capture(module, program, x, router, opts, route=route)
-    return eager_capture.capture(module, x, router, opts, conv_keys,
-                                 the_plan.modules if the_plan is not None else None, route=route)
+    if the_plan is None:
+        return eager_capture.capture(module, x, router, opts, conv_keys, route=route)
+    return eager_capture.capture(module, x, router, opts, conv_keys, the_plan.modules, route,
+                                 the_plan.entries(route))
 
 
 def plan(model: LoadedModel | nn.Module, x: torch.Tensor, cancel: CancelFn | None = None,

@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 from models.capture import CancelFn, Options, ProgressFn, Record, input_value, value
-from models.capture import eager as eager_capture
 from models.engine_mode import ConvRouter, EngineConvMode
 from models.errors import LayerError
 from models.gradients import effective_receptive_field, layer_output
@@ -217,15 +216,9 @@ def run_batch(model: LoadedModel | nn.Module, x: torch.Tensor, engine: str = "au
     by_key = {r.key: r for r in records}
     for k in the_plan.aliases:
         if wanted is None or k in wanted:
-            by_key[k] = _alias(the_plan, k)
+            by_key[k] = the_plan.alias_records[k]
     return output, {k: value(by_key, k) for k in the_plan.rows if k in by_key
                     and (keys is None or k in keys)}
-
-
-def _alias(the_plan: Plan, key: str) -> Record:
-    """The record of a block row that is another row's output (not hooked in the runs)."""
-    return Record(key, the_plan.rows[key].type, None, derive=(eager_capture.ALIAS,
-                                                             the_plan.derive[key]), block=True)
 
 
 def _with_aliases(records: list[Record], the_plan: Plan) -> list[Record]:
@@ -233,10 +226,12 @@ def _with_aliases(records: list[Record], the_plan: Plan) -> list[Record]:
     when the capture took another path than the plan's (the caller plans again)."""
     if not the_plan.aliases:
         return records
-    if [r.key for r in records] != [k for k in the_plan.rows if k not in the_plan.aliases]:
+    captured = the_plan.captured_keys
+    if len(records) != len(captured) or any(r.key != k for r, k in zip(records, captured,
+                                                                        strict=True)):
         return records
-    by_key = {r.key: r for r in records}
-    return [_alias(the_plan, k) if k in the_plan.aliases else by_key[k] for k in the_plan.rows]
+    aliases, by_key = the_plan.alias_records, {r.key: r for r in records}
+    return [aliases[k] if k in aliases else by_key[k] for k in the_plan.rows]
 
 
 def _sources(derive: dict[str, str], keys: set[str]) -> set[str]:

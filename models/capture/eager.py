@@ -56,7 +56,7 @@ def weight_owners(module: nn.Module) -> dict[int, str]:
     return owners
 
 
-# thread id -> (the _Forward ids its capture records -> what they are, the capture's call)
+# thread id -> (id of each module its capture records -> what it is, the capture's call)
 _runs: dict[int, tuple[dict[int, tuple], Callable]] = {}
 _lock = threading.Lock()
 _get_ident = threading.get_ident
@@ -77,7 +77,7 @@ class _Forward:
     def __call__(self, *args, **kwargs):
         run = _runs.get(_get_ident())
         if run is not None:
-            entry = run[0].get(id(self))
+            entry = run[0].get(id(self.module))
             if entry is not None:
                 return run[1](entry, self, args, kwargs)
         return self.inner(*args, **kwargs)
@@ -121,17 +121,26 @@ def _uninstall(installed: list[_Forward]) -> None:
                     f.module.__dict__["forward"] = f.previous
 
 
+def entries(modules: list[tuple[str, nn.Module, bool]], route: bool) -> dict[int, tuple]:
+    """What a capture knows of each module it records, by ``id``: path, class name, whether a
+    leaf, whether its convolution goes to the router (the same for every run of a plan)."""
+    return {id(m): (name, type(m).__name__, leaf, route and leaf and swappable(m))
+            for name, m, leaf in modules}
+
+
 def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts: Options,
             conv_keys: frozenset[str] = frozenset(),
             modules: list[tuple[str, nn.Module, bool]] | None = None,
-            route: bool = False) -> tuple[object, list[Record]]:
+            route: bool = False, known: dict[int, tuple] | None = None
+            ) -> tuple[object, list[Record]]:
     """Run ``module(x)`` recording every module call (see :class:`models.capture.Record`).
 
     ``router``: computes the convolutions, or None when torch computes them. ``route``: the
     swappable ``nn.Conv2d`` modules hand their convolution to ``router`` here (else the caller
     routes them, with a dispatch mode). ``conv_keys``: layers whose input is kept even without a
     router call in them (a reference run). ``modules``: :func:`hooked` of ``module``, or the
-    part of it to record.
+    part of it to record; ``known``: their :func:`entries` for this ``route``, when the caller
+    keeps them.
     """
     records: list[Record] = []
     ends: list[int] = []  # router calls made when each record ended
@@ -167,12 +176,12 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
         calls = list(range(first, made)) if leaf and made != first else []
         source = derive.get(key)
         if source is not None:  # derived when read: hold nothing
-            record = Record(key, type_name, None, seconds=seconds, calls=calls,
-                            derive=(f.module if leaf else ALIAS, source), block=not leaf)
+            record = Record(key, type_name, None, None, seconds, calls, 0, 0, False, False,
+                            (f.module if leaf else ALIAS, source), None, not leaf)
         else:
             copy = clone is None or key in clone
-            record = Record(key, type_name, kept(out, copy) if copy else out, seconds=seconds,
-                            calls=calls, version=out._version, cloned=copy, block=not leaf)
+            record = Record(key, type_name, kept(out, copy) if copy else out, None, seconds, calls,
+                            out._version, 0, copy, False, None, None, not leaf)
             if key in input_from:
                 record.input_from = input_from[key]
             elif given is not None and (calls or key in conv_keys):
@@ -188,12 +197,12 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
         return out
 
     listed = modules if modules is not None else hooked(module)
+    if known is None:
+        known = entries(listed, to_route)
     installed = _install(m for _, m, _ in listed)
-    entries = {id(f): (name, type(m).__name__, leaf, to_route and leaf and swappable(m))
-               for f, (name, m, leaf) in zip(installed, listed, strict=True)}
     thread = _get_ident()
     outer = _runs.get(thread)  # a capture inside another on this thread (not expected)
-    _runs[thread] = (entries, call)
+    _runs[thread] = (known, call)
     try:
         output = module(x)
     finally:
