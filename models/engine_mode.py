@@ -84,6 +84,10 @@ class ConvRouter:
         self.calls: list[ConvCall] = []
         self.passed_through = 0
         self.busy = False  # inside the engine: its own torch calls (reference) are not the model's
+        # hold each call's input (a convolution outside every leaf module gets its record from
+        # the call); a capture that records every input itself turns it off, so a run does not
+        # keep every convolution's input alive on top of its own records
+        self.keep_inputs = True
         # the last exception raised here: TorchScript re-raises ours as a RuntimeError with
         # its own text, so a caller can give the user the real cause
         self.error: BaseException | None = None
@@ -140,7 +144,7 @@ class ConvRouter:
             input_shape=tuple(x.shape), weight_shape=tuple(weight.shape), stride=_pair(stride),
             padding=pad, dilation=_pair(dilation), groups=int(groups), algorithm=algorithm,
             seconds=time.perf_counter() - start, output=result, weight_ptr=weight.data_ptr(),
-            input=x, has_bias=bias is not None,
+            input=x if self.keep_inputs else None, has_bias=bias is not None,
         ))
         return result
 

@@ -251,6 +251,9 @@ def _router(the_plan: Plan, engine: str, cancel: CancelFn | None) -> ConvRouter 
     router = ConvRouter(engine, cancel)
     if router.is_reference and not (the_plan.form == "eager" and the_plan.functional):
         return None  # torch computes every convolution; the plan knows which layers they are
+    # only an eager model's convolutions outside every leaf module (a dispatch mode catches
+    # them) are recorded from the router's calls; every other capture keeps its own inputs
+    router.keep_inputs = the_plan.form == "eager" and the_plan.dispatch
     return router
 
 
