@@ -28,8 +28,10 @@ This mode compares CPU time on one thread instead (``time.thread_time`` around e
 of ``--rounds * --block``): torch with ``torch.set_num_threads(1)``, the engine with its own
 threads at 1 (``engine._parallel.WORKERS = 1``, NumPy's BLAS single-threaded), per convolution
 layer (on the input that layer gets in the model) and for the whole model (every Conv2d swapped,
-torch's other ops on the same thread). It says what each algorithm costs, not how well it uses
-two cores: the fair wall-clock run above, on a quiet machine, remains the judge of the targets.
+torch's other ops on the same thread), and ``run_model`` on ``reference`` and on each engine
+against both (``--no-runner`` skips it): what the runner itself costs. It says what each
+algorithm costs, not how well it uses two cores: the fair wall-clock run above, on a quiet
+machine, remains the judge of the targets.
 """
 
 from __future__ import annotations
@@ -387,6 +389,14 @@ def cpu_report(name: str, engines: list[str], args: argparse.Namespace) -> None:
             torch_layer = {la.name: best_cpu(lambda la=la: la.module(inputs[la.name]), repeats)
                            for la in layers}
             torch_model = best_cpu(lambda: model(x), repeats)
+            run_model = None
+            if not args.no_runner:
+                from models.runner import run_model
+
+                run_model(loaded, x, "reference")  # the plan: once per model and input size
+                ref = best_cpu(lambda: run_model(loaded, x, "reference"), repeats)
+                print(f"\n{name}, one thread, CPU ms (best of {repeats}): run_model on reference "
+                      f"{ref * 1e3:.2f} (torch {torch_model * 1e3:.2f}, × {ref / torch_model:.2f})")
             for engine_name in engines:
                 engine = get_engine(engine_name)
                 rows = []
@@ -406,9 +416,15 @@ def cpu_report(name: str, engines: list[str], args: argparse.Namespace) -> None:
                     engine_model = best_cpu(lambda: model(x), repeats)
                 total_e = sum(r[1] for r in rows)
                 total_t = sum(torch_layer.values())
+                via = ""
+                if run_model is not None:
+                    run_model(loaded, x, engine_name)
+                    runner_s = best_cpu(lambda e=engine_name: run_model(loaded, x, e), repeats)
+                    via = (f"; through run_model {runner_s * 1e3:.2f} (× {runner_s / torch_model:.2f}"
+                           f" torch, × {runner_s / engine_model:.2f} the engine alone)")
                 print(f"\n{name} on {engine_name}, one thread, CPU ms (best of {repeats}): whole model "
                       f"{engine_model * 1e3:.2f} (torch {torch_model * 1e3:.2f}, "
-                      f"× {engine_model / torch_model:.2f}); convolutions {total_e * 1e3:.2f} "
+                      f"× {engine_model / torch_model:.2f}){via}; convolutions {total_e * 1e3:.2f} "
                       f"(torch {total_t * 1e3:.2f}, × {total_e / total_t:.2f})")
                 print("| layer | input | weight | stride | algorithm | ms | torch ms | × torch |")
                 print("|---|---|---|---|---|---:|---:|---:|")

@@ -3,9 +3,10 @@
 One :class:`ConvRouter` computes a convolution on the engine and records the call. It is
 reached three ways, cheapest first:
 
-- :func:`swapped_convs`: each ``nn.Conv2d`` of an eager model calls the router from its own
-  ``forward`` for the duration of a run (instance attribute, removed afterwards). Nothing else
-  in the model is touched or slowed down.
+- :func:`routed_conv`: an eager model's ``nn.Conv2d`` hands its convolution to the router from
+  the stand-in ``forward`` the capture gives every module for the duration of a run
+  (:mod:`models.capture.eager`), for the capture's own thread only. Nothing else in the model
+  is touched or slowed down.
 - :class:`EngineConvMode`: a ``TorchDispatchMode`` that sees the ATen call every convolution
   ends in — functional ``F.conv2d``, Conv2d subclasses with their own ``forward``, TorchScript
   (scripted or traced) and ``torch.export`` programs alike — at the price of a Python call for
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -84,6 +84,10 @@ class ConvRouter:
         self.calls: list[ConvCall] = []
         self.passed_through = 0
         self.busy = False  # inside the engine: its own torch calls (reference) are not the model's
+        # hold each call's input (a convolution outside every leaf module gets its record from
+        # the call); a capture that records every input itself turns it off, so a run does not
+        # keep every convolution's input alive on top of its own records
+        self.keep_inputs = True
         # the last exception raised here: TorchScript re-raises ours as a RuntimeError with
         # its own text, so a caller can give the user the real cause
         self.error: BaseException | None = None
@@ -140,7 +144,7 @@ class ConvRouter:
             input_shape=tuple(x.shape), weight_shape=tuple(weight.shape), stride=_pair(stride),
             padding=pad, dilation=_pair(dilation), groups=int(groups), algorithm=algorithm,
             seconds=time.perf_counter() - start, output=result, weight_ptr=weight.data_ptr(),
-            input=x, has_bias=bias is not None,
+            input=x if self.keep_inputs else None, has_bias=bias is not None,
         ))
         return result
 
@@ -207,36 +211,16 @@ def swappable(module: nn.Module) -> bool:
         and type(module)._conv_forward is nn.Conv2d._conv_forward
 
 
-@contextlib.contextmanager
-def swapped_convs(module: nn.Module, router: ConvRouter) -> Iterator[None]:
-    """For the duration, every :func:`swappable` conv in ``module`` computes on ``router``.
-
-    Only the computation is swapped: weights, hooks and the module tree stay as they are.
-    """
-    convs = [m for m in module.modules() if swappable(m)]
-    owner = threading.get_ident()  # an abandoned run's swap must not compute a later run's convs
-
-    def forward_of(m: nn.Conv2d) -> Callable[[torch.Tensor], torch.Tensor]:
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            if threading.get_ident() != owner:
-                return nn.Conv2d.forward(m, x)
-            padding: object = m.padding
-            if m.padding_mode != "zeros":
-                x = F.pad(x, m._reversed_padding_repeated_twice, mode=m.padding_mode)
-                padding = 0
-            out = router.conv(x, m.weight, m.bias, m.stride, padding, m.dilation, m.groups)
-            if out is None:  # not ours (half precision, ...): torch's own
-                router.passed_through += 1
-                return nn.Conv2d.forward(m, x) if m.padding_mode == "zeros" else F.conv2d(
-                    x, m.weight, m.bias, m.stride, 0, m.dilation, m.groups)
-            return out
-        return forward
-
-    for m in convs:
-        m.forward = forward_of(m)
-    try:
-        with router.threads():
-            yield
-    finally:
-        for m in convs:
-            m.__dict__.pop("forward", None)
+def routed_conv(m: nn.Conv2d, x: torch.Tensor, router: ConvRouter) -> torch.Tensor:
+    """``m(x)`` for a :func:`swappable` conv, computed on ``router`` (torch's own when the
+    router declines it: half precision, ...)."""
+    padding: object = m.padding
+    if m.padding_mode != "zeros":
+        x = F.pad(x, m._reversed_padding_repeated_twice, mode=m.padding_mode)
+        padding = 0
+    out = router.conv(x, m.weight, m.bias, m.stride, padding, m.dilation, m.groups)
+    if out is None:
+        router.passed_through += 1
+        return nn.Conv2d.forward(m, x) if m.padding_mode == "zeros" else F.conv2d(
+            x, m.weight, m.bias, m.stride, 0, m.dilation, m.groups)
+    return out

@@ -44,8 +44,8 @@ ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
 
 
-@dataclass
-class Record:
+@dataclass(slots=True)
+class Record:  # (the eager capture builds it with positional arguments: keep the order)
     """One layer call as it ran. A derived row holds no tensor: ``output`` is None and
     ``derive`` = (module, key of the row whose output is its input); a convolution whose input
     is another row's output may name it in ``input_from`` instead of holding ``input``."""

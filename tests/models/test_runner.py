@@ -211,3 +211,64 @@ def test_a_run_abandoned_mid_forward_does_not_touch_later_runs(engine: str) -> N
     net.gate.set()
     thread.join(30)
     assert len(outcome) == 1 and isinstance(outcome[0], Cancelled)
+
+
+@pytest.mark.parametrize("engine", ["reference", "direct"])
+def test_a_copy_made_during_a_run_computes_with_its_own_weights(engine: str) -> None:
+    # The Engines tab deep-copies the window's model, possibly while a run on it is under way:
+    # the copy must be a model of its own, not one that still calls the original's layers.
+    import copy
+
+    torch.manual_seed(0)
+    net = _HeldInThread().eval()
+    model = _loaded(net)
+    x = torch.randn(1, 3, 12, 12)
+    run_model(model, x, engine)
+    def held() -> None:
+        net.held_thread = threading.get_ident()
+        run_model(model, x, engine)
+
+    thread = threading.Thread(target=held, daemon=True)
+    thread.start()
+    assert net.entered.wait(30)
+    # made while the held run is inside the model (its events shared: they cannot be copied)
+    twin = copy.deepcopy(net, {id(net.entered): net.entered, id(net.gate): net.gate})
+    net.gate.set()
+    thread.join(30)
+    twin.held_thread = None
+    with torch.no_grad():
+        twin.conv2.weight.mul_(-1.0)
+        twin.relu = nn.Identity()
+        expected = twin.conv2(twin.relu(twin.conv1(x)))
+        assert not torch.allclose(expected, net.conv2(net.relu(net.conv1(x))))
+        assert torch.allclose(twin(x), expected, atol=1e-6)
+    later = run_model(_loaded(twin), x, engine)
+    np.testing.assert_allclose(later.maps("conv2"), expected[0].numpy(), atol=1e-4)
+    # the original keeps nothing of the runs; the copy has at most its modules' own forwards
+    assert all("forward" not in m.__dict__ for m in net.modules())
+    for m in twin.modules():
+        own = m.__dict__.get("forward")
+        assert own is None or (own.__self__ is m and own.__func__ is type(m).forward)
+
+
+def test_a_run_keeps_the_modules_own_hooks_and_forwards() -> None:
+    # the capture stands in for each module's forward during a run: a forward the user set on
+    # an instance still computes, the user's hooks still fire, and both are there afterwards
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3)).eval()
+    original = net[1].forward
+    net[1].forward = lambda t: torch.relu(t) * 2.0  # an instance forward of the user's
+    seen: list[torch.Tensor] = []
+    handle = net[2].register_forward_hook(lambda _m, _i, out: seen.append(out.detach().clone()))
+    x = torch.randn(1, 3, 10, 10)
+    result = run_model(_loaded(net), x, "direct")
+    with torch.no_grad():
+        doubled = torch.relu(net[0](x)) * 2.0
+        expected = net[2](doubled)
+    np.testing.assert_allclose(result.activations["1"], doubled[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(result.maps("2"), expected[0].numpy(), atol=1e-4)
+    assert len(seen) == 3  # the plan's run, the run, our check above
+    np.testing.assert_allclose(seen[1][0].numpy(), result.maps("2"), atol=1e-6)
+    assert net[1].__dict__["forward"] is not original and callable(net[1].forward)
+    assert "forward" not in net[0].__dict__ and "forward" not in net[2].__dict__
+    handle.remove()
