@@ -12,7 +12,14 @@ Gradient ascent on the input, as in Olah, Mordvintsev & Schubert, "Feature Visua
   adversarial noise. Here the three are one affine resampling at a constant size (grey beyond
   the border), so a ``.pt2`` program with a fixed input shape runs too;
 - **Adam** on the spectrum maximises the mean activation of the channel (or one unit's
-  activation) at the layer, normalised with the model's own mean and std.
+  activation), the image normalised with the model's own mean and std. The activation is the
+  channel **as the network uses it**: when the layer is followed by per-channel element-wise
+  layers (a BatchNorm, an activation; :func:`objective_layer`), after them. A convolution's
+  raw output is linear in the image, and an edge detector's kernel sums to about zero per colour
+  (EfficientNet-Lite0's ``_conv_stem`` channel 0: 0.017, -0.057, 0.025 against an absolute sum
+  of 21.9), so its mean over the map is about zero for *any* image: only a 2-pixel pattern
+  locked to the stride grid moves it, which the jitter and the 1/f spectrum average away.
+  After its BatchNorm and ReLU6, the negative half is cut off and the mean counts edges.
 
 Gradients come from torch's autograd (the convolution engines compute forward passes only),
 and each forward pass stops at the layer (:func:`models.runner.layer_output`): a deep layer
@@ -45,6 +52,7 @@ VisProgress = Callable[[int, int, np.ndarray | None], None]
 
 NOTE = ("gradients from torch's autograd: the convolution engines compute forward passes only; "
         "the model ran up to layer {layer} on every step")
+GREY = 128 / 255  # the baseline image: mid-grey (128), about where the optimisation starts
 
 # Lucent's colour decorrelation: the square root of ImageNet's colour covariance (its SVD), by
 # columns, scaled so its largest column has norm 1
@@ -64,8 +72,11 @@ class Visualization:
 
     ``images``: ``(N, H, W, 3)`` uint8, one per channel (a 1-channel model's grey repeated);
     ``activations``: ``(N,)`` the objective on each final image as it is, untransformed (the
-    channel's mean activation, or the unit's value); ``history``: ``(steps, N)`` the objective
-    during the run (on the transformed images).
+    channel's mean activation, or the unit's value, at ``objective_layer``); ``baseline``:
+    ``(N,)`` the same on a plain mid-grey image (the channel's resting level: a BatchNorm's
+    bias lifts it above 0); ``history``: ``(steps, N)`` the objective during the run (on the
+    transformed images). ``objective_layer``: ``layer``, or the last of the per-channel
+    element-wise layers right after it (its BatchNorm and activation) whose output was maximised.
     """
 
     layer: str
@@ -78,6 +89,8 @@ class Visualization:
     seed: int
     size: tuple[int, int]
     note: str
+    objective_layer: str = ""
+    baseline: np.ndarray | None = None
 
     @property
     def image(self) -> np.ndarray:
@@ -178,24 +191,45 @@ def layer_channels(model: LoadedModel | nn.Module, layer: str, size: tuple[int, 
     raise LayerError(f"layer {layer!r} has no channels to visualize (output {list(shape)})")
 
 
+def objective_layer(model: LoadedModel | nn.Module, layer: str, size: tuple[int, int],
+                    channels: int = 3) -> str:
+    """The layer whose output a visualization of ``layer`` maximises: ``layer`` followed through
+    the per-channel element-wise layers that take its output, one after another (BatchNorm,
+    activations, dropout: the plan's derived rows, :data:`models.runner._DERIVABLE`), so a
+    convolution is seen as the network uses it (``_conv_stem`` -> ``_bn0`` -> ``_act_stem``).
+    Only when exactly one such layer takes the output; a residual add or a block ends the chain.
+    Eager models only (the plan knows where a ``.pt2`` or TorchScript layer's input came from
+    only for eager models): there it is ``layer`` itself."""
+    module = model if isinstance(model, nn.Module) else model.module
+    the_plan = plan(module, torch.zeros(1, channels, *size))
+    rows, current = the_plan.rows, layer
+    while True:
+        nxt = [k for k, source in the_plan.derive.items() if source == current and not rows[k].block
+               and rows[k].output_shape == rows[current].output_shape]
+        if len(nxt) != 1:
+            return current
+        current = nxt[0]
+
+
 def visualize(model: LoadedModel, layer: str, channel: int, *, unit: tuple[int, int] | None = None,
               steps: int = 256, seed: int = 0, size: tuple[int, int] | None = None,
               preview_every: int = 8, progress: VisProgress | None = None,
-              cancel: Callable[[], bool] | None = None) -> Visualization:
+              cancel: Callable[[], bool] | None = None, as_used: bool = True) -> Visualization:
     """The image that maximises ``channel``'s mean activation at ``layer`` (or, with ``unit``
-    ``(y, x)``, that unit's activation). ``size``: the optimised image (default: the model's
-    input size). Raises ``LayerError`` (unknown layer, channel or unit outside it),
-    ``Cancelled``."""
+    ``(y, x)``, that unit's activation); ``as_used``: after the BatchNorm and activation that
+    follow the layer (:func:`objective_layer`), else the layer's own output. ``size``: the
+    optimised image (default: the model's input size). Raises ``LayerError`` (unknown layer,
+    channel or unit outside it), ``Cancelled``."""
     return visualize_channels(model, layer, [channel], unit=unit, steps=steps, seed=seed,
                               size=size, preview_every=preview_every, progress=progress,
-                              cancel=cancel)
+                              cancel=cancel, as_used=as_used)
 
 
 def visualize_channels(model: LoadedModel, layer: str, channels: Sequence[int] | int = 16, *,
                        unit: tuple[int, int] | None = None, steps: int = 256, seed: int = 0,
                        size: tuple[int, int] | None = None, preview_every: int = 8,
                        progress: VisProgress | None = None,
-                       cancel: Callable[[], bool] | None = None) -> Visualization:
+                       cancel: Callable[[], bool] | None = None, as_used: bool = True) -> Visualization:
     """One image per channel of ``layer`` optimised together in one batch; ``channels`` an int
     ``n`` means the first ``n`` (fewer if the layer has fewer). The preview is their mosaic.
     Each channel's image depends on the seed and the channel only (:func:`channel_generator`):
@@ -232,11 +266,12 @@ def visualize_channels(model: LoadedModel, layer: str, channels: Sequence[int] |
         jitter = (max(1, min(sum(JITTER), min(rf.size) // 4)),)
         cy, cx = rf.unit_center(*unit)
         center = (cy + 0.5, cx + 0.5)  # pixel i covers [i, i + 1)
+    target = objective_layer(module, layer, size, pre.channels) if as_used else layer
     mean = torch.tensor(pre.mean[: pre.channels], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(pre.std[: pre.channels], dtype=torch.float32).view(1, -1, 1, 1)
     batch = fixed_batch(module) or len(wanted)
     parts = [wanted[i: i + batch] for i in range(0, len(wanted), batch)]
-    images, finals, histories = [], [], []
+    images, finals, histories, baselines = [], [], [], []
     for index, part in enumerate(parts):
         done = index * steps
 
@@ -245,16 +280,18 @@ def visualize_channels(model: LoadedModel, layer: str, channels: Sequence[int] |
                 progress(done + step, len(parts) * steps, preview)
 
         generators = [channel_generator(seed, c) for c in part]
-        image, final, history = _optimize(
-            module, layer, part, unit, axes, steps, size, pre.channels, mean, std, generators,
+        image, final, history, baseline = _optimize(
+            module, target, part, unit, axes, steps, size, pre.channels, mean, std, generators,
             (jitter, center), preview_every, report, cancel)
         images.append(image)
+        baselines.append(baseline)
         finals.append(final)
         histories.append(history)
     return Visualization(layer=layer, channels=wanted, unit=tuple(unit) if unit is not None else None,
                          images=np.concatenate(images), activations=np.concatenate(finals),
                          history=np.concatenate(histories, axis=1), steps=steps, seed=int(seed),
-                         size=size, note=NOTE.format(layer=layer))
+                         size=size, note=NOTE.format(layer=target), objective_layer=target,
+                         baseline=np.concatenate(baselines))
 
 
 def channel_generator(seed: int, channel: int) -> torch.Generator:
@@ -282,8 +319,10 @@ def _optimize(module: nn.Module, layer: str, channels: list[int], unit: tuple[in
               mean: torch.Tensor, std: torch.Tensor, generators: list[torch.Generator],
               transform: tuple[tuple[int, ...], tuple[float, float] | None], preview_every: int,
               report: Callable[[int, np.ndarray | None], None],
-              cancel: Callable[[], bool] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Adam on one batch of Fourier images: (images uint8, final objective, history)."""
+              cancel: Callable[[], bool] | None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Adam on one batch of Fourier images: (images uint8, final objective, history, the
+    objective on a mid-grey image)."""
     n = len(channels)
     index = torch.tensor(channels)
     param = FourierImage(in_channels, size, generators)
@@ -316,7 +355,8 @@ def _optimize(module: nn.Module, layer: str, channels: list[int], unit: tuple[in
     with torch.no_grad():
         final_images = param()
         final = objective(final_images).numpy().astype(np.float32)
-    return _to_uint8(final_images), final, history
+        baseline = objective(torch.full_like(final_images, GREY)).numpy().astype(np.float32)
+    return _to_uint8(final_images), final, history, baseline
 
 
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
