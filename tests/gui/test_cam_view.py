@@ -106,11 +106,28 @@ def test_the_class_picker_and_the_method_change_the_map(qtbot, view, net) -> Non
     assert view.class_map() is picked and not view.lane.busy
 
 
-def test_a_layer_that_is_not_a_convolution_uses_the_last_one(qtbot, view, net) -> None:
-    view.show_state(Shown(net, _layer(net, "1")))  # a ReLU
+def test_the_layer_is_the_last_conv_by_default_or_the_selected_one_or_one_picked(qtbot, view,
+                                                                               net) -> None:
+    view.show_state(Shown(net, _layer(net, "0")))  # a fresh start: the first conv is selected
     _idle(qtbot, view)
+    assert view.layer_choice() == "last"
     assert view.class_map().layer == cam.default_layer(net.model, net.image.tensor) == "2"
-    assert "1 is not a convolution" in view.where.text()
+    assert view.where.text() == "Grad-CAM at 2 (the last convolution)"
+    assert [view.layer_box.itemText(i) for i in range(view.layer_box.count())] == [
+        "last conv (2)", "follow the selected layer", "0", "2"]
+    assert view.choose_layer("selected")
+    _idle(qtbot, view)
+    assert view.class_map().layer == "0" and view.where.text() == "Grad-CAM at 0 (the selected layer)"
+    np.testing.assert_allclose(view.class_map().heat, cam.class_map(net.model, net.image, "0").heat,
+                               rtol=1e-5, atol=1e-6)
+    view.show_state(Shown(net, _layer(net, "1")))  # a ReLU: following it, the last conv
+    _idle(qtbot, view)
+    assert view.class_map().layer == "2" and "1 is not a convolution" in view.where.text()
+    assert view.choose_layer("0")  # a layer picked stays, whatever is selected
+    view.show_state(Shown(net, _layer(net, "2")))
+    _idle(qtbot, view)
+    assert view.class_map().layer == "0" and "picked under Layer" in view.where.text()
+    assert not view.choose_layer("1")  # not a convolution: not offered
 
 
 def test_score_cam_reports_its_channels_and_cancels(qtbot, view, monkeypatch) -> None:
