@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QVBoxLayout,
@@ -110,19 +109,26 @@ class CamView(LaneView):
         self.export_button = QPushButton("Export PNG…")
         self.export_button.setEnabled(False)
         self.where = steady_label()
-        controls = QHBoxLayout()
-        for widget in (QLabel("Layer"), self.layer_box, QLabel("Class"), self.classes,
-                       QLabel("Method"), self.method, self.export_button):
-            controls.addWidget(widget)
-        controls.addStretch(1)
+        controls = QGridLayout()  # two rows: the combos keep their text at 1024 px
+        controls.addWidget(QLabel("Layer"), 0, 0)
+        controls.addWidget(self.layer_box, 0, 1)
+        controls.addWidget(QLabel("Method"), 0, 2)
+        controls.addWidget(self.method, 0, 3)
+        controls.addWidget(QLabel("Class"), 1, 0)
+        controls.addWidget(self.classes, 1, 1)
+        controls.addWidget(self.export_button, 1, 2, 1, 2)
+        controls.setColumnStretch(1, 1)
+        controls.setColumnStretch(4, 1)
         self.progress = ProgressRow()
-        self.status = steady_label()
+        self.status = steady_label(lines=2, wrap=True)
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.on_input = ImagePane("Open a classifier and a photo to see where it looks.")
         self.on_photo = ImagePane()
         self.input_caption = QLabel("On the model's input")
         self.photo_caption = QLabel("On the photo (mapped back)")
+        for caption in (self.input_caption, self.photo_caption):
+            caption.setWordWrap(True)
         panes = QGridLayout()
         panes.addWidget(self.input_caption, 0, 0)
         panes.addWidget(self.photo_caption, 0, 1)
@@ -137,9 +143,9 @@ class CamView(LaneView):
         layout.addLayout(panes, 1)
         layout.addWidget(self.note)
 
-        self.method.currentIndexChanged.connect(lambda _i: self._request())
+        self.method.currentIndexChanged.connect(lambda _i: self._asked())
         self.layer_box.activated.connect(self._on_layer_picked)
-        self.classes.currentIndexChanged.connect(lambda _i: self._request())
+        self.classes.currentIndexChanged.connect(lambda _i: self._asked())
         self.export_button.clicked.connect(self._export_dialog)
         self.progress.cancel_clicked.connect(self.lane.cancel)
         self.lane.progress.connect(lambda done, total: self.progress.step(
@@ -224,7 +230,11 @@ class CamView(LaneView):
 
     def _on_layer_picked(self, position: int) -> None:
         self._layer_choice = self.layer_box.itemData(position) or LAST
-        self._declined = None  # the user asks
+        self._asked()
+
+    def _asked(self) -> None:
+        """The user picked a layer, class or method: compute it, even what was cancelled."""
+        self._declined = None
         self._request()
 
     def _layer(self) -> tuple[str | None, str]:

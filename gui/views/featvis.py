@@ -126,7 +126,7 @@ class FeatureVisView(LaneView):
             buttons.addWidget(widget)
         buttons.addStretch(1)
         self.progress = ProgressRow()
-        self.status = steady_label()
+        self.status = steady_label(lines=2, wrap=True)
         self.note = QLabel(NOTE)
         self.note.setWordWrap(True)
         self.pane = ImagePane("Open a model to see what its channels respond to.")

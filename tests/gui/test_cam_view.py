@@ -201,3 +201,35 @@ def test_export_writes_both_pictures_and_errors_are_one_line(qtbot, view, net, t
     _idle(qtbot, view)
     assert view.class_map() is None and "not one score per class" in view.on_input._text
     assert view.classes.count() == 0
+
+
+def test_in_the_window_all_three_methods_run_and_score_cam_cancels(qtbot, window) -> None:
+    from tests.gui.conftest import wait_run
+
+    window.start(model="resnet18", untrained=True, engine="im2col", input_size=(64, 64))
+    wait_run(qtbot, window)
+    assert window.outcome is not None, window.last_error
+    view = window.view("cam")
+    window.show_view("cam")
+    _idle(qtbot, view)
+    outcome = window.outcome
+    assert view.class_map().layer == "layer4.1.conv2"  # the last conv, whatever is selected
+    for method in ("gradcam++", "gradcam"):
+        view.choose_method(method)
+        _idle(qtbot, view)
+        np.testing.assert_allclose(view.class_map().heat, cam.class_map(
+            outcome.model, outcome.image, "layer4.1.conv2", None, method).heat, rtol=1e-5, atol=1e-6)
+    seen = []
+    view.lane.progress.connect(lambda done, total: seen.append((done, total)))
+    view.choose_method("scorecam")  # 512 channels, 16 batches: cancelled after the first
+    qtbot.waitUntil(lambda: bool(seen), timeout=60000)
+    assert view.progress.isVisible() and seen[0] == (32, 512)
+    view.progress.button.click()
+    _idle(qtbot, view)
+    assert view.class_map() is None and "cancelled" in view.status.text()
+    assert len(seen) < 16
+    view.choose_method("gradcam++")  # kept: shown at once, the window keeps working
+    assert view.class_map().method == "Grad-CAM++"
+    view.choose_method("scorecam")  # asked again: runs to its end
+    _idle(qtbot, view, timeout=120000)
+    assert view.class_map().method == "Score-CAM" and seen[-1] == (512, 512)
