@@ -337,8 +337,9 @@ def export_views(args: argparse.Namespace, model, image) -> int:
             name = f"{safe_name(vis.layer)}.ch{args.visualize}{unit}.vis.png"
             written.append(render.save_png(vis.image, folder / name))
             where = f" unit {args.unit}" if args.unit else ""
+            at = f" at {vis.objective_layer}" if vis.objective_layer != vis.layer else ""
             said.append(f"{vis.layer} channel {args.visualize}{where}: activation "
-                        f"{float(vis.activations[0]):.4g} after {vis.steps} steps (seed {vis.seed})")
+                        f"{float(vis.activations[0]):.4g}{at} after {vis.steps} steps (seed {vis.seed})")
         if args.cam is not None:
             result = cam.class_map(model, image, args.layer, args.cam or None, args.cam_method,
                                    progress=channels_done)

@@ -1,10 +1,11 @@
 """The "Class activation map" tab: Grad-CAM (or Grad-CAM++, Score-CAM) of a class the model
-predicts, at the selected conv layer, over the model's view of the photo and over the photo.
+predicts, at a conv layer, over the model's view of the photo and over the photo.
 
 The work is :func:`models.cam.class_map` (plus the two overlays), a plain function with
 ``progress`` and ``cancel`` run on the view's own lane; Score-CAM runs a forward pass per channel
-of the layer and reports them. The layer is the selected one when it is a convolution with a
-map, else the model's last convolution (:func:`models.cam.default_layer`). Results are kept per
+of the layer and reports them. The layer is the tab's own choice (*Layer*): the model's last
+convolution by default (as :func:`models.cam.default_layer` picks it), the layer selected in the
+window ("follow the selected layer"), or any convolution with a map. Results are kept per
 (model, photo, layer, class, method); another model or photo clears them.
 """
 
@@ -18,7 +19,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QVBoxLayout,
@@ -36,6 +36,21 @@ CLASSES = 10  # the class picker lists the top 10 predictions
 KEEP = 32
 
 
+LAST, SELECTED = "last", "selected"  # the layer picker's two modes; a layer name is the third
+
+
+def has_map(layer) -> bool:
+    """A convolution whose output is a map larger than 1×1 (what a CAM needs)."""
+    return layer.is_conv and layer.grid_axes is not None and \
+        int(np.prod([layer.output_shape[a] for a in layer.grid_axes])) > 1
+
+
+def last_conv(layers) -> str | None:
+    """The last convolution with a map larger than 1×1 (:func:`models.cam.default_layer`'s)."""
+    names = [la.name for la in layers if has_map(la) and not la.block]
+    return names[-1] if names else None
+
+
 def cam_layer(layer) -> tuple[str | None, str]:
     """The layer to explain for the selected :class:`~models.layers.LayerInfo` (None: the
     model's last convolution) and why, in words."""
@@ -45,7 +60,7 @@ def cam_layer(layer) -> tuple[str | None, str]:
         return None, f"the last convolution ({layer.name} is not a convolution)"
     if layer.grid_axes is None or np.prod([layer.output_shape[a] for a in layer.grid_axes]) <= 1:
         return None, f"the last convolution ({layer.name} has no map larger than 1×1)"
-    return layer.name, f"{layer.name}, the selected layer"
+    return layer.name, "the selected layer"
 
 
 def top_classes(logits, categories, count: int = CLASSES) -> list[tuple[int, str]]:
@@ -80,25 +95,40 @@ class CamView(LaneView):
             self.method.addItem(name, key)
         self.method.setToolTip("Grad-CAM and Grad-CAM++: one forward and one backward pass. "
                                "Score-CAM: no gradient, one forward pass per channel of the layer")
+        self.layer_box = QComboBox()
+        self.layer_box.setMinimumContentsLength(14)
+        self.layer_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.layer_box.setToolTip("The conv layer whose maps are weighed: the last convolution "
+                                  "(the usual choice), the layer selected in the window, or any "
+                                  "convolution with a map")
+        self._layer_choice: str = LAST
         self.classes = QComboBox()
-        self.classes.setMinimumContentsLength(24)
+        self.classes.setMinimumContentsLength(16)
+        self.classes.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.classes.setToolTip("The class to explain: the model's top predictions, best first")
         self.export_button = QPushButton("Export PNG…")
         self.export_button.setEnabled(False)
         self.where = steady_label()
-        controls = QHBoxLayout()
-        for widget in (QLabel("Class"), self.classes, QLabel("Method"), self.method,
-                       self.export_button):
-            controls.addWidget(widget)
-        controls.addStretch(1)
+        controls = QGridLayout()  # two rows: the combos keep their text at 1024 px
+        controls.addWidget(QLabel("Layer"), 0, 0)
+        controls.addWidget(self.layer_box, 0, 1)
+        controls.addWidget(QLabel("Method"), 0, 2)
+        controls.addWidget(self.method, 0, 3)
+        controls.addWidget(QLabel("Class"), 1, 0)
+        controls.addWidget(self.classes, 1, 1)
+        controls.addWidget(self.export_button, 1, 2, 1, 2)
+        controls.setColumnStretch(1, 1)
+        controls.setColumnStretch(4, 1)
         self.progress = ProgressRow()
-        self.status = steady_label()
+        self.status = steady_label(lines=2, wrap=True)
         self.note = QLabel()
         self.note.setWordWrap(True)
         self.on_input = ImagePane("Open a classifier and a photo to see where it looks.")
         self.on_photo = ImagePane()
         self.input_caption = QLabel("On the model's input")
         self.photo_caption = QLabel("On the photo (mapped back)")
+        for caption in (self.input_caption, self.photo_caption):
+            caption.setWordWrap(True)
         panes = QGridLayout()
         panes.addWidget(self.input_caption, 0, 0)
         panes.addWidget(self.photo_caption, 0, 1)
@@ -113,8 +143,9 @@ class CamView(LaneView):
         layout.addLayout(panes, 1)
         layout.addWidget(self.note)
 
-        self.method.currentIndexChanged.connect(lambda _i: self._request())
-        self.classes.currentIndexChanged.connect(lambda _i: self._request())
+        self.method.currentIndexChanged.connect(lambda _i: self._asked())
+        self.layer_box.activated.connect(self._on_layer_picked)
+        self.classes.currentIndexChanged.connect(lambda _i: self._asked())
         self.export_button.clicked.connect(self._export_dialog)
         self.progress.cancel_clicked.connect(self.lane.cancel)
         self.lane.progress.connect(lambda done, total: self.progress.step(
@@ -139,7 +170,7 @@ class CamView(LaneView):
                                            outcome.model.categories):
                 self.classes.addItem(text, index)
             self.classes.blockSignals(False)
-        _, self._why = cam_layer(shown.layer)
+            self._fill_layers(getattr(outcome.result, "layers", []))
         self._request()
 
     def export_png(self, path: Path) -> Path:
@@ -168,11 +199,58 @@ class CamView(LaneView):
     def choose_method(self, method: str) -> None:
         self.method.setCurrentIndex(self.method.findData(method))
 
+    def choose_layer(self, choice: str) -> bool:
+        """``"last"`` (the default), ``"selected"`` (follow the window's layer) or a layer's
+        name; False when it is not in the picker."""
+        position = self.layer_box.findData(choice)
+        if position >= 0:
+            self.layer_box.setCurrentIndex(position)
+            self._on_layer_picked(position)
+        return position >= 0
+
+    def layer_choice(self) -> str:
+        return self._layer_choice
+
+    def _fill_layers(self, layers) -> None:
+        """The picker for another model: the last conv, "selected", then every conv with a map;
+        the user's choice is kept when the new model has it."""
+        last = last_conv(layers)
+        self.layer_box.blockSignals(True)
+        self.layer_box.clear()
+        self.layer_box.addItem(f"last conv ({last})" if last else "last conv", LAST)
+        self.layer_box.addItem("follow the selected layer", SELECTED)
+        for la in layers:
+            if has_map(la) and not la.block:
+                self.layer_box.addItem(la.name, la.name)
+        position = self.layer_box.findData(self._layer_choice)
+        if position < 0:
+            self._layer_choice, position = LAST, 0
+        self.layer_box.setCurrentIndex(position)
+        self.layer_box.blockSignals(False)
+
+    def _on_layer_picked(self, position: int) -> None:
+        self._layer_choice = self.layer_box.itemData(position) or LAST
+        self._asked()
+
+    def _asked(self) -> None:
+        """The user picked a layer, class or method: compute it, even what was cancelled."""
+        self._declined = None
+        self._request()
+
+    def _layer(self) -> tuple[str | None, str]:
+        """The layer to explain (None: the model's last convolution) and why, in words."""
+        if self._layer_choice == SELECTED:
+            name, why = cam_layer(self.shown.layer)
+            return name, why
+        if self._layer_choice == LAST:
+            return None, "the last convolution"
+        return self._layer_choice, "picked under Layer"
+
     # -- internals ------------------------------------------------------------------------------
     def _key(self) -> tuple | None:
         if self._for is None or self.shown.outcome is None:
             return None
-        layer, _ = cam_layer(self.shown.layer)
+        layer, self._why = self._layer()
         target = self.classes.currentData()
         return (id(self._for[0]), id(self._for[1]), layer, target, self.method.currentData())
 
@@ -199,7 +277,7 @@ class CamView(LaneView):
         self._result = None
         self.export_button.setEnabled(False)
         name = cam.METHODS[method]
-        self.where.setText(f"{name} at {self._why}")
+        self.where.setText(f"{name} at {layer} ({self._why})" if layer else f"{name} at {self._why}")
         self.on_input.set_image(None, f"Computing {name}…")
         self.on_photo.set_image(None)
         self.status.setText(f"computing {name}…")
@@ -239,8 +317,7 @@ class CamView(LaneView):
         self.export_button.setEnabled(True)
         self.progress.stop()
         label = result.class_name or f"class {result.class_index}"
-        self.where.setText(f"{result.method} at {result.layer}" + (
-            "" if result.layer in self._why else f" ({self._why})"))
+        self.where.setText(f"{result.method} at {result.layer} ({self._why})")
         self.input_caption.setText(f"On the model's input ({result.heat.shape[1]}×"
                                    f"{result.heat.shape[0]})")
         self.status.setText(f"{label}: score {result.score:.4g}, probability "
@@ -255,6 +332,7 @@ class CamView(LaneView):
         self.lane.cancel()
         self.progress.stop()
         self.classes.clear()
+        self.layer_box.clear()
         self.on_input.set_image(None, text)
         self.on_photo.set_image(None)
         self.status.setText("")

@@ -75,7 +75,9 @@ def qimage_to_rgb(image: QImage) -> np.ndarray:
 class ImagePane(QWidget):
     """One picture, scaled to fit its box with its aspect ratio kept (smoothly), centred across
     the top; a text in its place when there is none. Setting a picture is one assignment and a
-    repaint."""
+    repaint. A click on the picture emits ``clicked(x, y)`` in the picture's own pixels."""
+
+    clicked = Signal(float, float)
 
     def __init__(self, placeholder: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -102,6 +104,20 @@ class ImagePane(QWidget):
         scale = min(self.width() / iw, self.height() / ih)
         w, h = max(1, int(iw * scale)), max(1, int(ih * scale))
         return QRect((self.width() - w) // 2, 0, w, h)  # top: the captions sit above
+
+    def to_image(self, x: float, y: float) -> tuple[float, float] | None:
+        """A point of the widget in the picture's pixels (None outside the picture)."""
+        rect = self.target()
+        if rect.isEmpty() or not rect.contains(int(x), int(y)):
+            return None
+        return ((x - rect.x()) * self._image.width() / rect.width(),
+                (y - rect.y()) * self._image.height() / rect.height())
+
+    def mousePressEvent(self, event) -> None:
+        point = self.to_image(event.position().x(), event.position().y())
+        if point is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit(*point)
+        super().mousePressEvent(event)
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)

@@ -35,11 +35,13 @@ from models import featvis, render
 from models.export import safe_name
 
 GRID = 16  # channels in "Visualize 16 channels"
+STEPS_KEY, SEED_KEY = "featvis/steps", "featvis/seed"  # in the window's settings
 KEEP = 32  # results kept for stepping back
 NOTE = ("Gradient ascent on the input (Olah et al., Distill 2017): the image that makes the "
-        "channel's mean activation (or the unit's) largest. The gradients come from torch's "
-        "autograd — ConvScope's own engines compute forward passes only — and every step runs "
-        "the model only up to the layer.")
+        "channel's mean activation (or the unit's) largest, measured as the network uses it: "
+        "after the BatchNorm and activation that follow the layer. The gradients come from "
+        "torch's autograd — ConvScope's own engines compute forward passes only — and every "
+        "step runs the model only up to the layer.")
 
 
 def channel_count(layer) -> int | None:
@@ -81,23 +83,33 @@ class FeatureVisView(LaneView):
         self._vis: featvis.Visualization | None = None  # shown
         self._seen_channel: int | None = None
         self._grid = False  # the last button pressed: one channel, or the layer's first 16
+        self._tiles: list[tuple[int, int, int, int]] = []  # the grid's tiles (top, left, h, w)
 
         self.channel = QSpinBox()
         self.channel.setKeyboardTracking(False)
         self.channel.setToolTip("The channel to visualize (follows the channel picked in the "
                                 "feature maps)")
-        self.unit = QCheckBox("only the selected unit")
+        self.unit = QCheckBox("one unit")
         self.unit.setEnabled(False)
         self.unit.setToolTip("Click a unit in the feature maps, then tick this to visualize what "
-                             "that one unit responds to")
+                             "that one unit responds to instead of the whole channel")
         self.steps = QSpinBox()
         self.steps.setRange(1, 4096)
         self.steps.setSingleStep(64)
         self.steps.setValue(256)
         self.steps.setKeyboardTracking(False)
+        self.steps.setToolTip("Optimisation steps (gradient ascent on the image)")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setKeyboardTracking(False)
+        self.seed.setToolTip("The random start and transforms: the same seed gives the same image")
+        settings = self._settings()
+        if settings is not None:  # remembered like the window's other fields
+            for box, name in ((self.steps, STEPS_KEY), (self.seed, SEED_KEY)):
+                try:
+                    box.setValue(int(settings.value(name, box.value())))
+                except (TypeError, ValueError):
+                    pass
         self.one_button = QPushButton("Visualize channel")
         self.grid_button = QPushButton(f"Visualize {GRID} channels")
         self.grid_button.setToolTip(f"The layer's first {GRID} channels, optimised together in "
@@ -114,7 +126,7 @@ class FeatureVisView(LaneView):
             buttons.addWidget(widget)
         buttons.addStretch(1)
         self.progress = ProgressRow()
-        self.status = steady_label()
+        self.status = steady_label(lines=2, wrap=True)
         self.note = QLabel(NOTE)
         self.note.setWordWrap(True)
         self.pane = ImagePane("Open a model to see what its channels respond to.")
@@ -128,8 +140,9 @@ class FeatureVisView(LaneView):
 
         self.channel.valueChanged.connect(lambda _v: self._request())
         self.unit.toggled.connect(lambda _v: self._request())
-        self.steps.valueChanged.connect(lambda _v: self._request())
-        self.seed.valueChanged.connect(lambda _v: self._request())
+        self.steps.valueChanged.connect(lambda v: self._remember(STEPS_KEY, v))
+        self.seed.valueChanged.connect(lambda v: self._remember(SEED_KEY, v))
+        self.pane.clicked.connect(self._on_tile_clicked)
         self.one_button.clicked.connect(lambda: self._set_grid(False))
         self.grid_button.clicked.connect(lambda: self._set_grid(True))
         self.export_button.clicked.connect(self._export_dialog)
@@ -166,7 +179,7 @@ class FeatureVisView(LaneView):
         self.unit.setEnabled(has_unit)
         if not has_unit:
             self.unit.setChecked(False)
-        self.unit.setText(f"only unit {tuple(shown.unit)}" if has_unit else "only the selected unit")
+        self.unit.setText(f"unit {tuple(shown.unit)}" if has_unit else "one unit")
         for w in widgets:
             w.blockSignals(False)
         self._enable(True)
@@ -198,6 +211,28 @@ class FeatureVisView(LaneView):
         return {"layer": layer, "channels": channels, "unit": unit, "seed": seed, "steps": steps}
 
     # -- internals ------------------------------------------------------------------------------
+    def _settings(self):
+        return getattr(self.window_services, "settings", None)
+
+    def _remember(self, key: str, value: int) -> None:
+        settings = self._settings()
+        if settings is not None:
+            settings.setValue(key, int(value))
+        self._request()
+
+    def _on_tile_clicked(self, x: float, y: float) -> None:
+        """A click on a tile of the grid: visualize that channel alone."""
+        vis = self._vis
+        if vis is None or len(vis.channels) < 2:
+            return
+        for channel, (top, left, h, w) in zip(vis.channels, self._tiles, strict=False):
+            if top <= y < top + h and left <= x < left + w:
+                self.channel.blockSignals(True)
+                self.channel.setValue(channel)
+                self.channel.blockSignals(False)
+                self._set_grid(False)
+                return
+
     def _key(self) -> tuple | None:
         layer = self.shown.layer
         if self.shown.outcome is None or layer is None or not self.channel.isEnabled():
@@ -284,16 +319,21 @@ class FeatureVisView(LaneView):
 
     def _show(self, vis: featvis.Visualization) -> None:
         self._vis = vis
-        self.pane.set_image(to_qimage(self.image()))
+        image = self.image()
+        self._tiles = render.mosaic(vis.images, gap=2)[1] if len(vis.channels) > 1 else []
+        self.pane.set_image(to_qimage(image))
         self.export_button.setEnabled(True)
         self.progress.stop()
+        after = f", measured after {vis.objective_layer}" if vis.objective_layer != vis.layer else ""
+        base = vis.baseline if vis.baseline is not None else np.zeros(len(vis.channels))
         if len(vis.channels) > 1:
             text = (f"the first {len(vis.channels)} channels of {vis.layer} (left to right, top "
-                    f"to bottom): mean activation {float(vis.activations.mean()):.4g}")
+                    f"to bottom; click one to see it alone){after}: mean activation "
+                    f"{float(vis.activations.mean()):.4g} (a grey image: {float(base.mean()):.4g})")
         else:
             where = f" unit {vis.unit}" if vis.unit else ""
-            text = (f"channel {vis.channels[0]}{where} of {vis.layer}: activation "
-                    f"{float(vis.activations[0]):.4g}")
+            text = (f"channel {vis.channels[0]}{where} of {vis.layer}{after}: activation "
+                    f"{float(vis.activations[0]):.4g} (a grey image: {float(base[0]):.4g})")
         self.status.setText(f"{text} after {vis.steps} steps (seed {vis.seed})")
 
     def _stop(self, text: str) -> None:

@@ -106,11 +106,28 @@ def test_the_class_picker_and_the_method_change_the_map(qtbot, view, net) -> Non
     assert view.class_map() is picked and not view.lane.busy
 
 
-def test_a_layer_that_is_not_a_convolution_uses_the_last_one(qtbot, view, net) -> None:
-    view.show_state(Shown(net, _layer(net, "1")))  # a ReLU
+def test_the_layer_is_the_last_conv_by_default_or_the_selected_one_or_one_picked(qtbot, view,
+                                                                               net) -> None:
+    view.show_state(Shown(net, _layer(net, "0")))  # a fresh start: the first conv is selected
     _idle(qtbot, view)
+    assert view.layer_choice() == "last"
     assert view.class_map().layer == cam.default_layer(net.model, net.image.tensor) == "2"
-    assert "1 is not a convolution" in view.where.text()
+    assert view.where.text() == "Grad-CAM at 2 (the last convolution)"
+    assert [view.layer_box.itemText(i) for i in range(view.layer_box.count())] == [
+        "last conv (2)", "follow the selected layer", "0", "2"]
+    assert view.choose_layer("selected")
+    _idle(qtbot, view)
+    assert view.class_map().layer == "0" and view.where.text() == "Grad-CAM at 0 (the selected layer)"
+    np.testing.assert_allclose(view.class_map().heat, cam.class_map(net.model, net.image, "0").heat,
+                               rtol=1e-5, atol=1e-6)
+    view.show_state(Shown(net, _layer(net, "1")))  # a ReLU: following it, the last conv
+    _idle(qtbot, view)
+    assert view.class_map().layer == "2" and "1 is not a convolution" in view.where.text()
+    assert view.choose_layer("0")  # a layer picked stays, whatever is selected
+    view.show_state(Shown(net, _layer(net, "2")))
+    _idle(qtbot, view)
+    assert view.class_map().layer == "0" and "picked under Layer" in view.where.text()
+    assert not view.choose_layer("1")  # not a convolution: not offered
 
 
 def test_score_cam_reports_its_channels_and_cancels(qtbot, view, monkeypatch) -> None:
@@ -184,3 +201,35 @@ def test_export_writes_both_pictures_and_errors_are_one_line(qtbot, view, net, t
     _idle(qtbot, view)
     assert view.class_map() is None and "not one score per class" in view.on_input._text
     assert view.classes.count() == 0
+
+
+def test_in_the_window_all_three_methods_run_and_score_cam_cancels(qtbot, window) -> None:
+    from tests.gui.conftest import wait_run
+
+    window.start(model="resnet18", untrained=True, engine="im2col", input_size=(64, 64))
+    wait_run(qtbot, window)
+    assert window.outcome is not None, window.last_error
+    view = window.view("cam")
+    window.show_view("cam")
+    _idle(qtbot, view)
+    outcome = window.outcome
+    assert view.class_map().layer == "layer4.1.conv2"  # the last conv, whatever is selected
+    for method in ("gradcam++", "gradcam"):
+        view.choose_method(method)
+        _idle(qtbot, view)
+        np.testing.assert_allclose(view.class_map().heat, cam.class_map(
+            outcome.model, outcome.image, "layer4.1.conv2", None, method).heat, rtol=1e-5, atol=1e-6)
+    seen = []
+    view.lane.progress.connect(lambda done, total: seen.append((done, total)))
+    view.choose_method("scorecam")  # 512 channels, 16 batches: cancelled after the first
+    qtbot.waitUntil(lambda: bool(seen), timeout=60000)
+    assert view.progress.isVisible() and seen[0] == (32, 512)
+    view.progress.button.click()
+    _idle(qtbot, view)
+    assert view.class_map() is None and "cancelled" in view.status.text()
+    assert len(seen) < 16
+    view.choose_method("gradcam++")  # kept: shown at once, the window keeps working
+    assert view.class_map().method == "Grad-CAM++"
+    view.choose_method("scorecam")  # asked again: runs to its end
+    _idle(qtbot, view, timeout=120000)
+    assert view.class_map().method == "Score-CAM" and seen[-1] == (512, 512)

@@ -166,6 +166,54 @@ def test_the_grid_is_the_layers_first_channels_in_one_batch_and_exports(qtbot, v
     assert view.visualization().channels == [0] and not view.lane.busy
 
 
+def test_a_click_on_a_tile_of_the_grid_shows_that_channel_alone(qtbot, view, classic) -> None:
+    from PySide6.QtCore import QPoint, Qt
+
+    from models import render
+
+    view.steps.setValue(16)
+    view.show_state(Shown(classic, _layer(classic, "edges"), channel=0))
+    _idle(qtbot, view)
+    view.grid_button.click()
+    _idle(qtbot, view)
+    vis = view.visualization()
+    top, left, h, w = render.mosaic(vis.images, gap=2)[1][5]  # channel 5's tile
+    rect = view.pane.target()
+    scale = rect.width() / view.image().shape[1]
+    point = QPoint(int(rect.x() + (left + w / 2) * scale), int(rect.y() + (top + h / 2) * scale))
+    qtbot.mouseClick(view.pane, Qt.MouseButton.LeftButton, pos=point)
+    _idle(qtbot, view)
+    assert view.channel.value() == 5 and view.visualization().channels == [5]
+    np.testing.assert_array_equal(view.image(), featvis.visualize(classic.model, "edges", 5,
+                                                                  steps=16).image)
+    qtbot.mouseClick(view.pane, Qt.MouseButton.LeftButton, pos=point)  # one image: nothing
+    assert view.visualization().channels == [5] and not view.lane.busy
+
+
+def test_steps_and_seed_are_remembered_in_the_window_s_settings(qtbot, tmp_path) -> None:
+    from PySide6.QtCore import QSettings
+
+    from gui.views.featvis import FeatureVisView
+
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    window = SimpleNamespace(settings=settings)
+    first = FeatureVisView(window)
+    qtbot.addWidget(first)
+    assert (first.steps.value(), first.seed.value()) == (256, 0)  # the defaults
+    first.steps.setValue(96)
+    first.seed.setValue(7)
+    again = FeatureVisView(window)  # the next start
+    qtbot.addWidget(again)
+    assert (again.steps.value(), again.seed.value()) == (96, 7)
+    settings.setValue("featvis/steps", "junk")  # a damaged file: the default, no crash
+    damaged = FeatureVisView(window)
+    qtbot.addWidget(damaged)
+    assert damaged.steps.value() == 256
+    for v in (first, again, damaged):
+        for lane in v.workers():
+            lane.shutdown()
+
+
 def test_the_unit_toggle_visualizes_the_clicked_unit(qtbot, view, classic) -> None:
     view.steps.setValue(16)
     layer = _layer(classic, "combine")

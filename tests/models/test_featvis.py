@@ -69,7 +69,9 @@ def test_each_image_of_a_batch_is_for_its_own_channel(classic, edges) -> None:
     assert acts[0, 0] > acts[1, 0] and acts[1, 1] > acts[0, 1]
     assert edges.images.shape == (2, *SIZE, 3) and edges.images.dtype == np.uint8
     assert edges.history.shape == (128, 2) and edges.size == SIZE
-    assert "autograd" in edges.note and "combine" in edges.note
+    # combine is followed by a ReLU (relu2): the image is optimised for the channel after it
+    assert edges.objective_layer == "relu2" and edges.layer == "combine"
+    assert "autograd" in edges.note and "relu2" in edges.note
     assert edges.mosaic().shape[1] > SIZE[1]
 
 
