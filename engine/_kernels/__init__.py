@@ -1,0 +1,27 @@
+"""numba kernels: single-pass versions of the engines' NumPy steps (see :mod:`engine._jit`).
+
+Every kernel reads the *unpadded* input and treats taps outside it as zeros, so no padded copy
+of the input is ever made; outputs are written in place into arrays the caller allocated (the
+caller bounds their size). Each kernel does a range of channels (or rows) on the calling thread
+and releases the GIL: :mod:`engine._parallel` runs the ranges on the machine's cores. Everything
+is compiled on first use and cached on disk (``cache=True``).
+
+What each computes is the NumPy form's result, bit for bit up to float rounding order:
+
+- :func:`depthwise`: :class:`engine.direct.DirectEngine`'s tap loop for one input channel per
+  group, with zero padding, stride, dilation and bias fused;
+- :func:`winograd_input` / :func:`winograd_output`: :func:`engine.winograd.winograd_conv`'s
+  ``B^T d B`` and ``A^T M A`` with the separable 1-D transforms written out (the NumPy form
+  applies them as Kronecker matrices);
+- :func:`patches`: :func:`engine.im2col.patch_matrix` for a band of output rows;
+  :func:`patches_short` the same for short rows (plain indexed copies);
+- :func:`phase_planes` / :func:`patches_wide`: :func:`engine.im2col.phase_planes` and
+  :func:`engine.im2col.wide_patch_matrix` (strided convolutions).
+"""
+
+from engine._kernels.depthwise import depthwise
+from engine._kernels.im2col import patches, patches_short, patches_wide, phase_planes
+from engine._kernels.winograd import winograd_filter, winograd_input, winograd_output
+
+__all__ = ["depthwise", "patches", "patches_short", "patches_wide", "phase_planes",
+           "winograd_filter", "winograd_input", "winograd_output"]
