@@ -186,7 +186,7 @@ def _wide_conv(kernels, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | No
     planes = scratch("im2col planes", (spec.c_in, sh * sw, hq * wq), spec.dtype)
     cols = scratch("im2col patches", (k, rows * wq), spec.dtype)
     wide = scratch("im2col wide out", (spec.c_out, rows * wq), spec.dtype)
-    bias3 = None if bias is None else bias.reshape(-1, 1, 1)
+    b = np.empty(0, dtype=spec.dtype) if bias is None else bias
     for n in range(spec.n):
         planes.fill(0)
         parallel.run(lambda c0, c1, n=n: kernels.phase_planes(
@@ -198,13 +198,11 @@ def _wide_conv(kernels, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | No
                 planes, cols, spec.kh, spec.kw, sh, sw, *spec.dilation, wq, y0, y1, r0, r1),
                 parallel.kernel_pieces(k, length))
             c, dst = cols[:, :length], wide[:, :length]
-            parallel.run(lambda o0, o1, c=c, dst=dst: np.matmul(w[o0:o1], c, out=dst[o0:o1]),
-                         parallel.gemm_pieces(spec.c_out, k * length))
-            cropped = dst.reshape(spec.c_out, y1 - y0, wq)[:, :, : spec.out_w]
-            if bias3 is None:
-                out[n, :, y0:y1] = cropped
-            else:
-                np.add(cropped, bias3, out=out[n, :, y0:y1])
+            # each piece's rows of the GEMM, then the same rows cropped (bias added)
+            parallel.run(lambda o0, o1, c=c, dst=dst, n=n, y0=y0, y1=y1: (
+                np.matmul(w[o0:o1], c, out=dst[o0:o1]),
+                kernels.crop_rows(wide, b, out, n, y0, y1, wq, o0, o1)),
+                parallel.gemm_pieces(spec.c_out, k * length))
     return out
 
 

@@ -120,3 +120,37 @@ def test_the_wide_layout_says_so_where_it_runs() -> None:
                  ((1, 4, 14, 14), (4, 4, 3, 3), 2, 1)]:
         assert not uses_wide_rows(make_spec(args[0], args[1], None, args[2], args[3]))
     assert not uses_wide_rows(make_spec((1, 4, 9, 9), (4, 2, 3, 3), None, 2, 1, 1, 2))
+
+
+@needs_numba
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_compiled_crop_of_the_wide_result_is_the_numpy_crop(with_bias) -> None:
+    """crop_rows: rows y0 .. y1 of channels o0 .. o1 cropped to W_out, bias added; nothing else
+    of the output is written."""
+    rng = np.random.default_rng(5)
+    o, rows, wq, ow, y0 = 6, 4, 9, 7, 3
+    wide = rng.standard_normal((o, rows * wq)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32) if with_bias else np.empty(0, np.float32)
+    out = np.full((2, o, 8, ow), np.nan, dtype=np.float32)
+    kernels.crop_rows(wide, b, out, 1, y0, y0 + rows, wq, 1, 5)
+    expected = wide.reshape(o, rows, wq)[1:5, :, :ow] + (b[1:5, None, None] if with_bias else 0)
+    np.testing.assert_array_equal(out[1, 1:5, y0 : y0 + rows], expected)
+    assert np.isnan(out[0]).all() and np.isnan(out[1, [0, 5]]).all()
+    assert np.isnan(out[1, :, :y0]).all() and np.isnan(out[1, :, y0 + rows :]).all()
+
+
+@needs_numba
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_wide_rows_in_several_bands_and_pieces_match_torch(monkeypatch, with_bias) -> None:
+    """A cache budget of a few rows: many bands, each GEMM piece cropping its own channels."""
+    from engine import _common, _parallel
+
+    monkeypatch.setattr(_common, "CACHE_BYTES", 4096)
+    monkeypatch.setattr(_parallel, "WORKERS", 3)
+    monkeypatch.setattr(_parallel, "GEMM_MACS", 1)
+    x, w, b = _arrays((2, 3, 64, 64), (10, 3, 7, 7), seed=7)
+    b = b if with_bias else None
+    expected = get_engine("reference").conv2d(x, w, b, 2, 3)
+    result = Im2colEngine().run(x, w, b, 2, 3)
+    assert result.algorithm == "im2col+gemm (phase planes, wide rows)"
+    assert_conv_close(result.output, expected)
