@@ -14,15 +14,14 @@ What each computes is the NumPy form's result, bit for bit up to float rounding 
   ``B^T d B`` and ``A^T M A`` with the separable 1-D transforms written out (the NumPy form
   applies them as Kronecker matrices);
 - :func:`patches`: :func:`engine.im2col.patch_matrix` for a band of output rows;
-  :func:`patches_short` the same for short rows (plain indexed copies);
 - :func:`phase_planes` / :func:`patches_wide`: :func:`engine.im2col.phase_planes` and
   :func:`engine.im2col.wide_patch_matrix` (strided convolutions), :func:`crop_rows` the
   crop of the wide GEMM's result to the output's width, bias added.
 """
 
 from engine._kernels.depthwise import depthwise
-from engine._kernels.im2col import crop_rows, patches, patches_short, patches_wide, phase_planes
+from engine._kernels.im2col import crop_rows, patches, patches_wide, phase_planes
 from engine._kernels.winograd import winograd_filter, winograd_input, winograd_output
 
-__all__ = ["crop_rows", "depthwise", "patches", "patches_short", "patches_wide", "phase_planes",
+__all__ = ["crop_rows", "depthwise", "patches", "patches_wide", "phase_planes",
            "winograd_filter", "winograd_input", "winograd_output"]

@@ -168,7 +168,7 @@ def test_warm_up_loads_every_kernel() -> None:
 
     public = {name: f for name, f in vars(kernels).items()
               if isinstance(f, CPUDispatcher) and not name.startswith("_")}
-    assert {"depthwise", "patches", "patches_short", "phase_planes", "patches_wide",
+    assert {"depthwise", "patches", "phase_planes", "patches_wide", "crop_rows",
             "winograd_input", "winograd_output", "winograd_filter"} <= set(public)
     cold = [name for name, f in public.items()
             if not any("float32" in str(sig[0]) for sig in f.signatures)]
