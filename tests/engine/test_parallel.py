@@ -173,3 +173,28 @@ def test_warm_up_loads_every_kernel() -> None:
     cold = [name for name, f in public.items()
             if not any("float32" in str(sig[0]) for sig in f.signatures)]
     assert not cold, f"not warmed up: {cold}"
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize(("kernel", "mult"), [(3, 1), (5, 1), (3, 2), (5, 2), (7, 1), (2, 1)])
+def test_compiled_depthwise_matches_torch_for_every_kernel_path(workers, kernel, mult,
+                                                                monkeypatch) -> None:
+    """The 3x3 and 5x5 loops (views made once per call) and the generic one (other sizes,
+    channel multipliers): strides, dilation, odd sizes, a batch, with and without bias, the
+    channels split in pieces that start anywhere."""
+    if _jit.kernels() is None:
+        pytest.skip("numba is not available: the engines run their NumPy forms")
+    monkeypatch.setattr(_parallel, "WORKERS", workers)
+    monkeypatch.setattr(_parallel, "KERNEL_OPS", 1)
+    rng = np.random.default_rng(kernel * 10 + mult)
+    c = 7
+    x = rng.standard_normal((2, c, 14, 13), dtype=np.float32)
+    w = rng.standard_normal((c * mult, 1, kernel, kernel), dtype=np.float32)
+    b = rng.standard_normal(c * mult, dtype=np.float32)
+    direct = get_engine("direct")
+    for stride, padding, dilation in [(1, kernel // 2, 1), (2, kernel // 2, 1), (1, 0, 2), (2, 3, 1)]:
+        for bias in (b, None):
+            expected = get_engine("reference").conv2d(x, w, bias, stride, padding, dilation, c)
+            result = direct.run(x, w, bias, stride, padding, dilation, c)
+            assert result.algorithm == "direct"
+            assert_conv_close(result.output, expected)
