@@ -9,7 +9,8 @@ is compiled on first use and cached on disk (``cache=True``).
 What each computes is the NumPy form's result, bit for bit up to float rounding order:
 
 - :func:`depthwise`: :class:`engine.direct.DirectEngine`'s tap loop for one input channel per
-  group, with zero padding, stride, dilation and bias fused;
+  group, with zero padding, stride, dilation and bias fused; :func:`dense3x3` the same loop
+  for dense 3x3 kernels (over phase planes, four output channels per pass);
 - :func:`winograd_input` / :func:`winograd_output`: :func:`engine.winograd.winograd_conv`'s
   ``B^T d B`` and ``A^T M A`` with the separable 1-D transforms written out (the NumPy form
   applies them as Kronecker matrices);
@@ -20,8 +21,9 @@ What each computes is the NumPy form's result, bit for bit up to float rounding 
 """
 
 from engine._kernels.depthwise import depthwise
+from engine._kernels.direct import dense3x3
 from engine._kernels.im2col import crop_rows, patches, patches_wide, phase_planes
 from engine._kernels.winograd import winograd_filter, winograd_input, winograd_output
 
-__all__ = ["crop_rows", "depthwise", "patches", "patches_wide", "phase_planes",
+__all__ = ["crop_rows", "dense3x3", "depthwise", "patches", "patches_wide", "phase_planes",
            "winograd_filter", "winograd_input", "winograd_output"]
