@@ -20,9 +20,9 @@ What each computes is the NumPy form's result, bit for bit up to float rounding 
   crop of the wide GEMM's result to the output's width, bias added.
 """
 
-from engine._kernels.depthwise import depthwise
+from engine._kernels.depthwise import depthwise, phase_planes
 from engine._kernels.direct import dense3x3
-from engine._kernels.im2col import crop_rows, patches, patches_wide, phase_planes
+from engine._kernels.im2col import crop_rows, patches, patches_wide
 from engine._kernels.winograd import winograd_filter, winograd_input, winograd_output
 
 __all__ = ["crop_rows", "dense3x3", "depthwise", "patches", "patches_wide", "phase_planes",

@@ -1,4 +1,9 @@
-"""Compiled depthwise convolution (one input channel per group)."""
+"""Compiled depthwise convolution (one input channel per group), and the phase planes it reads
+(which the strided im2col path and the dense tap loop read too).
+
+:func:`_phase_planes` lives here, beside its callers: numba's disk cache checks only the file
+that defines a function, so a kernel calling a compiled function of another module would keep
+running a stale copy of it after that module changed."""
 
 from __future__ import annotations
 
@@ -7,7 +12,59 @@ from numba import njit
 
 from engine._kernels._shared import OPTS as _OPTS
 from engine._kernels._shared import ZERO as _ZERO
-from engine._kernels.im2col import _phase_planes
+
+
+@njit(**_OPTS)
+def _phase_planes(x, n, c, planes, rowbuf, sh, sw, pt, pl, hq, wq):  # pragma: no cover
+    """Fill ``planes[pr*sw + pc, r*wq + q] = padded[r*sh + pr, q*sw + pc]`` for one channel.
+
+    Cells that fall into the padding are never written (the caller zeroes ``planes`` and
+    ``rowbuf`` once per call, and every channel writes the same cells).
+    """
+    h, wd = x.shape[2], x.shape[3]
+    for pr in range(sh):
+        for r in range(hq):
+            src = r * sh + pr - pt
+            if src < 0 or src >= h:
+                continue
+            row = x[n, c, src]
+            if sw == 1:
+                # plane columns q whose input column q - pl is inside the row
+                q0 = min(pl, wq)
+                q1 = max(q0, min(wq, wd + pl))
+                dst = planes[pr, r * wq + q0 : r * wq + q1]
+                sv = row[q0 - pl : q1 - pl]
+                for q in range(q1 - q0):
+                    dst[q] = sv[q]
+                continue
+            # the padded row, then one pass that de-interleaves it into the column phases
+            cw = min(wd, rowbuf.shape[0] - pl)
+            rb = rowbuf[pl : pl + cw]
+            for q in range(cw):
+                rb[q] = row[q]
+            if sw == 2:  # a constant stride: LLVM de-interleaves with shuffles
+                p0 = planes[pr * 2, r * wq : r * wq + wq]
+                p1 = planes[pr * 2 + 1, r * wq : r * wq + wq]
+                for q in range(wq):
+                    p0[q] = rowbuf[2 * q]
+                    p1[q] = rowbuf[2 * q + 1]
+            else:
+                for pc in range(sw):
+                    pv = planes[pr * sw + pc, r * wq : r * wq + wq]
+                    st = rowbuf[pc : pc + (wq - 1) * sw + 1 : sw]
+                    for q in range(wq):
+                        pv[q] = st[q]
+
+
+
+@njit(**_OPTS)
+def phase_planes(x, n, planes, sh, sw, pt, pl, hq, wq, c0, c1):  # pragma: no cover - compiled
+    """``planes[c, pr*sW + pc, r*wq + q] = padded[n, c, r*sH + pr, q*sW + pc]`` for channels
+    ``c0 .. c1`` (see :func:`_phase_planes`; ``planes`` zeroed by the caller: padding cells are
+    never written)."""
+    rowbuf = np.zeros(max(sw * wq, pl + x.shape[3]), dtype=x.dtype)
+    for c in range(c0, c1):
+        _phase_planes(x, n, c, planes[c], rowbuf, sh, sw, pt, pl, hq, wq)
 
 
 @njit(**_OPTS)

@@ -235,3 +235,25 @@ def test_auto_times_the_dense_tap_loop_only_where_it_can_win() -> None:
     for spec in (wide, five, grouped):
         assert "direct" not in auto.candidates(spec)
     assert "direct" not in AutoEngine(jit=False).candidates(stem)
+
+
+def test_no_compiled_kernel_calls_one_of_another_module() -> None:
+    """numba's disk cache checks only the file that defines a kernel: a kernel calling a
+    compiled function of another module would run a stale copy of it after that module
+    changed (an upgrade of the app, an edit). Every compiled function a kernel module can see
+    is its own."""
+    if _jit.kernels() is None:
+        pytest.skip("numba is not available")
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    package = importlib.import_module("engine._kernels")
+    modules = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "_shared"]
+    assert {"depthwise", "direct", "im2col", "winograd"} <= set(modules)
+    for name in modules:
+        module = importlib.import_module(f"engine._kernels.{name}")
+        foreign = [attr for attr, value in vars(module).items()
+                   if isinstance(value, CPUDispatcher) and value.py_func.__module__ != module.__name__]
+        assert not foreign, f"engine._kernels.{name} sees compiled functions of other modules: {foreign}"
