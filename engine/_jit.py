@@ -73,6 +73,7 @@ def warm_up() -> bool:
     for tile in (2, 4):
         WinogradEngine(tile=tile).conv2d(x, w3, None, 1, 1)
     DirectEngine().conv2d(x, w3[:, :1], None, 1, 1, 1, 2)
+    DirectEngine().conv2d(x, w3, None, 1, 1)  # dense 3x3 (stems)
     Im2colEngine().conv2d(x, w3, None, 2, 1)  # short rows
     wide = rng.standard_normal((1, 2, 24, 36), dtype=np.float32)
     Im2colEngine().conv2d(wide, w3, None, 2, 1)  # strided: phase planes, wide rows

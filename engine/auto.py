@@ -14,7 +14,8 @@ an idle machine the one that needs the least CPU time is also the one that finis
 
 Depthwise convolutions (one input channel per group) take a fast path without measuring: the
 direct tap loop does ``kH*kW`` vectorised multiply-adds over the whole map, where a GEMM
-would degenerate into thousands of 1-row products.
+would degenerate into thousands of 1-row products. Dense 3x3 layers with few input channels
+(stems) also time the compiled direct tap loop.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 from engine._common import ConvSpec
 from engine._weight_cache import WeightCacheInfo
 from engine.base import Engine
-from engine.direct import DirectEngine
+from engine.direct import DirectEngine, compiled_dense
 from engine.fft import FFTEngine
 from engine.im2col import Im2colEngine
 from engine.winograd import WinogradEngine, applies
@@ -61,6 +62,8 @@ class AutoEngine(Engine):
         if spec.is_depthwise:
             return ["direct"]  # depthwise fast path
         names = ["im2col"]
+        if self.jit and compiled_dense(spec):
+            names.append("direct")  # the compiled tap loop: stems (3 input channels, K = 27)
         if applies(spec):
             # F(4x4) does fewer multiplications, F(2x2) has 2.25x more tiles per GEMM and a
             # 2.25x smaller transformed filter: on small maps either can win

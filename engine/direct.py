@@ -13,7 +13,9 @@ per output element.
 A depthwise convolution (one input channel per group) has no channel sum: each tap is a
 multiply-add over whole maps. With numba present, :func:`engine._kernels.depthwise` does all
 taps of a channel in one pass over memory that stays in cache, padding included; the NumPy loop
-makes a pass over the whole output per tap.
+makes a pass over the whole output per tap. A dense 3x3 convolution with few input channels (a
+stem) runs :func:`engine._kernels.dense3x3`: the same tap loop over the input's phase planes,
+four output channels per pass.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import numpy as np
 from engine import _jit
 from engine import _parallel as parallel
 from engine._common import ConvSpec, IntOrPair, Padding, add_bias, prepare, zero_padded
+from engine._workspace import scratch
 from engine.base import Engine
+from engine.im2col import plane_shape
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,38 @@ def direct_conv(xp: np.ndarray, weight: np.ndarray, spec: ConvSpec) -> np.ndarra
     return out.reshape(spec.n, spec.c_out, spec.out_h, spec.out_w)
 
 
+# input channels up to which auto also times the compiled dense 3x3 tap loop: it beat
+# im2col+GEMM on 3- to 32-channel layers (stems), and lost to Winograd and GEMMs beyond
+DENSE_MAX_CHANNELS = 32
+
+
+def compiled_dense(spec: ConvSpec) -> bool:
+    """Where the compiled dense tap loop runs: one group, a 3x3 kernel, few input channels."""
+    return (spec.groups == 1 and (spec.kh, spec.kw) == (3, 3)
+            and spec.c_in <= DENSE_MAX_CHANNELS)
+
+
+def _dense3x3(kernels, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+              spec: ConvSpec) -> np.ndarray:
+    """The tap loop over each image's phase planes (:func:`engine.im2col.phase_planes`'s
+    layout), four output channels per pass, groups of four split over the cores."""
+    sh, sw = spec.stride
+    hq, wq = plane_shape(spec)
+    out = np.empty(spec.output_shape, dtype=spec.dtype)
+    planes = scratch("direct planes", (spec.c_in, sh * sw, hq * wq), spec.dtype)
+    b = np.empty(0, dtype=spec.dtype) if bias is None else bias
+    groups4 = -(-spec.c_out // 4)
+    for n in range(spec.n):
+        planes.fill(0)
+        parallel.run(lambda c0, c1, n=n: kernels.phase_planes(
+            x, n, planes, sh, sw, spec.pad[0], spec.pad[2], hq, wq, c0, c1),
+            parallel.kernel_pieces(spec.c_in, hq * wq * sh * sw))
+        parallel.run(lambda g0, g1, n=n: kernels.dense3x3(planes, weight, b, out, n, sh, sw,
+                                                         *spec.dilation, wq, g0, g1),
+                     parallel.kernel_pieces(groups4, 36 * spec.c_in * hq * wq))
+    return out
+
+
 class DirectEngine(Engine):
     name = "direct"
     description = "Sliding window: for each kernel tap, multiply the shifted input and accumulate"
@@ -107,6 +143,10 @@ class DirectEngine(Engine):
                     x, weight, b, out, *spec.stride, *spec.dilation, spec.pad[0], spec.pad[2], c0, c1),
                     parallel.kernel_pieces(spec.n * spec.c_in, taps))
                 return out, self.name
+        if self.jit and compiled_dense(spec):
+            kernels = _jit.kernels()
+            if kernels is not None:
+                return _dense3x3(kernels, x, weight, bias, spec), self.name
         return add_bias(direct_conv(zero_padded(x, spec), weight, spec), bias), self.name
 
     def explain(

@@ -12,7 +12,9 @@ each band's product is written straight into the output.
 
 A 1x1 convolution with stride 1 and no padding needs no patch matrix at all: the input, seen as
 ``(C_in, H*W)``, already is one. With numba present the patch matrix is filled by a compiled
-kernel that reads the zero padding in place (:func:`engine._kernels.patches`).
+kernel (:func:`engine._kernels.patches`) that copies each channel's band of input rows once,
+zero padded, into a small buffer and every tap's runs from there (no padded copy of the whole
+input is made).
 
 Wide rows (strided convolutions and small maps, compiled path): the patch matrix's rows are
 short runs there (7 values per output row on a 7x7 map, read with a stride of 2 after a strided
@@ -101,8 +103,6 @@ def im2col_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec
     k = cg * spec.kh * spec.kw
     if kernels is not None:  # one buffer for every band's patch matrix
         buffer = scratch("im2col patches", (k, (bands[0][1] - bands[0][0]) * spec.out_w), spec.dtype)
-        # rows of a few pixels: plain indexed copies beat a view per row (2x on 7x7 maps)
-        fill = kernels.patches_short if spec.out_w < 32 else kernels.patches
     for y0, y1 in bands:
         for n in range(spec.n):
             for gi in range(g):
@@ -110,7 +110,7 @@ def im2col_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec
                 if kernels is not None:
                     cols = buffer[:, : (y1 - y0) * spec.out_w]
                     parallel.run(
-                        lambda r0, r1, n=n, gi=gi, y0=y0, y1=y1, cols=cols: fill(
+                        lambda r0, r1, n=n, gi=gi, y0=y0, y1=y1, cols=cols: kernels.patches(
                             x, cols, n, gi * cg, spec.kh, spec.kw, *spec.stride, *spec.dilation,
                             spec.pad[0], spec.pad[2], y0, y1, spec.out_w, r0, r1),
                         parallel.kernel_pieces(k, (y1 - y0) * spec.out_w))
@@ -186,7 +186,7 @@ def _wide_conv(kernels, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | No
     planes = scratch("im2col planes", (spec.c_in, sh * sw, hq * wq), spec.dtype)
     cols = scratch("im2col patches", (k, rows * wq), spec.dtype)
     wide = scratch("im2col wide out", (spec.c_out, rows * wq), spec.dtype)
-    bias3 = None if bias is None else bias.reshape(-1, 1, 1)
+    b = np.empty(0, dtype=spec.dtype) if bias is None else bias
     for n in range(spec.n):
         planes.fill(0)
         parallel.run(lambda c0, c1, n=n: kernels.phase_planes(
@@ -198,13 +198,11 @@ def _wide_conv(kernels, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | No
                 planes, cols, spec.kh, spec.kw, sh, sw, *spec.dilation, wq, y0, y1, r0, r1),
                 parallel.kernel_pieces(k, length))
             c, dst = cols[:, :length], wide[:, :length]
-            parallel.run(lambda o0, o1, c=c, dst=dst: np.matmul(w[o0:o1], c, out=dst[o0:o1]),
-                         parallel.gemm_pieces(spec.c_out, k * length))
-            cropped = dst.reshape(spec.c_out, y1 - y0, wq)[:, :, : spec.out_w]
-            if bias3 is None:
-                out[n, :, y0:y1] = cropped
-            else:
-                np.add(cropped, bias3, out=out[n, :, y0:y1])
+            # each piece's rows of the GEMM, then the same rows cropped (bias added)
+            parallel.run(lambda o0, o1, c=c, dst=dst, n=n, y0=y0, y1=y1: (
+                np.matmul(w[o0:o1], c, out=dst[o0:o1]),
+                kernels.crop_rows(wide, b, out, n, y0, y1, wq, o0, o1)),
+                parallel.gemm_pieces(spec.c_out, k * length))
     return out
 
 

@@ -1,9 +1,9 @@
 """The patch-matrix layouts of the compiled im2col path, against torch and against their NumPy forms.
 
-Strided convolutions build a wide patch matrix from phase planes; short output rows are filled
-by plain indexed copies. Both must give exactly the matrix the textbook form gives, and whole
-convolutions equal to torch's, on the shapes real models have (stems, strided 3x3 layers, odd
-padding and dilation, batches).
+Strided convolutions build a wide patch matrix from phase planes; the others a patch matrix
+copied from each channel's zero-padded band of input rows. Both must give exactly the matrix the
+textbook form gives, and whole convolutions equal to torch's, on the shapes real models have
+(stems, strided 3x3 layers, odd padding and dilation, batches).
 """
 
 from __future__ import annotations
@@ -82,20 +82,25 @@ def test_compiled_wide_patches_equal_the_numpy_form(x_shape, w_shape, stride, pa
 @needs_numba
 @pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "dilation"),
                          [*STRIDED, ((1, 16, 7, 7), (4, 16, 3, 3), 1, 1, 1),
-                          ((1, 8, 9, 12), (4, 8, 3, 2), (1, 2), (0, 3), (2, 1))])
-def test_short_row_patches_equal_the_per_row_kernel(x_shape, w_shape, stride, padding, dilation) -> None:
+                          ((1, 8, 9, 12), (4, 8, 3, 2), (1, 2), (0, 3), (2, 1)),
+                          ((1, 4, 40, 40), (3, 4, 3, 3), 1, 1, 1),  # long rows
+                          ((1, 3, 5, 6), (2, 3, 3, 3), 1, 4, 1),  # padding wider than the input
+                          ((1, 3, 12, 12), (2, 3, 2, 2), 3, 0, 1)])  # input columns never read
+def test_compiled_patches_equal_the_numpy_form(x_shape, w_shape, stride, padding, dilation) -> None:
+    """Every row range and band: the rows asked for are the textbook patch matrix's, the others
+    are not written."""
     x, _, _ = _arrays(x_shape, w_shape)
     spec = make_spec(x.shape, w_shape, None, stride, padding, dilation)
     k = spec.c_in * spec.kh * spec.kw
-    y0, y1 = 1, spec.out_h
-    a = np.full((k, (y1 - y0) * spec.out_w), np.nan, dtype=x.dtype)
-    b = a.copy()
-    args = (0, 0, spec.kh, spec.kw, *spec.stride, *spec.dilation, spec.pad[0], spec.pad[2], y0, y1,
-            spec.out_w, 0, k)
-    kernels.patches(x, a, *args)
-    kernels.patches_short(x, b, *args)
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(a, patch_matrix(zero_padded(x[:1], spec), spec, y0, y1)[0, 0])
+    for n in range(spec.n):
+        for y0, y1 in [(0, spec.out_h), (1, spec.out_h), (spec.out_h - 1, spec.out_h)]:
+            expected = patch_matrix(zero_padded(x[n : n + 1], spec), spec, y0, y1)[0, 0]
+            for r0, r1 in [(0, k), (1, k - 1)]:
+                cols = np.full((k, (y1 - y0) * spec.out_w), np.nan, dtype=x.dtype)
+                kernels.patches(x, cols, n, 0, spec.kh, spec.kw, *spec.stride, *spec.dilation,
+                                spec.pad[0], spec.pad[2], y0, y1, spec.out_w, r0, r1)
+                np.testing.assert_array_equal(cols[r0:r1], expected[r0:r1])
+                assert np.isnan(cols[:r0]).all() and np.isnan(cols[r1:]).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -120,3 +125,37 @@ def test_the_wide_layout_says_so_where_it_runs() -> None:
                  ((1, 4, 14, 14), (4, 4, 3, 3), 2, 1)]:
         assert not uses_wide_rows(make_spec(args[0], args[1], None, args[2], args[3]))
     assert not uses_wide_rows(make_spec((1, 4, 9, 9), (4, 2, 3, 3), None, 2, 1, 1, 2))
+
+
+@needs_numba
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_compiled_crop_of_the_wide_result_is_the_numpy_crop(with_bias) -> None:
+    """crop_rows: rows y0 .. y1 of channels o0 .. o1 cropped to W_out, bias added; nothing else
+    of the output is written."""
+    rng = np.random.default_rng(5)
+    o, rows, wq, ow, y0 = 6, 4, 9, 7, 3
+    wide = rng.standard_normal((o, rows * wq)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32) if with_bias else np.empty(0, np.float32)
+    out = np.full((2, o, 8, ow), np.nan, dtype=np.float32)
+    kernels.crop_rows(wide, b, out, 1, y0, y0 + rows, wq, 1, 5)
+    expected = wide.reshape(o, rows, wq)[1:5, :, :ow] + (b[1:5, None, None] if with_bias else 0)
+    np.testing.assert_array_equal(out[1, 1:5, y0 : y0 + rows], expected)
+    assert np.isnan(out[0]).all() and np.isnan(out[1, [0, 5]]).all()
+    assert np.isnan(out[1, :, :y0]).all() and np.isnan(out[1, :, y0 + rows :]).all()
+
+
+@needs_numba
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_wide_rows_in_several_bands_and_pieces_match_torch(monkeypatch, with_bias) -> None:
+    """A cache budget of a few rows: many bands, each GEMM piece cropping its own channels."""
+    from engine import _common, _parallel
+
+    monkeypatch.setattr(_common, "CACHE_BYTES", 4096)
+    monkeypatch.setattr(_parallel, "WORKERS", 3)
+    monkeypatch.setattr(_parallel, "GEMM_MACS", 1)
+    x, w, b = _arrays((2, 3, 64, 64), (10, 3, 7, 7), seed=7)
+    b = b if with_bias else None
+    expected = get_engine("reference").conv2d(x, w, b, 2, 3)
+    result = Im2colEngine().run(x, w, b, 2, 3)
+    assert result.algorithm == "im2col+gemm (phase planes, wide rows)"
+    assert_conv_close(result.output, expected)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from engine import _jit, _parallel, get_engine
+from engine._common import make_spec
 from engine.auto import AutoEngine
 from tests.conftest import assert_conv_close
 
@@ -168,8 +169,91 @@ def test_warm_up_loads_every_kernel() -> None:
 
     public = {name: f for name, f in vars(kernels).items()
               if isinstance(f, CPUDispatcher) and not name.startswith("_")}
-    assert {"depthwise", "patches", "patches_short", "phase_planes", "patches_wide",
+    assert {"depthwise", "patches", "phase_planes", "patches_wide", "crop_rows",
             "winograd_input", "winograd_output", "winograd_filter"} <= set(public)
     cold = [name for name, f in public.items()
             if not any("float32" in str(sig[0]) for sig in f.signatures)]
     assert not cold, f"not warmed up: {cold}"
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize(("kernel", "mult"), [(3, 1), (5, 1), (3, 2), (5, 2), (7, 1), (2, 1)])
+def test_compiled_depthwise_matches_torch_for_every_kernel_path(workers, kernel, mult,
+                                                                monkeypatch) -> None:
+    """The 3x3 and 5x5 loops (views made once per call) and the generic one (other sizes,
+    channel multipliers): strides, dilation, odd sizes, a batch, with and without bias, the
+    channels split in pieces that start anywhere."""
+    if _jit.kernels() is None:
+        pytest.skip("numba is not available: the engines run their NumPy forms")
+    monkeypatch.setattr(_parallel, "WORKERS", workers)
+    monkeypatch.setattr(_parallel, "KERNEL_OPS", 1)
+    rng = np.random.default_rng(kernel * 10 + mult)
+    c = 7
+    x = rng.standard_normal((2, c, 14, 13), dtype=np.float32)
+    w = rng.standard_normal((c * mult, 1, kernel, kernel), dtype=np.float32)
+    b = rng.standard_normal(c * mult, dtype=np.float32)
+    direct = get_engine("direct")
+    for stride, padding, dilation in [(1, kernel // 2, 1), (2, kernel // 2, 1), (1, 0, 2), (2, 3, 1)]:
+        for bias in (b, None):
+            expected = get_engine("reference").conv2d(x, w, bias, stride, padding, dilation, c)
+            result = direct.run(x, w, bias, stride, padding, dilation, c)
+            assert result.algorithm == "direct"
+            assert_conv_close(result.output, expected)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("c_out", [1, 4, 6, 13])
+def test_compiled_dense_3x3_matches_torch(workers, c_out, monkeypatch) -> None:
+    """The compiled dense tap loop (stems): output channels in groups of four (the last cut),
+    split over pieces; strides, dilation, padding, a batch, with and without bias."""
+    if _jit.kernels() is None:
+        pytest.skip("numba is not available: the engines run their NumPy forms")
+    from engine.direct import compiled_dense
+
+    monkeypatch.setattr(_parallel, "WORKERS", workers)
+    monkeypatch.setattr(_parallel, "KERNEL_OPS", 1)
+    rng = np.random.default_rng(c_out)
+    x = rng.standard_normal((2, 3, 23, 18), dtype=np.float32)
+    w = rng.standard_normal((c_out, 3, 3, 3), dtype=np.float32)
+    b = rng.standard_normal(c_out, dtype=np.float32)
+    for stride, padding, dilation in [(1, 1, 1), (2, 1, 1), ((2, 1), (0, 2), 1), (1, 2, 2), (3, 0, 1)]:
+        for bias in (b, None):
+            spec = make_spec(x.shape, w.shape, None, stride, padding, dilation)
+            assert compiled_dense(spec)
+            expected = get_engine("reference").conv2d(x, w, bias, stride, padding, dilation)
+            result = get_engine("direct").run(x, w, bias, stride, padding, dilation)
+            assert_conv_close(result.output, expected)
+
+
+def test_auto_times_the_dense_tap_loop_only_where_it_can_win() -> None:
+    auto = AutoEngine()
+    stem = make_spec((1, 3, 32, 32), (8, 3, 3, 3), None, 2, 1)
+    assert "direct" in auto.candidates(stem) and "im2col" in auto.candidates(stem)
+    wide = make_spec((1, 64, 16, 16), (8, 64, 3, 3), None, 1, 1)
+    five = make_spec((1, 3, 32, 32), (8, 3, 5, 5), None, 1, 2)
+    grouped = make_spec((1, 8, 16, 16), (8, 4, 3, 3), None, 1, 1, 1, 2)
+    for spec in (wide, five, grouped):
+        assert "direct" not in auto.candidates(spec)
+    assert "direct" not in AutoEngine(jit=False).candidates(stem)
+
+
+def test_no_compiled_kernel_calls_one_of_another_module() -> None:
+    """numba's disk cache checks only the file that defines a kernel: a kernel calling a
+    compiled function of another module would run a stale copy of it after that module
+    changed (an upgrade of the app, an edit). Every compiled function a kernel module can see
+    is its own."""
+    if _jit.kernels() is None:
+        pytest.skip("numba is not available")
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    package = importlib.import_module("engine._kernels")
+    modules = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "_shared"]
+    assert {"depthwise", "direct", "im2col", "winograd"} <= set(modules)
+    for name in modules:
+        module = importlib.import_module(f"engine._kernels.{name}")
+        foreign = [attr for attr, value in vars(module).items()
+                   if isinstance(value, CPUDispatcher) and value.py_func.__module__ != module.__name__]
+        assert not foreign, f"engine._kernels.{name} sees compiled functions of other modules: {foreign}"

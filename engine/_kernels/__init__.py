@@ -1,0 +1,29 @@
+"""numba kernels: single-pass versions of the engines' NumPy steps (see :mod:`engine._jit`).
+
+Every kernel reads the *unpadded* input and treats taps outside it as zeros, so no padded copy
+of the input is ever made; outputs are written in place into arrays the caller allocated (the
+caller bounds their size). Each kernel does a range of channels (or rows) on the calling thread
+and releases the GIL: :mod:`engine._parallel` runs the ranges on the machine's cores. Everything
+is compiled on first use and cached on disk (``cache=True``).
+
+What each computes is the NumPy form's result, bit for bit up to float rounding order:
+
+- :func:`depthwise`: :class:`engine.direct.DirectEngine`'s tap loop for one input channel per
+  group, with zero padding, stride, dilation and bias fused; :func:`dense3x3` the same loop
+  for dense 3x3 kernels (over phase planes, four output channels per pass);
+- :func:`winograd_input` / :func:`winograd_output`: :func:`engine.winograd.winograd_conv`'s
+  ``B^T d B`` and ``A^T M A`` with the separable 1-D transforms written out (the NumPy form
+  applies them as Kronecker matrices);
+- :func:`patches`: :func:`engine.im2col.patch_matrix` for a band of output rows;
+- :func:`phase_planes` / :func:`patches_wide`: :func:`engine.im2col.phase_planes` and
+  :func:`engine.im2col.wide_patch_matrix` (strided convolutions), :func:`crop_rows` the
+  crop of the wide GEMM's result to the output's width, bias added.
+"""
+
+from engine._kernels.depthwise import depthwise, phase_planes
+from engine._kernels.direct import dense3x3
+from engine._kernels.im2col import crop_rows, patches, patches_wide
+from engine._kernels.winograd import winograd_filter, winograd_input, winograd_output
+
+__all__ = ["crop_rows", "dense3x3", "depthwise", "patches", "patches_wide", "phase_planes",
+           "winograd_filter", "winograd_input", "winograd_output"]
