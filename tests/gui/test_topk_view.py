@@ -331,3 +331,27 @@ def test_screenshot_of_the_view_scans_the_folder_first(qtbot, tmp_path, monkeypa
     assert shown and len(shown[-1]) == len(made)  # the crops were drawn before the shot
     again = scan(load_model("classic"), tmp_path / "bars", "auto")
     assert again.stats.scanned == 0  # the scan the window made is stored
+
+
+def test_status_lines_fit_a_narrow_view_and_keep_the_whole_text(qtbot, view, classic, tmp_path):
+    """At 1024x700 the tab's pane is about 480 pixels wide: nothing is clipped mid-letter and
+    nothing widens the window; what does not fit ends in "…" and is whole in the tooltip."""
+    bars_folder(tmp_path / "bars", vertical=2, horizontal=2, blank=0, size=SIZE)
+    for name in ("a_really_long_name_for_a_file_that_is_not_a_picture.png", "b.jpg", "c.gif"):
+        (tmp_path / "bars" / name).write_bytes(b"junk")
+    scanned(qtbot, view, classic, tmp_path / "bars")
+    view.resize(480, 600)
+    qtbot.waitUntil(lambda: view.width() == 480)
+    assert view.minimumSizeHint().width() <= 480
+    skipped = view.skipped_label
+    assert skipped.text() == ("⚠ 3 files skipped (not readable as images): "
+                              "a_really_long_name_for_a_file_that_is_not_a_picture.png, b.jpg, c.gif")
+    assert skipped.toolTip().splitlines()[1] == "b.jpg: b.jpg is not an image file ConvScope can read"
+    for label in (view.progress_label, skipped, view.layer_label):
+        shown = label.shown_text()
+        assert label.fontMetrics().horizontalAdvance(shown) <= label.contentsRect().width()
+        assert shown.endswith("…") and label.text().startswith(shown[:-1])
+        assert label.geometry().right() <= view.width()
+    view.resize(1400, 600)
+    qtbot.waitUntil(lambda: view.width() == 1400)
+    assert view.progress_label.shown_text() == view.progress_label.text()  # room: all of it
