@@ -6,8 +6,9 @@ normalisation), **clipped to the image**: the field of a deep unit covers far mo
 photo (21 of EfficientNet-Lite0's 49 conv layers: up to 851 pixels on a 224 input), and what
 lies outside is padding the model never saw. So a crop is the part of the photo the unit can
 see; where the unit is inside it is :attr:`Example.centre` (the field's centre, in crop
-pixels), which the view and the montage mark. :func:`frame` is the size the clipped crops of one layer are drawn
-against (the field, at most the image), so crops at the border keep the scale of the rest.
+pixels), which the view and the montage mark. :func:`frame` is the size the clipped crops of
+one layer are drawn against (the field, at most the image), so crops at the border keep the
+scale of the rest.
 All functions return NumPy arrays; nothing here draws on screen.
 """
 
