@@ -152,7 +152,8 @@ def speed(model_name: str, engine: str, folder: Path, work: Path, pause: float) 
     ratios = [a / b - 1 for a, b in zip(own, bare, strict=True)]
     stages = {k: v / scan_s for k, v in result.stats.timings.items()}
     print(f"  {model_name} {engine}: {count} images in {scan_s:.1f} s (bare {sum(bare):.1f} s); "
-          f"per-batch overhead {min(ratios):+.0%} .. {max(ratios):+.0%}", flush=True)
+          f"per-batch overhead {min(ratios):+.0%} .. {max(ratios):+.0%}; CPU {scan_cpu:.1f} s "
+          f"(bare {sum(bare_cpu):.1f} s: {scan_cpu / sum(bare_cpu) - 1:+.1%})", flush=True)
     export = cached_export(model, folder, work, Store(work / f"{model_name}-{engine}.db"), engine)
     return {"model": model_name, "engine": engine, "batch": batch, "images": count,
             "scan_ips": count / scan_s, "bare_ips": count / sum(bare),
