@@ -237,7 +237,7 @@ def export_dataset(args: argparse.Namespace, model: object) -> int:
 
     from models.errors import Cancelled, LayerError
     from models.layers import find_layer
-    from models.topk import conv_layers, scan
+    from models.topk import conv_layers, messages, scan
     from models.topk.export import export_topk
 
     layers = None
@@ -258,6 +258,10 @@ def export_dataset(args: argparse.Namespace, model: object) -> int:
     def progress(done: int, total: int, rate: float, left: float | None) -> None:
         global _progress_line
         _progress_line = done < total
+        if messages.cached(done, total, rate):  # nothing to run: no rate to speak of
+            print(f"scanning {args.dataset}: {messages.progress(done, total, rate, left)}",
+                  file=sys.stderr)
+            return
         eta = f", {int(left) // 60}:{int(left) % 60:02d} left" if left is not None and done < total else ""
         print(f"\rscanning {args.dataset}: {done}/{total} images, {rate:.1f} images/s{eta}   ",
               end="" if _progress_line else "\n", file=sys.stderr)
@@ -285,10 +289,17 @@ def export_dataset(args: argparse.Namespace, model: object) -> int:
         signal.signal(signal.SIGINT, previous)
     written = export_topk(model, result, args.export, layers, max_channels=args.topk_channels)
     s = result.stats
-    print(f"{result.model_name} on {args.engine}: {s.images} images ({s.scanned} run now, "
-          f"{s.images - s.scanned - s.unreadable} from the cache, {s.unreadable} unreadable); "
-          f"top {result.k} of {len(result.layers)} conv layers; wrote {len(written)} files to "
-          f"{args.export}")
+    readable = s.images - s.unreadable
+    done = (f"all {readable} from the cache" if s.scanned == 0 and readable
+            else f"{s.scanned} run now, {readable - s.scanned} from the cache")
+    print(f"{result.model_name} on {args.engine}: {messages.plural(s.images, 'image')} ({done}"
+          f"{f', {s.unreadable} skipped' if s.unreadable else ''})")
+    skipped = result.skipped() if s.unreadable else []
+    if skipped:
+        print(f"{messages.skipped_line(skipped, result.folder)} (every .topk.json lists them, "
+              f"with the reason)")
+    chosen = layers or [la.name for la in result.layers]
+    print(messages.written(result, chosen, args.topk_channels, len(written), args.export))
     return 0
 
 

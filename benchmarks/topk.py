@@ -12,7 +12,12 @@ scan cannot avoid), run from the scan's progress callback between two pauses; th
 time is taken out of the scan's. Pairing each batch seconds apart keeps both sides under the
 same load on a shared machine. Warm-up first (model plan, ``auto``'s choice per batch shape,
 the weights' hash). Overhead = scan time / bare time - 1 over the whole folder; the median of
-the per-batch ratios is given too.
+the per-batch ratios is given too, and the same ratio of process CPU time (every thread: less
+sensitive to other processes on a shared machine than the wall clock).
+
+**Cached rerun.** Then what ``main.py --dataset DIR --export OUT`` costs once the folder is
+scanned: the scan that finds nothing to run (listing, comparing, the model's plan), and writing
+every conv layer's montage and JSON (``export_topk``), wall and CPU time.
 
 **Memory** (first, while the process is fresh: memory freed by the speed runs would hide
 growth). ``--memory-images`` small PNGs in folders of 1,000 through ``classic`` at 32x32 (so
@@ -41,6 +46,7 @@ from models.images import load_image, prepare_image
 from models.runner import run_batch
 from models.sources import load_catalog, load_model
 from models.topk import Store, conv_layers, scan
+from models.topk.export import export_topk
 from models.topk.folder import list_images
 from models.topk.scanner import default_batch
 
@@ -117,36 +123,60 @@ def speed(model_name: str, engine: str, folder: Path, work: Path, pause: float) 
     for x in prepared_batches(model, warm, batch):
         run_batch(model, x, engine, layers=names)
     bare: list[float] = []
+    bare_cpu: list[float] = []  # process CPU time (every thread) of each bare pass
     own: list[float] = []  # the scan's own time per batch (between two callbacks)
-    aside = 0.0
+    aside = aside_cpu = 0.0
     mark = time.perf_counter()
 
     def progress(done: int, total: int, rate: float, eta: float | None) -> None:
-        nonlocal aside, mark
-        entered = time.perf_counter()
+        nonlocal aside, aside_cpu, mark
+        entered, entered_cpu = time.perf_counter(), time.process_time()
         own.append(entered - mark)
         time.sleep(pause)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         _, outputs = run_batch(model, batches[len(bare)], engine, layers=names)
         bare.append(time.perf_counter() - start)
+        bare_cpu.append(time.process_time() - start_cpu)
         del outputs
         time.sleep(pause)
         mark = time.perf_counter()
         aside += mark - entered
+        aside_cpu += time.process_time() - entered_cpu
 
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     result = scan(model, folder, engine, store=Store(work / f"{model_name}-{engine}.db"),
                   progress=progress)
     scan_s = time.perf_counter() - start - aside
+    scan_cpu = time.process_time() - start_cpu - aside_cpu
     assert result.stats.scanned == count and len(bare) == len(batches)
     ratios = [a / b - 1 for a, b in zip(own, bare, strict=True)]
     stages = {k: v / scan_s for k, v in result.stats.timings.items()}
     print(f"  {model_name} {engine}: {count} images in {scan_s:.1f} s (bare {sum(bare):.1f} s); "
-          f"per-batch overhead {min(ratios):+.0%} .. {max(ratios):+.0%}", flush=True)
+          f"per-batch overhead {min(ratios):+.0%} .. {max(ratios):+.0%}; CPU {scan_cpu:.1f} s "
+          f"(bare {sum(bare_cpu):.1f} s: {scan_cpu / sum(bare_cpu) - 1:+.1%})", flush=True)
+    export = cached_export(model, folder, work, Store(work / f"{model_name}-{engine}.db"), engine)
     return {"model": model_name, "engine": engine, "batch": batch, "images": count,
             "scan_ips": count / scan_s, "bare_ips": count / sum(bare),
             "overhead": scan_s / sum(bare) - 1, "median": statistics.median(ratios),
-            "stages": stages}
+            "scan_cpu": scan_cpu, "bare_cpu": sum(bare_cpu),
+            "cpu_overhead": scan_cpu / sum(bare_cpu) - 1, "stages": stages, **export}
+
+
+def cached_export(model, folder: Path, work: Path, store: Store, engine: str) -> dict:
+    """What ``main.py --dataset DIR --export OUT`` costs once the folder is scanned: the scan
+    finding nothing to run, and writing every conv layer's montage and JSON (wall and CPU)."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    result = scan(model, folder, engine, store=store)
+    assert result.stats.scanned == 0
+    middle, middle_cpu = time.perf_counter(), time.process_time()
+    out = work / f"export-{model.name}-{engine}"
+    written = export_topk(model, result, out)
+    end, end_cpu = time.perf_counter(), time.process_time()
+    shutil.rmtree(out, ignore_errors=True)
+    print(f"  cached rerun: scan {middle - start:.2f} s ({middle_cpu - start_cpu:.2f} s CPU), export "
+          f"of {len(written)} files {end - middle:.2f} s ({end_cpu - middle_cpu:.2f} s CPU)", flush=True)
+    return {"rerun_scan": middle - start, "rerun_scan_cpu": middle_cpu - start_cpu,
+            "export": end - middle, "export_cpu": end_cpu - middle_cpu, "files": len(written)}
 
 
 def memory(images: int, work: Path) -> dict:
@@ -200,16 +230,23 @@ def main() -> None:
             folder = make_folder(work / "images", args.images)
             rows = [speed(m, e, folder, work, args.pause) for m in args.models for e in args.engines]
             print("\n| model | engine | batch | scan images/s | bare images/s | overhead "
-                  "(whole scan / median batch) | read+prepare | forward | rank (own thread) | "
-                  "waiting for rank | store |")
-            print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                  "(whole scan / median batch) | CPU overhead | read+prepare | forward | "
+                  "rank (own thread) | waiting for rank | store |")
+            print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for r in rows:
                 s = r["stages"]
                 met = "met" if r["overhead"] <= TARGET_OVERHEAD else "MISSED"
                 print(f"| {r['model']} | {r['engine']} | {r['batch']} | {r['scan_ips']:.1f} | "
                       f"{r['bare_ips']:.1f} | {r['overhead']:+.1%} / {r['median']:+.1%} ({met}) | "
+                      f"{r['cpu_overhead']:+.1%} ({r['scan_cpu']:.1f} / {r['bare_cpu']:.1f} s) | "
                       f"{s['load']:.1%} | {s['forward']:.1%} | {s['rank']:.1%} | "
                       f"{s['rank wait']:.1%} | {s['store']:.1%} |")
+            print("\n| model | engine | cached rerun: scan (CPU) | export, every conv layer (CPU) |")
+            print("|---|---|---:|---:|")
+            for r in rows:
+                print(f"| {r['model']} | {r['engine']} | {r['rerun_scan']:.2f} s "
+                      f"({r['rerun_scan_cpu']:.2f} s) | {r['export']:.2f} s ({r['export_cpu']:.2f} s),"
+                      f" {r['files']} files |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

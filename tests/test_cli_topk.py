@@ -13,7 +13,7 @@ from PIL import Image
 
 import main
 from models.sources import load_model
-from models.topk import Store, scan
+from models.topk import Store, export, labels, scan
 from tests.models.topk_folders import bars_folder, expected_top
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,13 +36,20 @@ def test_dataset_export_writes_a_montage_and_the_entries_per_layer(tmp_path) -> 
     proc = _run(tmp_path / "cache", *args, "--export", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("NO_QT")
-    assert "15 images (14 run now, 0 from the cache, 1 unreadable)" in proc.stdout
+    assert "classic on reference: 15 images (14 run now, 0 from the cache, 1 skipped)" in proc.stdout
+    assert "1 file skipped (not readable as images): broken.jpg (every .topk.json lists" in proc.stdout
+    assert ("wrote the top 3 of each of the 2 conv layers (montages: up to 6 channels each, "
+            f"the JSON: all): 4 files in {tmp_path / 'out'}") in proc.stdout
     assert "scanning" in proc.stderr and "15/15 images" in proc.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "combine.topk.json", "combine.topk.png", "edges.topk.json", "edges.topk.png"]
-    doc = json.loads((tmp_path / "out" / "edges.topk.json").read_text())
+    text = (tmp_path / "out" / "edges.topk.json").read_text()
+    assert "\n" not in text and ": " not in text  # compact
+    doc = json.loads(text)
     assert doc["k"] == 3 and doc["channels"] == 9 and doc["montage_channels"] == 6
     assert doc["images"] == 15 and doc["unreadable"] == 1
+    assert [s["path"] for s in doc["skipped"]] == [str((tmp_path / "imgs" / "broken.jpg").resolve())]
+    assert "not an image file" in doc["skipped"][0]["reason"] and "\n" not in doc["skipped"][0]["reason"]
     assert [t["channel"] for t in doc["top"]] == list(range(9))  # the JSON has every channel
     sobel_x = doc["top"][3]["entries"]
     assert [Path(e["image"]).name for e in sobel_x] == expected_top(made, "v", 3)
@@ -53,17 +60,28 @@ def test_dataset_export_writes_a_montage_and_the_entries_per_layer(tmp_path) -> 
     for entry, e in zip(api.entries("edges", 3), sobel_x, strict=True):
         assert (str(entry.path), entry.value, [entry.y, entry.x]) == (e["image"], e["value"], e["unit"])
         assert e["box"] == [entry.y - 1.0, entry.x - 1.0, entry.y + 2.0, entry.x + 2.0]
+        assert e["crop"] == [max(entry.y - 1, 0), max(entry.x - 1, 0), min(entry.y + 2, 64),
+                             min(entry.x + 2, 64)]
     with Image.open(tmp_path / "out" / "edges.topk.png") as im:
         rgb = np.asarray(im.convert("RGB"))
-    assert rgb.shape == (6 * 66 - 2, 3 * 66 - 2, 3)  # 6 channels x 3 crops of 64 px, 2 px gaps
+    line = labels.line_height(export.TEXT)
+    top, cell_h, left = 4 * line + 4, 64 + 2 * line + 2, export.label_width()
+    assert rgb.shape == (top + 6 * (cell_h + 2) - 2, left + 3 * 66 - 2, 3)  # 6 rows of 3 crops
     # row 3, first crop: a vertical edge, dark on the left and bright on the right
-    cell = rgb[3 * 66:3 * 66 + 64, 0:64].astype(int)
-    assert cell[32, :20].mean() < cell[32, -20:].mean() - 50
-    # a second run reads the cache: nothing is run again
+    cell = rgb[top + 3 * (cell_h + 2):top + 3 * (cell_h + 2) + 64, left:left + 64].astype(int)
+    assert cell[20, 6:20].mean() < cell[20, -20:-6].mean() - 50
+    # a second run reads the cache: nothing is run again, and it says so (no "0.0 images/s")
     again = _run(tmp_path / "cache", *args, "--layer", "edges", "--export", str(tmp_path / "out2"))
     assert again.returncode == 0, again.stderr
-    assert "(0 run now, 14 from the cache, 1 unreadable)" in again.stdout
+    assert "classic on reference: 15 images (all 14 from the cache, 1 skipped)" in again.stdout
+    assert ("wrote the top 3 of layer edges (channels 0-5 of 9 in the montage, all in the JSON): "
+            f"2 files in {tmp_path / 'out2'}") in again.stdout
+    assert "all 15 images cached: nothing to run" in again.stderr and "images/s" not in again.stderr
     assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["edges.topk.json", "edges.topk.png"]
+    one = _run(tmp_path / "cache", *args[:-2], "--topk-channels", "4", "--layer", "combine",
+               "--export", str(tmp_path / "out3"))
+    assert ("wrote the top 3 of layer combine (all 4 channels): "
+            "2 files in") in one.stdout
 
 
 def test_dataset_errors_are_one_line(tmp_path, monkeypatch, capsys) -> None:

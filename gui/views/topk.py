@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -37,28 +36,20 @@ from PySide6.QtWidgets import (
 
 from gui.view import Shown, View, Window
 from gui.views.topk_folder import SAMPLES, FolderBar, ask_clear, dropped_folder
+from gui.views.topk_status import ElidedLabel, ScanStatus
 from gui.views.topk_tiles import TileGrid, blend_overlay, rgb_image
-from gui.widgets import steady_label
 from gui.worker import Worker, error_message
 from models.cache import clear_cache
-from models.topk import DEFAULT_K, Store, TopKResult, scan
-from models.topk.crops import Example, examples_of
+from models.topk import DEFAULT_K, Store, TopKResult, messages, scan
+from models.topk.crops import Example, examples_of, frame, layer_info
 from models.topk.keys import same_model
 
-MAX_SKIPPED_SHOWN = 30
 __all__ = ["SAMPLES", "TopKView", "ask_clear", "same_model"]
 
 
 def engine_of(outcome) -> str:
     request = getattr(outcome, "request", None)
     return str(getattr(request, "engine", "auto"))
-
-
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = round(seconds)
-    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 class TopKView(View):
@@ -80,6 +71,7 @@ class TopKView(View):
         self._rate: list = [0.0, None]  # images/s and seconds left, written by the scan's thread
         self._last_progress = (0, 0)
         self._window_channel: int | None = None
+        self._frame: tuple[int, int] | None = None  # the shown layer's crop frame (crops lane)
         self.scans = Worker(self, name="topk-scan")
         self.crops = Worker(self, name="topk-crops")
         self.setAcceptDrops(True)
@@ -100,16 +92,9 @@ class TopKView(View):
         self.scan_button.clicked.connect(lambda: self.start_scan())
         self.cancel_button.clicked.connect(self.cancel_scan)
 
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(260)
-        self.progress.setVisible(False)
-        self.progress_label = steady_label()
-        self.skipped_label = QLabel()
-        self.skipped_label.setVisible(False)
-        status = QHBoxLayout()
-        status.addWidget(self.progress)
-        status.addWidget(self.progress_label, 1)
-        status.addWidget(self.skipped_label)
+        self.status = ScanStatus()
+        self.progress, self.progress_label = self.status.bar, self.status.label
+        self.skipped_label = self.status.skipped
 
         self.banner = QFrame()
         self.banner.setStyleSheet("QFrame { background: #5a4a12; border-radius: 4px; } "
@@ -124,7 +109,7 @@ class TopKView(View):
         self.banner.setVisible(False)
         self._banner_rescan = False
 
-        self.layer_label = steady_label()
+        self.layer_label = ElidedLabel()
         self.channel_box = QSpinBox()
         self.channel_box.setRange(0, 0)
         self.channel_box.setKeyboardTracking(False)
@@ -139,6 +124,10 @@ class TopKView(View):
         pick.addWidget(self.channel_box)
         pick.addWidget(self.overlay_box)
 
+        self.hint = QLabel("Each crop is what the unit sees: its receptive field, clipped to the "
+                           "photo. The ticks point at the unit.")
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("color: #9a9a9a;")
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -147,9 +136,10 @@ class TopKView(View):
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.folder_bar)
-        layout.addLayout(status)
+        layout.addWidget(self.status)
         layout.addWidget(self.banner)
         layout.addLayout(pick)
+        layout.addWidget(self.hint)
         layout.addWidget(self.message, 1)
         layout.addWidget(self.grid, 1)
 
@@ -175,7 +165,7 @@ class TopKView(View):
         if self.folder is None or folder.resolve() != self.folder.resolve():
             self.scans.cancel()
             self.result = self.scanned_with = None
-            self.skipped_label.setVisible(False)
+            self.status.clear_skipped()
             self.progress_label.setText("")
         self.folder = folder
         self.folder_bar.show_folder(folder)
@@ -243,16 +233,10 @@ class TopKView(View):
 
     def _on_progress(self, done: int, total: int) -> None:
         self._last_progress = (done, total)
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
-        per_s, left = self._rate
-        self.progress_label.setText(f"{done} / {total} images · {per_s:.1f} images/s · "
-                                    f"{_clock(left if done < total else 0)} left")
+        self.status.show_progress(done, total, *self._rate)
 
     def _on_scan_busy(self, busy: bool) -> None:
-        if busy:
-            self.progress.setRange(0, 0)
-        self.progress.setVisible(busy)
+        self.status.show_busy(busy)
         self.cancel_button.setVisible(busy)
         self.scan_button.setEnabled(not busy)
 
@@ -266,18 +250,9 @@ class TopKView(View):
         self._error(error_message(exc))
 
     def _scan_summary(self, result: TopKResult, engine: str) -> None:
-        s = result.stats
-        cached = s.images - s.scanned - s.unreadable
-        self.progress_label.setText(
-            f"{result.model_name}: {s.images} images · {s.scanned} run now on {engine}, "
-            f"{cached} from the cache · top {result.k} of {len(result.layers)} conv layers")
-        skipped = result.skipped() if s.unreadable else []
-        self.skipped_label.setVisible(bool(skipped))
-        self.skipped_label.setText(f"⚠ {len(skipped)} unreadable")
-        more = len(skipped) - MAX_SKIPPED_SHOWN
-        self.skipped_label.setToolTip("\n".join(
-            [f"{p.name}: {why}" for p, why in skipped[:MAX_SKIPPED_SHOWN]]
-            + ([f"… and {more} more"] if more > 0 else [])))
+        self.progress_label.setText(f"{messages.scan_summary(result, engine)} · top {result.k} "
+                                    f"per channel of {len(result.layers)} conv layers")
+        self.status.show_skipped(result.skipped() if result.stats.unreadable else [], result.folder)
 
     def clear_cache(self) -> None:
         """Delete the stored scans, after asking."""
@@ -295,7 +270,7 @@ class TopKView(View):
                     os.unlink(f"{where}{suffix}")
                     removed.append(f"{where}{suffix}")
         self.result = self.scanned_with = None
-        self.skipped_label.setVisible(False)
+        self.status.clear_skipped()
         self.progress_label.setText(f"top-k cache cleared ({len(removed)} files)")
         if self.window_services is not None:
             self.window_services.show_status(f"top-k cache cleared: {where.parent}")
@@ -359,6 +334,7 @@ class TopKView(View):
         self.channel_box.setEnabled(False)
         self.overlay_box.setEnabled(False)
         self.grid.setVisible(False)
+        self.hint.setVisible(False)
         self.layer_label.setText("")
         self._entries, self.examples, self._layer = [], [], None
         self.crops.cancel()
@@ -400,6 +376,7 @@ class TopKView(View):
                                  f"strongest images in {result.folder.name or result.folder}")
         self.message.setVisible(False)
         self.grid.setVisible(True)
+        self.hint.setVisible(True)
         self.channel_box.setEnabled(True)
         self.overlay_box.setEnabled(True)
         self.grid.set_count(result.k)
@@ -414,22 +391,26 @@ class TopKView(View):
         model, engine, maps = shown.outcome.model, engine_of(shown.outcome), self.overlay_box.isChecked()
         name = layer.name
 
-        def job(progress, cancel) -> list[Example]:
-            return examples_of(model, name, entries, channel, engine, maps=maps, cancel=cancel)
+        def job(progress, cancel) -> tuple[list[Example], tuple[int, int]]:
+            info = layer_info(model, name)  # the model's plan, looked up once per model
+            return (examples_of(model, name, entries, channel, engine, maps=maps, cancel=cancel,
+                                info=info), frame(info.receptive_field, model.preprocess.size))
 
-        self.crops.submit(job, lambda found: self._show_crops(entries, found),
+        self.crops.submit(job, lambda done: self._show_crops(entries, *done),
                           lambda exc: self._error(error_message(exc)))
 
-    def _show_crops(self, entries: list, found: list[Example]) -> None:
+    def _show_crops(self, entries: list, found: list[Example],
+                    frame_size: tuple[int, int] | None = None) -> None:
         if entries is not self._entries:
             return  # the user has moved on
-        self.examples = found
+        self.examples, self._frame = found, frame_size
         maps = [ex.overlay for ex in found if ex.overlay is not None]
         top = max((float(np.nanmax(m)) for m in maps if np.isfinite(m).any()), default=0.0)
         for tile, ex in zip(self.grid.tiles, found, strict=False):
             rgb = ex.crop if ex.overlay is None else blend_overlay(ex.crop, ex.overlay, top)
             note = f"unreadable now: {ex.error}" if ex.error else tile.note
-            tile.set_content(rgb_image(rgb), tile.caption, note, tile.toolTip())
+            tile.set_content(rgb_image(rgb), tile.caption, note, tile.toolTip(), self._frame,
+                             None if ex.error else ex.centre)
 
     def _name(self, path: Path) -> str:
         root = self.result.folder if self.result is not None else None
@@ -439,7 +420,9 @@ class TopKView(View):
 
     def _tip(self, e) -> str:
         return (f"{e.path}\nunit (y {e.y}, x {e.x}), activation {e.value:.6g}, rank {e.rank + 1}"
-                f"\nClick: open this photo in the main view at this unit")
+                f"\nThe crop is the unit's receptive field clipped to the photo (what the unit "
+                f"sees of it); the ticks point at the unit.\nClick: open this photo in the main "
+                f"view at this unit")
 
     def open_example(self, index: int) -> None:
         """A click on a crop: its photo in the main view, at the unit, layer and channel."""

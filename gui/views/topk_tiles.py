@@ -1,7 +1,9 @@
-"""The grid of top examples: one tile per example, its receptive-field crop scaled up pixel for
-pixel (nearest neighbour: a 3x3 field shows as 3x3 squares), the unit's activation map laid
-over it on demand, and a caption with the rank, the activation value and the file name.
-Clicking a tile emits :attr:`TileGrid.clicked` with the tile's index."""
+"""The grid of top examples: one tile per example, its receptive-field crop (the field clipped to
+the photo) scaled up pixel for pixel (nearest neighbour: a 3x3 field shows as 3x3 squares),
+every crop of a layer at one scale (that of its *frame*: the field, at most the photo), four
+amber ticks on the picture's edges pointing at the unit, the unit's activation map laid over it
+on demand, and a caption with the rank, the activation value and the file name. Clicking a
+tile emits :attr:`TileGrid.clicked` with the tile's index."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ SMALL = 48  # a field up to this many pixels a side is enlarged by whole pixels,
 BACKGROUND = QColor(40, 40, 40)
 FRAME = QColor(90, 90, 90)
 HOVER = QColor(255, 200, 60)
+TICK = QColor(255, 196, 40)  # as the exported montage's (models.topk.export.TICK)
+TICK_LENGTH = 8
 
 
 def rgb_image(rgb: np.ndarray) -> QImage:
@@ -51,6 +55,8 @@ class CropTile(QWidget):
         self.image: QImage | None = None
         self.caption = ""
         self.note = ""  # a second caption line
+        self.frame: tuple[int, int] | None = None  # the size the picture is scaled against
+        self.centre: tuple[float, float] | None = None  # the unit, in picture pixels
         self._hover = False
         self.setMouseTracking(True)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
@@ -63,8 +69,13 @@ class CropTile(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(160, 160 + self._caption_height())
 
-    def set_content(self, image: QImage | None, caption: str, note: str, tip: str) -> None:
+    def set_content(self, image: QImage | None, caption: str, note: str, tip: str,
+                    frame: tuple[int, int] | None = None,
+                    centre: tuple[float, float] | None = None) -> None:
+        """Show ``image``, scaled as a ``frame`` ``(h, w)`` would be to fit (default: its own
+        size), with ticks at ``centre`` ``(y, x)`` in image pixels."""
         self.image, self.caption, self.note = image, caption, note
+        self.frame, self.centre = frame, centre
         self.setToolTip(tip)
         self.update()
 
@@ -74,8 +85,9 @@ class CropTile(QWidget):
         if self.image is None or self.image.isNull() or area.width() < 1 or area.height() < 1:
             return area
         iw, ih = self.image.width(), self.image.height()
-        scale = min(area.width() / iw, area.height() / ih)
-        if scale >= 1 and max(iw, ih) < SMALL:  # a small field: every pixel the same size
+        fh, fw = self.frame or (ih, iw)
+        scale = min(area.width() / max(fw, iw), area.height() / max(fh, ih))
+        if scale >= 1 and max(fw, fh) < SMALL:  # a small field: every pixel the same size
             scale = math.floor(scale)
         w, h = max(1, int(iw * scale)), max(1, int(ih * scale))
         return QRect(area.x() + (area.width() - w) // 2, area.y() + (area.height() - h) // 2, w, h)
@@ -96,6 +108,8 @@ class CropTile(QWidget):
             p.drawImage(target, self.image)
         p.setPen(QPen(HOVER if self._hover else FRAME, 2 if self._hover else 1))
         p.drawRect(target.adjusted(0, 0, -1, -1))
+        if self.centre is not None and self.image is not None and not self.image.isNull():
+            self._ticks(p, target)
         p.setPen(QColor(235, 235, 235))
         fm = self.fontMetrics()
         y = self.height() - self._caption_height() + fm.ascent() + 2
@@ -105,6 +119,26 @@ class CropTile(QWidget):
             p.drawText(4, y + i * fm.lineSpacing(),
                        fm.elidedText(text, Qt.TextElideMode.ElideMiddle, self.width() - 8))
         p.end()
+
+    def tick_points(self, target: QRect | None = None) -> tuple[int, int]:
+        """Where the ticks point: the unit's ``(x, y)`` in widget pixels, kept on the picture."""
+        target = target or self.picture_rect()
+        cy, cx = self.centre
+        x = target.x() + cx * target.width() / self.image.width()
+        y = target.y() + cy * target.height() / self.image.height()
+        return (int(min(max(x, target.left()), target.right())),
+                int(min(max(y, target.top()), target.bottom())))
+
+    def _ticks(self, p: QPainter, target: QRect) -> None:
+        """Four ticks on the picture's edges at the unit's row and column: where it is,
+        without covering what it sees."""
+        x, y = self.tick_points(target)
+        n = max(2, min(TICK_LENGTH, target.width() // 4, target.height() // 4))
+        p.setPen(QPen(TICK, 2))
+        p.drawLine(target.left(), y, target.left() + n, y)
+        p.drawLine(target.right() - n, y, target.right(), y)
+        p.drawLine(x, target.top(), x, target.top() + n)
+        p.drawLine(x, target.bottom() - n, x, target.bottom())
 
     def enterEvent(self, event) -> None:
         self._hover = True

@@ -16,6 +16,7 @@ import os
 import secrets
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from models.errors import Cancelled, ConvScopeError, ImageError, LayerError, one_line
 from models.images import IMAGE_SUFFIXES, load_image, prepare_image
@@ -116,19 +118,44 @@ class TopKResult:
         """Channel -> its top-k, for ``channels`` (default: all) of ``layer``."""
         index = [la.name for la in self.layers].index(self.layer(layer).name)
         rows = self.store.entries(self.scan_id, index, channels, self.k)
-        return {c: [Entry(rank, self.folder / path, value, y, x)
-                    for rank, path, value, y, x in found] for c, found in rows.items()}
+        paths: dict[str, Path] = {}  # joining a path costs 30 us; a layer names each image often
+
+        def full(path: str) -> Path:
+            made = paths.get(path)
+            if made is None:
+                made = paths[path] = self.folder / path
+            return made
+
+        return {c: [Entry(rank, full(path), value, y, x) for rank, path, value, y, x in found]
+                for c, found in rows.items()}
+
+    def layer_rows(self, layer: str) -> list[tuple[int, int, str, float, int, int]]:
+        """Every channel's top-k as rows ``(channel, rank, image path relative to the folder,
+        value, y, x)``, by channel and rank (for writing them all out)."""
+        index = [la.name for la in self.layers].index(self.layer(layer).name)
+        return self.store.layer_rows(self.scan_id, index, self.k)
 
     def skipped(self) -> list[tuple[Path, str]]:
         """The unreadable files and why, by path."""
         return [(self.folder / p, why) for p, why in self.store.skipped(self.scan_id)]
 
 
+# module -> {(input channels, height, width): its conv layers}: a plan lookup and a zero input
+# cost ~10 ms, and crops and exports ask for a layer's field once per channel
+_conv_layers: weakref.WeakKeyDictionary[nn.Module, dict[tuple, list[LayerInfo]]] = \
+    weakref.WeakKeyDictionary()
+
+
 def conv_layers(model: LoadedModel) -> list[LayerInfo]:
-    """The layers a scan ranks: every convolution whose output has a (y, x) grid."""
+    """The layers a scan ranks: every convolution whose output has a (y, x) grid (from the
+    model's plan, looked up once per module and input shape)."""
     pre = model.preprocess
-    rows = plan(model, torch.zeros(1, pre.channels, *pre.size)).rows.values()
-    return [la for la in rows if la.is_conv and _grid(la) is not None]
+    shape = (pre.channels, *pre.size)
+    known = _conv_layers.setdefault(model.module, {})
+    if shape not in known:
+        rows = plan(model, torch.zeros(1, *shape)).rows.values()
+        known[shape] = [la for la in rows if la.is_conv and _grid(la) is not None]
+    return list(known[shape])
 
 
 def _grid(la: LayerInfo) -> tuple[int, int] | None:

@@ -311,6 +311,20 @@ class Store:
                 out.setdefault(c, []).append((rank, _path(path), value, y, x))
         return out
 
+    def layer_rows(self, scan: int, layer: int, k: int
+                   ) -> list[tuple[int, int, str, float, int, int]]:
+        """Every channel's first ``k`` entries as rows ``(channel, rank, image path, value, y,
+        x)``, by channel and rank: what an export writes, without an object per entry."""
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT e.channel, e.rank, i.path, e.value, e.y, e.x FROM entries e "
+                "JOIN images i ON i.scan = e.scan AND i.id = e.image "
+                "WHERE e.scan = ? AND e.layer = ? AND e.rank < ? ORDER BY e.channel, e.rank",
+                (scan, layer, k)).fetchall()
+        if any(isinstance(r[2], bytes) for r in rows):
+            rows = [(c, rank, _path(p), v, y, x) for c, rank, p, v, y, x in rows]
+        return rows
+
     def skipped(self, scan: int) -> list[tuple[str, str]]:
         with self.connect() as conn:
             return [(_path(p), e or "") for p, e in conn.execute(

@@ -115,16 +115,21 @@ def test_scan_reaches_the_total_and_shows_the_right_crops_and_values(qtbot, view
             assert ex.entry.value == pytest.approx(float(fmap.max()), rel=1e-4, abs=1e-5)
             assert fmap[ex.entry.y, ex.entry.x] == pytest.approx(ex.entry.value, rel=1e-4, abs=1e-5)
             assert tile.caption == f"#{ex.entry.rank + 1}  {ex.entry.value:.4g}"
-            # the tile's picture is the unit's 3x3 field cut from the photo, pixel for pixel
+            # the tile's picture is the unit's 3x3 field clipped to the photo, pixel for pixel
             t, left = (int(np.floor(v + 0.5)) for v in ex.box[:2])
-            want = np.full((3, 3, 3), 128, np.uint8)
-            for i in range(3):
-                for j in range(3):
-                    if 0 <= t + i < SIZE and 0 <= left + j < SIZE:
-                        want[i, j] = image.model_view[t + i, left + j]
+            want = image.model_view[max(t, 0):min(t + 3, SIZE), max(left, 0):min(left + 3, SIZE)]
+            h, w = want.shape[:2]
             got = tile.image.convertToFormat(tile.image.Format.Format_RGB888)
-            pixels = np.frombuffer(got.constBits(), np.uint8).reshape(3, got.bytesPerLine())[:, :9]
-            np.testing.assert_array_equal(pixels.reshape(3, 3, 3), want)
+            assert (got.height(), got.width()) == (h, w) and tile.frame == (3, 3)
+            pixels = np.frombuffer(got.constBits(), np.uint8).reshape(h, got.bytesPerLine())[:, :3 * w]
+            np.testing.assert_array_equal(pixels.reshape(h, w, 3), want)
+            # drawn at the scale of a whole 3x3 field, the ticks at the unit's pixel
+            rect = tile.picture_rect()
+            scale = rect.width() / w
+            assert rect.height() == round(h * scale) and scale == int(scale) >= 1
+            tx, ty = tile.tick_points(rect)
+            assert (ty - rect.y()) // scale == ex.entry.y - max(t, 0)
+            assert (tx - rect.x()) // scale == ex.entry.x - max(left, 0)
 
 
 def test_cancel_then_resume_gives_the_result_of_one_scan(qtbot, view, classic, tmp_path, monkeypatch):
@@ -230,8 +235,14 @@ def test_unreadable_files_are_counted_and_shown(qtbot, view, classic, tmp_path):
     bars_folder(tmp_path / "bars", vertical=2, horizontal=2, blank=0, size=SIZE)
     (tmp_path / "bars" / "broken.png").write_bytes(b"not a png")
     scanned(qtbot, view, classic, tmp_path / "bars")
-    assert view.skipped_label.isVisible() and view.skipped_label.text() == "⚠ 1 unreadable"
-    assert view.skipped_label.toolTip().startswith("broken.png: ")
+    assert view.skipped_label.isVisible()
+    assert view.skipped_label.text() == "⚠ 1 file skipped (not readable as images): broken.png"
+    assert view.skipped_label.toolTip() == "broken.png: broken.png is not an image file ConvScope can read"
+    view.set_folder(tmp_path / "bars")  # scanned: all from the cache, said without a rate
+    idle(qtbot, view)
+    assert view.progress_label.text().startswith(
+        "classic: 5 images · all 4 images from the cache · 1 skipped · top 3 per channel")
+    assert view.skipped_label.isVisible()
 
 
 def test_folders_by_drop_recent_and_samples_and_bad_folders(qtbot, view, classic, tmp_path):
@@ -309,7 +320,8 @@ def test_screenshot_of_the_view_scans_the_folder_first(qtbot, tmp_path, monkeypa
     shown: list = []
     real = TopKView._show_crops
     monkeypatch.setattr(TopKView, "_show_crops",
-                        lambda self, entries, found: (shown.append(found), real(self, entries, found)))
+                        lambda self, entries, found, *rest: (shown.append(found),
+                                                             real(self, entries, found, *rest)))
     args = build_parser().parse_args(["--model", "classic", "--layer", "edges", "--view", "topk",
                                       "--dataset", str(tmp_path / "bars"), "--screenshot",
                                       str(tmp_path / "shot.png")])
@@ -319,3 +331,27 @@ def test_screenshot_of_the_view_scans_the_folder_first(qtbot, tmp_path, monkeypa
     assert shown and len(shown[-1]) == len(made)  # the crops were drawn before the shot
     again = scan(load_model("classic"), tmp_path / "bars", "auto")
     assert again.stats.scanned == 0  # the scan the window made is stored
+
+
+def test_status_lines_fit_a_narrow_view_and_keep_the_whole_text(qtbot, view, classic, tmp_path):
+    """At 1024x700 the tab's pane is about 480 pixels wide: nothing is clipped mid-letter and
+    nothing widens the window; what does not fit ends in "…" and is whole in the tooltip."""
+    bars_folder(tmp_path / "bars", vertical=2, horizontal=2, blank=0, size=SIZE)
+    for name in ("a_really_long_name_for_a_file_that_is_not_a_picture.png", "b.jpg", "c.gif"):
+        (tmp_path / "bars" / name).write_bytes(b"junk")
+    scanned(qtbot, view, classic, tmp_path / "bars")
+    view.resize(480, 600)
+    qtbot.waitUntil(lambda: view.width() == 480)
+    assert view.minimumSizeHint().width() <= 480
+    skipped = view.skipped_label
+    assert skipped.text() == ("⚠ 3 files skipped (not readable as images): "
+                              "a_really_long_name_for_a_file_that_is_not_a_picture.png, b.jpg, c.gif")
+    assert skipped.toolTip().splitlines()[1] == "b.jpg: b.jpg is not an image file ConvScope can read"
+    for label in (view.progress_label, skipped, view.layer_label):
+        shown = label.shown_text()
+        assert label.fontMetrics().horizontalAdvance(shown) <= label.contentsRect().width()
+        assert shown.endswith("…") and label.text().startswith(shown[:-1])
+        assert label.geometry().right() <= view.width()
+    view.resize(1400, 600)
+    qtbot.waitUntil(lambda: view.width() == 1400)
+    assert view.progress_label.shown_text() == view.progress_label.text()  # room: all of it
