@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 
 import numpy as np
-from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from gui.fit_label import FitLabel
@@ -140,11 +140,9 @@ class FiltersView(View):
         layout.addLayout(body, 1)
         layout.addWidget(self.readout)
         self._show_pager(False)
-        self._refit = QTimer(self)  # a resized pane may hold more (or fewer) filters per page
-        self._refit.setSingleShot(True)
-        self._refit.setInterval(80)
-        self._refit.timeout.connect(self._refit_matrix)
-        self.canvas.installEventFilter(self)  # the canvas's own size: the pane the matrix fills
+        # a resized pane may hold more (or fewer) filters per page: re-paged at once (a page is
+        # a few ms to build), so a screenshot or the first paint never shows the old fit
+        self.canvas.installEventFilter(self)
         self.channel.currentIndexChanged.connect(self._redraw)
         self.prev_page.clicked.connect(lambda: self.set_page(self._page - 1))
         self.next_page.clicked.connect(lambda: self.set_page(self._page + 1))
@@ -251,7 +249,7 @@ class FiltersView(View):
     def eventFilter(self, watched, event) -> bool:
         if (watched is self.canvas and event.type() in (QEvent.Type.Resize, QEvent.Type.Show)
                 and self._matrix_inputs):
-            self._refit.start()
+            self._refit_matrix()
         return super().eventFilter(watched, event)
 
     def _refit_matrix(self) -> None:
