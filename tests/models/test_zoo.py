@@ -228,7 +228,14 @@ def test_the_command_line_asks_for_the_architecture_it_guessed(tmp_path, capsys)
     assert main.main(["--model", str(tmp_path / "ckpt.pth"), "--export", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ckpt.pth is a state dict") and err.count("\n") == 1
-    assert err.rstrip().endswith("looks like resnet18: pass --arch resnet18")
+    assert err.rstrip().endswith("its keys and shapes are those of resnet18; pass --arch resnet18")
+    assert err.count("resnet18") == 2  # the finding and the remedy, each once
+    # the wrong architecture passed: what disagrees, whose keys they are, and the one remedy
+    assert main.main(["--model", str(tmp_path / "ckpt.pth"), "--arch", "vgg11",
+                      "--export", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ckpt.pth does not fit architecture vgg11: ") and err.count("\n") == 1
+    assert err.rstrip().endswith("; its keys and shapes are those of resnet18; pass --arch resnet18")
 
 
 class Booby(nn.Module):
