@@ -375,8 +375,10 @@ def hint(exc: BaseException) -> str:
     if isinstance(exc, UntrustedModelError):
         return "; pass --trust-model if you trust it"
     if isinstance(exc, ArchitectureNeededError):
-        if exc.guess:
-            return f"; looks like {exc.guess}: pass --arch {exc.guess}"
+        if exc.guess:  # the message says whose keys they are: the remedy only, once
+            said = exc.guess in str(exc)
+            return f"; pass --arch {exc.guess}" if said else (
+                f"; they look like {exc.guess}'s: pass --arch {exc.guess}")
         return "; pass --arch NAME, a catalog architecture (see --help)"
     if isinstance(exc, WeightsUnavailableError):
         fetch = f"; fetch {exc.url} elsewhere and put it there" if exc.url else ""

@@ -5,9 +5,11 @@ per-layer time by engine."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -44,6 +46,16 @@ def short_algorithm(engine: str, algorithm: str | None) -> str:
         return ""
     prefix = f"{engine} → "
     return algorithm[len(prefix):] if algorithm.startswith(prefix) else algorithm
+
+
+def brief_algorithm(engine: str, algorithm: str | None) -> str:
+    """:func:`short_algorithm` without its trailing details ("im2col+gemm (phase planes, wide
+    rows)" is "im2col+gemm"): a table cell; the whole of it is the cell's tooltip."""
+    text = short_algorithm(engine, algorithm)
+    return re.sub(r" \([^()]*\)$", "", text)
+
+
+MIN_COLUMN = "000.00 · wino"  # an engine's column keeps at least its time and a word visible
 
 
 def run_label(runs: int) -> str:
@@ -91,6 +103,9 @@ class EnginePanel(View):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)  # measurements
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)  # the time first, always seen
+        self.table.setWordWrap(False)
+        self.table.viewport().installEventFilter(self)  # re-fit the columns to a resized pane
         self.chart = pg.PlotWidget()
         self.chart.setBackground("w")
         self.chart.setMenuEnabled(False)
@@ -112,7 +127,8 @@ class EnginePanel(View):
         splitter.setSizes([300, 300])
         splitter.setChildrenCollapsible(False)
         self.splitter = splitter
-        self.note = QLabel("Times in ms (each cell: time · the algorithm the engine ran); a column "
+        self.note = QLabel("Times in ms (each cell: time · the algorithm the engine ran, all of it "
+                           "on hover); a column "
                            "says whether it is one run or the median of several. × torch = total "
                            "time over torch's (reference). Δ = max |difference| from torch over all "
                            "conv outputs.")
@@ -321,19 +337,25 @@ class EnginePanel(View):
             values = {"total (ms)": f"{run['total']:.1f}",
                       "× torch": f"{run['total'] / torch_total:.2f}" if torch_total else "",
                       "Δ vs torch": "…" if run["diff"] is None else f"{run['diff']:.1e}"}
-            cells = [values[h] for h in header]
+            cells = [(values[h], "") for h in header]
             for n in self._layers:
                 if n not in run["times"]:
-                    cells.append("")
+                    cells.append(("", ""))
                     continue
-                algo = short_algorithm(e, run["algorithms"].get(n))
-                cells.append(f"{run['times'][n]:.2f}" + (f" · {algo}" if algo else ""))
-            for row, v in enumerate(cells):
+                algo = run["algorithms"].get(n)
+                brief, whole = brief_algorithm(e, algo), short_algorithm(e, algo)
+                time = f"{run['times'][n]:.2f}"
+                cells.append((time + (f" · {brief}" if brief else ""),
+                              f"{n} on {e}: {time} ms" + (f" · {whole}" if whole else "")))
+            for row, (v, tip) in enumerate(cells):
                 item = QTableWidgetItem(v)
+                if tip:
+                    item.setToolTip(tip)
                 if row >= len(header):
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                    # left: an elided cell keeps its time ("51.55 · winogr…")
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, col, item)
-        self.table.resizeColumnsToContents()  # once, not per item
+        self._fit_columns()
         # the table as tall as its rows (up to half the room), the chart the rest
         rows_h = (len(rows) + 2) * self.table.verticalHeader().defaultSectionSize() + 30
         total = sum(self.splitter.sizes()) or 600
@@ -341,6 +363,32 @@ class EnginePanel(View):
         self.splitter.setSizes([table_h, total - table_h])
         self._select()
         self._draw_chart()
+
+    def _fit_columns(self) -> None:
+        """Every engine's column in view: as wide as its contents when they fit the pane, else
+        the pane's width shared out (a cell elided keeps its time; its tooltip has it all), never
+        narrower than :data:`MIN_COLUMN` (then the table scrolls)."""
+        table = self.table
+        table.resizeColumnsToContents()  # once, not per item
+        count = table.columnCount()
+        room = table.viewport().width()
+        wanted = [table.columnWidth(c) for c in range(count)]
+        if not count or sum(wanted) <= room:
+            return
+        least = table.fontMetrics().horizontalAdvance(MIN_COLUMN) + 12
+        share = max(least, room // count)
+        small = [w for w in wanted if w <= share]  # narrow columns keep their width...
+        wide = count - len(small)
+        share = max(least, (room - sum(small)) // max(wide, 1))  # ...the rest share the room
+        for c, w in enumerate(wanted):
+            table.setColumnWidth(c, min(w, share))
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
+            old, new = event.oldSize().width(), event.size().width()
+            if old != new and self.table.columnCount():
+                self._fit_columns()
+        return super().eventFilter(watched, event)
 
     def _draw_chart(self) -> None:
         for bars in self._bars.values():

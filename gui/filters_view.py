@@ -8,9 +8,10 @@ from __future__ import annotations
 import html
 
 import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from gui.fit_label import FitLabel
 from gui.mosaic import MosaicCanvas
 from gui.view import Shown, View, Window
 from gui.widgets import steady_label
@@ -48,7 +49,32 @@ def kernel_table(kernel: np.ndarray, title: str, tap: tuple[int, int] | None = N
             + "".join(rows) + "</table>")
 
 
-MATRIX_FILTERS, MATRIX_INPUTS = 256, 32  # the all-channels matrix; one channel shows every filter
+MATRIX_INPUTS = 32  # input channels in the all-channels matrix; one channel shows every filter
+MIN_INPUTS = 8  # a narrow pane still shows this many input channels per filter
+MIN_CELL = 14  # screen pixels a kernel (with its gap) gets at least in the matrix: readable 3x3
+
+
+def matrix_page(filters: int, inputs: int, view_w: float, view_h: float,
+                min_cell: float = MIN_CELL) -> tuple[int, int, int]:
+    """How the all-channels matrix fits a ``view_w`` x ``view_h`` pane with kernels of at least
+    ``min_cell`` pixels: (input channels per filter, strips side by side, filters per page).
+
+    A filter is a strip of its kernels, one per input channel; strips stack down the pane and
+    wrap into further strips side by side when the pane is wide, and what does not fit at
+    ``min_cell`` goes to further pages."""
+    n = min(inputs, MATRIX_INPUTS)
+    if view_w < 50 or view_h < 50:  # not laid out yet
+        return n, 1, min(filters, 64)
+    n = min(n, max(MIN_INPUTS, int(view_w // min_cell)))
+    most_strips = max(1, int((view_w / min_cell + 1) // (n + 1)))
+    rows = max(4, int(view_h // min_cell))
+    per_page = min(filters, most_strips * rows)
+    best, best_cell = 1, -1.0
+    for strips in range(1, most_strips + 1):  # the count that makes the kernels largest
+        cell = min(view_w / (strips * (n + 1) - 1), view_h / -(-per_page // strips))
+        if cell > best_cell * (1 + 1e-9):
+            best, best_cell = strips, cell
+    return n, best, per_page
 
 
 MAX_TABLE_KERNELS = 4  # kernels written out as numbers at once (RGB: three)
@@ -66,17 +92,33 @@ class FiltersView(View):
         self._names: list[str] | None = None
         self._layer = ""
         self._highlight: int | None = None
-        self._index: list[tuple[int, int | None]] = []  # tile -> (filter, input channel)
+        # tile -> (filter, input channel); None: a blank tile between strips of the matrix
+        self._index: list[tuple[int, int | None] | None] = []
         self._matrix_inputs: int | None = None  # inputs per row in the all-channels matrix
+        self._fit = (MATRIX_INPUTS, 1, 64)  # the matrix's (inputs, strips, filters per page)
+        self._page = 0
+        self._wanted: int | None = None  # a filter whose page the next paint turns to
         self._stale = False
-        self.caption = steady_label("select a convolution layer to see its filters", lines=2, wrap=True)
+        self.caption = FitLabel("select a convolution layer to see its filters", min_lines=2)
         self.channel = QComboBox()
         self.channel.setToolTip("which input channel's kernels to show")
-        self.legend = steady_label(lines=2, wrap=True)
+        self.prev_page, self.next_page = QPushButton("◀"), QPushButton("▶")
+        for button, tip in ((self.prev_page, "previous filters"), (self.next_page, "next filters")):
+            button.setFixedWidth(self.fontMetrics().horizontalAdvance("◀") + 24)
+            button.setToolTip(tip)
+        self.page_label = steady_label(width_of="filters 1000–1023 of 1024")
+        self.page_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.legend = FitLabel(max_lines=3)
         top = QHBoxLayout()
         top.addWidget(QLabel("Input channel"))
         top.addWidget(self.channel)
-        top.addWidget(self.legend, 1)
+        top.addSpacing(12)
+        for widget in (self.prev_page, self.page_label, self.next_page):
+            policy = widget.sizePolicy()  # shown or not, the row keeps its height: no refit
+            policy.setRetainSizeWhenHidden(True)
+            widget.setSizePolicy(policy)
+            top.addWidget(widget)
+        top.addStretch(1)
         self.canvas = MosaicCanvas(min_tile=8, highlight_color=(255, 255, 0))
         self.graphics, self.view, self.item = self.canvas.graphics, self.canvas.view, self.canvas.item
         self.marker = self.canvas.highlight
@@ -94,9 +136,16 @@ class FiltersView(View):
         layout = QVBoxLayout(self)
         layout.addWidget(self.caption)
         layout.addLayout(top)
+        layout.addWidget(self.legend)
         layout.addLayout(body, 1)
         layout.addWidget(self.readout)
+        self._show_pager(False)
+        # a resized pane may hold more (or fewer) filters per page: re-paged at once (a page is
+        # a few ms to build), so a screenshot or the first paint never shows the old fit
+        self.canvas.installEventFilter(self)
         self.channel.currentIndexChanged.connect(self._redraw)
+        self.prev_page.clicked.connect(lambda: self.set_page(self._page - 1))
+        self.next_page.clicked.connect(lambda: self.set_page(self._page + 1))
         self.canvas.hovered.connect(self._hover_tile)
 
     # --- the view protocol -------------------------------------------------------------
@@ -128,6 +177,9 @@ class FiltersView(View):
                     layer_type: str = "", names: list[str] | None = None) -> None:
         """Show ``weight`` ``(O, I/g, kH, kW)`` (None: the layer has no filters); ``names``: one
         per filter (the classic model's kernel names)."""
+        same = (layer == self._layer and weight is not None and self._weight is not None
+                and weight.shape == self._weight.shape)
+        self._page = self._page if same else 0
         self._weight, self._groups, self._layer = weight, groups, layer
         self._names = names if names and weight is not None and len(names) >= len(weight) else None
         self.channel.blockSignals(True)
@@ -141,6 +193,7 @@ class FiltersView(View):
             self.legend.setText("")
             self.channel.setEnabled(False)
             self.channel.blockSignals(False)
+            self._show_pager(False)
             self._stale = False
             return
         i = weight.shape[1]
@@ -155,8 +208,59 @@ class FiltersView(View):
         self.set_weights("", None)
 
     def set_highlight(self, out_channel: int | None) -> None:
+        """Mark filter ``out_channel`` (turning the matrix to its page)."""
         self._highlight = out_channel
+        if (out_channel is not None and self._matrix_inputs and self._weight is not None
+                and 0 <= out_channel < len(self._weight)
+                and out_channel // self._fit[2] != self._page):
+            self._wanted = out_channel  # the page is found when painted, at the pane's size then
+            self._redraw()
+            return
         self._place_marker()
+
+    # --- pages of the all-channels matrix ------------------------------------------------
+    def page_count(self) -> int:
+        if not self._matrix_inputs or self._weight is None:
+            return 1
+        return -(-len(self._weight) // self._fit[2])
+
+    def page_filters(self) -> range:
+        """The filters on the current page (every filter when there are no pages)."""
+        if self._weight is None:
+            return range(0)
+        if not self._matrix_inputs:
+            return range(len(self._weight))
+        per_page = self._fit[2]
+        return range(self._page * per_page, min((self._page + 1) * per_page, len(self._weight)))
+
+    def set_page(self, page: int) -> None:
+        self._page = max(0, min(page, self.page_count() - 1))
+        self._redraw()
+
+    def _show_pager(self, on: bool) -> None:
+        for widget in (self.prev_page, self.page_label, self.next_page):
+            widget.setVisible(on)
+
+    def _matrix_fit(self) -> tuple[int, int, int]:
+        assert self._weight is not None
+        size = self.canvas.graphics.viewport().size()
+        return matrix_page(len(self._weight), self._weight.shape[1], size.width(), size.height())
+
+    def eventFilter(self, watched, event) -> bool:
+        if (watched is self.canvas and event.type() in (QEvent.Type.Resize, QEvent.Type.Show)
+                and self._matrix_inputs):
+            self._refit_matrix()
+        return super().eventFilter(watched, event)
+
+    def _refit_matrix(self) -> None:
+        if self._weight is None or not self._matrix_inputs or self._stale:
+            return
+        fit = self._matrix_fit()
+        if fit != self._fit:
+            first = self.page_filters().start
+            self._fit = fit
+            self._page = first // fit[2]  # the page that holds the first filter shown so far
+            self._redraw()
 
     def render_image(self) -> np.ndarray:
         if self._stale:
@@ -165,21 +269,28 @@ class FiltersView(View):
 
     @property
     def _rects(self) -> list[tuple[int, int, int, int]]:
-        """Each filter's place in the image: its tile, or its row of kernels."""
+        """Each shown filter's place in the image (in filter order): its tile, or its strip of
+        kernels."""
         rects = self.canvas.rects
         n = self._matrix_inputs
         if not n:
             return rects
-        rows = []
-        for f in range(0, len(rects), n):
-            top, left, h, _ = rects[f]
-            last = rects[f + n - 1]
-            rows.append((top, left, h, last[1] + last[3] - left))
-        return rows
+        strips = []
+        for f in self.page_filters():
+            first = self.tile_of(f, 0)
+            assert first is not None
+            top, left, h, _ = rects[first]
+            last = rects[first + n - 1]
+            strips.append((top, left, h, last[1] + last[3] - left))
+        return strips
 
     def tile_of(self, out_channel: int, in_channel: int | None = None) -> int | None:
-        """The canvas tile showing filter ``out_channel`` (its ``in_channel`` kernel in the matrix)."""
-        for t, (f, c) in enumerate(self._index):
+        """The canvas tile showing filter ``out_channel`` (its ``in_channel`` kernel in the matrix),
+        None when it is not on this page."""
+        for t, entry in enumerate(self._index):
+            if entry is None:
+                continue
+            f, c = entry
             if f == out_channel and (in_channel is None or c is None or c == in_channel):
                 return t
         return None
@@ -200,32 +311,55 @@ class FiltersView(View):
             return
         in_channel = self._in_channel()
         w = self._weight
-        # small kernels are enlarged by the view, not in memory (max_side): 256 filters x 32
-        # inputs of 1x1 kernels at 24 px would be a 16 MB image to build and paint on every step
         one_each = in_channel is not None or w.shape[1] == 1  # one kernel per filter: a grid
-        shown_filters = len(w) if one_each else min(len(w), MATRIX_FILTERS)
-        tiles, columns, self._index = render.filter_tiles(
-            w, in_channel=in_channel, max_filters=shown_filters, max_inputs=MATRIX_INPUTS)
-        self._matrix_inputs = columns
-        labels = None
-        if columns is None and len(tiles) <= 36:
-            labels = [f"{f} {self._names[f]}" if self._names else f"{f}" for f, _ in self._index]
-        self.canvas.set_tiles(tiles, columns=columns, labels=labels, max_side=1600)
-        rgb_first = w.shape[1] == 3 and in_channel is None
-        if rgb_first:
-            legend = "colour filters: mid-grey = 0 · hover a filter for its R, G, B kernels"
-        elif one_each:
-            legend = "blue < 0 < red · hover a kernel for its weights"
+        matrix = not one_each and not (w.shape[1] == 3 and in_channel is None)
+        self._show_pager(False)
+        if matrix:
+            self._paint_matrix(w)
         else:
-            legend = "blue < 0 < red · rows: filters · columns: input channels"
-            cut = [f"the first {shown_filters} of {len(w)} filters" if shown_filters < len(w) else "",
-                   f"the first {MATRIX_INPUTS} of {w.shape[1]} input channels"
-                   if w.shape[1] > MATRIX_INPUTS else ""]
-            if any(cut):
-                legend += (" · showing " + " and ".join(c for c in cut if c)
-                           + " (pick an input channel to see every filter)")
-        self.legend.setText(legend)
+            # small kernels are enlarged by the view, not in memory (max_side)
+            tiles, _, self._index = render.filter_tiles(w, in_channel=in_channel, max_filters=len(w))
+            self._matrix_inputs = None
+            labels = None
+            if len(tiles) <= 36:
+                labels = [f"{f} {self._names[f]}" if self._names else f"{f}" for f, _ in self._index]
+            self.canvas.set_tiles(tiles, labels=labels, max_side=1600)
+            self.legend.setText(
+                "colour filters: mid-grey = 0 · hover a filter for its R, G, B kernels"
+                if not one_each else "blue < 0 < red · hover a kernel for its weights")
         self._place_marker()
+
+    def _paint_matrix(self, w: np.ndarray) -> None:
+        """A page of filters, each a strip of its kernels (one per input channel), the strips
+        stacked down the pane and wrapped side by side, blank tiles between the strips."""
+        self._fit = n, strips, per_page = self._matrix_fit()
+        self._matrix_inputs = n
+        if self._wanted is not None:
+            self._page, self._wanted = self._wanted // per_page, None
+        self._page = max(0, min(self._page, self.page_count() - 1))
+        shown = self.page_filters()
+        tiles, _, local = render.filter_tiles(w[shown.start:shown.stop], max_filters=len(shown),
+                                              max_inputs=n)
+        rows = -(-len(shown) // strips)
+        columns = strips * (n + 1) - 1
+        grid = np.full((rows * columns, *tiles.shape[1:]), 40, dtype=np.uint8)  # the gap colour
+        index: list[tuple[int, int | None] | None] = [None] * (rows * columns)
+        for t, (f, c) in enumerate(local):  # filter f goes down strip f // rows, row f % rows
+            place = (f % rows) * columns + (f // rows) * (n + 1) + c
+            grid[place] = tiles[t]
+            index[place] = (shown.start + f, c)
+        self._index = index
+        self.canvas.set_tiles(grid, columns=columns, max_side=1600)
+        pages = self.page_count()
+        self._show_pager(pages > 1)
+        self.prev_page.setEnabled(self._page > 0)
+        self.next_page.setEnabled(self._page < pages - 1)
+        self.page_label.setText(f"filters {shown.start}–{shown.stop - 1} of {len(w)}")
+        legend = (f"blue < 0 < red · each row is a filter: its kernels for input channels "
+                  f"0–{n - 1} left to right")
+        if w.shape[1] > n:
+            legend += f" (of {w.shape[1]}: pick an input channel to see any one for every filter)"
+        self.legend.setText(legend)
 
     def _place_marker(self) -> None:
         h = self._highlight
@@ -239,7 +373,9 @@ class FiltersView(View):
     def hover_text(self, tile: int, ky: int, kx: int) -> tuple[str, str]:
         """(readout line, weights panel HTML) for tap (ky, kx) of canvas tile ``tile``."""
         assert self._weight is not None
-        f, c = self._index[tile]
+        entry = self._index[tile]
+        assert entry is not None, "a blank tile between strips"
+        f, c = entry
         w = self._weight[f]  # (I, kH, kW)
         name = f" “{self._names[f]}”" if self._names else ""
         if c is None:  # a colour filter: its three kernels, R, G and B
@@ -261,7 +397,7 @@ class FiltersView(View):
         return line, "".join(parts)
 
     def _hover_tile(self, tile: int, ky: int, kx: int) -> None:
-        if self._weight is None or not 0 <= tile < len(self._index):
+        if self._weight is None or not 0 <= tile < len(self._index) or self._index[tile] is None:
             return
         line, panel = self.hover_text(tile, ky, kx)
         self.readout.setText(line)

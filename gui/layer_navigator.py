@@ -36,7 +36,8 @@ from models.layers import split_layer_key
 from models.runner import LayerInfo
 
 INDEX = Qt.ItemDataRole.UserRole  # item data: the layer's index, -1 for a group row
-NAME_ROOM = 150  # px the layer names keep before the other columns are hidden
+NAME_ROOM = 140  # px the layer names keep before the other columns are hidden
+TYPE_ROOM = "BatchNorm2d"  # the type column is at most this wide: longer types are elided
 OPEN_ROWS = 60  # a new model's tree opens level by level while it shows at most this many rows
 CONV = QColor(20, 90, 170)
 BLOCK = QColor(30, 110, 60)
@@ -55,7 +56,7 @@ class LayerNavigator(QWidget):
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.tree.setUniformRowHeights(True)
-        self.tree.setIndentation(12)
+        self.tree.setIndentation(8)  # deep rows keep room for their names
         self.tree.setAllColumnsShowFocus(True)
         header = self.tree.header()
         header.setStretchLastSection(False)
@@ -105,6 +106,8 @@ class LayerNavigator(QWidget):
         for col in (1, 2):
             self.tree.setColumnHidden(col, False)
             self.tree.resizeColumnToContents(col)
+        cap = self.tree.fontMetrics().horizontalAdvance(TYPE_ROOM) + 14
+        self.tree.setColumnWidth(1, min(self.tree.columnWidth(1), cap))
         self._widths = (self.tree.columnWidth(1), self.tree.columnWidth(2))
         self._fit_columns()
         self.tree.setUpdatesEnabled(True)
@@ -150,8 +153,9 @@ class LayerNavigator(QWidget):
         self._fit_columns()
 
     def _fit_columns(self) -> None:
-        """In a narrow pane the names keep their room: the type column goes first, then the
-        output's (both stay in the row's tooltip)."""
+        """In a narrow pane the names keep their room (``NAME_ROOM``): the type column goes
+        first, then the output's (both stay in the row's tooltip). The type column is at most as
+        wide as "BatchNorm2d", so that types show at the default window size."""
         room = self.tree.viewport().width() - NAME_ROOM
         w_type, w_out = self._widths
         self.tree.setColumnHidden(2, w_out > room)
@@ -280,15 +284,15 @@ def _fill(item: QTreeWidgetItem, la: LayerInfo, index: int) -> None:
     if la.block:
         tip += "\n(the block's own output: after its residual add or concatenation)"
     item.setData(0, INDEX, index)
-    for col, text in enumerate((la.name, la.type, shape)):
+    for col, text in enumerate((la.name, la.type.rpartition(".")[2], shape)):
         item.setText(col, text)
         item.setToolTip(col, tip)  # the whole name, which the column may cut
         colour = CONV if la.is_conv else BLOCK if la.block else None
         # a plain layer keeps the palette's text colour (a group row it replaces had grey)
         item.setData(col, Qt.ItemDataRole.ForegroundRole, QBrush(colour) if colour else None)
         font = QFont()
-        font.setBold(la.is_conv or la.block)
-        item.setFont(col, font)
+        font.setBold((la.is_conv or la.block) and col == 0)  # the name; type and shape keep
+        item.setFont(col, font)  # their room (a colour says it too)
 
 
 def _style_group(item: QTreeWidgetItem, path: str) -> None:
@@ -303,13 +307,14 @@ def _style_group(item: QTreeWidgetItem, path: str) -> None:
 
 def elide_path(name: str, metrics: QFontMetrics, width: int) -> str:
     """``name`` as it fits ``width`` px: whole, else its first part and as many of its last
-    parts as fit (``layer3.…1.conv2``, ``layer3.…conv2``), else its last parts (``…conv2``),
-    else cut in the middle."""
+    parts as fit (``layer3.…1.conv2``, ``layer3.…conv2``),
+    else its last parts (``…0.conv2``; the rows above show the stage), else cut in the middle.
+    ``metrics`` must be the row's own font's: a bold row measured in the regular font was judged
+    to fit and then cut again by the view ("…0.conv" beside "inception4a.…0.bn")."""
     if metrics.horizontalAdvance(name) <= width:
         return name
     parts = name.split(".")
     tails = [".".join(parts[-keep:]) for keep in range(len(parts) - 1, 0, -1)]
-    # the first part and the tail; then the tail alone (the tree shows the rows it is under)
     for text in [f"{parts[0]}.…{tail}" for tail in tails[1:]] + [f"…{tail}" for tail in tails]:
         if metrics.horizontalAdvance(text) <= width:
             return text
@@ -319,10 +324,14 @@ def elide_path(name: str, metrics: QFontMetrics, width: int) -> str:
 class _PathDelegate(QStyledItemDelegate):
     """Layer names elided by path parts, keeping the first (the stage) and the last."""
 
-    MARGIN = 10  # px the style takes around the text
+    MARGIN = 8  # px the style takes around the text (2 x (focus frame margin + 1) = 6, and 2)
 
     def initStyleOption(self, option: QStyleOptionViewItem, index) -> None:
         super().initStyleOption(option, index)
         width = option.rect.width() - self.MARGIN
         if option.text and width > 0:
-            option.text = elide_path(option.text, option.fontMetrics, width)
+            # measured in bold, the font of the widest rows: a bold row measured in the regular
+            # font was cut again by the view, and every row at a width takes the same form
+            bold = QFont(option.font)
+            bold.setBold(True)
+            option.text = elide_path(option.text, QFontMetrics(bold), width)

@@ -198,6 +198,11 @@ class Requests:
                 self._ask(arch=arch)
                 return
             message = dialogs.no_architecture(name)
+        elif isinstance(exc, ArchitectureNeededError):  # the architecture chosen does not fit
+            what = exc.guess or "the architecture they were trained in"
+            message = (f"{error_message(exc)}.\n\nOpen the file again (Model > Open model file…) "
+                       f"and choose {what} when asked which architecture.")
+            actions = [("Choose the architecture again…", lambda m=request.model: self.open_model(m))]
         elif isinstance(exc, WeightsUnavailableError):
             message = dialogs.weights_unavailable(exc, request.model)
             actions = [(dialogs.RANDOM_WEIGHTS, lambda m=request.model: self.load_random_weights(m))]

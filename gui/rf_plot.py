@@ -8,6 +8,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Signal
 from PySide6.QtWidgets import QGraphicsItem, QVBoxLayout, QWidget
 
+from gui.fit_label import FitLabel
 from gui.view import Shown, View, Window
 from gui.widgets import steady_label
 from models.runner import LayerInfo
@@ -51,7 +52,7 @@ class ReceptiveFieldPlot(View):
         # axes' text and lines (12 ms a step); cached, they are redrawn only when they change
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        self.caption = steady_label()
+        self.caption = FitLabel()  # as many lines as it needs: cut at 1024x700 on one line
         self.readout = steady_label("hover a point: its layer, size and jump")
         layout = QVBoxLayout(self)
         layout.addWidget(self.plot, 1)
@@ -131,7 +132,7 @@ class ReceptiveFieldPlot(View):
         la = self._layers[index]
         rf = la.receptive_field
         text = (f"{la.name} ({la.type}) · field {rf.size[0]}×{rf.size[1]} px · jump {rf.jump[0]}")
-        self.readout.setText(f"layer {index + 1}: {text} · click to step there")
+        self.readout.setText(f"layer {index + 1}: {text}")  # the axis says a click steps there
         y = np.log10(rf.size[0])
         self.hover_dot.setData([index], [y])
         self.tip.setText(f"{la.name}\nfield {rf.size[0]}×{rf.size[1]} · jump {rf.jump[0]}")

@@ -157,8 +157,10 @@ def _finish(path: Path, opened: Opened, input_size: tuple[int, int] | None,
         preprocess = Preprocess(size=(int(size[0]), int(size[1])), resize=None, crop=False,
                                 mean=mean, std=std, channels=c)
     _check_runs(module, path, preprocess)
+    # never the architecture's class names as the file's own: a fine-tune of resnet18 may have
+    # other classes. Without a labels file, 1000 outputs show ImageNet's marked as a guess.
     return LoadedModel(name=str(path), module=module, source=opened.source,
-                       preprocess=preprocess, categories=base.categories if base else None,
+                       preprocess=preprocess, categories=None,
                        pretrained=True, description=f"{opened.source} file {path.name}")
 
 

@@ -162,3 +162,46 @@ def test_long_names_keep_their_stage_and_their_layer(qtbot) -> None:
     assert elide_path(name, metrics, fits("…0.conv")) == "…0.conv"
     short = elide_path(name, metrics, fits("…conv") - 1)  # not even the last part: cut inside
     assert fits(short) <= fits("…conv") - 1
+
+
+def test_a_bold_row_keeps_its_stage_as_its_plain_neighbours_do(nav) -> None:
+    """A convolution's row is bold, so wider: it lost its stage ("…0.conv") at widths where its
+    plain neighbours kept theirs ("inception4a.…0.bn"). Every row is now measured in bold."""
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    from engine import make_spec
+
+    spec = make_spec((1, 3, 8, 8), (4, 3, 3, 3), None, (1, 1), (1, 1), (1, 1), 1, "zeros")
+    layers = [LayerInfo("inception4a.branch3.0.conv", "Conv2d", (1, 4, 8, 8), 0, 0, 0.0, None,
+                        None, conv=spec),  # bold
+              LayerInfo("inception4a.branch3.1.conv", "Conv2d", (1, 4, 8, 8), 0, 0, 0.0, None,
+                        None)]  # the same length, plain
+    nav.set_layers(layers)
+    assert nav.item(0).font(0).bold() and not nav.item(1).font(0).bold()
+    delegate = nav._names
+    for width in range(60, 260, 3):
+        shown = []
+        for i in (0, 1):
+            option = QStyleOptionViewItem()
+            option.rect = QRect(0, 0, width, 20)
+            delegate.initStyleOption(option, nav.tree.indexFromItem(nav.item(i), 0))
+            assert QFontMetrics(option.font).horizontalAdvance(option.text) <= width - delegate.MARGIN
+            shown.append(option.text)
+        assert shown[0].replace("0", "1") == shown[1], width  # the same form, bold or not
+
+
+@pytest.mark.parametrize(("width", "types"), [(350, True), (280, False)])  # 1600x1000, 1024x700
+def test_the_type_column_shows_at_the_default_size(nav, width, types) -> None:
+    names = [("conv1", "Conv2d"), ("inception4a", "Inception"),
+             ("mobile.features.1", "Conv2dNormActivation"), ("avgpool", "AdaptiveAvgPool2d"),
+             ("scripted.block", "__torch__.torchvision.models.resnet.BasicBlock")]
+    layers = [LayerInfo(n, t, (1, 1024, 14, 14), 0, 0, 0.0, None, None) for n, t in names]
+    nav.resize(width, 600)
+    nav.set_layers(layers)
+    assert nav.tree.isColumnHidden(1) is not types and not nav.tree.isColumnHidden(2)
+    assert nav.item(4).text(1) == "BasicBlock"  # the class, not a TorchScript path
+    assert nav.item(3).toolTip(1).startswith("avgpool · AdaptiveAvgPool2d")  # elided: whole here
+    if types:  # the names keep their room
+        assert nav.tree.columnWidth(0) >= 130

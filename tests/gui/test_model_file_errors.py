@@ -53,8 +53,9 @@ def test_weights_of_another_architecture_say_which_keys_disagree(classic, qtbot,
     win = classic
     torch.save(load_catalog("resnet18", untrained=True).module.state_dict(), tmp_path / "w.pth")
     asked: list[tuple[str | None, str]] = []
+    answers = ["resnet50", "resnet18"]  # the user picks the wrong one, then the one suggested
     monkeypatch.setattr("gui.dialogs.ask_arch", lambda parent, path, guess=None: asked.append(
-        (guess, win.status_label.text())) or "resnet50")  # the user picks the wrong one
+        (guess, win.status_label.text())) or answers.pop(0))
     win.open_model(str(tmp_path / "w.pth"))
     wait_run(qtbot, win)
     assert asked[0][0] == "resnet18" and "running" not in asked[0][1]  # the guess preselected
@@ -62,6 +63,14 @@ def test_weights_of_another_architecture_say_which_keys_disagree(classic, qtbot,
     assert text == win.last_error and "does not fit architecture resnet50" in text
     assert "keys missing" in text and "of another shape" in text and "64x64x3x3 vs 64x64x1x1" in text
     assert "those of resnet18" in text and win.outcome.model.name == "classic"
+    # what to do in the window: choose resnet18 when asked, and a button that asks again
+    assert text.endswith("Open the file again (Model > Open model file…) and choose resnet18 when "
+                         "asked which architecture.")
+    again = next(b for b in win._message.buttons() if b.text() == "Choose the architecture again…")
+    again.click()
+    wait_run(qtbot, win)
+    assert [guess for guess, _ in asked] == ["resnet18", "resnet18"]  # preselected again
+    assert win.outcome.model.name == str(tmp_path / "w.pth") and win.outcome.model.source == "state_dict"
 
 
 def test_a_text_file_named_pt_is_not_a_model_file(classic, qtbot, tmp_path) -> None:

@@ -241,6 +241,14 @@ def test_the_rf_plot_reads_on_hover_and_steps_to_a_clicked_layer(classic, qtbot)
     with qtbot.waitSignal(plot.layer_clicked) as blocker:
         plot._click(scene)
     assert blocker.args == ["combine"] and services.selected == ["combine"]
+    # the caption says it whole in a narrow pane (the tab at 1024x700 cut it on one line)
+    plot.resize(430, 500)
+    plot.set_current(combine)
+    qtbot.wait(20)
+    caption = plot.caption
+    assert caption.text().endswith(f"neighbours are {rf.jump[0]} pixels apart")
+    assert caption.lines_needed() >= 2  # independent of the label: a text document's layout
+    assert caption.height() >= caption.lines_needed() * caption.fontMetrics().lineSpacing()
 
 
 # --- the photo -----------------------------------------------------------------------------

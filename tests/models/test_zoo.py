@@ -25,7 +25,9 @@ from models.errors import (
     WeightsUnavailableError,
 )
 from models.images import prepare_image, sample_images
+from models.runner import run_model
 from models.sources import available_models, download, load_model
+from models.sources.catalog import load_catalog
 
 IMAGENET_CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 
@@ -205,8 +207,15 @@ def test_state_dict_needs_an_architecture(tmp_path) -> None:
         load_model(str(tmp_path / "ckpt.pth"))
     assert info.value.guess == "resnet18" and "--arch" not in str(info.value)
     model = load_model(str(tmp_path / "ckpt.pth"), arch="resnet18")
-    assert model.source == "state_dict" and len(model.categories) == 1000
+    # the architecture's class names are not the file's own (a fine-tune may have others):
+    # ImageNet's, marked as a guess, as for a TorchScript file with 1000 outputs
+    assert model.source == "state_dict" and model.categories is None
     torch.testing.assert_close(model.module.state_dict()["conv1.weight"], sd["conv1.weight"])
+    result = run_model(model, torch.rand(1, 3, 224, 224), engine="reference")
+    assert len(result.predictions) == 5 and "ImageNet's classes, a guess" in result.prediction_note
+    catalog = load_catalog("resnet18", untrained=True)  # a catalog model's names are its own
+    assert len(catalog.categories) == 1000
+    assert run_model(catalog, torch.rand(1, 3, 224, 224), engine="reference").prediction_note is None
     with pytest.raises(ModelError, match="does not fit architecture vgg11"):
         load_model(str(tmp_path / "ckpt.pth"), arch="vgg11")
 
@@ -219,7 +228,14 @@ def test_the_command_line_asks_for_the_architecture_it_guessed(tmp_path, capsys)
     assert main.main(["--model", str(tmp_path / "ckpt.pth"), "--export", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ckpt.pth is a state dict") and err.count("\n") == 1
-    assert err.rstrip().endswith("looks like resnet18: pass --arch resnet18")
+    assert err.rstrip().endswith("its keys and shapes are those of resnet18; pass --arch resnet18")
+    assert err.count("resnet18") == 2  # the finding and the remedy, each once
+    # the wrong architecture passed: what disagrees, whose keys they are, and the one remedy
+    assert main.main(["--model", str(tmp_path / "ckpt.pth"), "--arch", "vgg11",
+                      "--export", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ckpt.pth does not fit architecture vgg11: ") and err.count("\n") == 1
+    assert err.rstrip().endswith("; its keys and shapes are those of resnet18; pass --arch resnet18")
 
 
 class Booby(nn.Module):
