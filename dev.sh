@@ -39,6 +39,7 @@ case "$command" in
         exec .venv/bin/python main.py "$@"
         ;;
     test)
+        .venv/bin/ruff format --check .
         .venv/bin/ruff check .
         .venv/bin/lint-imports
         export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"

@@ -110,66 +110,125 @@ def build_parser() -> argparse.ArgumentParser:
     from engine import available_engines
 
     p = _Parser(
-        prog="convscope", description="See how a CNN works on your own photo: filters, feature "
-        "maps and receptive fields, on the convolution engine you choose.")
+        prog="convscope",
+        description="See how a CNN works on your own photo: filters, feature "
+        "maps and receptive fields, on the convolution engine you choose.",
+    )
     p.add_argument("image", nargs="?", help="image file (default: the bundled sample photo)")
-    p.add_argument("--model", default=None,
-                   help="catalog name or model file (default: efficientnet_lite0)")
+    p.add_argument("--model", default=None, help="catalog name or model file (default: efficientnet_lite0)")
     p.add_argument("--engine", default="auto", help=f"one of {', '.join(available_engines())}")
     p.add_argument("--untrained", action="store_true", help="random weights (no download)")
-    p.add_argument("--trust-model", action="store_true",
-                   help="allow loading a pickled model file (runs code from it)")
+    p.add_argument(
+        "--trust-model", action="store_true", help="allow loading a pickled model file (runs code from it)"
+    )
     p.add_argument("--arch", help="catalog architecture for a state-dict file")
-    p.add_argument("--input-size", type=_size, metavar="H[,W]",
-                   help="model input size (default: the catalog model's own, what a .pt2 states, "
-                        "or 224 for other model files); at most 4096 a side and 1024x1024 pixels")
-    p.add_argument("--channels", type=int, choices=(1, 3), default=None,
-                   help="input channels for a model file (default: from its first conv)")
-    p.add_argument("--mean", type=_floats, metavar="M[,M,M]",
-                   help="normalisation mean per input channel (default: the model's, or "
-                        "ImageNet's for a model file)")
-    p.add_argument("--std", type=_floats, metavar="S[,S,S]",
-                   help="normalisation standard deviation per input channel")
-    p.add_argument("--labels", metavar="FILE",
-                   help="class names: a text file (one per line) or JSON (a list, or index -> "
-                        "name); without it a 1000-output model shows ImageNet's, marked a guess")
+    p.add_argument(
+        "--input-size",
+        type=_size,
+        metavar="H[,W]",
+        help="model input size (default: the catalog model's own, what a .pt2 states, "
+        "or 224 for other model files); at most 4096 a side and 1024x1024 pixels",
+    )
+    p.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=None,
+        help="input channels for a model file (default: from its first conv)",
+    )
+    p.add_argument(
+        "--mean",
+        type=_floats,
+        metavar="M[,M,M]",
+        help="normalisation mean per input channel (default: the model's, or ImageNet's for a model file)",
+    )
+    p.add_argument(
+        "--std", type=_floats, metavar="S[,S,S]", help="normalisation standard deviation per input channel"
+    )
+    p.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="class names: a text file (one per line) or JSON (a list, or index -> "
+        "name); without it a 1000-output model shows ImageNet's, marked a guess",
+    )
     p.add_argument("--layer", help="layer name (module path), e.g. features.0")
     p.add_argument("--export", metavar="DIR", type=Path, help="write results to DIR, no window")
-    p.add_argument("--unit", type=_unit, metavar="Y,X",
-                   help="with --layer and --export: write LAYER.rf.png for this unit")
-    p.add_argument("--explain", action="store_true",
-                   help="with --layer and --export: write LAYER.explain.gif")
-    p.add_argument("--dataset", metavar="DIR", type=Path,
-                   help="with --export: scan every image under DIR (subfolders too) and write each "
-                        "conv layer's top examples (LAYER.topk.png, LAYER.topk.json); results are "
-                        "cached, so a second run over the same folder is instant. With --view topk: "
-                        "the window's Top examples tab scans DIR")
-    p.add_argument("--topk", type=_positive, default=9, metavar="K",
-                   help="with --dataset: examples kept per channel (default 9)")
-    p.add_argument("--topk-channels", type=_positive, default=64, metavar="N",
-                   help="with --dataset: channels per montage, the first N (default 64; the JSON "
-                        "has every channel)")
+    p.add_argument(
+        "--unit",
+        type=_unit,
+        metavar="Y,X",
+        help="with --layer and --export: write LAYER.rf.png for this unit",
+    )
+    p.add_argument(
+        "--explain", action="store_true", help="with --layer and --export: write LAYER.explain.gif"
+    )
+    p.add_argument(
+        "--dataset",
+        metavar="DIR",
+        type=Path,
+        help="with --export: scan every image under DIR (subfolders too) and write each "
+        "conv layer's top examples (LAYER.topk.png, LAYER.topk.json); results are "
+        "cached, so a second run over the same folder is instant. With --view topk: "
+        "the window's Top examples tab scans DIR",
+    )
+    p.add_argument(
+        "--topk",
+        type=_positive,
+        default=9,
+        metavar="K",
+        help="with --dataset: examples kept per channel (default 9)",
+    )
+    p.add_argument(
+        "--topk-channels",
+        type=_positive,
+        default=64,
+        metavar="N",
+        help="with --dataset: channels per montage, the first N (default 64; the JSON has every channel)",
+    )
     # feature visualization and class activation maps (models/featvis.py, models/cam.py)
-    p.add_argument("--visualize", type=int, metavar="CHANNEL",
-                   help="with --layer and --export: write LAYER.chCHANNEL.vis.png, the image that "
-                        "excites the channel most (with --unit: that unit)")
+    p.add_argument(
+        "--visualize",
+        type=int,
+        metavar="CHANNEL",
+        help="with --layer and --export: write LAYER.chCHANNEL.vis.png, the image that "
+        "excites the channel most (with --unit: that unit)",
+    )
     p.add_argument("--steps", type=_count, default=256, help="--visualize: optimisation steps (256)")
     p.add_argument("--seed", type=_count, default=0, help="--visualize: random seed (0)")
-    p.add_argument("--cam", nargs="?", const="", metavar="CLASS",
-                   help="with --export: write LAYER.cam.png and LAYER.cam.original.png, the class "
-                        "activation map of CLASS (index or name; default: the top-1 class) at "
-                        "--layer (default: the last conv layer)")
-    p.add_argument("--cam-method", choices=CAM_METHODS, default="gradcam",
-                   help="--cam: gradcam (default), gradcam++ or scorecam (no gradient: also "
-                        "for TorchScript; one forward pass per channel)")
-    p.add_argument("--screenshot", metavar="FILE", type=Path,
-                   help="open the window in this state, save a PNG of it and exit "
-                        "(with --unit: that unit's receptive field is drawn)")
-    p.add_argument("--window-size", type=_window_size, metavar="WxH", default=None,
-                   help="the window's size, e.g. 1024x700 (for --screenshot, and the first start; "
-                        "default: 1600x1000, or what the window had when it was last closed)")
-    p.add_argument("--view", choices=VIEWS, default=None,
-                   help="the tab the window shows (default: the last one used)")
+    p.add_argument(
+        "--cam",
+        nargs="?",
+        const="",
+        metavar="CLASS",
+        help="with --export: write LAYER.cam.png and LAYER.cam.original.png, the class "
+        "activation map of CLASS (index or name; default: the top-1 class) at "
+        "--layer (default: the last conv layer)",
+    )
+    p.add_argument(
+        "--cam-method",
+        choices=CAM_METHODS,
+        default="gradcam",
+        help="--cam: gradcam (default), gradcam++ or scorecam (no gradient: also "
+        "for TorchScript; one forward pass per channel)",
+    )
+    p.add_argument(
+        "--screenshot",
+        metavar="FILE",
+        type=Path,
+        help="open the window in this state, save a PNG of it and exit "
+        "(with --unit: that unit's receptive field is drawn)",
+    )
+    p.add_argument(
+        "--window-size",
+        type=_window_size,
+        metavar="WxH",
+        default=None,
+        help="the window's size, e.g. 1024x700 (for --screenshot, and the first start; "
+        "default: 1600x1000, or what the window had when it was last closed)",
+    )
+    p.add_argument(
+        "--view", choices=VIEWS, default=None, help="the tab the window shows (default: the last one used)"
+    )
     return p
 
 
@@ -184,8 +243,7 @@ def export(args: argparse.Namespace) -> int:
     from models.sources import DEFAULT_MODEL, load_model
 
     if args.engine not in available_engines():
-        raise ConvScopeError(f"unknown engine {args.engine!r}; available: "
-                             f"{', '.join(available_engines())}")
+        raise ConvScopeError(f"unknown engine {args.engine!r}; available: {', '.join(available_engines())}")
     if (args.unit or args.explain) and not args.layer:
         raise ConvScopeError("--unit and --explain need --layer NAME")
     if args.dataset and (args.image or args.unit or args.explain):
@@ -198,17 +256,31 @@ def export(args: argparse.Namespace) -> int:
         global _progress_line
         if total:
             _progress_line = done < total  # an error after a partial line starts a new one
-            print(f"\rdownloading weights: {done * 100 // total}%", end="" if _progress_line else "\n",
-                  file=sys.stderr)
+            print(
+                f"\rdownloading weights: {done * 100 // total}%",
+                end="" if _progress_line else "\n",
+                file=sys.stderr,
+            )
 
-    model = load_model(args.model or DEFAULT_MODEL, untrained=args.untrained,
-                       trust=args.trust_model, arch=args.arch, input_size=args.input_size,
-                       channels=args.channels, mean=args.mean, std=args.std, labels=args.labels,
-                       progress=progress)
+    model = load_model(
+        args.model or DEFAULT_MODEL,
+        untrained=args.untrained,
+        trust=args.trust_model,
+        arch=args.arch,
+        input_size=args.input_size,
+        channels=args.channels,
+        mean=args.mean,
+        std=args.std,
+        labels=args.labels,
+        progress=progress,
+    )
     if args.dataset:
         return export_dataset(args, model)
-    image = prepare_image(args.image or sample_images()[DEFAULT_SAMPLE], model.preprocess,
-                          source=args.image or f"sample: {DEFAULT_SAMPLE}")
+    image = prepare_image(
+        args.image or sample_images()[DEFAULT_SAMPLE],
+        model.preprocess,
+        source=args.image or f"sample: {DEFAULT_SAMPLE}",
+    )
     if args.visualize is not None or args.cam is not None:
         return export_views(args, model, image)
     result = run_model(model, image, args.engine)
@@ -218,15 +290,16 @@ def export(args: argparse.Namespace) -> int:
         if args.explain and not info.is_conv:  # models/ says what is wrong; the flag is ours to name
             raise ConvScopeError(f"--explain needs a convolution layer: {require_conv_message(info)}")
         layers = [info.name]
-    written = export_run(result, model, image, args.export, layers, unit=args.unit,
-                         explain=args.explain)
+    written = export_run(result, model, image, args.export, layers, unit=args.unit, explain=args.explain)
     top = ""
     if result.predictions:
         top = f"; top-1: {result.predictions[0][0]} ({result.predictions[0][1]:.0%})"
         if result.prediction_note:
             top += f" [{result.prediction_note}]"
-    print(f"{result.model_name} on {args.engine}: {len(result.layers)} layers, "
-          f"{result.conv_calls} convolutions{top}; wrote {len(written)} files to {args.export}")
+    print(
+        f"{result.model_name} on {args.engine}: {len(result.layers)} layers, "
+        f"{result.conv_calls} convolutions{top}; wrote {len(written)} files to {args.export}"
+    )
     return 0
 
 
@@ -251,20 +324,24 @@ def export_dataset(args: argparse.Namespace, model: object) -> int:
         layer = find_layer(SimpleNamespace(model_name=model.name, layers=rows), args.layer)
         convs = [la.name for la in conv_layers(model)]
         if layer.name not in convs:
-            raise LayerError(f"layer {layer.name!r} is not a convolution: top examples are kept "
-                             f"for conv layers ({', '.join(convs[:6])}{', ...' if len(convs) > 6 else ''})")
+            raise LayerError(
+                f"layer {layer.name!r} is not a convolution: top examples are kept "
+                f"for conv layers ({', '.join(convs[:6])}{', ...' if len(convs) > 6 else ''})"
+            )
         layers = [layer.name]
 
     def progress(done: int, total: int, rate: float, left: float | None) -> None:
         global _progress_line
         _progress_line = done < total
         if messages.cached(done, total, rate):  # nothing to run: no rate to speak of
-            print(f"scanning {args.dataset}: {messages.progress(done, total, rate, left)}",
-                  file=sys.stderr)
+            print(f"scanning {args.dataset}: {messages.progress(done, total, rate, left)}", file=sys.stderr)
             return
         eta = f", {int(left) // 60}:{int(left) % 60:02d} left" if left is not None and done < total else ""
-        print(f"\rscanning {args.dataset}: {done}/{total} images, {rate:.1f} images/s{eta}   ",
-              end="" if _progress_line else "\n", file=sys.stderr)
+        print(
+            f"\rscanning {args.dataset}: {done}/{total} images, {rate:.1f} images/s{eta}   ",
+            end="" if _progress_line else "\n",
+            file=sys.stderr,
+        )
 
     import signal
     import threading
@@ -277,27 +354,34 @@ def export_dataset(args: argparse.Namespace, model: object) -> int:
 
     previous = signal.signal(signal.SIGINT, interrupt)
     try:
-        result = scan(model, args.dataset, args.engine, k=args.topk, progress=progress,
-                      cancel=stop.is_set)
+        result = scan(model, args.dataset, args.engine, k=args.topk, progress=progress, cancel=stop.is_set)
     except Cancelled:
         if _progress_line:
             print(file=sys.stderr)
-        print("error: interrupted; what was scanned is stored: run the same command again to "
-              "resume", file=sys.stderr)
+        print(
+            "error: interrupted; what was scanned is stored: run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
     finally:
         signal.signal(signal.SIGINT, previous)
     written = export_topk(model, result, args.export, layers, max_channels=args.topk_channels)
     s = result.stats
     readable = s.images - s.unreadable
-    done = (f"all {readable} from the cache" if s.scanned == 0 and readable
-            else f"{s.scanned} run now, {readable - s.scanned} from the cache")
-    print(f"{result.model_name} on {args.engine}: {messages.plural(s.images, 'image')} ({done}"
-          f"{f', {s.unreadable} skipped' if s.unreadable else ''})")
+    done = (
+        f"all {readable} from the cache"
+        if s.scanned == 0 and readable
+        else f"{s.scanned} run now, {readable - s.scanned} from the cache"
+    )
+    print(
+        f"{result.model_name} on {args.engine}: {messages.plural(s.images, 'image')} ({done}"
+        f"{f', {s.unreadable} skipped' if s.unreadable else ''})"
+    )
     skipped = result.skipped() if s.unreadable else []
     if skipped:
-        print(f"{messages.skipped_line(skipped, result.folder)} (every .topk.json lists them, "
-              f"with the reason)")
+        print(
+            f"{messages.skipped_line(skipped, result.folder)} (every .topk.json lists them, with the reason)"
+        )
     chosen = layers or [la.name for la in result.layers]
     print(messages.written(result, chosen, args.topk_channels, len(written), args.export))
     return 0
@@ -330,35 +414,49 @@ def export_views(args: argparse.Namespace, model, image) -> int:
         global _progress_line
         _progress_line = step < total
         if step % 16 == 0 or step == total:
-            print(f"\rfeature visualization: step {step}/{total}", end="" if _progress_line else "\n",
-                  file=sys.stderr)
+            print(
+                f"\rfeature visualization: step {step}/{total}",
+                end="" if _progress_line else "\n",
+                file=sys.stderr,
+            )
 
     def channels_done(done: int, total: int) -> None:  # Score-CAM: a forward pass per channel
         global _progress_line
         _progress_line = done < total
-        print(f"\rScore-CAM: channel {done}/{total}", end="" if _progress_line else "\n",
-              file=sys.stderr)
+        print(f"\rScore-CAM: channel {done}/{total}", end="" if _progress_line else "\n", file=sys.stderr)
 
     def write(folder: Path) -> list[Path]:
         written = []
         if args.visualize is not None:
-            vis = featvis.visualize(model, args.layer, args.visualize, unit=args.unit,
-                                    steps=args.steps, seed=args.seed, progress=steps_done)
+            vis = featvis.visualize(
+                model,
+                args.layer,
+                args.visualize,
+                unit=args.unit,
+                steps=args.steps,
+                seed=args.seed,
+                progress=steps_done,
+            )
             unit = f".unit{args.unit[0]}_{args.unit[1]}" if args.unit else ""
             name = f"{safe_name(vis.layer)}.ch{args.visualize}{unit}.vis.png"
             written.append(render.save_png(vis.image, folder / name))
             where = f" unit {args.unit}" if args.unit else ""
             at = f" at {vis.objective_layer}" if vis.objective_layer != vis.layer else ""
-            said.append(f"{vis.layer} channel {args.visualize}{where}: activation "
-                        f"{float(vis.activations[0]):.4g}{at} after {vis.steps} steps (seed {vis.seed})")
+            said.append(
+                f"{vis.layer} channel {args.visualize}{where}: activation "
+                f"{float(vis.activations[0]):.4g}{at} after {vis.steps} steps (seed {vis.seed})"
+            )
         if args.cam is not None:
-            result = cam.class_map(model, image, args.layer, args.cam or None, args.cam_method,
-                                   progress=channels_done)
+            result = cam.class_map(
+                model, image, args.layer, args.cam or None, args.cam_method, progress=channels_done
+            )
             base = safe_name(result.layer)
-            written.append(render.save_png(cam.overlay(image.model_view, result.heat),
-                                           folder / f"{base}.cam.png"))
-            written.append(render.save_png(cam.on_original(result, image),
-                                           folder / f"{base}.cam.original.png"))
+            written.append(
+                render.save_png(cam.overlay(image.model_view, result.heat), folder / f"{base}.cam.png")
+            )
+            written.append(
+                render.save_png(cam.on_original(result, image), folder / f"{base}.cam.original.png")
+            )
             label = result.class_name or f"class {result.class_index}"
             said.append(f"{result.method} of {label} ({result.probability:.0%}) at {result.layer}")
         return written
@@ -377,8 +475,11 @@ def hint(exc: BaseException) -> str:
     if isinstance(exc, ArchitectureNeededError):
         if exc.guess:  # the message says whose keys they are: the remedy only, once
             said = exc.guess in str(exc)
-            return f"; pass --arch {exc.guess}" if said else (
-                f"; they look like {exc.guess}'s: pass --arch {exc.guess}")
+            return (
+                f"; pass --arch {exc.guess}"
+                if said
+                else (f"; they look like {exc.guess}'s: pass --arch {exc.guess}")
+            )
         return "; pass --arch NAME, a catalog architecture (see --help)"
     if isinstance(exc, WeightsUnavailableError):
         fetch = f"; fetch {exc.url} elsewhere and put it there" if exc.url else ""
@@ -397,20 +498,25 @@ def main(argv: list[str] | None = None) -> int:
         return int(done.code or 0)
     if args.export is None:
         if args.dataset and args.view != "topk":
-            print("error: --dataset writes files: use it with --export DIR (or with --view topk, "
-                  "the window's Top examples tab)", file=sys.stderr)
+            print(
+                "error: --dataset writes files: use it with --export DIR (or with --view topk, "
+                "the window's Top examples tab)",
+                file=sys.stderr,
+            )
             return 2
         if args.dataset and not args.dataset.is_dir():
             why = "not a folder" if args.dataset.exists() else "no such folder"
             print(f"error: cannot scan {args.dataset}: {why}", file=sys.stderr)
             return 2
         if args.explain or (args.unit and not args.screenshot):
-            print("error: --unit and --explain write files: use them with --export DIR "
-                  "(or --unit with --screenshot FILE)", file=sys.stderr)
+            print(
+                "error: --unit and --explain write files: use them with --export DIR "
+                "(or --unit with --screenshot FILE)",
+                file=sys.stderr,
+            )
             return 2
         if args.visualize is not None or args.cam is not None:
-            print("error: --visualize and --cam write files: use them with --export DIR",
-                  file=sys.stderr)
+            print("error: --visualize and --cam write files: use them with --export DIR", file=sys.stderr)
             return 2
         if args.unit and not args.layer:
             print("error: --unit needs --layer NAME", file=sys.stderr)
@@ -429,9 +535,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if _progress_line:
             print(file=sys.stderr)
-        print("error: interrupted" + ("; every whole batch scanned is cached: run the same "
-                                      "command again to resume" if args.dataset else ""),
-              file=sys.stderr)
+        print(
+            "error: interrupted"
+            + (
+                "; every whole batch scanned is cached: run the same command again to resume"
+                if args.dataset
+                else ""
+            ),
+            file=sys.stderr,
+        )
         return 130
     except (ConvScopeError, Cancelled, OSError, MemoryError) as exc:
         message = one_line(exc) if not isinstance(exc, MemoryError) else "out of memory"
@@ -442,8 +554,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, and the traceback on request
         if os.environ.get("CONVSCOPE_DEBUG"):
             raise
-        print(f"error: unexpected {type(exc).__name__}: {one_line(exc)} (a bug in ConvScope; "
-              f"CONVSCOPE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {one_line(exc)} (a bug in ConvScope; "
+            f"CONVSCOPE_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

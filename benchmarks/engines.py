@@ -59,11 +59,20 @@ from models.sources.catalog import load_catalog
 MODELS = ["vgg16", "resnet18", "mobilenet_v2", "efficientnet_lite0"]
 ENGINES = ["auto", "im2col", "winograd", "fft", "direct"]
 # (model, engine) pairs that take minutes per pass; --all times them anyway
-SLOW = {("vgg16", "fft"), ("vgg16", "direct"), ("resnet18", "fft"), ("mobilenet_v2", "fft"),
-        ("efficientnet_lite0", "fft")}
+SLOW = {
+    ("vgg16", "fft"),
+    ("vgg16", "direct"),
+    ("resnet18", "fft"),
+    ("mobilenet_v2", "fft"),
+    ("efficientnet_lite0", "fft"),
+}
 # issue #13's targets for auto: (engine alone, through run_model), x torch
-TARGETS = {"vgg16": (1.0, 1.0), "resnet18": (1.0, 1.1), "mobilenet_v2": (1.3, 1.5),
-           "efficientnet_lite0": (1.3, 1.5)}
+TARGETS = {
+    "vgg16": (1.0, 1.0),
+    "resnet18": (1.0, 1.1),
+    "mobilenet_v2": (1.3, 1.5),
+    "efficientnet_lite0": (1.3, 1.5),
+}
 _serial = itertools.count()
 
 
@@ -136,9 +145,11 @@ def conv_layers(model: nn.Module, x: torch.Tensor) -> list[ConvLayer]:
     layers = [ConvLayer(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     handles = []
     for layer in layers:
+
         def hook(m: nn.Conv2d, _inp: object, out: torch.Tensor, layer: ConvLayer = layer) -> None:
             kh, kw = m.kernel_size
             layer.macs += out.numel() * (m.in_channels // m.groups) * kh * kw
+
         handles.append(layer.module.register_forward_hook(hook))
     with torch.no_grad():
         model(x)
@@ -148,8 +159,9 @@ def conv_layers(model: nn.Module, x: torch.Tensor) -> list[ConvLayer]:
 
 
 @contextlib.contextmanager
-def engine_alone(layers: list[ConvLayer], engine: Engine, serial: int,
-                 per_layer: bool = False) -> Iterator[None]:
+def engine_alone(
+    layers: list[ConvLayer], engine: Engine, serial: int, per_layer: bool = False
+) -> Iterator[None]:
     """Every nn.Conv2d computed by ``engine`` (a bare module swap, nothing else)."""
     keyed = _accepts_weight_key(engine)
 
@@ -159,9 +171,16 @@ def engine_alone(layers: list[ConvLayer], engine: Engine, serial: int,
         def forward(x: torch.Tensor) -> torch.Tensor:
             start = time.perf_counter() if per_layer else 0.0
             w = m.weight.detach()
-            args = (x.detach().contiguous().numpy(), w.numpy(),
-                    None if m.bias is None else m.bias.detach().numpy(),
-                    m.stride, m.padding, m.dilation, m.groups, m.padding_mode)
+            args = (
+                x.detach().contiguous().numpy(),
+                w.numpy(),
+                None if m.bias is None else m.bias.detach().numpy(),
+                m.stride,
+                m.padding,
+                m.dilation,
+                m.groups,
+                m.padding_mode,
+            )
             if keyed:  # the caller's promise: same key, same weight values
                 result = engine.run(*args, weight_key=(serial, layer.name, w._version))
             else:
@@ -275,28 +294,26 @@ def bench_model(name: str, engines: list[str], args: argparse.Namespace, roof: f
                     run_block(torch_pass, side, args.block, args.pause)
             else:
                 with torch_threads(threads):
-                    run_block(lambda e=engine_name: run_model(loaded, x, e), side, args.block,
-                              args.pause)
+                    run_block(lambda e=engine_name: run_model(loaded, x, e), side, args.block, args.pause)
 
     busy = others.cores()
     t = torch_side.best
-    rows = [f"| {name} | torch | {ms(t)} / {ms(torch_side.median)} | 1.00 | | | "
-            f"{flops / t / 1e9:.0f} | |"]
+    rows = [f"| {name} | torch | {ms(t)} / {ms(torch_side.median)} | 1.00 | | | {flops / t / 1e9:.0f} | |"]
     for engine_name in engines:
         if engine_name in skipped:
-            rows.append(f"| {name} | {engine_name} | skipped: minutes per pass (--all times it) "
-                        "| | | | | |")
+            rows.append(f"| {name} | {engine_name} | skipped: minutes per pass (--all times it) | | | | | |")
             continue
         alone = sides[(engine_name, "alone")]
         via = sides.get((engine_name, "runner"))
-        via_cells = (f"{ms(via.best)} / {ms(via.median)} | {via.best / t:.2f}" if via else " | ")
+        via_cells = f"{ms(via.best)} / {ms(via.median)} | {via.best / t:.2f}" if via else " | "
         target = ""
         if engine_name == "auto" and name in TARGETS and busy is not None and busy > BUSY_CORES:
             target = f"targets not judged: other processes kept {busy:.2f} cores busy"
         elif engine_name == "auto" and name in TARGETS:
             a, r = TARGETS[name]
-            target = (f"alone ≤ {a}: {'met' if alone.best / t <= a else 'missed'}"
-                      + (f"; run_model ≤ {r}: {'met' if via.best / t <= r else 'missed'}" if via else ""))
+            target = f"alone ≤ {a}: {'met' if alone.best / t <= a else 'missed'}" + (
+                f"; run_model ≤ {r}: {'met' if via.best / t <= r else 'missed'}" if via else ""
+            )
         rows.append(
             f"| {name} | {engine_name} | {ms(alone.best)} / {ms(alone.median)} | "
             f"{alone.best / t:.2f} | {via_cells} | {flops / alone.best / 1e9:.0f} | "
@@ -308,19 +325,28 @@ def bench_model(name: str, engines: list[str], args: argparse.Namespace, roof: f
     return rows
 
 
-def layer_report(name: str, model: nn.Module, x: torch.Tensor, layers: list[ConvLayer],
-                 engines: list[str], skipped: list[str], args: argparse.Namespace,
-                 roof: float) -> None:
+def layer_report(
+    name: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: list[ConvLayer],
+    engines: list[str],
+    skipped: list[str],
+    args: argparse.Namespace,
+    roof: float,
+) -> None:
     """Each conv layer's best time on torch (all cores) and on each engine; the worst first."""
     serial = next(_serial)
     starts: dict[int, float] = {}
     handles = []
     for layer in layers:
+
         def pre(m: nn.Module, _i: object) -> None:
             starts[id(m)] = time.perf_counter()
 
         def post(m: nn.Module, _i: object, _o: object, layer: ConvLayer = layer) -> None:
             layer.torch_s.append(time.perf_counter() - starts[id(m)])
+
         handles += [layer.module.register_forward_pre_hook(pre), layer.module.register_forward_hook(post)]
     with torch_threads(args.threads), torch.no_grad():
         for _ in range(args.rounds * args.block):
@@ -334,24 +360,32 @@ def layer_report(name: str, model: nn.Module, x: torch.Tensor, layers: list[Conv
         for layer in layers:
             layer.engine_s.clear()
         time.sleep(args.pause)
-        with torch_threads(args.engine_torch_threads), torch.no_grad(), \
-                engine_alone(layers, engine, serial, per_layer=True):
+        with (
+            torch_threads(args.engine_torch_threads),
+            torch.no_grad(),
+            engine_alone(layers, engine, serial, per_layer=True),
+        ):
             for _ in range(1 + args.rounds * args.block):
                 model(x)
         rows = sorted(layers, key=lambda la: min(la.engine_s) - min(la.torch_s), reverse=True)
         total_e = sum(min(la.engine_s) for la in layers)
         total_t = sum(min(la.torch_s) for la in layers)
-        print(f"\n{name} on {engine_name}: convolutions {total_e * 1e3:.1f} ms (torch's "
-              f"{total_t * 1e3:.1f} ms); the {args.layers} layers that lose most against torch")
+        print(
+            f"\n{name} on {engine_name}: convolutions {total_e * 1e3:.1f} ms (torch's "
+            f"{total_t * 1e3:.1f} ms); the {args.layers} layers that lose most against torch"
+        )
         print("| layer | input | weight | stride | algorithm | ms | torch ms | GFLOP/s | % roof |")
         print("|---|---|---|---|---|---:|---:|---:|---:|")
         for la in rows[: args.layers]:
             best = min(la.engine_s)
             gf = 2 * la.macs / best / 1e9
             m = la.module
-            print(f"| {la.name} | {m.in_channels}ch | {tuple(m.weight.shape)} | {m.stride[0]} | "
-                  f"{la.algorithm} | {best * 1e3:.2f} | {min(la.torch_s) * 1e3:.2f} | {gf:.0f} | "
-                  f"{100 * gf / roof:.0f} |", flush=True)
+            print(
+                f"| {la.name} | {m.in_channels}ch | {tuple(m.weight.shape)} | {m.stride[0]} | "
+                f"{la.algorithm} | {best * 1e3:.2f} | {min(la.torch_s) * 1e3:.2f} | {gf:.0f} | "
+                f"{100 * gf / roof:.0f} |",
+                flush=True,
+            )
 
 
 def best_cpu(fn: Callable[[], object], repeats: int) -> float:
@@ -374,8 +408,12 @@ def cpu_report(name: str, engines: list[str], args: argparse.Namespace) -> None:
     x = torch.randn(1, 3, args.size, args.size)
     layers = conv_layers(model, x)
     inputs: dict[str, torch.Tensor] = {}
-    handles = [la.module.register_forward_pre_hook(
-        lambda _m, i, name=la.name: inputs.__setitem__(name, i[0].detach().clone())) for la in layers]
+    handles = [
+        la.module.register_forward_pre_hook(
+            lambda _m, i, name=la.name: inputs.__setitem__(name, i[0].detach().clone())
+        )
+        for la in layers
+    ]
     with torch.no_grad():
         model(x)
     for h in handles:
@@ -386,8 +424,9 @@ def cpu_report(name: str, engines: list[str], args: argparse.Namespace) -> None:
     serial = next(_serial)
     try:
         with torch_threads(1), torch.no_grad():
-            torch_layer = {la.name: best_cpu(lambda la=la: la.module(inputs[la.name]), repeats)
-                           for la in layers}
+            torch_layer = {
+                la.name: best_cpu(lambda la=la: la.module(inputs[la.name]), repeats) for la in layers
+            }
             torch_model = best_cpu(lambda: model(x), repeats)
             run_model = None
             if not args.no_runner:
@@ -395,21 +434,29 @@ def cpu_report(name: str, engines: list[str], args: argparse.Namespace) -> None:
 
                 run_model(loaded, x, "reference")  # the plan: once per model and input size
                 ref = best_cpu(lambda: run_model(loaded, x, "reference"), repeats)
-                print(f"\n{name}, one thread, CPU ms (best of {repeats}): run_model on reference "
-                      f"{ref * 1e3:.2f} (torch {torch_model * 1e3:.2f}, × {ref / torch_model:.2f})")
+                print(
+                    f"\n{name}, one thread, CPU ms (best of {repeats}): run_model on reference "
+                    f"{ref * 1e3:.2f} (torch {torch_model * 1e3:.2f}, × {ref / torch_model:.2f})"
+                )
             for engine_name in engines:
                 engine = get_engine(engine_name)
                 rows = []
                 for la in layers:
                     m = la.module
                     xa = inputs[la.name].numpy()
-                    args_ = (xa, m.weight.detach().numpy(),
-                             None if m.bias is None else m.bias.detach().numpy(),
-                             m.stride, m.padding, m.dilation, m.groups, m.padding_mode)
+                    args_ = (
+                        xa,
+                        m.weight.detach().numpy(),
+                        None if m.bias is None else m.bias.detach().numpy(),
+                        m.stride,
+                        m.padding,
+                        m.dilation,
+                        m.groups,
+                        m.padding_mode,
+                    )
                     key = (serial, la.name, m.weight._version)
                     algorithm = engine.run(*args_, weight_key=key).algorithm
-                    seconds = best_cpu(lambda a=args_, k=key, e=engine: e.run(*a, weight_key=k),
-                                       repeats)
+                    seconds = best_cpu(lambda a=args_, k=key, e=engine: e.run(*a, weight_key=k), repeats)
                     rows.append((la, seconds, algorithm))
                 with engine_alone(layers, engine, serial):
                     model(x)
@@ -420,20 +467,27 @@ def cpu_report(name: str, engines: list[str], args: argparse.Namespace) -> None:
                 if run_model is not None:
                     run_model(loaded, x, engine_name)
                     runner_s = best_cpu(lambda e=engine_name: run_model(loaded, x, e), repeats)
-                    via = (f"; through run_model {runner_s * 1e3:.2f} (× {runner_s / torch_model:.2f}"
-                           f" torch, × {runner_s / engine_model:.2f} the engine alone)")
-                print(f"\n{name} on {engine_name}, one thread, CPU ms (best of {repeats}): whole model "
-                      f"{engine_model * 1e3:.2f} (torch {torch_model * 1e3:.2f}, "
-                      f"× {engine_model / torch_model:.2f}){via}; convolutions {total_e * 1e3:.2f} "
-                      f"(torch {total_t * 1e3:.2f}, × {total_e / total_t:.2f})")
+                    via = (
+                        f"; through run_model {runner_s * 1e3:.2f} (× {runner_s / torch_model:.2f}"
+                        f" torch, × {runner_s / engine_model:.2f} the engine alone)"
+                    )
+                print(
+                    f"\n{name} on {engine_name}, one thread, CPU ms (best of {repeats}): whole model "
+                    f"{engine_model * 1e3:.2f} (torch {torch_model * 1e3:.2f}, "
+                    f"× {engine_model / torch_model:.2f}){via}; convolutions {total_e * 1e3:.2f} "
+                    f"(torch {total_t * 1e3:.2f}, × {total_e / total_t:.2f})"
+                )
                 print("| layer | input | weight | stride | algorithm | ms | torch ms | × torch |")
                 print("|---|---|---|---|---|---:|---:|---:|")
                 rows.sort(key=lambda r: r[1] - torch_layer[r[0].name], reverse=True)
                 for la, seconds, algorithm in rows[: args.layers or len(rows)]:
                     m, t = la.module, torch_layer[la.name]
-                    print(f"| {la.name} | {tuple(inputs[la.name].shape[1:])} | {tuple(m.weight.shape)} | "
-                          f"{m.stride[0]} | {algorithm} | {seconds * 1e3:.3f} | {t * 1e3:.3f} | "
-                          f"{seconds / t:.2f} |", flush=True)
+                    print(
+                        f"| {la.name} | {tuple(inputs[la.name].shape[1:])} | {tuple(m.weight.shape)} | "
+                        f"{m.stride[0]} | {algorithm} | {seconds * 1e3:.3f} | {t * 1e3:.3f} | "
+                        f"{seconds / t:.2f} |",
+                        flush=True,
+                    )
     finally:
         _parallel.WORKERS = workers
 
@@ -446,18 +500,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--block", type=int, default=3, help="forward passes per block")
     parser.add_argument("--pause", type=float, default=0.5, help="seconds between blocks")
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="torch's threads when it runs alone")
-    parser.add_argument("--engine-torch-threads", type=int, default=1,
-                        help="torch's threads for the other ops while an engine runs")
-    parser.add_argument("--quick", action="store_true",
-                        help="auto only, resnet18 and mobilenet_v2, 2 rounds of 2")
-    parser.add_argument("--layers", type=int, default=0, metavar="N",
-                        help="also print the N conv layers that lose most time against torch")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="torch's threads when it runs alone"
+    )
+    parser.add_argument(
+        "--engine-torch-threads",
+        type=int,
+        default=1,
+        help="torch's threads for the other ops while an engine runs",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="auto only, resnet18 and mobilenet_v2, 2 rounds of 2"
+    )
+    parser.add_argument(
+        "--layers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also print the N conv layers that lose most time against torch",
+    )
     parser.add_argument("--all", action="store_true", help="also time the minutes-long combinations")
     parser.add_argument("--no-runner", action="store_true", help="skip the run_model column")
-    parser.add_argument("--cpu", action="store_true",
-                        help="single-thread CPU time per layer and per model instead (shared machines)")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="single-thread CPU time per layer and per model instead (shared machines)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.models = ["resnet18", "mobilenet_v2"] if args.models == MODELS else args.models
@@ -474,36 +542,50 @@ def main(argv: list[str] | None = None) -> None:
         malloc = "default malloc"
     if args.cpu:
         args.engines = ["auto"] if args.engines == ENGINES else args.engines
-        print(f"# ConvScope engine benchmark, single-thread CPU time, "
-              f"{datetime.datetime.now().isoformat(timespec='minutes')}; {cpu_name()}; numpy "
-              f"{np.__version__}, torch {torch.__version__}; batch 1, {args.size}x{args.size}, "
-              f"eval; {malloc}")
+        print(
+            f"# ConvScope engine benchmark, single-thread CPU time, "
+            f"{datetime.datetime.now().isoformat(timespec='minutes')}; {cpu_name()}; numpy "
+            f"{np.__version__}, torch {torch.__version__}; batch 1, {args.size}x{args.size}, "
+            f"eval; {malloc}"
+        )
         for name in args.models:
             cpu_report(name, [e for e in args.engines if (name, e) not in SLOW or args.all], args)
         return
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     others = OthersCpu()
     print(f"# ConvScope engine benchmark, {datetime.datetime.now().isoformat(timespec='minutes')}")
-    print(f"# {cpu_name()}, {os.cpu_count()} cores, load average {load:.2f} at the start; "
-          f"numpy {np.__version__}, torch {torch.__version__}, python {sys.version.split()[0]}")
+    print(
+        f"# {cpu_name()}, {os.cpu_count()} cores, load average {load:.2f} at the start; "
+        f"numpy {np.__version__}, torch {torch.__version__}, python {sys.version.split()[0]}"
+    )
     roof = sgemm_roof()
-    print(f"# SGEMM roof (NumPy float32 2048^3): {roof:.0f} GFLOP/s; {malloc}; OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')} (torch's pool spins after each op unless PASSIVE)")
-    print(f"# batch 1, {args.size}x{args.size}, eval, random init; {args.rounds} rounds of "
-          f"{args.block}-pass blocks per side, alternating, {args.pause} s pause between blocks;")
-    print(f"# torch alone on {args.threads} threads; engine alone = every nn.Conv2d swapped for "
-          f"engine.run (torch's other ops on {args.engine_torch_threads} thread(s));")
+    print(
+        f"# SGEMM roof (NumPy float32 2048^3): {roof:.0f} GFLOP/s; {malloc}; OMP_WAIT_POLICY="
+        f"{os.environ.get('OMP_WAIT_POLICY', 'unset')} (torch's pool spins after each op unless PASSIVE)"
+    )
+    print(
+        f"# batch 1, {args.size}x{args.size}, eval, random init; {args.rounds} rounds of "
+        f"{args.block}-pass blocks per side, alternating, {args.pause} s pause between blocks;"
+    )
+    print(
+        f"# torch alone on {args.threads} threads; engine alone = every nn.Conv2d swapped for "
+        f"engine.run (torch's other ops on {args.engine_torch_threads} thread(s));"
+    )
     print("# through run_model = models.runner.run_model(loaded, x, engine) (what the app runs).")
     print("# ms = best / median; x torch = best over torch's best from this run.\n")
-    print("| model | engine | alone ms | alone × torch | run_model ms | run_model × torch "
-          "| conv GFLOP/s (alone) | notes |")
+    print(
+        "| model | engine | alone ms | alone × torch | run_model ms | run_model × torch "
+        "| conv GFLOP/s (alone) | notes |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for name in args.models:
         bench_model(name, args.engines, args, roof)
     busy = others.cores()
     if busy is not None:
-        print(f"\n# other processes kept {busy:.2f} cores busy on average during this run "
-              f"(a quiet machine: under ~0.1)")
+        print(
+            f"\n# other processes kept {busy:.2f} cores busy on average during this run "
+            f"(a quiet machine: under ~0.1)"
+        )
 
 
 if __name__ == "__main__":

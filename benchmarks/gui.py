@@ -158,8 +158,13 @@ def bench_model(app: QApplication, name: str, engine: str, steps: int | None) ->
 
         # hover: move the mouse over tiles of the current layer's first page
         fm = win.feature_maps
-        win.navigator.set_index(next(i for i, la in enumerate(win.outcome.result.layers)
-                                     if la.is_conv and len(la.output_shape) == 4))
+        win.navigator.set_index(
+            next(
+                i
+                for i, la in enumerate(win.outcome.result.layers)
+                if la.is_conv and len(la.output_shape) == 4
+            )
+        )
         paint(app, win)
         hovers = []
         viewport = fm.graphics.viewport()
@@ -173,30 +178,50 @@ def bench_model(app: QApplication, name: str, engine: str, steps: int | None) ->
                 # a real mouse-move event through Qt's delivery (QTest.mouseMove moved the
                 # offscreen cursor only once: every later hover went unmeasured)
                 local = QPointF(pos.x(), pos.y())
-                QApplication.sendEvent(viewport, QMouseEvent(
-                    QEvent.Type.MouseMove, local, QPointF(viewport.mapToGlobal(local)),
-                    Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+                QApplication.sendEvent(
+                    viewport,
+                    QMouseEvent(
+                        QEvent.Type.MouseMove,
+                        local,
+                        QPointF(viewport.mapToGlobal(local)),
+                        Qt.MouseButton.NoButton,
+                        Qt.MouseButton.NoButton,
+                        Qt.KeyboardModifier.NoModifier,
+                    ),
+                )
                 paint(app, win)
                 if fm.readout.text() != before:
                     hovers.append((time.perf_counter() - t0) * 1e3)
         # click: a tile of each of the first conv layers; its effective field follows on the worker
         clicks, click_stalls = [], []
-        convs = [i for i, la in enumerate(win.outcome.result.layers)
-                 if la.is_conv and len(la.output_shape) == 4][:12]
+        convs = [
+            i for i, la in enumerate(win.outcome.result.layers) if la.is_conv and len(la.output_shape) == 4
+        ][:12]
         for index in convs:
             win.navigator.set_index(index)
             paint(app, win)
             run_until_idle(win)
             top, left, h, w = fm.tile_rect(fm.page_channels()[min(1, len(fm.page_channels()) - 1)])
-            local = QPointF(fm.graphics.mapFromScene(fm.view.mapViewToScene(
-                pg.Point(left + w / 2, top + h / 2))))
+            local = QPointF(
+                fm.graphics.mapFromScene(fm.view.mapViewToScene(pg.Point(left + w / 2, top + h / 2)))
+            )
             with StallMeter() as meter:
                 t0 = time.perf_counter()
-                for kind, button in ((QEvent.Type.MouseButtonPress, Qt.MouseButton.LeftButton),
-                                     (QEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton)):
-                    QApplication.sendEvent(viewport, QMouseEvent(
-                        kind, local, QPointF(viewport.mapToGlobal(local)), Qt.MouseButton.LeftButton,
-                        button, Qt.KeyboardModifier.NoModifier))
+                for kind, button in (
+                    (QEvent.Type.MouseButtonPress, Qt.MouseButton.LeftButton),
+                    (QEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton),
+                ):
+                    QApplication.sendEvent(
+                        viewport,
+                        QMouseEvent(
+                            kind,
+                            local,
+                            QPointF(viewport.mapToGlobal(local)),
+                            Qt.MouseButton.LeftButton,
+                            button,
+                            Qt.KeyboardModifier.NoModifier,
+                        ),
+                    )
                 paint(app, win)
                 clicks.append((time.perf_counter() - t0) * 1e3)
                 run_until(lambda: win.input_panel._heat is not None or win.idle())
@@ -206,16 +231,23 @@ def bench_model(app: QApplication, name: str, engine: str, steps: int | None) ->
         win.close()
         win.worker.wait(30000)
     return {
-        "model": name + (" (untrained)" if untrained else ""), "layers": layers, "start": start_ms,
-        "image change": statistics.median(changes), "image change max": max(changes),
+        "model": name + (" (untrained)" if untrained else ""),
+        "layers": layers,
+        "start": start_ms,
+        "image change": statistics.median(changes),
+        "image change max": max(changes),
         "layer step": statistics.median(t for t, _ in step_times),
         "layer step max": max(step_times)[0],
         "hover": statistics.median(hovers) if hovers else float("nan"),
-        "hover max": max(hovers) if hovers else float("nan"), "hovers": len(hovers),
+        "hover max": max(hovers) if hovers else float("nan"),
+        "hovers": len(hovers),
         "stall": max(stalls),
-        "click": statistics.median(clicks), "click max": max(clicks), "click stall": max(click_stalls),
-        "tabs": {view: (statistics.median(t for t, _ in times), max(times)[0])
-                 for view, times in tab_steps.items()},
+        "click": statistics.median(clicks),
+        "click max": max(clicks),
+        "click stall": max(click_stalls),
+        "tabs": {
+            view: (statistics.median(t for t, _ in times), max(times)[0]) for view, times in tab_steps.items()
+        },
         "slowest": {view: max(times) for view, times in [("maps", step_times), *tab_steps.items()]},
     }
 
@@ -229,39 +261,61 @@ def main() -> None:
 
     configure_pyqtgraph()
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    print(f"# ConvScope GUI benchmark, {datetime.date.today()}, {cpu_name()}, {os.cpu_count()} cores, "
-          f"Qt platform {app.platformName()}, engine {args.engine}")
+    print(
+        f"# ConvScope GUI benchmark, {datetime.date.today()}, {cpu_name()}, {os.cpu_count()} cores, "
+        f"Qt platform {app.platformName()}, engine {args.engine}"
+    )
     rows = [bench_model(app, name, args.engine, args.steps) for name in args.models]
     print()
-    print("| model | layers | start → maps (ms) | image change (ms, median / max) "
-          "| layer step (ms, median / max)"
-          " | hover (ms, median / max) | longest stall during a forward pass (ms) |")
+    print(
+        "| model | layers | start → maps (ms) | image change (ms, median / max) "
+        "| layer step (ms, median / max)"
+        " | hover (ms, median / max) | longest stall during a forward pass (ms) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['model']} | {r['layers']} | {r['start']:.0f} | {r['image change']:.0f} / "
-              f"{r['image change max']:.0f} | {r['layer step']:.1f} / {r['layer step max']:.1f} | "
-              f"{r['hover']:.1f} / {r['hover max']:.1f} | {r['stall']:.0f} |")
+        print(
+            f"| {r['model']} | {r['layers']} | {r['start']:.0f} | {r['image change']:.0f} / "
+            f"{r['image change max']:.0f} | {r['layer step']:.1f} / {r['layer step max']:.1f} | "
+            f"{r['hover']:.1f} / {r['hover max']:.1f} | {r['stall']:.0f} |"
+        )
     views = list(rows[0]["tabs"])
     print("\nlayer step with another tab open (ms, median / max):\n")
     print("| model | " + " | ".join(views) + " |")
     print("|---|" + "---:|" * len(views))
     for r in rows:
-        print(f"| {r['model']} | " + " | ".join(f"{r['tabs'][v][0]:.1f} / {r['tabs'][v][1]:.1f}"
-                                             for v in views) + " |")
-    print("\nclick on a tile (ms, median / max; the longest stall until its effective field is drawn): "
-          + "; ".join(f"{r['model']} {r['click']:.0f} / {r['click max']:.0f}, stall {r['click stall']:.0f}"
-                      for r in rows))
-    print("\nslowest step: " + "; ".join(
-        f"{r['model'].split()[0]} " + ", ".join(f"{v} {ms:.0f} ms at {layer}" for v, (ms, layer)
-                                                in r["slowest"].items()) for r in rows))
+        print(
+            f"| {r['model']} | "
+            + " | ".join(f"{r['tabs'][v][0]:.1f} / {r['tabs'][v][1]:.1f}" for v in views)
+            + " |"
+        )
+    print(
+        "\nclick on a tile (ms, median / max; the longest stall until its effective field is drawn): "
+        + "; ".join(
+            f"{r['model']} {r['click']:.0f} / {r['click max']:.0f}, stall {r['click stall']:.0f}"
+            for r in rows
+        )
+    )
+    print(
+        "\nslowest step: "
+        + "; ".join(
+            f"{r['model'].split()[0]} "
+            + ", ".join(f"{v} {ms:.0f} ms at {layer}" for v, (ms, layer) in r["slowest"].items())
+            for r in rows
+        )
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of the whole run: {peak:.0f} MiB")
-    print("budgets: " + ", ".join(f"{k} <= {v:.0f} ms" for k, v in BUDGETS.items())
-          + " (image change: efficientnet_lite0)")
+    print(
+        "budgets: "
+        + ", ".join(f"{k} <= {v:.0f} ms" for k, v in BUDGETS.items())
+        + " (image change: efficientnet_lite0)"
+    )
     for r in rows:  # judged on the worst case, not the median
         misses = [k for k in ("layer step", "hover") if r[k + " max"] > BUDGETS[k]]
-        misses += [f"layer step on {v}" for v, (_, worst) in r["tabs"].items()
-                   if worst > BUDGETS["layer step"]]
+        misses += [
+            f"layer step on {v}" for v, (_, worst) in r["tabs"].items() if worst > BUDGETS["layer step"]
+        ]
         misses += ["stall"] if r["stall"] > BUDGETS["stall"] else []
         if r["model"] == "efficientnet_lite0" and r["image change max"] > BUDGETS["image change"]:
             misses.append("image change")

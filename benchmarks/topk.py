@@ -77,8 +77,13 @@ def rss_mb() -> float:
 def photo(rng: np.random.Generator, size: tuple[int, int] = (320, 240)) -> Image.Image:
     w, h = size
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    base = np.stack([(np.sin(xx / rng.uniform(10, 60) + rng.uniform(0, 6)) + 1) * 60
-                     + (yy / h) * rng.uniform(0, 120) for _ in range(3)], axis=2)
+    base = np.stack(
+        [
+            (np.sin(xx / rng.uniform(10, 60) + rng.uniform(0, 6)) + 1) * 60 + (yy / h) * rng.uniform(0, 120)
+            for _ in range(3)
+        ],
+        axis=2,
+    )
     image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(image)
     for _ in range(6):
@@ -102,7 +107,7 @@ def prepared_batches(model, folder: Path, batch: int) -> list[torch.Tensor]:
     """The scan's batches, in its order (sorted relative paths), prepared before any clock."""
     paths = [folder / f.path for f in list_images(folder)]
     tensors = [prepare_image(load_image(p), model.preprocess).tensor for p in paths]
-    return [torch.cat(tensors[i:i + batch]) for i in range(0, len(tensors), batch)]
+    return [torch.cat(tensors[i : i + batch]) for i in range(0, len(tensors), batch)]
 
 
 def speed(model_name: str, engine: str, folder: Path, work: Path, pause: float) -> dict:
@@ -117,7 +122,7 @@ def speed(model_name: str, engine: str, folder: Path, work: Path, pause: float) 
     warm = work / f"warm-{model_name}-{engine}"  # a full batch and the last, short one
     warm.mkdir()
     count = sum(len(b) for b in batches)
-    for f in list_images(folder)[:batch + count % batch]:
+    for f in list_images(folder)[: batch + count % batch]:
         shutil.copy(folder / f.path, warm / Path(f.path).name)
     scan(model, warm, engine, store=Store(work / "warm.db"))
     for x in prepared_batches(model, warm, batch):
@@ -144,22 +149,34 @@ def speed(model_name: str, engine: str, folder: Path, work: Path, pause: float) 
         aside_cpu += time.process_time() - entered_cpu
 
     start, start_cpu = time.perf_counter(), time.process_time()
-    result = scan(model, folder, engine, store=Store(work / f"{model_name}-{engine}.db"),
-                  progress=progress)
+    result = scan(model, folder, engine, store=Store(work / f"{model_name}-{engine}.db"), progress=progress)
     scan_s = time.perf_counter() - start - aside
     scan_cpu = time.process_time() - start_cpu - aside_cpu
     assert result.stats.scanned == count and len(bare) == len(batches)
     ratios = [a / b - 1 for a, b in zip(own, bare, strict=True)]
     stages = {k: v / scan_s for k, v in result.stats.timings.items()}
-    print(f"  {model_name} {engine}: {count} images in {scan_s:.1f} s (bare {sum(bare):.1f} s); "
-          f"per-batch overhead {min(ratios):+.0%} .. {max(ratios):+.0%}; CPU {scan_cpu:.1f} s "
-          f"(bare {sum(bare_cpu):.1f} s: {scan_cpu / sum(bare_cpu) - 1:+.1%})", flush=True)
+    print(
+        f"  {model_name} {engine}: {count} images in {scan_s:.1f} s (bare {sum(bare):.1f} s); "
+        f"per-batch overhead {min(ratios):+.0%} .. {max(ratios):+.0%}; CPU {scan_cpu:.1f} s "
+        f"(bare {sum(bare_cpu):.1f} s: {scan_cpu / sum(bare_cpu) - 1:+.1%})",
+        flush=True,
+    )
     export = cached_export(model, folder, work, Store(work / f"{model_name}-{engine}.db"), engine)
-    return {"model": model_name, "engine": engine, "batch": batch, "images": count,
-            "scan_ips": count / scan_s, "bare_ips": count / sum(bare),
-            "overhead": scan_s / sum(bare) - 1, "median": statistics.median(ratios),
-            "scan_cpu": scan_cpu, "bare_cpu": sum(bare_cpu),
-            "cpu_overhead": scan_cpu / sum(bare_cpu) - 1, "stages": stages, **export}
+    return {
+        "model": model_name,
+        "engine": engine,
+        "batch": batch,
+        "images": count,
+        "scan_ips": count / scan_s,
+        "bare_ips": count / sum(bare),
+        "overhead": scan_s / sum(bare) - 1,
+        "median": statistics.median(ratios),
+        "scan_cpu": scan_cpu,
+        "bare_cpu": sum(bare_cpu),
+        "cpu_overhead": scan_cpu / sum(bare_cpu) - 1,
+        "stages": stages,
+        **export,
+    }
 
 
 def cached_export(model, folder: Path, work: Path, store: Store, engine: str) -> dict:
@@ -173,10 +190,18 @@ def cached_export(model, folder: Path, work: Path, store: Store, engine: str) ->
     written = export_topk(model, result, out)
     end, end_cpu = time.perf_counter(), time.process_time()
     shutil.rmtree(out, ignore_errors=True)
-    print(f"  cached rerun: scan {middle - start:.2f} s ({middle_cpu - start_cpu:.2f} s CPU), export "
-          f"of {len(written)} files {end - middle:.2f} s ({end_cpu - middle_cpu:.2f} s CPU)", flush=True)
-    return {"rerun_scan": middle - start, "rerun_scan_cpu": middle_cpu - start_cpu,
-            "export": end - middle, "export_cpu": end_cpu - middle_cpu, "files": len(written)}
+    print(
+        f"  cached rerun: scan {middle - start:.2f} s ({middle_cpu - start_cpu:.2f} s CPU), export "
+        f"of {len(written)} files {end - middle:.2f} s ({end_cpu - middle_cpu:.2f} s CPU)",
+        flush=True,
+    )
+    return {
+        "rerun_scan": middle - start,
+        "rerun_scan_cpu": middle_cpu - start_cpu,
+        "export": end - middle,
+        "export_cpu": end_cpu - middle_cpu,
+        "files": len(written),
+    }
 
 
 def memory(images: int, work: Path) -> dict:
@@ -191,17 +216,29 @@ def memory(images: int, work: Path) -> dict:
     samples: list[tuple[int, float]] = []
     before = rss_mb()
     start = time.perf_counter()
-    result = scan(model, folder, "reference", store=Store(work / "memory.db"),
-                  progress=lambda done, total, rate, eta: samples.append((done, rss_mb())))
+    result = scan(
+        model,
+        folder,
+        "reference",
+        store=Store(work / "memory.db"),
+        progress=lambda done, total, rate, eta: samples.append((done, rss_mb())),
+    )
     seconds = time.perf_counter() - start
     tenth = next(m for d, m in samples if d >= images // 10)
     reopen = time.perf_counter()
     again = scan(model, folder, "reference", store=Store(work / "memory.db"))
     reopen = time.perf_counter() - reopen
     assert again.stats.scanned == 0
-    return {"images": result.stats.scanned, "seconds": seconds, "before": before, "tenth": tenth,
-            "half": next(m for d, m in samples if d >= images // 2), "end": samples[-1][1],
-            "peak": max(m for _, m in samples), "reopen": reopen}
+    return {
+        "images": result.stats.scanned,
+        "seconds": seconds,
+        "before": before,
+        "tenth": tenth,
+        "half": next(m for d, m in samples if d >= images // 2),
+        "end": samples[-1][1],
+        "peak": max(m for _, m in samples),
+        "reopen": reopen,
+    }
 
 
 def main() -> None:
@@ -209,44 +246,58 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["efficientnet_lite0", "resnet18"])
     parser.add_argument("--engines", nargs="+", default=["auto", "reference"])
     parser.add_argument("--images", type=int, default=500)
-    parser.add_argument("--pause", type=float, default=0.3,
-                        help="seconds between a scan batch and its bare twin (BLAS threads idle)")
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.3,
+        help="seconds between a scan batch and its bare twin (BLAS threads idle)",
+    )
     parser.add_argument("--memory-images", type=int, default=10_000)
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    print(f"{datetime.date.today()}, {cpu_name()}, {os.cpu_count()} cores, torch "
-          f"{torch.__version__} ({torch.get_num_threads()} threads), NumPy {np.__version__}")
+    print(
+        f"{datetime.date.today()}, {cpu_name()}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__} ({torch.get_num_threads()} threads), NumPy {np.__version__}"
+    )
     work = Path(tempfile.mkdtemp(prefix="convscope-topk-bench-"))
     try:
         if args.memory_images:
             m = memory(args.memory_images, work)
-            print(f"memory: {m['images']} images (classic, 32x32, reference) in {m['seconds']:.1f} s "
-                  f"({m['images'] / m['seconds']:.0f} images/s); resident {m['before']:.0f} MB before, "
-                  f"{m['tenth']:.0f} MB after a tenth, {m['half']:.0f} MB at half, {m['end']:.0f} MB "
-                  f"at the end (peak {m['peak']:.0f} MB); reopening the unchanged folder: "
-                  f"{m['reopen'] * 1e3:.0f} ms")
+            print(
+                f"memory: {m['images']} images (classic, 32x32, reference) in {m['seconds']:.1f} s "
+                f"({m['images'] / m['seconds']:.0f} images/s); resident {m['before']:.0f} MB before, "
+                f"{m['tenth']:.0f} MB after a tenth, {m['half']:.0f} MB at half, {m['end']:.0f} MB "
+                f"at the end (peak {m['peak']:.0f} MB); reopening the unchanged folder: "
+                f"{m['reopen'] * 1e3:.0f} ms"
+            )
         if not args.skip_speed:
             folder = make_folder(work / "images", args.images)
             rows = [speed(m, e, folder, work, args.pause) for m in args.models for e in args.engines]
-            print("\n| model | engine | batch | scan images/s | bare images/s | overhead "
-                  "(whole scan / median batch) | CPU overhead | read+prepare | forward | "
-                  "rank (own thread) | waiting for rank | store |")
+            print(
+                "\n| model | engine | batch | scan images/s | bare images/s | overhead "
+                "(whole scan / median batch) | CPU overhead | read+prepare | forward | "
+                "rank (own thread) | waiting for rank | store |"
+            )
             print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for r in rows:
                 s = r["stages"]
                 met = "met" if r["overhead"] <= TARGET_OVERHEAD else "MISSED"
-                print(f"| {r['model']} | {r['engine']} | {r['batch']} | {r['scan_ips']:.1f} | "
-                      f"{r['bare_ips']:.1f} | {r['overhead']:+.1%} / {r['median']:+.1%} ({met}) | "
-                      f"{r['cpu_overhead']:+.1%} ({r['scan_cpu']:.1f} / {r['bare_cpu']:.1f} s) | "
-                      f"{s['load']:.1%} | {s['forward']:.1%} | {s['rank']:.1%} | "
-                      f"{s['rank wait']:.1%} | {s['store']:.1%} |")
+                print(
+                    f"| {r['model']} | {r['engine']} | {r['batch']} | {r['scan_ips']:.1f} | "
+                    f"{r['bare_ips']:.1f} | {r['overhead']:+.1%} / {r['median']:+.1%} ({met}) | "
+                    f"{r['cpu_overhead']:+.1%} ({r['scan_cpu']:.1f} / {r['bare_cpu']:.1f} s) | "
+                    f"{s['load']:.1%} | {s['forward']:.1%} | {s['rank']:.1%} | "
+                    f"{s['rank wait']:.1%} | {s['store']:.1%} |"
+                )
             print("\n| model | engine | cached rerun: scan (CPU) | export, every conv layer (CPU) |")
             print("|---|---|---:|---:|")
             for r in rows:
-                print(f"| {r['model']} | {r['engine']} | {r['rerun_scan']:.2f} s "
-                      f"({r['rerun_scan_cpu']:.2f} s) | {r['export']:.2f} s ({r['export_cpu']:.2f} s),"
-                      f" {r['files']} files |")
+                print(
+                    f"| {r['model']} | {r['engine']} | {r['rerun_scan']:.2f} s "
+                    f"({r['rerun_scan_cpu']:.2f} s) | {r['export']:.2f} s ({r['export_cpu']:.2f} s),"
+                    f" {r['files']} files |"
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

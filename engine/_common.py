@@ -79,9 +79,7 @@ class ConvSpec:
     @property
     def macs(self) -> int:
         """Multiply-accumulates of the call (bias excluded)."""
-        return (
-            self.n * self.c_out * self.out_h * self.out_w * self.c_in_per_group * self.kh * self.kw
-        )
+        return self.n * self.c_out * self.out_h * self.out_w * self.c_in_per_group * self.kh * self.kw
 
     @property
     def output_shape(self) -> tuple[int, int, int, int]:
@@ -97,8 +95,13 @@ class ConvSpec:
         can only come from ``"same"``, and is given as that."""
         top, bottom, left, right = self.pad
         padding = (top, left) if (top, left) == (bottom, right) else "same"
-        return {"stride": self.stride, "padding": padding, "dilation": self.dilation,
-                "groups": self.groups, "padding_mode": self.padding_mode}
+        return {
+            "stride": self.stride,
+            "padding": padding,
+            "dilation": self.dilation,
+            "groups": self.groups,
+            "padding_mode": self.padding_mode,
+        }
 
 
 def pair(value: IntOrPair, name: str) -> tuple[int, int]:
@@ -177,17 +180,33 @@ def make_spec(
     ValueError
         With the offending values in the message.
     """
-    if not (_plain(stride) and _plain(padding) and _plain(dilation) and type(groups) is int
-            and type(padding_mode) is str):
+    if not (
+        _plain(stride)
+        and _plain(padding)
+        and _plain(dilation)
+        and type(groups) is int
+        and type(padding_mode) is str
+    ):
         # lists, numpy integers, bools (True == 1 would find the spec of 1): validated every time
-        return _make_spec(x_shape, w_shape, bias_shape, stride, padding, dilation, groups,
-                          padding_mode, dtype)
-    key = (tuple(x_shape), tuple(w_shape), None if bias_shape is None else tuple(bias_shape),
-           stride, padding, dilation, groups, padding_mode, np.dtype(dtype))
+        return _make_spec(
+            x_shape, w_shape, bias_shape, stride, padding, dilation, groups, padding_mode, dtype
+        )
+    key = (
+        tuple(x_shape),
+        tuple(w_shape),
+        None if bias_shape is None else tuple(bias_shape),
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode,
+        np.dtype(dtype),
+    )
     spec = _SPEC_CACHE.get(key)
     if spec is None:
-        spec = _make_spec(x_shape, w_shape, bias_shape, stride, padding, dilation, groups,
-                          padding_mode, dtype)
+        spec = _make_spec(
+            x_shape, w_shape, bias_shape, stride, padding, dilation, groups, padding_mode, dtype
+        )
         if len(_SPEC_CACHE) >= _SPEC_CACHE_SIZE:
             _SPEC_CACHE.clear()
         _SPEC_CACHE[key] = spec
@@ -229,9 +248,7 @@ def _make_spec(
             f"expects {c_in_g * groups}"
         )
     if bias_shape is not None and tuple(bias_shape) != (c_out,):
-        raise ValueError(
-            f"bias must have shape ({c_out},) (one per output channel), got {tuple(bias_shape)}"
-        )
+        raise ValueError(f"bias must have shape ({c_out},) (one per output channel), got {tuple(bias_shape)}")
     st = pair(stride, "stride")
     if st[0] <= 0 or st[1] <= 0:
         raise ValueError(f"stride must be positive, got {stride!r}")
@@ -242,13 +259,9 @@ def _make_spec(
         raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
     pad = resolve_padding(padding, (kh, kw), dil, st)
     if padding_mode == "reflect" and (max(pad[:2]) >= h or max(pad[2:]) >= w):
-        raise ValueError(
-            f"reflect padding {pad} must be smaller than the input size ({h}, {w})"
-        )
+        raise ValueError(f"reflect padding {pad} must be smaller than the input size ({h}, {w})")
     if padding_mode == "circular" and (max(pad[:2]) > h or max(pad[2:]) > w):
-        raise ValueError(
-            f"circular padding {pad} must not exceed the input size ({h}, {w})"
-        )
+        raise ValueError(f"circular padding {pad} must not exceed the input size ({h}, {w})")
     hp, wp = h + pad[0] + pad[1], w + pad[2] + pad[3]
     ekh, ekw = dil[0] * (kh - 1) + 1, dil[1] * (kw - 1) + 1
     if ekh > hp or ekw > wp:
@@ -259,8 +272,20 @@ def _make_spec(
     out_h = output_size(h, kh, st[0], pad[0] + pad[1], dil[0])
     out_w = output_size(w, kw, st[1], pad[2] + pad[3], dil[1])
     return ConvSpec(
-        n=n, c_in=c_in, h=h, w=w, c_out=c_out, kh=kh, kw=kw, stride=st, pad=pad,
-        dilation=dil, groups=groups, padding_mode=padding_mode, out_h=out_h, out_w=out_w,
+        n=n,
+        c_in=c_in,
+        h=h,
+        w=w,
+        c_out=c_out,
+        kh=kh,
+        kw=kw,
+        stride=st,
+        pad=pad,
+        dilation=dil,
+        groups=groups,
+        padding_mode=padding_mode,
+        out_h=out_h,
+        out_w=out_w,
         dtype=np.dtype(dtype),
     )
 
@@ -284,17 +309,31 @@ def pad_input(x: np.ndarray, pad: tuple[int, int, int, int], padding_mode: str) 
     return np.pad(x, widths, mode=_NUMPY_PAD_MODE[padding_mode])
 
 
-def _checked(x: object, weight: object, bias: object, stride: IntOrPair, padding: Padding,
-             dilation: IntOrPair, groups: int, padding_mode: str
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, ConvSpec]:
+def _checked(
+    x: object,
+    weight: object,
+    bias: object,
+    stride: IntOrPair,
+    padding: Padding,
+    dilation: IntOrPair,
+    groups: int,
+    padding_mode: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, ConvSpec]:
     """The call validated (its spec) and its arrays C-contiguous in the compute dtype."""
     xa = _as_float_array(x, "input")
     wa = _as_float_array(weight, "weight")
     ba = None if bias is None else _as_float_array(bias, "bias")
     dtype = result_dtype(xa, wa, ba)
     spec = make_spec(
-        xa.shape, wa.shape, None if ba is None else ba.shape,
-        stride, padding, dilation, groups, padding_mode, dtype,
+        xa.shape,
+        wa.shape,
+        None if ba is None else ba.shape,
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode,
+        dtype,
     )
     xa = np.ascontiguousarray(xa, dtype=dtype)
     wa = np.ascontiguousarray(wa, dtype=dtype)

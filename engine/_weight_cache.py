@@ -118,8 +118,9 @@ class WeightCache:
     def info(self, owner: int) -> WeightCacheInfo:
         with self._lock:
             mine = [size for key, (_, size) in self._entries.items() if key[0] == owner]
-            return WeightCacheInfo(self._hits.get(owner, 0), self._misses.get(owner, 0), len(mine),
-                                   sum(mine), self._limit)
+            return WeightCacheInfo(
+                self._hits.get(owner, 0), self._misses.get(owner, 0), len(mine), sum(mine), self._limit
+            )
 
     @property
     def total_bytes(self) -> int:

@@ -37,8 +37,20 @@ from engine.winograd import WinogradEngine, applies
 
 def shape_key(spec: ConvSpec) -> tuple:
     """What decides the winner: every shape field of the call."""
-    return (spec.n, spec.c_in, spec.h, spec.w, spec.c_out, spec.kh, spec.kw, spec.stride,
-            spec.pad, spec.dilation, spec.groups, spec.dtype.char)
+    return (
+        spec.n,
+        spec.c_in,
+        spec.h,
+        spec.w,
+        spec.c_out,
+        spec.kh,
+        spec.kw,
+        spec.stride,
+        spec.pad,
+        spec.dilation,
+        spec.groups,
+        spec.dtype.char,
+    )
 
 
 class AutoEngine(Engine):
@@ -49,9 +61,11 @@ class AutoEngine(Engine):
         super().__init__()
         self.jit = jit
         self._engines: dict[str, Engine] = {
-            "direct": DirectEngine(jit=jit), "im2col": Im2colEngine(jit=jit),
+            "direct": DirectEngine(jit=jit),
+            "im2col": Im2colEngine(jit=jit),
             "winograd F(2x2)": WinogradEngine(jit=jit, tile=2),
-            "winograd F(4x4)": WinogradEngine(jit=jit, tile=4), "fft": FFTEngine(jit=jit),
+            "winograd F(4x4)": WinogradEngine(jit=jit, tile=4),
+            "fft": FFTEngine(jit=jit),
         }
         self._choice: dict[tuple, str] = {}
         self._timings: dict[tuple, dict[str, float]] = {}
@@ -106,8 +120,14 @@ class AutoEngine(Engine):
             chosen = names[0]
         return f"auto → {self._engines[chosen].algorithm_for(spec)}"
 
-    def _compute(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
-                 weight_key: Hashable | None) -> tuple[np.ndarray, str]:
+    def _compute(
+        self,
+        x: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        spec: ConvSpec,
+        weight_key: Hashable | None,
+    ) -> tuple[np.ndarray, str]:
         key = shape_key(spec)
         with self._lock:
             chosen = self._choice.get(key)

@@ -68,8 +68,9 @@ class Engine(ABC):
         ``H_out = floor((H + 2p - d(k-1) - 1) / s) + 1``. Raises ``ValueError`` naming the
         values on invalid arguments. ``weight_key``: see the class docstring.
         """
-        return self.run(x, weight, bias, stride, padding, dilation, groups, padding_mode,
-                        weight_key=weight_key).output
+        return self.run(
+            x, weight, bias, stride, padding, dilation, groups, padding_mode, weight_key=weight_key
+        ).output
 
     def run(
         self,
@@ -105,8 +106,9 @@ class Engine(ABC):
 
     # -- weight-derived cache -------------------------------------------------------------------
 
-    def _weight_derived(self, weight_key: Hashable | None, tag: Hashable,
-                        build: Callable[[], object]) -> object:
+    def _weight_derived(
+        self, weight_key: Hashable | None, tag: Hashable, build: Callable[[], object]
+    ) -> object:
         """``build()``, or its cached value when the caller named the weights.
 
         ``tag`` says what was derived and for which shape and dtype, so one key can hold the
@@ -125,8 +127,14 @@ class Engine(ABC):
         return SHARED.info(self._owner)
 
     @abstractmethod
-    def _compute(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
-                 weight_key: Hashable | None) -> tuple[np.ndarray, str]:
+    def _compute(
+        self,
+        x: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        spec: ConvSpec,
+        weight_key: Hashable | None,
+    ) -> tuple[np.ndarray, str]:
         """Convolve ``x`` ``(N, C_in, H, W)`` (zero padding ``spec.pad`` not yet applied) and
         add ``bias``; return the output, a fresh writable array of ``spec.dtype``, and the name
         of the algorithm that ran."""

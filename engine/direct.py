@@ -98,12 +98,12 @@ DENSE_MAX_CHANNELS = 32
 
 def compiled_dense(spec: ConvSpec) -> bool:
     """Where the compiled dense tap loop runs: one group, a 3x3 kernel, few input channels."""
-    return (spec.groups == 1 and (spec.kh, spec.kw) == (3, 3)
-            and spec.c_in <= DENSE_MAX_CHANNELS)
+    return spec.groups == 1 and (spec.kh, spec.kw) == (3, 3) and spec.c_in <= DENSE_MAX_CHANNELS
 
 
-def _dense3x3(kernels, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-              spec: ConvSpec) -> np.ndarray:
+def _dense3x3(
+    kernels, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec
+) -> np.ndarray:
     """The tap loop over each image's phase planes (:func:`engine.im2col.phase_planes`'s
     layout), four output channels per pass, groups of four split over the cores."""
     sh, sw = spec.stride
@@ -114,12 +114,18 @@ def _dense3x3(kernels, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | Non
     groups4 = -(-spec.c_out // 4)
     for n in range(spec.n):
         planes.fill(0)
-        parallel.run(lambda c0, c1, n=n: kernels.phase_planes(
-            x, n, planes, sh, sw, spec.pad[0], spec.pad[2], hq, wq, c0, c1),
-            parallel.kernel_pieces(spec.c_in, hq * wq * sh * sw))
-        parallel.run(lambda g0, g1, n=n: kernels.dense3x3(planes, weight, b, out, n, sh, sw,
-                                                         *spec.dilation, wq, g0, g1),
-                     parallel.kernel_pieces(groups4, 36 * spec.c_in * hq * wq))
+        parallel.run(
+            lambda c0, c1, n=n: kernels.phase_planes(
+                x, n, planes, sh, sw, spec.pad[0], spec.pad[2], hq, wq, c0, c1
+            ),
+            parallel.kernel_pieces(spec.c_in, hq * wq * sh * sw),
+        )
+        parallel.run(
+            lambda g0, g1, n=n: kernels.dense3x3(
+                planes, weight, b, out, n, sh, sw, *spec.dilation, wq, g0, g1
+            ),
+            parallel.kernel_pieces(groups4, 36 * spec.c_in * hq * wq),
+        )
     return out
 
 
@@ -131,17 +137,26 @@ class DirectEngine(Engine):
         super().__init__()
         self.jit = jit
 
-    def _compute(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
-                 weight_key: Hashable | None) -> tuple[np.ndarray, str]:
+    def _compute(
+        self,
+        x: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        spec: ConvSpec,
+        weight_key: Hashable | None,
+    ) -> tuple[np.ndarray, str]:
         if spec.c_in_per_group == 1 and self.jit:
             kernels = _jit.kernels()
             if kernels is not None:
                 out = np.empty(spec.output_shape, dtype=spec.dtype)
                 b = np.empty(0, dtype=spec.dtype) if bias is None else bias
                 taps = spec.c_out_per_group * spec.out_h * spec.out_w * spec.kh * spec.kw
-                parallel.run(lambda c0, c1: kernels.depthwise(
-                    x, weight, b, out, *spec.stride, *spec.dilation, spec.pad[0], spec.pad[2], c0, c1),
-                    parallel.kernel_pieces(spec.n * spec.c_in, taps))
+                parallel.run(
+                    lambda c0, c1: kernels.depthwise(
+                        x, weight, b, out, *spec.stride, *spec.dilation, spec.pad[0], spec.pad[2], c0, c1
+                    ),
+                    parallel.kernel_pieces(spec.n * spec.c_in, taps),
+                )
                 return out, self.name
         if self.jit and compiled_dense(spec):
             kernels = _jit.kernels()
@@ -170,8 +185,12 @@ class DirectEngine(Engine):
         Raises ``ValueError`` if the element is outside the output.
         """
         xp, w, b, spec = prepare(x, weight, bias, stride, padding, dilation, groups, padding_mode)
-        for label, value, size in (("n", n, spec.n), ("out_channel", out_channel, spec.c_out),
-                                   ("y", y, spec.out_h), ("x", x_pos, spec.out_w)):
+        for label, value, size in (
+            ("n", n, spec.n),
+            ("out_channel", out_channel, spec.c_out),
+            ("y", y, spec.out_h),
+            ("x", x_pos, spec.out_w),
+        ):
             if not 0 <= value < size:
                 raise ValueError(f"{label}={value} is outside the output (size {size})")
         cg = spec.c_in_per_group
@@ -189,8 +208,18 @@ class DirectEngine(Engine):
         rows, cols = prow - spec.pad[0], pcol - spec.pad[2]
         in_padding = ((rows < 0) | (rows >= spec.h))[:, None] | ((cols < 0) | (cols >= spec.w))[None, :]
         return UnitTrace(
-            n=n, out_channel=out_channel, y=y, x=x_pos, patch=patch, kernel=kernel,
-            products=products, channel_sums=channel_sums, bias=bias_value,
-            value=float(channel_sums.sum() + bias_value), input_channels=channels,
-            rows=rows, cols=cols, in_padding=in_padding,
+            n=n,
+            out_channel=out_channel,
+            y=y,
+            x=x_pos,
+            patch=patch,
+            kernel=kernel,
+            products=products,
+            channel_sums=channel_sums,
+            bias=bias_value,
+            value=float(channel_sums.sum() + bias_value),
+            input_channels=channels,
+            rows=rows,
+            cols=cols,
+            in_padding=in_padding,
         )

@@ -68,8 +68,14 @@ class FFTEngine(Engine):
             return f"fft (stride {spec.stride[0]}x{spec.stride[1]}: computed at stride 1, subsampled)"
         return "fft"
 
-    def _compute(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
-                 weight_key: Hashable | None) -> tuple[np.ndarray, str]:
+    def _compute(
+        self,
+        x: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        spec: ConvSpec,
+        weight_key: Hashable | None,
+    ) -> tuple[np.ndarray, str]:
         g, cg, og, n = spec.groups, spec.c_in_per_group, spec.c_out_per_group, spec.n
         k = dilate_kernel(weight, spec.dilation)
         ekh, ekw = k.shape[2:]
@@ -97,16 +103,23 @@ class FFTEngine(Engine):
 
                     def spectra(ob: slice = ob, c0: int = c0, c1: int = c1) -> np.ndarray:
                         kf = np.fft.rfft2(k[ob, c0:c1], s=(lh, lw))  # (ob, cb, lh, fw)
-                        return np.ascontiguousarray(np.conj(kf).reshape(ob.stop - ob.start, c1 - c0, nf)
-                                                    .transpose(2, 0, 1))  # (F, ob, cb)
+                        return np.ascontiguousarray(
+                            np.conj(kf).reshape(ob.stop - ob.start, c1 - c0, nf).transpose(2, 0, 1)
+                        )  # (F, ob, cb)
+
                     kt = self._weight_derived(
-                        weight_key, ("conj rfft2", lh, lw, ob.start, ob.stop, c0, c1, k.shape,
-                                     spec.dtype.str), spectra)
+                        weight_key,
+                        ("conj rfft2", lh, lw, ob.start, ob.stop, c0, c1, k.shape, spec.dtype.str),
+                        spectra,
+                    )
                     xc = xt[:, c0:c1]
                     if self.jit:
-                        parallel.run(lambda f0, f1, kt=kt, xc=xc, of=of: np.add(
-                            of[f0:f1], np.matmul(kt[f0:f1], xc[f0:f1]), out=of[f0:f1]),
-                            parallel.gemm_pieces(nf, 4 * (o1 - o0) * (c1 - c0) * n))
+                        parallel.run(
+                            lambda f0, f1, kt=kt, xc=xc, of=of: np.add(
+                                of[f0:f1], np.matmul(kt[f0:f1], xc[f0:f1]), out=of[f0:f1]
+                            ),
+                            parallel.gemm_pieces(nf, 4 * (o1 - o0) * (c1 - c0) * n),
+                        )
                     else:
                         of += np.matmul(kt, xc)  # (F, ob, N)
                 full = np.fft.irfft2(of.transpose(2, 1, 0).reshape(n, o1 - o0, lh, fw), s=(lh, lw))

@@ -77,8 +77,9 @@ def row_bands(spec: ConvSpec, budget: int | None = None) -> list[tuple[int, int]
     return chunks(spec.out_h, k * spec.out_w * spec.dtype.itemsize, budget)
 
 
-def im2col_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
-                use_jit: bool = False) -> np.ndarray:
+def im2col_conv(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec, use_jit: bool = False
+) -> np.ndarray:
     """im2col + GEMM of ``x`` ``(N, C, H, W)`` (zero padding ``spec.pad`` applied here); returns
     ``(N, O, H_out, W_out)`` with bias added."""
     g, og, cg = spec.groups, spec.c_out_per_group, spec.c_in_per_group
@@ -91,8 +92,10 @@ def im2col_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec
         for n in range(spec.n):
             xs, outs = x[n].reshape(g, cg, hw), out[n].reshape(g, og, hw)
             if use_jit:  # output channels split over the cores
-                parallel.run(lambda o0, o1, xs=xs, outs=outs: np.matmul(w[:, o0:o1], xs, out=outs[:, o0:o1]),
-                             parallel.gemm_pieces(og, g * cg * hw))
+                parallel.run(
+                    lambda o0, o1, xs=xs, outs=outs: np.matmul(w[:, o0:o1], xs, out=outs[:, o0:o1]),
+                    parallel.gemm_pieces(og, g * cg * hw),
+                )
             else:
                 np.matmul(w, xs, out=outs)
         return add_bias(out, bias)
@@ -111,12 +114,30 @@ def im2col_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec
                     cols = buffer[:, : (y1 - y0) * spec.out_w]
                     parallel.run(
                         lambda r0, r1, n=n, gi=gi, y0=y0, y1=y1, cols=cols: kernels.patches(
-                            x, cols, n, gi * cg, spec.kh, spec.kw, *spec.stride, *spec.dilation,
-                            spec.pad[0], spec.pad[2], y0, y1, spec.out_w, r0, r1),
-                        parallel.kernel_pieces(k, (y1 - y0) * spec.out_w))
-                    parallel.run(lambda o0, o1, gi=gi, cols=cols, dst=dst: np.matmul(
-                        w[gi, o0:o1], cols, out=dst[o0:o1]),
-                        parallel.gemm_pieces(og, k * (y1 - y0) * spec.out_w))
+                            x,
+                            cols,
+                            n,
+                            gi * cg,
+                            spec.kh,
+                            spec.kw,
+                            *spec.stride,
+                            *spec.dilation,
+                            spec.pad[0],
+                            spec.pad[2],
+                            y0,
+                            y1,
+                            spec.out_w,
+                            r0,
+                            r1,
+                        ),
+                        parallel.kernel_pieces(k, (y1 - y0) * spec.out_w),
+                    )
+                    parallel.run(
+                        lambda o0, o1, gi=gi, cols=cols, dst=dst: np.matmul(
+                            w[gi, o0:o1], cols, out=dst[o0:o1]
+                        ),
+                        parallel.gemm_pieces(og, k * (y1 - y0) * spec.out_w),
+                    )
                 else:
                     part = xp[n : n + 1, gi * cg : (gi + 1) * cg]
                     cols = patch_matrix(part, _one_group(spec), y0, y1)[0, 0]
@@ -173,8 +194,9 @@ def uses_wide_rows(spec: ConvSpec) -> bool:
     return 10 * (wq - spec.out_w) <= spec.out_w
 
 
-def _wide_conv(kernels, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-               spec: ConvSpec) -> np.ndarray:
+def _wide_conv(
+    kernels, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec
+) -> np.ndarray:
     """im2col + GEMM with the wide patch matrix (compiled kernels, split over the cores)."""
     sh, sw = spec.stride
     hq, wq = plane_shape(spec)
@@ -189,20 +211,29 @@ def _wide_conv(kernels, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | No
     b = np.empty(0, dtype=spec.dtype) if bias is None else bias
     for n in range(spec.n):
         planes.fill(0)
-        parallel.run(lambda c0, c1, n=n: kernels.phase_planes(
-            x, n, planes, sh, sw, spec.pad[0], spec.pad[2], hq, wq, c0, c1),
-            parallel.kernel_pieces(spec.c_in, hq * wq * sh * sw))
+        parallel.run(
+            lambda c0, c1, n=n: kernels.phase_planes(
+                x, n, planes, sh, sw, spec.pad[0], spec.pad[2], hq, wq, c0, c1
+            ),
+            parallel.kernel_pieces(spec.c_in, hq * wq * sh * sw),
+        )
         for y0, y1 in bands:
             length = (y1 - y0) * wq
-            parallel.run(lambda r0, r1, y0=y0, y1=y1: kernels.patches_wide(
-                planes, cols, spec.kh, spec.kw, sh, sw, *spec.dilation, wq, y0, y1, r0, r1),
-                parallel.kernel_pieces(k, length))
+            parallel.run(
+                lambda r0, r1, y0=y0, y1=y1: kernels.patches_wide(
+                    planes, cols, spec.kh, spec.kw, sh, sw, *spec.dilation, wq, y0, y1, r0, r1
+                ),
+                parallel.kernel_pieces(k, length),
+            )
             c, dst = cols[:, :length], wide[:, :length]
             # each piece's rows of the GEMM, then the same rows cropped (bias added)
-            parallel.run(lambda o0, o1, c=c, dst=dst, n=n, y0=y0, y1=y1: (
-                np.matmul(w[o0:o1], c, out=dst[o0:o1]),
-                kernels.crop_rows(wide, b, out, n, y0, y1, wq, o0, o1)),
-                parallel.gemm_pieces(spec.c_out, k * length))
+            parallel.run(
+                lambda o0, o1, c=c, dst=dst, n=n, y0=y0, y1=y1: (
+                    np.matmul(w[o0:o1], c, out=dst[o0:o1]),
+                    kernels.crop_rows(wide, b, out, n, y0, y1, wq, o0, o1),
+                ),
+                parallel.gemm_pieces(spec.c_out, k * length),
+            )
     return out
 
 
@@ -226,6 +257,12 @@ class Im2colEngine(Engine):
             return "im2col+gemm (phase planes, wide rows)"
         return "im2col+gemm"
 
-    def _compute(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
-                 weight_key: Hashable | None) -> tuple[np.ndarray, str]:
+    def _compute(
+        self,
+        x: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        spec: ConvSpec,
+        weight_key: Hashable | None,
+    ) -> tuple[np.ndarray, str]:
         return im2col_conv(x, weight, bias, spec, use_jit=self.jit), self.algorithm_for(spec)

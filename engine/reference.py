@@ -36,8 +36,17 @@ class ReferenceEngine(Engine):
         ba = None if bias is None else np.asarray(bias)
         dtype = result_dtype(xa, wa, ba)
         # same validation and messages as every other engine
-        spec = make_spec(xa.shape, wa.shape, None if ba is None else ba.shape,
-                         stride, padding, dilation, groups, padding_mode, dtype)
+        spec = make_spec(
+            xa.shape,
+            wa.shape,
+            None if ba is None else ba.shape,
+            stride,
+            padding,
+            dilation,
+            groups,
+            padding_mode,
+            dtype,
+        )
         tx = torch.from_numpy(np.ascontiguousarray(xa, dtype=dtype))
         tw = torch.from_numpy(np.ascontiguousarray(wa, dtype=dtype))
         tb = None if ba is None else torch.from_numpy(np.ascontiguousarray(ba, dtype=dtype))
@@ -56,6 +65,12 @@ class ReferenceEngine(Engine):
         self._local.algorithm = self.name
         return ConvResult(out.numpy(), self.name)
 
-    def _compute(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
-                 weight_key: Hashable | None) -> tuple[np.ndarray, str]:
+    def _compute(
+        self,
+        x: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        spec: ConvSpec,
+        weight_key: Hashable | None,
+    ) -> tuple[np.ndarray, str]:
         raise NotImplementedError("ReferenceEngine overrides run()")  # pragma: no cover

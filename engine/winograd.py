@@ -108,8 +108,10 @@ def filter_transform(weight: np.ndarray, spec: ConvSpec, m: int, use_jit: bool =
     if kernels is not None:
         w9 = weight.reshape(-1, 9)
         u = np.empty((a * a, w9.shape[0]), dtype=spec.dtype)
-        parallel.run(lambda f0, f1: kernels.winograd_filter(w9, g_mat, u, f0, f1),
-                     parallel.kernel_pieces(w9.shape[0], 4 * a * a))
+        parallel.run(
+            lambda f0, f1: kernels.winograd_filter(w9, g_mat, u, f0, f1),
+            parallel.kernel_pieces(w9.shape[0], 4 * a * a),
+        )
         return u.reshape(a * a, g, og, cg)
     u = g_mat @ weight.astype(np.float64) @ g_mat.T  # (O, C/G, a, a)
     u = u.reshape(g, og, cg, a * a).transpose(3, 0, 1, 2)
@@ -126,13 +128,22 @@ def _tiles(xp: np.ndarray, spec: ConvSpec, m: int, ty0: int, ty1: int, tw: int) 
     part[:, :, : src.shape[2], : src.shape[3]] = src
     s_n, s_c, s_h, s_w = part.strides
     return as_strided(
-        part, shape=(spec.c_in, spec.n, ty1 - ty0, tw, a, a),
-        strides=(s_c, s_n, m * s_h, m * s_w, s_h, s_w), writeable=False,
+        part,
+        shape=(spec.c_in, spec.n, ty1 - ty0, tw, a, a),
+        strides=(s_c, s_n, m * s_h, m * s_w, s_h, s_w),
+        writeable=False,
     )
 
 
-def winograd_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
-                  m: int, u: np.ndarray | None = None, use_jit: bool = False) -> np.ndarray:
+def winograd_conv(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    spec: ConvSpec,
+    m: int,
+    u: np.ndarray | None = None,
+    use_jit: bool = False,
+) -> np.ndarray:
     """F(m x m, 3x3) of ``x`` ``(N, C, H, W)`` (zero padding ``spec.pad`` applied here) with
     ``weight`` ``(O, C/G, 3, 3)``; ``u`` is :func:`filter_transform`'s result if already known.
 
@@ -173,24 +184,39 @@ def winograd_conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, sp
     return out
 
 
-def _jit_band(kernels, x: np.ndarray, u_gemm: np.ndarray, bias: np.ndarray | None,
-              spec: ConvSpec, m: int, ty0: int, ty1: int, tw: int, out: np.ndarray) -> None:
+def _jit_band(
+    kernels,
+    x: np.ndarray,
+    u_gemm: np.ndarray,
+    bias: np.ndarray | None,
+    spec: ConvSpec,
+    m: int,
+    ty0: int,
+    ty1: int,
+    tw: int,
+    out: np.ndarray,
+) -> None:
     """Tile rows ``ty0 .. ty1`` with the compiled transforms, each step split over the cores."""
     a, g, dt = m + 2, spec.groups, spec.dtype
     cg, og = spec.c_in_per_group, spec.c_out_per_group
     p = spec.n * (ty1 - ty0) * tw
     v = scratch("winograd V", (a * a, spec.c_in, p), dt)
-    parallel.run(lambda c0, c1: kernels.winograd_input(x, v, m, spec.pad[0], spec.pad[2], ty0, ty1,
-                                                       tw, c0, c1),
-                 parallel.kernel_pieces(spec.n * spec.c_in, a * a * p // spec.n))
+    parallel.run(
+        lambda c0, c1: kernels.winograd_input(x, v, m, spec.pad[0], spec.pad[2], ty0, ty1, tw, c0, c1),
+        parallel.kernel_pieces(spec.n * spec.c_in, a * a * p // spec.n),
+    )
     v3 = v.reshape(a * a * g, cg, p)
     mm = scratch("winograd M", (a * a * g, og, p), dt)
-    parallel.run(lambda k0, k1: np.matmul(u_gemm[k0:k1], v3[k0:k1], out=mm[k0:k1]),
-                 parallel.gemm_pieces(a * a * g, og * cg * p))
+    parallel.run(
+        lambda k0, k1: np.matmul(u_gemm[k0:k1], v3[k0:k1], out=mm[k0:k1]),
+        parallel.gemm_pieces(a * a * g, og * cg * p),
+    )
     b = np.empty(0, dtype=dt) if bias is None else bias
     mm3 = mm.reshape(a * a, spec.c_out, p)
-    parallel.run(lambda o0, o1: kernels.winograd_output(mm3, b, out, m, ty0, ty1, tw, o0, o1),
-                 parallel.kernel_pieces(spec.n * spec.c_out, a * a * p // spec.n))
+    parallel.run(
+        lambda o0, o1: kernels.winograd_output(mm3, b, out, m, ty0, ty1, tw, o0, o1),
+        parallel.kernel_pieces(spec.n * spec.c_out, a * a * p // spec.n),
+    )
 
 
 class WinogradEngine(Engine):
@@ -220,13 +246,22 @@ class WinogradEngine(Engine):
         super().clear_weight_cache()
         self._fallback.clear_weight_cache()
 
-    def _compute(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, spec: ConvSpec,
-                 weight_key: Hashable | None) -> tuple[np.ndarray, str]:
+    def _compute(
+        self,
+        x: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        spec: ConvSpec,
+        weight_key: Hashable | None,
+    ) -> tuple[np.ndarray, str]:
         if not applies(spec):
             out, _ = self._fallback._compute(x, weight, bias, spec, weight_key)
             return out, self.algorithm_for(spec)
         m = self._tile(spec)
-        u = self._weight_derived(weight_key, ("G g G^T", m, weight.shape, spec.groups, spec.dtype.str),
-                                 lambda: filter_transform(weight, spec, m, self.jit))
+        u = self._weight_derived(
+            weight_key,
+            ("G g G^T", m, weight.shape, spec.groups, spec.dtype.str),
+            lambda: filter_transform(weight, spec, m, self.jit),
+        )
         out = winograd_conv(x, weight, bias, spec, m, u, use_jit=self.jit)
         return out, self.algorithm_for(spec)

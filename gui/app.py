@@ -42,12 +42,20 @@ def run_app(args: argparse.Namespace) -> int:
 
         size = DEFAULT_SIZE  # a screenshot's size does not depend on the screen it is taken on
     window = MainWindow(settings, size=size)
-    window.start(image=args.image, model=args.model, engine=args.engine if args.engine != "auto"
-                 or args.screenshot else None, untrained=args.untrained or None,
-                 trust=args.trust_model, layer=args.layer, arch=args.arch,
-                 input_size=args.input_size, channels=args.channels,
-                 mean=getattr(args, "mean", None), std=getattr(args, "std", None),
-                 labels=getattr(args, "labels", None))
+    window.start(
+        image=args.image,
+        model=args.model,
+        engine=args.engine if args.engine != "auto" or args.screenshot else None,
+        untrained=args.untrained or None,
+        trust=args.trust_model,
+        layer=args.layer,
+        arch=args.arch,
+        input_size=args.input_size,
+        channels=args.channels,
+        mean=getattr(args, "mean", None),
+        std=getattr(args, "std", None),
+        labels=getattr(args, "labels", None),
+    )
     if getattr(args, "dataset", None):
         window.topk.set_folder(args.dataset)  # scanned as soon as the model is loaded
     if args.view and not args.screenshot:

@@ -117,8 +117,11 @@ class ColorBar(QWidget):
         title_w = self._title_width()
         if title_w > 12:
             title = fm.elidedText(self._title, Qt.TextElideMode.ElideRight, title_w - 4)
-            painter.drawText(QRect(0, 0, title_w, self.height()),
-                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
+            painter.drawText(
+                QRect(0, 0, title_w, self.height()),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                title,
+            )
         if self._range is None and self._words is None:
             painter.end()
             return

@@ -35,8 +35,18 @@ from models.timing import EngineTiming, private_copy, time_engines
 
 DEFAULT_RUNS = 5
 # one colour per engine in the chart (a qualitative palette, readable on white)
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+PALETTE = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+]
 
 
 def short_algorithm(engine: str, algorithm: str | None) -> str:
@@ -45,7 +55,7 @@ def short_algorithm(engine: str, algorithm: str | None) -> str:
     if not algorithm or algorithm == engine:
         return ""
     prefix = f"{engine} → "
-    return algorithm[len(prefix):] if algorithm.startswith(prefix) else algorithm
+    return algorithm[len(prefix) :] if algorithm.startswith(prefix) else algorithm
 
 
 def brief_algorithm(engine: str, algorithm: str | None) -> str:
@@ -76,11 +86,14 @@ class EnginePanel(View):
         self.combo = QComboBox()
         for name in available_engines():
             self.combo.addItem(name)
-            self.combo.setItemData(self.combo.count() - 1, get_engine(name).description,
-                                   role=Qt.ItemDataRole.ToolTipRole)
+            self.combo.setItemData(
+                self.combo.count() - 1, get_engine(name).description, role=Qt.ItemDataRole.ToolTipRole
+            )
         self.time_button = QPushButton("Time all engines")
-        self.time_button.setToolTip("run the current image through the model on every engine, "
-                                    "several times each, and show each layer's median time")
+        self.time_button.setToolTip(
+            "run the current image through the model on every engine, "
+            "several times each, and show each layer's median time"
+        )
         self.runs = QSpinBox()
         self.runs.setRange(1, 50)
         self.runs.setValue(DEFAULT_RUNS)
@@ -127,11 +140,13 @@ class EnginePanel(View):
         splitter.setSizes([300, 300])
         splitter.setChildrenCollapsible(False)
         self.splitter = splitter
-        self.note = QLabel("Times in ms (each cell: time · the algorithm the engine ran, all of it "
-                           "on hover); a column "
-                           "says whether it is one run or the median of several. × torch = total "
-                           "time over torch's (reference). Δ = max |difference| from torch over all "
-                           "conv outputs.")
+        self.note = QLabel(
+            "Times in ms (each cell: time · the algorithm the engine ran, all of it "
+            "on hover); a column "
+            "says whether it is one run or the median of several. × torch = total "
+            "time over torch's (reference). Δ = max |difference| from torch over all "
+            "conv outputs."
+        )
         self.note.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -172,11 +187,13 @@ class EnginePanel(View):
             if key != self._input_key:
                 self._input_key = key
                 self.reset([la.name for la in result.layers if la.is_conv])
-            self.add_run(outcome.request.engine,
-                         {la.name: la.time_ms for la in result.layers if la.is_conv},
-                         result.total_ms, getattr(outcome, "max_diff", None),
-                         algorithms={la.name: la.algorithm for la in result.layers
-                                     if la.is_conv and la.algorithm})
+            self.add_run(
+                outcome.request.engine,
+                {la.name: la.time_ms for la in result.layers if la.is_conv},
+                result.total_ms,
+                getattr(outcome, "max_diff", None),
+                algorithms={la.name: la.algorithm for la in result.layers if la.is_conv and la.algorithm},
+            )
         comparison = getattr(outcome, "comparison", None)
         if comparison is not None and comparison is not self._comparison:
             self._comparison = comparison
@@ -203,9 +220,15 @@ class EnginePanel(View):
             self.lane.cancel()
         self._refresh()
 
-    def add_run(self, engine: str, times: dict[str, float], total_ms: float,
-                max_diff: float | None, algorithms: dict[str, str] | None = None,
-                runs: int = 1) -> None:
+    def add_run(
+        self,
+        engine: str,
+        times: dict[str, float],
+        total_ms: float,
+        max_diff: float | None,
+        algorithms: dict[str, str] | None = None,
+        runs: int = 1,
+    ) -> None:
         """One engine's column: ``times`` per conv layer (a median when ``runs`` > 1). A single
         run does not replace a median already there for the same engine."""
         old = self._runs.get(engine)
@@ -214,13 +237,19 @@ class EnginePanel(View):
                 old["diff"] = max_diff
                 self._refresh()
             return
-        self._runs[engine] = {"times": times, "total": total_ms, "diff": max_diff,
-                              "algorithms": dict(algorithms or {}), "runs": runs}
+        self._runs[engine] = {
+            "times": times,
+            "total": total_ms,
+            "diff": max_diff,
+            "algorithms": dict(algorithms or {}),
+            "runs": runs,
+        }
         self._refresh()
 
     def add_timing(self, timing: EngineTiming) -> None:
-        self.add_run(timing.engine, timing.times, timing.total_ms, timing.max_diff,
-                     timing.algorithms, timing.runs)
+        self.add_run(
+            timing.engine, timing.times, timing.total_ms, timing.max_diff, timing.algorithms, timing.runs
+        )
 
     def set_diff(self, engine: str, max_diff: float | None) -> None:
         """The Δ from torch, when it arrives after the run (the comparison runs second)."""
@@ -274,8 +303,9 @@ class EnginePanel(View):
         self.cancel_button.setVisible(True)
         self.time_button.setEnabled(False)
         self.status.setText(f"timing {len(engines)} engines × {runs} runs…")
-        self.lane.submit(job, lambda t, a=asked: self._on_timed(a, t),
-                         lambda exc, a=asked: self._on_timing_failed(a, exc))
+        self.lane.submit(
+            job, lambda t, a=asked: self._on_timed(a, t), lambda exc, a=asked: self._on_timing_failed(a, exc)
+        )
         return True
 
     def _on_progress(self, done: int, total: int | None) -> None:
@@ -288,20 +318,27 @@ class EnginePanel(View):
             return
         outcome = self._timing_for[1]
         self._timing_over("")
-        if outcome is not self._outcome and self._outcome is not None and \
-                (id(outcome.model), outcome.image.source) != self._input_key:
+        if (
+            outcome is not self._outcome
+            and self._outcome is not None
+            and (id(outcome.model), outcome.image.source) != self._input_key
+        ):
             return  # another model or image since: these times are for what is gone
         for t in timings:
             self.add_timing(t)
         runs = timings[0].runs if timings else 0
-        self.status.setText(f"{len(timings)} engines timed: each time is the median of {runs} runs"
-                            if runs > 1 else f"{len(timings)} engines timed, 1 run each")
+        self.status.setText(
+            f"{len(timings)} engines timed: each time is the median of {runs} runs"
+            if runs > 1
+            else f"{len(timings)} engines timed, 1 run each"
+        )
 
     def _on_timing_failed(self, asked: object, exc: BaseException) -> None:
         if self._timing_for is None or self._timing_for[0] is not asked:
             return
-        self._timing_over("timing cancelled" if isinstance(exc, Cancelled)
-                          else f"⚠ timing failed: {error_message(exc)}")
+        self._timing_over(
+            "timing cancelled" if isinstance(exc, Cancelled) else f"⚠ timing failed: {error_message(exc)}"
+        )
 
     def _timing_over(self, text: str) -> None:
         self.progress.setVisible(False)
@@ -325,8 +362,7 @@ class EnginePanel(View):
         engines = list(self._runs)
         self.table.clear()
         self.table.setColumnCount(len(engines))
-        self.table.setHorizontalHeaderLabels(
-            [f"{e}\n({run_label(self._runs[e]['runs'])})" for e in engines])
+        self.table.setHorizontalHeaderLabels([f"{e}\n({run_label(self._runs[e]['runs'])})" for e in engines])
         header = self._header_rows()
         rows = [*header, *self._layers]
         self.table.setRowCount(len(rows))
@@ -334,9 +370,11 @@ class EnginePanel(View):
         torch_total = self._runs["reference"]["total"] if "reference" in self._runs else None
         for col, e in enumerate(engines):
             run = self._runs[e]
-            values = {"total (ms)": f"{run['total']:.1f}",
-                      "× torch": f"{run['total'] / torch_total:.2f}" if torch_total else "",
-                      "Δ vs torch": "…" if run["diff"] is None else f"{run['diff']:.1e}"}
+            values = {
+                "total (ms)": f"{run['total']:.1f}",
+                "× torch": f"{run['total'] / torch_total:.2f}" if torch_total else "",
+                "Δ vs torch": "…" if run["diff"] is None else f"{run['diff']:.1e}",
+            }
             cells = [(values[h], "") for h in header]
             for n in self._layers:
                 if n not in run["times"]:
@@ -345,8 +383,12 @@ class EnginePanel(View):
                 algo = run["algorithms"].get(n)
                 brief, whole = brief_algorithm(e, algo), short_algorithm(e, algo)
                 time = f"{run['times'][n]:.2f}"
-                cells.append((time + (f" · {brief}" if brief else ""),
-                              f"{n} on {e}: {time} ms" + (f" · {whole}" if whole else "")))
+                cells.append(
+                    (
+                        time + (f" · {brief}" if brief else ""),
+                        f"{n} on {e}: {time} ms" + (f" · {whole}" if whole else ""),
+                    )
+                )
             for row, (v, tip) in enumerate(cells):
                 item = QTableWidgetItem(v)
                 if tip:
@@ -403,10 +445,18 @@ class EnginePanel(View):
         for k, e in enumerate(engines):
             run = self._runs[e]
             heights = [run["times"].get(n, 0.0) for n in self._layers]
-            color = PALETTE[available_engines().index(e) % len(PALETTE)] \
-                if e in available_engines() else PALETTE[k % len(PALETTE)]
-            bars = pg.BarGraphItem(x=xs + (k - (len(engines) - 1) / 2) * width, height=heights,
-                                   width=width, brush=color, pen=None)
+            color = (
+                PALETTE[available_engines().index(e) % len(PALETTE)]
+                if e in available_engines()
+                else PALETTE[k % len(PALETTE)]
+            )
+            bars = pg.BarGraphItem(
+                x=xs + (k - (len(engines) - 1) / 2) * width,
+                height=heights,
+                width=width,
+                brush=color,
+                pen=None,
+            )
             self.chart.addItem(bars)
             self.legend.addItem(bars, f"{e} ({run_label(run['runs'])})")
             self._bars[e] = bars

@@ -39,10 +39,16 @@ def maps_and_names(shown: Shown) -> tuple[np.ndarray, list[str] | None] | None:
     maps = result.maps(layer.name)
     names = model.channel_names.get(layer.name)
     categories = getattr(model, "categories", None)
-    if names is None and categories and result.layers and layer.name == result.layers[-1].name \
-            and np.asarray(maps).size == len(categories):
+    if (
+        names is None
+        and categories
+        and result.layers
+        and layer.name == result.layers[-1].name
+        and np.asarray(maps).size == len(categories)
+    ):
         names = list(categories)
     return maps, names
+
 
 class FeatureMapsView(View):
     """Feature maps of one layer: a paged mosaic plus the selected channel enlarged, each with a
@@ -75,8 +81,10 @@ class FeatureMapsView(View):
         self.colormap.addItems(list(render.COLORMAPS))
         self.normalization = QComboBox()
         self.normalization.addItems(["per map", "per layer"])
-        self.normalization.setToolTip("per map: each map on its own range (shapes show);\n"
-                                      "per layer: one range for all, so channels compare")
+        self.normalization.setToolTip(
+            "per map: each map on its own range (shapes show);\n"
+            "per layer: one range for all, so channels compare"
+        )
         self.sort = QComboBox()
         self.sort.addItems(["channel order", "by mean ↓", "by max ↓"])
         self.prev_page = QPushButton("◀")
@@ -88,9 +96,11 @@ class FeatureMapsView(View):
         self.readout = steady_label(self.HINT)
         controls = QHBoxLayout()
         # short words: the row fits the maps pane of a 1024 px window; the paging sits by the readout
-        for label, widget, tip in (("Colours", self.colormap, "colour map"),
-                                   ("Scale", self.normalization, self.normalization.toolTip()),
-                                   ("Sort", self.sort, "order of the tiles")):
+        for label, widget, tip in (
+            ("Colours", self.colormap, "colour map"),
+            ("Scale", self.normalization, self.normalization.toolTip()),
+            ("Sort", self.sort, "order of the tiles"),
+        ):
             words = QLabel(label)
             words.setToolTip(tip)
             controls.addWidget(words)
@@ -236,7 +246,7 @@ class FeatureMapsView(View):
 
     def page_channels(self) -> list[int]:
         """The channels on the current page, in display order."""
-        return [int(c) for c in self._order[self._page * PAGE_SIZE:(self._page + 1) * PAGE_SIZE]]
+        return [int(c) for c in self._order[self._page * PAGE_SIZE : (self._page + 1) * PAGE_SIZE]]
 
     def set_page(self, page: int) -> None:
         if self._maps is None:
@@ -339,8 +349,10 @@ class FeatureMapsView(View):
             self.colorbar.set_range(*render.value_range(maps, symmetric))
         else:
             self.colorbar.set_title("values (each map on its own range)")
-            self.colorbar.set_text_ends("−max |map|" if symmetric else "each map's min",
-                                        "+max |map|" if symmetric else "each map's max")
+            self.colorbar.set_text_ends(
+                "−max |map|" if symmetric else "each map's min",
+                "+max |map|" if symmetric else "each map's max",
+            )
         pages = self.page_count()
         self.page_label.setText(f"page {self._page + 1}/{pages} · {len(maps)} channels")
         self.prev_page.setEnabled(self._page > 0)
@@ -366,8 +378,10 @@ class FeatureMapsView(View):
         self.detail_box.clear()
         best = top[0] if top else 0
         name = self._name(best)
-        self.readout.setText(f"{self._layer} has no spatial extent: {n} values, one bar each · "
-                             f"largest: {best}{' ' + name if name else ''} = {values[best]:.4g}")
+        self.readout.setText(
+            f"{self._layer} has no spatial extent: {n} values, one bar each · "
+            f"largest: {best}{' ' + name if name else ''} = {values[best]:.4g}"
+        )
 
     def _place_highlight(self) -> None:
         channels = self.page_channels()

@@ -37,8 +37,7 @@ class Files:
         self.setFocus()
 
     def _save_path(self, title: str, name: str, filters: str) -> str:
-        path, _ = QFileDialog.getSaveFileName(self, title, str(Path(self.dialog_folder()) / name),
-                                              filters)
+        path, _ = QFileDialog.getSaveFileName(self, title, str(Path(self.dialog_folder()) / name), filters)
         self._after_dialog(path)
         return path
 
@@ -50,8 +49,7 @@ class Files:
             self.open_image(path)
 
     def open_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open model file", self.dialog_folder(),
-                                              MODEL_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open model file", self.dialog_folder(), MODEL_FILTER)
         self._after_dialog(path)
         if path:
             self.open_model(path)
@@ -72,8 +70,11 @@ class Files:
         if what is None:
             return
         kind, value = what
-        {"model": self.open_model, "image": self.open_image,
-         "picture": lambda pil: self.open_pil_image(pil, "dropped image")}[kind](value)
+        {
+            "model": self.open_model,
+            "image": self.open_image,
+            "picture": lambda pil: self.open_pil_image(pil, "dropped image"),
+        }[kind](value)
         event.acceptProposedAction()
 
     # ----------------------------------------------------------------- exporting
@@ -111,14 +112,26 @@ class Files:
         what = f"{outcome.model.name} on {outcome.source}"
 
         def job(progress, cancel):
-            return export_run(outcome.result, outcome.model, outcome.image, Path(directory),
-                              progress=progress, cancel=cancel)
+            return export_run(
+                outcome.result,
+                outcome.model,
+                outcome.image,
+                Path(directory),
+                progress=progress,
+                cancel=cancel,
+            )
 
         running = self.worker.busy and not self.worker.quiet
-        self.show_status(f"exporting {what} to {directory}…" + (
-            " (what is shown; the run under way goes on)" if running else ""))
-        self.exports.submit(job, lambda paths: self.show_status(
-            f"wrote {len(paths)} files ({what}) to {directory}"), self._show_exception, supersede=False)
+        self.show_status(
+            f"exporting {what} to {directory}…"
+            + (" (what is shown; the run under way goes on)" if running else "")
+        )
+        self.exports.submit(
+            job,
+            lambda paths: self.show_status(f"wrote {len(paths)} files ({what}) to {directory}"),
+            self._show_exception,
+            supersede=False,
+        )
 
     def export_name(self, what: str, suffix: str) -> str:
         """``model.layer.what.suffix``: a file name that says what it shows."""
@@ -128,14 +141,14 @@ class Files:
         return ".".join(p for p in parts if p).replace("/", "_").replace("\\", "_") + suffix
 
     def export_view_dialog(self) -> None:
-        path = self._save_path("Export view", self.export_name(self.current_view(), ".png"),
-                               "PNG (*.png)")
+        path = self._save_path("Export view", self.export_name(self.current_view(), ".png"), "PNG (*.png)")
         if path:
             self.export_view(path)
 
     def export_photo_dialog(self) -> None:
-        path = self._save_path("Export the photo with its overlay",
-                               self.export_name("photo", ".png"), "PNG (*.png)")
+        path = self._save_path(
+            "Export the photo with its overlay", self.export_name("photo", ".png"), "PNG (*.png)"
+        )
         if path:
             self.export_photo(path)
 
@@ -152,14 +165,12 @@ class Files:
         layer = self.current_layer()
         if layer is None:
             return
-        path = self._save_path("Export activations", self.export_name("activations", ".npy"),
-                               "NumPy (*.npy)")
+        path = self._save_path("Export activations", self.export_name("activations", ".npy"), "NumPy (*.npy)")
         if path:
             self.export_npy(path)
 
     def export_all_dialog(self) -> None:
-        directory = QFileDialog.getExistingDirectory(self, "Export everything to",
-                                                     self.dialog_folder())
+        directory = QFileDialog.getExistingDirectory(self, "Export everything to", self.dialog_folder())
         self._after_dialog(directory, folder=True)
         if directory:
             self.export_all(directory)

@@ -23,12 +23,16 @@ def caption(weight: np.ndarray, groups: int = 1) -> str:
     """The sentence that teaches what a filter is, for this layer's weight ``(O, I/g, kH, kW)``."""
     o, i, kh, kw = weight.shape
     if i == 1 and groups > 1:
-        return (f"{o} filters · depthwise: each filter is a single {kh}×{kw} kernel that reads one "
-                f"input channel → {o} output channels")
+        return (
+            f"{o} filters · depthwise: each filter is a single {kh}×{kw} kernel that reads one "
+            f"input channel → {o} output channels"
+        )
     kernels = "kernel" if i == 1 else "kernels"
     per = "" if groups == 1 else f" of its group ({groups} groups)"
-    return (f"{o} filters · each = {i} {kernels} of {kh}×{kw} (one per input channel{per}), "
-            f"summed, plus a bias → {o} output channels")
+    return (
+        f"{o} filters · each = {i} {kernels} of {kh}×{kw} (one per input channel{per}), "
+        f"summed, plus a bias → {o} output channels"
+    )
 
 
 def kernel_table(kernel: np.ndarray, title: str, tap: tuple[int, int] | None = None) -> str:
@@ -44,9 +48,10 @@ def kernel_table(kernel: np.ndarray, title: str, tap: tuple[int, int] | None = N
                 cell = f"<b><u>{cell}</u></b>"
             cells.append(f"<td align='right'>{cell}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (f"<p style='margin:2px'><b>{html.escape(title)}</b></p>"
-            f"<table cellspacing='0' cellpadding='2' style='font-family:monospace'>"
-            + "".join(rows) + "</table>")
+    return (
+        f"<p style='margin:2px'><b>{html.escape(title)}</b></p>"
+        f"<table cellspacing='0' cellpadding='2' style='font-family:monospace'>" + "".join(rows) + "</table>"
+    )
 
 
 MATRIX_INPUTS = 32  # input channels in the all-channels matrix; one channel shows every filter
@@ -54,8 +59,9 @@ MIN_INPUTS = 8  # a narrow pane still shows this many input channels per filter
 MIN_CELL = 14  # screen pixels a kernel (with its gap) gets at least in the matrix: readable 3x3
 
 
-def matrix_page(filters: int, inputs: int, view_w: float, view_h: float,
-                min_cell: float = MIN_CELL) -> tuple[int, int, int]:
+def matrix_page(
+    filters: int, inputs: int, view_w: float, view_h: float, min_cell: float = MIN_CELL
+) -> tuple[int, int, int]:
     """How the all-channels matrix fits a ``view_w`` x ``view_h`` pane with kernels of at least
     ``min_cell`` pixels: (input channels per filter, strips side by side, filters per page).
 
@@ -163,8 +169,7 @@ class FiltersView(View):
             return  # before the first run (or fed through set_weights by the old window): kept
         weight = layer_weights(outcome.model, layer.name) if layer.is_conv else None
         names = outcome.model.channel_names.get(layer.name) if layer.is_conv else None
-        self.set_weights(layer.name, weight, layer.conv.groups if layer.conv else 1, layer.type,
-                         names=names)
+        self.set_weights(layer.name, weight, layer.conv.groups if layer.conv else 1, layer.type, names=names)
         self.set_highlight(shown.channel)
 
     def refresh(self) -> None:
@@ -173,20 +178,32 @@ class FiltersView(View):
             self._paint()
 
     # --- public API --------------------------------------------------------------------
-    def set_weights(self, layer: str, weight: np.ndarray | None, groups: int = 1,
-                    layer_type: str = "", names: list[str] | None = None) -> None:
+    def set_weights(
+        self,
+        layer: str,
+        weight: np.ndarray | None,
+        groups: int = 1,
+        layer_type: str = "",
+        names: list[str] | None = None,
+    ) -> None:
         """Show ``weight`` ``(O, I/g, kH, kW)`` (None: the layer has no filters); ``names``: one
         per filter (the classic model's kernel names)."""
-        same = (layer == self._layer and weight is not None and self._weight is not None
-                and weight.shape == self._weight.shape)
+        same = (
+            layer == self._layer
+            and weight is not None
+            and self._weight is not None
+            and weight.shape == self._weight.shape
+        )
         self._page = self._page if same else 0
         self._weight, self._groups, self._layer = weight, groups, layer
         self._names = names if names and weight is not None and len(names) >= len(weight) else None
         self.channel.blockSignals(True)
         self.channel.clear()
         if weight is None:
-            self.caption.setText(f"<b>{layer}</b> ({layer_type or 'this layer'}) has no filters: it "
-                                 f"transforms each value or pools, it does not convolve.")
+            self.caption.setText(
+                f"<b>{layer}</b> ({layer_type or 'this layer'}) has no filters: it "
+                f"transforms each value or pools, it does not convolve."
+            )
             self.canvas.clear()
             self._index = []
             self.weights.setText("")
@@ -210,9 +227,13 @@ class FiltersView(View):
     def set_highlight(self, out_channel: int | None) -> None:
         """Mark filter ``out_channel`` (turning the matrix to its page)."""
         self._highlight = out_channel
-        if (out_channel is not None and self._matrix_inputs and self._weight is not None
-                and 0 <= out_channel < len(self._weight)
-                and out_channel // self._fit[2] != self._page):
+        if (
+            out_channel is not None
+            and self._matrix_inputs
+            and self._weight is not None
+            and 0 <= out_channel < len(self._weight)
+            and out_channel // self._fit[2] != self._page
+        ):
             self._wanted = out_channel  # the page is found when painted, at the pane's size then
             self._redraw()
             return
@@ -247,8 +268,11 @@ class FiltersView(View):
         return matrix_page(len(self._weight), self._weight.shape[1], size.width(), size.height())
 
     def eventFilter(self, watched, event) -> bool:
-        if (watched is self.canvas and event.type() in (QEvent.Type.Resize, QEvent.Type.Show)
-                and self._matrix_inputs):
+        if (
+            watched is self.canvas
+            and event.type() in (QEvent.Type.Resize, QEvent.Type.Show)
+            and self._matrix_inputs
+        ):
             self._refit_matrix()
         return super().eventFilter(watched, event)
 
@@ -326,7 +350,9 @@ class FiltersView(View):
             self.canvas.set_tiles(tiles, labels=labels, max_side=1600)
             self.legend.setText(
                 "colour filters: mid-grey = 0 · hover a filter for its R, G, B kernels"
-                if not one_each else "blue < 0 < red · hover a kernel for its weights")
+                if not one_each
+                else "blue < 0 < red · hover a kernel for its weights"
+            )
         self._place_marker()
 
     def _paint_matrix(self, w: np.ndarray) -> None:
@@ -338,8 +364,9 @@ class FiltersView(View):
             self._page, self._wanted = self._wanted // per_page, None
         self._page = max(0, min(self._page, self.page_count() - 1))
         shown = self.page_filters()
-        tiles, _, local = render.filter_tiles(w[shown.start:shown.stop], max_filters=len(shown),
-                                              max_inputs=n)
+        tiles, _, local = render.filter_tiles(
+            w[shown.start : shown.stop], max_filters=len(shown), max_inputs=n
+        )
         rows = -(-len(shown) // strips)
         columns = strips * (n + 1) - 1
         grid = np.full((rows * columns, *tiles.shape[1:]), 40, dtype=np.uint8)  # the gap colour
@@ -355,8 +382,9 @@ class FiltersView(View):
         self.prev_page.setEnabled(self._page > 0)
         self.next_page.setEnabled(self._page < pages - 1)
         self.page_label.setText(f"filters {shown.start}–{shown.stop - 1} of {len(w)}")
-        legend = (f"blue < 0 < red · each row is a filter: its kernels for input channels "
-                  f"0–{n - 1} left to right")
+        legend = (
+            f"blue < 0 < red · each row is a filter: its kernels for input channels 0–{n - 1} left to right"
+        )
         if w.shape[1] > n:
             legend += f" (of {w.shape[1]}: pick an input channel to see any one for every filter)"
         self.legend.setText(legend)
@@ -380,8 +408,7 @@ class FiltersView(View):
         name = f" “{self._names[f]}”" if self._names else ""
         if c is None:  # a colour filter: its three kernels, R, G and B
             channels = list(range(w.shape[0]))
-            taps = " · ".join(f"{'RGB'[k] if w.shape[0] == 3 else k} {w[k, ky, kx]:+.4g}"
-                              for k in channels)
+            taps = " · ".join(f"{'RGB'[k] if w.shape[0] == 3 else k} {w[k, ky, kx]:+.4g}" for k in channels)
             line = f"filter {f}{name} · tap (y {ky}, x {kx}): {taps}"
         else:
             channels = [c]
@@ -389,11 +416,12 @@ class FiltersView(View):
         parts = [f"<p style='margin:2px'><b>filter {f}</b>{html.escape(name)}</p>"]
         if max(w.shape[1:]) <= MAX_TABLE_SIDE:
             for k in channels[:MAX_TABLE_KERNELS]:
-                label = ("input " + ("RGB"[k] if c is None and w.shape[0] == 3 else str(k)))
+                label = "input " + ("RGB"[k] if c is None and w.shape[0] == 3 else str(k))
                 parts.append(kernel_table(w[k], label, (ky, kx)))
         else:
-            parts.append(f"<p>{w.shape[1]}×{w.shape[2]} kernels: the readout below has the tap "
-                         f"under the mouse</p>")
+            parts.append(
+                f"<p>{w.shape[1]}×{w.shape[2]} kernels: the readout below has the tap under the mouse</p>"
+            )
         return line, "".join(parts)
 
     def _hover_tile(self, tile: int, ky: int, kx: int) -> None:

@@ -13,8 +13,9 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 
 class FitLabel(QLabel):
-    def __init__(self, text: str = "", min_lines: int = 1, max_lines: int = 4,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, text: str = "", min_lines: int = 1, max_lines: int = 4, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.min_lines, self.max_lines = min_lines, max_lines
         self.setWordWrap(True)

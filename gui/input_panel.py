@@ -38,9 +38,11 @@ class InputPanel(QWidget):
         self.zoom_in = QPushButton("+")
         self.zoom_out = QPushButton("−")
         self.fit = QPushButton("Fit")
-        for button, tip in ((self.zoom_in, "zoom in (or the mouse wheel)"),
-                            (self.zoom_out, "zoom out (or the mouse wheel)"),
-                            (self.fit, "the whole photo (drag to pan when zoomed)")):
+        for button, tip in (
+            (self.zoom_in, "zoom in (or the mouse wheel)"),
+            (self.zoom_out, "zoom out (or the mouse wheel)"),
+            (self.fit, "the whole photo (drag to pan when zoomed)"),
+        ):
             button.setToolTip(tip)
             button.setFixedWidth(button.fontMetrics().horizontalAdvance(button.text()) + 22)
         tools = QHBoxLayout()  # under the title: the title keeps the whole width for the name
@@ -60,15 +62,15 @@ class InputPanel(QWidget):
         self.pad_rect.setPen(PAD_PEN)
         self.box_rect = pg.QtWidgets.QGraphicsRectItem()
         self.box_rect.setPen(BOX_PEN)
-        self.cross = pg.ScatterPlotItem(symbol="+", size=14, pen=pg.mkPen((255, 220, 0), width=2),
-                                        brush=None)
+        self.cross = pg.ScatterPlotItem(symbol="+", size=14, pen=pg.mkPen((255, 220, 0), width=2), brush=None)
         for item in (self.pad_rect, self.box_rect, self.cross):
             self.view.addItem(item)
-        self.caption = steady_label(HINT,
-                                    lines=2, wrap=True)
+        self.caption = steady_label(HINT, lines=2, wrap=True)
         self.heat_bar = ColorBar("|∂ unit / ∂ pixel|", HEAT_CMAP)
-        self.heat_bar.setToolTip("effective receptive field: how much each input pixel changes the "
-                                 "clicked unit (the scale saturates at the 99.5th percentile)")
+        self.heat_bar.setToolTip(
+            "effective receptive field: how much each input pixel changes the "
+            "clicked unit (the scale saturates at the 99.5th percentile)"
+        )
         self.heat_bar.setVisible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -116,8 +118,9 @@ class InputPanel(QWidget):
         self._redraw()
         self.fit_photo()  # another picture: its whole
 
-    def show_receptive_field(self, box: tuple[float, float, float, float],
-                             center: tuple[float, float], label: str = "") -> None:
+    def show_receptive_field(
+        self, box: tuple[float, float, float, float], center: tuple[float, float], label: str = ""
+    ) -> None:
         """``box`` = (top, left, bottom, right) in model-input pixels, unclipped."""
         self._box, self._center = box, center
         if label:

@@ -261,8 +261,10 @@ class LayerNavigator(QWidget):
         while parent is not None:  # a layer inside a closed block: open it
             parent.setExpanded(True)
             parent = parent.parent()
-        for widget, setter in ((self.slider, self.slider.setValue),
-                               (self.tree, lambda _i: self.tree.setCurrentItem(item))):
+        for widget, setter in (
+            (self.slider, self.slider.setValue),
+            (self.tree, lambda _i: self.tree.setCurrentItem(item)),
+        ):
             widget.blockSignals(True)
             setter(index)
             widget.blockSignals(False)

@@ -53,8 +53,7 @@ __all__ = ["IMAGE_FILTER", "MODEL_FILTER", "MainWindow", "Outcome", "Request"]
 
 
 class MainWindow(Requests, Files, QMainWindow):
-    def __init__(self, settings: QSettings | None = None,
-                 size: tuple[int, int] | None = None) -> None:
+    def __init__(self, settings: QSettings | None = None, size: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.settings = settings or QSettings("ConvScope", "ConvScope")
         self.model_settings = SettingsStore(self.settings)  # per model file (Model file settings…)
@@ -86,8 +85,16 @@ class MainWindow(Requests, Files, QMainWindow):
         self.engine_panel = EnginePanel(self)
         self.topk = TopKView(self)
         # the tabs, in order: adding a view is its module and one entry here
-        self.views: list[View] = [self.feature_maps, self.filters, self.rf_plot, ExplainerView(self),
-                                  self.engine_panel, self.topk, FeatureVisView(self), CamView(self)]
+        self.views: list[View] = [
+            self.feature_maps,
+            self.filters,
+            self.rf_plot,
+            ExplainerView(self),
+            self.engine_panel,
+            self.topk,
+            FeatureVisView(self),
+            CamView(self),
+        ]
         self.tabs = QTabWidget()
         for view in self.views:
             self.tabs.addTab(view, view.title)
@@ -107,12 +114,16 @@ class MainWindow(Requests, Files, QMainWindow):
         self.feature_maps.unit_clicked.connect(self._on_click)
         self.feature_maps.channel_selected.connect(self._on_channel)
         self.feature_maps.colormap.currentTextChanged.connect(
-            lambda name: self.settings.setValue("colormap", name))
+            lambda name: self.settings.setValue("colormap", name)
+        )
 
         self.wanted = Request(
             model=str(self.settings.value("model", DEFAULT_MODEL)),
             untrained=self.settings.value("untrained", "false") in ("true", True),
-            trust=False, image=None, engine=str(self.settings.value("engine", "auto")))
+            trust=False,
+            image=None,
+            engine=str(self.settings.value("engine", "auto")),
+        )
         self.feature_maps.set_colormap(str(self.settings.value("colormap", "viridis")))
         geometry = self.settings.value("geometry")
         if size is not None:
@@ -122,8 +133,10 @@ class MainWindow(Requests, Files, QMainWindow):
         else:  # the first start: the default size, on the screen
             screen = QApplication.primaryScreen()
             room = screen.availableSize() if screen is not None else None
-            self.resize(min(DEFAULT_SIZE[0], room.width()) if room else DEFAULT_SIZE[0],
-                        min(DEFAULT_SIZE[1], room.height()) if room else DEFAULT_SIZE[1])
+            self.resize(
+                min(DEFAULT_SIZE[0], room.width()) if room else DEFAULT_SIZE[0],
+                min(DEFAULT_SIZE[1], room.height()) if room else DEFAULT_SIZE[1],
+            )
 
     # ----------------------------------------------------------------- construction
     def _build_layout(self) -> None:
@@ -197,11 +210,13 @@ class MainWindow(Requests, Files, QMainWindow):
         self.export_cancel_button.clicked.connect(self.exports.cancel)
         self.statusBar().addPermanentWidget(self.export_progress)
         self.statusBar().addPermanentWidget(self.export_cancel_button)
-        self.exports.progress.connect(lambda done, total: (self.export_progress.setRange(0, total),
-                                                           self.export_progress.setValue(done)))
+        self.exports.progress.connect(
+            lambda done, total: (self.export_progress.setRange(0, total), self.export_progress.setValue(done))
+        )
         self.exports.busy_changed.connect(self._on_export_busy)
         self.exports.cancelled.connect(
-            lambda: self.show_status("export cancelled: the files written so far stay"))
+            lambda: self.show_status("export cancelled: the files written so far stay")
+        )
 
     # ----------------------------------------------------------------- what views may ask (Window)
     def show_status(self, text: str, kind: str | None = None) -> None:
@@ -221,8 +236,13 @@ class MainWindow(Requests, Files, QMainWindow):
         if name in names:
             self.navigator.set_index(names.index(name))
 
-    def open_image_at(self, path: str, layer: str | None = None,
-                      unit: tuple[int, int] | None = None, channel: int | None = None) -> None:
+    def open_image_at(
+        self,
+        path: str,
+        layer: str | None = None,
+        unit: tuple[int, int] | None = None,
+        channel: int | None = None,
+    ) -> None:
         self._initial_layer = layer or (self.current_layer().name if self.current_layer() else None)
         self._initial_unit = (unit, channel) if unit is not None or channel is not None else None
         self.open_image(path)
@@ -246,8 +266,7 @@ class MainWindow(Requests, Files, QMainWindow):
             return
         outcome = self.outcome
         layer = outcome.result.layers[index]
-        self.details.show_layer(layer, index, len(outcome.result.layers),
-                                outcome.image.model_view.shape[:2])
+        self.details.show_layer(layer, index, len(outcome.result.layers), outcome.image.model_view.shape[:2])
         self.input_panel.clear_overlay()  # the box, the field and the unit's line under the photo
         self._erf_for = None  # a field still being computed is for the layer left behind
         if self._status_kind == "readout":
@@ -265,11 +284,12 @@ class MainWindow(Requests, Files, QMainWindow):
         rf = layer.receptive_field
         t, l, b, r = rf.box(y, x)
         self.input_panel.show_receptive_field(
-            rf.box(y, x), rf.unit_center(y, x),
+            rf.box(y, x),
+            rf.unit_center(y, x),
             f"unit ({y}, {x}) of channel {channel} = {value:.4g} sees rows {t:.0f}…{b - 1:.0f}, "
-            f"columns {l:.0f}…{r - 1:.0f} of the input ({rf.size[0]}×{rf.size[1]} px)")
-        self.show_status(f"{layer.name} · channel {channel} · (y {y}, x {x}) = {value:.4g}",
-                         kind="readout")
+            f"columns {l:.0f}…{r - 1:.0f} of the input ({rf.size[0]}×{rf.size[1]} px)",
+        )
+        self.show_status(f"{layer.name} · channel {channel} · (y {y}, x {x}) = {value:.4g}", kind="readout")
 
     def _on_click(self, channel: int, y: int, x: int) -> None:
         layer = self.current_layer()
@@ -286,8 +306,9 @@ class MainWindow(Requests, Files, QMainWindow):
         def job(progress, cancel):
             model = models.get(outcome.request, outcome.model, progress, cancel)
             with models.using(model):
-                return effective_receptive_field(model.module, outcome.image.tensor, layer.name,
-                                                 channel, y, x, cancel)
+                return effective_receptive_field(
+                    model.module, outcome.image.tensor, layer.name, channel, y, x, cancel
+                )
 
         def failed(exc: BaseException) -> None:
             if self._erf_for is asked:
@@ -300,8 +321,10 @@ class MainWindow(Requests, Files, QMainWindow):
     def _on_erf(self, asked: tuple, heat: np.ndarray) -> None:
         if self._erf_for is asked:  # else the user has moved on (another layer, run or unit)
             self.input_panel.show_effective_rf(heat)
-            self.show_status("effective receptive field: |d unit / d input pixel|, "
-                             "brighter = more influence", kind="readout")  # of this layer only
+            self.show_status(
+                "effective receptive field: |d unit / d input pixel|, brighter = more influence",
+                kind="readout",
+            )  # of this layer only
         self._compare()  # if the click cancelled it
 
     def view(self, key: str) -> View | None:
@@ -399,4 +422,3 @@ class MainWindow(Requests, Files, QMainWindow):
                 lane.wait(10)
         QApplication.processEvents()
         return self.idle()
-

@@ -51,7 +51,8 @@ class MapDetail(QWidget):
         named = f" ({name})" if name else ""
         self.label.setText(
             f"<b>channel {channel}</b>{named} · {m.shape[0]}×{m.shape[1]} · min {m.min():.3g} · "
-            f"mean {m.mean():.3g} · max {m.max():.3g}")
+            f"mean {m.mean():.3g} · max {m.max():.3g}"
+        )
 
     def clear(self) -> None:
         self._shape = None

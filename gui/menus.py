@@ -55,12 +55,14 @@ def build_menus(win: MainWindow) -> None:
 def build_shortcuts(win: MainWindow) -> None:
     """Arrows step layers, Page Up/Down step convolutions, Home/End the first and last layer."""
     nav = win.navigator
-    for keys, fn in (((Qt.Key.Key_Right, Qt.Key.Key_Down), lambda: nav.step(1)),
-                     ((Qt.Key.Key_Left, Qt.Key.Key_Up), lambda: nav.step(-1)),
-                     ((Qt.Key.Key_PageDown,), lambda: nav.step_conv(1)),
-                     ((Qt.Key.Key_PageUp,), lambda: nav.step_conv(-1)),
-                     ((Qt.Key.Key_Home,), lambda: nav.set_index(0)),
-                     ((Qt.Key.Key_End,), lambda: nav.set_index(nav.count() - 1))):
+    for keys, fn in (
+        ((Qt.Key.Key_Right, Qt.Key.Key_Down), lambda: nav.step(1)),
+        ((Qt.Key.Key_Left, Qt.Key.Key_Up), lambda: nav.step(-1)),
+        ((Qt.Key.Key_PageDown,), lambda: nav.step_conv(1)),
+        ((Qt.Key.Key_PageUp,), lambda: nav.step_conv(-1)),
+        ((Qt.Key.Key_Home,), lambda: nav.set_index(0)),
+        ((Qt.Key.Key_End,), lambda: nav.set_index(nav.count() - 1)),
+    ):
         for key in keys:
             shortcut = QShortcut(QKeySequence(key), win)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)

@@ -73,10 +73,13 @@ class ModelSettings:
             return None if v is None else tuple(float(f) for f in v)
 
         size = doc.get("input_size")
-        return cls(input_size=None if size is None else (int(size[0]), int(size[1])),
-                   channels=None if doc.get("channels") is None else int(doc["channels"]),
-                   mean=floats(doc.get("mean")), std=floats(doc.get("std")),
-                   labels=None if doc.get("labels") is None else str(doc["labels"]))
+        return cls(
+            input_size=None if size is None else (int(size[0]), int(size[1])),
+            channels=None if doc.get("channels") is None else int(doc["channels"]),
+            mean=floats(doc.get("mean")),
+            std=floats(doc.get("std")),
+            labels=None if doc.get("labels") is None else str(doc["labels"]),
+        )
 
     def describe(self) -> str:
         """One line for the status bar: what is set (``""`` when nothing is)."""
@@ -154,16 +157,23 @@ class ModelSettingsDialog(QDialog):
     """The settings of one model file. ``current``: what it is opened with now; ``own``: the
     model's own preprocessing (shown as the placeholders of the fields left empty)."""
 
-    def __init__(self, path: str, current: ModelSettings | None = None,
-                 own: Preprocess | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        current: ModelSettings | None = None,
+        own: Preprocess | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Model settings — {Path(path).name}")
         current = current or ModelSettings()
         own = own or Preprocess(size=(224, 224))
         self._own = own
 
-        intro = QLabel(f"How ConvScope feeds <b>{Path(path).name}</b>. Left as they are, the "
-                       f"model's own values are used. Remembered for this file.")
+        intro = QLabel(
+            f"How ConvScope feeds <b>{Path(path).name}</b>. Left as they are, the "
+            f"model's own values are used. Remembered for this file."
+        )
         intro.setWordWrap(True)
         intro.setTextFormat(Qt.TextFormat.RichText)
 
@@ -189,8 +199,7 @@ class ModelSettingsDialog(QDialog):
         self.channels.addItem(f"the model's own ({own.channels})", None)
         self.channels.addItem("1 (grey)", 1)
         self.channels.addItem("3 (RGB)", 3)
-        self.channels.setCurrentIndex(self.channels.findData(current.channels)
-                                      if current.channels else 0)
+        self.channels.setCurrentIndex(self.channels.findData(current.channels) if current.channels else 0)
         self.channels.currentIndexChanged.connect(self._update)
 
         self.mean = QLineEdit(", ".join(f"{v:g}" for v in current.mean or ()))
@@ -219,15 +228,15 @@ class ModelSettingsDialog(QDialog):
         self.problem = QLabel()
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet("color: #b00020")
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                        | QDialogButtonBox.StandardButton.Cancel
-                                        | QDialogButtonBox.StandardButton.RestoreDefaults)
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Cancel
+            | QDialogButtonBox.StandardButton.RestoreDefaults
+        )
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
-        self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).setText(
-            "Model's own")
-        self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(
-            self.restore)
+        self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).setText("Model's own")
+        self.buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(self.restore)
 
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
@@ -239,8 +248,9 @@ class ModelSettingsDialog(QDialog):
 
     def _browse(self) -> None:
         start = str(Path(self.labels.text()).parent) if self.labels.text() else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Labels file", start,
-                                              "Labels (*.txt *.json);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Labels file", start, "Labels (*.txt *.json);;All files (*)"
+        )
         if path:
             self.labels.setText(path)
 
@@ -285,8 +295,10 @@ class ModelSettingsDialog(QDialog):
                 raise ValueError(f"{name}: numbers separated by commas, one per channel") from None
             v = values[name]
             if v is not None and len(v) != count:
-                raise ValueError(f"{name} needs {count} value{'s' if count > 1 else ''} (one per "
-                                 f"input channel), got {len(v)}")
+                raise ValueError(
+                    f"{name} needs {count} value{'s' if count > 1 else ''} (one per "
+                    f"input channel), got {len(v)}"
+                )
         if values["std"] is not None and any(not v > 0 for v in values["std"]):
             raise ValueError("std values must be positive")
         labels = self.labels.text().strip() or None
@@ -296,12 +308,18 @@ class ModelSettingsDialog(QDialog):
             except ModelError as exc:
                 raise ValueError(str(exc)) from None
             labels = os.path.abspath(labels)
-        return ModelSettings(input_size=size, channels=channels, mean=values["mean"],
-                             std=values["std"], labels=labels)
+        return ModelSettings(
+            input_size=size, channels=channels, mean=values["mean"], std=values["std"], labels=labels
+        )
 
 
-def ask(parent: QWidget | None, path: str, store: SettingsStore, current: ModelSettings | None,
-        own: Preprocess | None) -> ModelSettings | None:
+def ask(
+    parent: QWidget | None,
+    path: str,
+    store: SettingsStore,
+    current: ModelSettings | None,
+    own: Preprocess | None,
+) -> ModelSettings | None:
     """Show the dialog for the model file ``path``; the settings chosen (remembered in
     ``store``), or None when cancelled."""
     dialog = ModelSettingsDialog(path, current, own, parent)

@@ -26,8 +26,13 @@ class MosaicCanvas(QWidget):
     hovered = Signal(int, int, int)
     clicked = Signal(int, int, int)
 
-    def __init__(self, parent: QWidget | None = None, min_tile: int = 48, gap: int | None = None,
-                 highlight_color: tuple[int, int, int] = (255, 255, 255)) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        min_tile: int = 48,
+        gap: int | None = None,
+        highlight_color: tuple[int, int, int] = (255, 255, 255),
+    ) -> None:
         super().__init__(parent)
         self.min_tile = min_tile
         self._gap = gap
@@ -60,8 +65,13 @@ class MosaicCanvas(QWidget):
         self.graphics.scene().sigMouseClicked.connect(lambda ev: self._on_click(ev.scenePos()))
 
     # -- content ------------------------------------------------------------------------------
-    def set_tiles(self, tiles: np.ndarray, columns: int | None = None,
-                  labels: list[str] | None = None, max_side: int | None = None) -> None:
+    def set_tiles(
+        self,
+        tiles: np.ndarray,
+        columns: int | None = None,
+        labels: list[str] | None = None,
+        max_side: int | None = None,
+    ) -> None:
         """Show ``tiles`` ``(N, h, w, 3)`` uint8; ``columns`` fixes the grid (a matrix's rows),
         else it is fitted to the pane. ``labels``: one name per tile, drawn when there are few.
         ``max_side`` bounds the image's long side (the view enlarges, pixels cost time)."""
@@ -150,8 +160,7 @@ class MosaicCanvas(QWidget):
 
     def _layout(self, columns: int) -> None:
         assert self._tiles is not None
-        self.image, self.rects = render.mosaic(self._tiles, columns=columns, gap=self.gap,
-                                               scale=self.scale)
+        self.image, self.rects = render.mosaic(self._tiles, columns=columns, gap=self.gap, scale=self.scale)
         self._laid_columns = min(columns, len(self._tiles))
         self.item.setImage(self.image, levels=(0, 255))
         self.view.setRange(QRectF(0, 0, self.image.shape[1], self.image.shape[0]), padding=0.01)
@@ -195,8 +204,7 @@ class MosaicCanvas(QWidget):
         if not self._labels or len(self.rects) > MAX_LABELS:
             return
         for (top, left, _h, _w), text in zip(self.rects, self._labels, strict=False):
-            label = pg.TextItem(text, color=(255, 255, 255), fill=pg.mkBrush(0, 0, 0, 150),
-                                anchor=(0, 0))
+            label = pg.TextItem(text, color=(255, 255, 255), fill=pg.mkBrush(0, 0, 0, 150), anchor=(0, 0))
             label.setPos(left, top)
             label.setZValue(5)
             self.view.addItem(label)

@@ -26,14 +26,17 @@ class PredictionsView(QWidget):
             layout.addWidget(bar)
             self.rows.append((label, bar))
 
-    def set_predictions(self, predictions: list[tuple[str, float]], pretrained: bool = True,
-                        note: str | None = None) -> None:
+    def set_predictions(
+        self, predictions: list[tuple[str, float]], pretrained: bool = True, note: str | None = None
+    ) -> None:
         if not predictions:
             self.title.setText("<b>Predictions</b>: this model is not a classifier we know")
         else:
-            self.title.setText("<b>Predictions</b>" + ("" if pretrained else
-                                                       " (untrained: random weights, meaningless)")
-                               + (f"<br><i>{html.escape(note)}</i>" if note else ""))
+            self.title.setText(
+                "<b>Predictions</b>"
+                + ("" if pretrained else " (untrained: random weights, meaningless)")
+                + (f"<br><i>{html.escape(note)}</i>" if note else "")
+            )
         self.title.setToolTip(note or "")
         for i, (label, bar) in enumerate(self.rows):
             visible = i < len(predictions)

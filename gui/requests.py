@@ -34,16 +34,25 @@ class Requests:
     # the run before it: a click made while a run is under way builds on what was asked, not on
     # what is shown. The menus show ``wanted``; when the latest run fails or is cancelled,
     # ``wanted`` goes back to what is shown, so a choice that never ran is never shown as made.
-    def start(self, image: str | None = None, model: str | None = None, engine: str | None = None,
-              untrained: bool | None = None, trust: bool = False, layer: str | None = None,
-              arch: str | None = None, input_size: tuple[int, int] | None = None,
-              channels: int | None = None, mean: tuple[float, ...] | None = None,
-              std: tuple[float, ...] | None = None, labels: str | None = None) -> None:
+    def start(
+        self,
+        image: str | None = None,
+        model: str | None = None,
+        engine: str | None = None,
+        untrained: bool | None = None,
+        trust: bool = False,
+        layer: str | None = None,
+        arch: str | None = None,
+        input_size: tuple[int, int] | None = None,
+        channels: int | None = None,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+        labels: str | None = None,
+    ) -> None:
         """The first run: command-line choices over remembered settings over defaults (a model
         file's own settings, Model file settings…, when the command line gives none)."""
         remembered = self.model_settings.get(model) if model else None
-        given = {"input_size": input_size, "channels": channels, "mean": mean, "std": std,
-                 "labels": labels}
+        given = {"input_size": input_size, "channels": channels, "mean": mean, "std": std, "labels": labels}
         if remembered is not None and not any(v is not None for v in given.values()):
             given = remembered.load_kwargs()
         changes: dict = {"image": image, "arch": arch, "trust": trust, **given}
@@ -86,8 +95,11 @@ class Requests:
             return
         w = self.wanted
         current = ModelSettings(w.input_size, w.channels, w.mean, w.std, w.labels)
-        shown = self.outcome.model.preprocess if self.outcome is not None and \
-            self.outcome.request.model == path else None
+        shown = (
+            self.outcome.model.preprocess
+            if self.outcome is not None and self.outcome.request.model == path
+            else None
+        )
         values = model_settings.ask(self, path, self.model_settings, current, shown)
         if values is not None and values != current:
             self._ask(**values.load_kwargs())
@@ -133,8 +145,13 @@ class Requests:
                 self.wanted = replace(self.wanted, image=None, pasted=None)  # the sample, next time
             self._sync_menus()
             return
-        fields = IMAGE_FIELDS if isinstance(exc, ImageError) else \
-            MODEL_FIELDS if isinstance(exc, ModelError) else ALL_FIELDS
+        fields = (
+            IMAGE_FIELDS
+            if isinstance(exc, ImageError)
+            else MODEL_FIELDS
+            if isinstance(exc, ModelError)
+            else ALL_FIELDS
+        )
         kept = replace(self.wanted, **{f: getattr(shown, f) for f in fields})
         if pipeline.same(kept, shown) or pipeline.same(kept, self.wanted):  # nothing else asked
             self._back_to_shown()
@@ -145,8 +162,11 @@ class Requests:
         previous, models = self.outcome, self._models
         self._erf_for = None  # a field still being computed is for what this run replaces
         self.show_status(f"running {request.model} on {request.engine}…")
-        self.worker.submit(lambda progress, cancel: pipeline.run(request, previous, models, progress, cancel),
-                           self._on_outcome, lambda exc, r=request: self._on_failed(exc, r))
+        self.worker.submit(
+            lambda progress, cancel: pipeline.run(request, previous, models, progress, cancel),
+            self._on_outcome,
+            lambda exc, r=request: self._on_failed(exc, r),
+        )
 
     def _compare(self) -> None:
         """Run torch on the shown image (once per model and image) for the engine's Δ."""
@@ -200,8 +220,10 @@ class Requests:
             message = dialogs.no_architecture(name)
         elif isinstance(exc, ArchitectureNeededError):  # the architecture chosen does not fit
             what = exc.guess or "the architecture they were trained in"
-            message = (f"{error_message(exc)}.\n\nOpen the file again (Model > Open model file…) "
-                       f"and choose {what} when asked which architecture.")
+            message = (
+                f"{error_message(exc)}.\n\nOpen the file again (Model > Open model file…) "
+                f"and choose {what} when asked which architecture."
+            )
             actions = [("Choose the architecture again…", lambda m=request.model: self.open_model(m))]
         elif isinstance(exc, WeightsUnavailableError):
             message = dialogs.weights_unavailable(exc, request.model)
@@ -218,9 +240,14 @@ class Requests:
     def _on_abandoned(self) -> None:
         left = self.worker.left_behind
         self.show_status(
-            "cancelled: the run did not stop and was left behind" +
-            (f" ({left} runs go on in the background until they end)" if left > 1 else
-             " (it may go on in the background until it ends)") + self._still_showing())
+            "cancelled: the run did not stop and was left behind"
+            + (
+                f" ({left} runs go on in the background until they end)"
+                if left > 1
+                else " (it may go on in the background until it ends)"
+            )
+            + self._still_showing()
+        )
         self._back_to_shown()
 
     def _still_showing(self) -> str:
@@ -236,19 +263,35 @@ class Requests:
         settle_heap()  # the first model's objects out of later collections
         self.last_error = None
         result = outcome.result
-        if previous is None or previous.model is not outcome.model or \
-                previous.image.source != outcome.image.source:
+        if (
+            previous is None
+            or previous.model is not outcome.model
+            or previous.image.source != outcome.image.source
+        ):
             self.input_panel.set_image(outcome.image)
         self._sync_menus()
-        QTimer.singleShot(0, lambda: outcome is self.outcome and self.predictions.set_predictions(
-            result.predictions, outcome.model.pretrained, result.prediction_note))  # after the maps
+        QTimer.singleShot(
+            0,
+            lambda: (
+                outcome is self.outcome
+                and self.predictions.set_predictions(
+                    result.predictions, outcome.model.pretrained, result.prediction_note
+                )
+            ),
+        )  # after the maps
         names = [la.name for la in result.layers]
-        keep = previous.result.layers[self.navigator.index()].name if previous and \
-            0 <= self.navigator.index() < len(previous.result.layers) else None
+        keep = (
+            previous.result.layers[self.navigator.index()].name
+            if previous and 0 <= self.navigator.index() < len(previous.result.layers)
+            else None
+        )
         layer_name = self._initial_layer or keep
         self._initial_layer = None
-        index = names.index(layer_name) if layer_name in names else \
-            next((i for i, la in enumerate(result.layers) if la.is_conv), 0)
+        index = (
+            names.index(layer_name)
+            if layer_name in names
+            else next((i for i, la in enumerate(result.layers) if la.is_conv), 0)
+        )
         self._show_run_status()  # before the layer: the layer's own lines replace a readout
         self.navigator.set_layers(result.layers, index)  # announces the layer: _show_layer
         self._remember()
@@ -284,4 +327,3 @@ class Requests:
             self.settings.setValue("untrained", shown.untrained)
             self.settings.setValue("untrained_once", self._untrained_once)
         self.settings.setValue("engine", shown.engine)
-

@@ -34,17 +34,29 @@ class ReceptiveFieldPlot(View):
         self.plot.setLabel("left", "input pixels")
         self.plot.setLogMode(y=True)
         self.plot.addLegend(offset=(10, 10))
-        self.size_curve = self.plot.plot([], [], name="receptive field size", symbol="o",
-                                         symbolSize=5, pen=pg.mkPen((200, 80, 0), width=2),
-                                         symbolBrush=(200, 80, 0))
-        self.jump_curve = self.plot.plot([], [], name="jump (effective stride)",
-                                         pen=pg.mkPen((40, 90, 200), width=2))
+        self.size_curve = self.plot.plot(
+            [],
+            [],
+            name="receptive field size",
+            symbol="o",
+            symbolSize=5,
+            pen=pg.mkPen((200, 80, 0), width=2),
+            symbolBrush=(200, 80, 0),
+        )
+        self.jump_curve = self.plot.plot(
+            [], [], name="jump (effective stride)", pen=pg.mkPen((40, 90, 200), width=2)
+        )
         self.current = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 150, 0), width=2))
         self.plot.addItem(self.current)
         self.hover_dot = pg.ScatterPlotItem(size=11, pen=pg.mkPen((0, 0, 0), width=1.5), brush=None)
         self.plot.addItem(self.hover_dot)
-        self.tip = pg.TextItem("", color=(20, 20, 20), fill=pg.mkBrush(255, 255, 225, 235),
-                               border=pg.mkPen((120, 120, 120)), anchor=(0, 1))
+        self.tip = pg.TextItem(
+            "",
+            color=(20, 20, 20),
+            fill=pg.mkBrush(255, 255, 225, 235),
+            border=pg.mkPen((120, 120, 120)),
+            anchor=(0, 1),
+        )
         self.tip.setZValue(20)
         self.tip.setVisible(False)
         self.plot.addItem(self.tip, ignoreBounds=True)
@@ -100,7 +112,10 @@ class ReceptiveFieldPlot(View):
             rf = la.receptive_field
             text = f"<b>{la.name}</b>: " + (
                 f"each unit sees {rf.size[0]}×{rf.size[1]} input pixels; neighbours are "
-                f"{rf.jump[0]} pixels apart" if rf else "no spatial grid (after flatten/pooling)")
+                f"{rf.jump[0]} pixels apart"
+                if rf
+                else "no spatial grid (after flatten/pooling)"
+            )
             self.caption.setText(text)
 
     def point_scene_pos(self, index: int) -> QPointF:
@@ -131,7 +146,7 @@ class ReceptiveFieldPlot(View):
         self._hovered = index
         la = self._layers[index]
         rf = la.receptive_field
-        text = (f"{la.name} ({la.type}) · field {rf.size[0]}×{rf.size[1]} px · jump {rf.jump[0]}")
+        text = f"{la.name} ({la.type}) · field {rf.size[0]}×{rf.size[1]} px · jump {rf.jump[0]}"
         self.readout.setText(f"layer {index + 1}: {text}")  # the axis says a click steps there
         y = np.log10(rf.size[0])
         self.hover_dot.setData([index], [y])

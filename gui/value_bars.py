@@ -51,10 +51,10 @@ class ValueBars(pg.PlotWidget):
         indices, largest first."""
         n = self._count = len(values)
         top = render.top_indices(values, TOP_LABELLED)
-        brushes = [pg.mkBrush(TOP_COLOR if i in top else BAR_COLOR) for i in range(n)] if n <= 4096 \
-            else None
-        self.bar_item.setOpts(x=np.arange(n), height=values, width=0.8 if n <= 200 else 1.0,
-                              brushes=brushes, brush=BAR_COLOR)
+        brushes = [pg.mkBrush(TOP_COLOR if i in top else BAR_COLOR) for i in range(n)] if n <= 4096 else None
+        self.bar_item.setOpts(
+            x=np.arange(n), height=values, width=0.8 if n <= 200 else 1.0, brushes=brushes, brush=BAR_COLOR
+        )
         self._drop_labels()
         gap = max(1, n // 40)  # closer bars than this share the room of one number
         numbered: list[int] = []
@@ -68,8 +68,10 @@ class ValueBars(pg.PlotWidget):
             self.addItem(label)
             self._labels.append(label)
         self._named = [f"{i} {name(i)}".strip() for i in top]
-        self.legend.setHtml("largest<br>" + "<br>".join(
-            f"{text} = {values[i]:.3g}" for text, i in zip(self._named, top, strict=True)))
+        self.legend.setHtml(
+            "largest<br>"
+            + "<br>".join(f"{text} = {values[i]:.3g}" for text, i in zip(self._named, top, strict=True))
+        )
         self.legend.setVisible(bool(top))
         self._place_legend()
         self.setLabel("bottom", axis)

@@ -57,8 +57,13 @@ class Window(Protocol):
     def select_layer(self, name: str) -> None:
         """Step to layer ``name`` (every view is then shown it)."""
 
-    def open_image_at(self, path: str, layer: str | None = None,
-                      unit: tuple[int, int] | None = None, channel: int | None = None) -> None:
+    def open_image_at(
+        self,
+        path: str,
+        layer: str | None = None,
+        unit: tuple[int, int] | None = None,
+        channel: int | None = None,
+    ) -> None:
         """Open the image at ``path`` in the main view; when it has run, select ``layer`` and
         ``unit`` there (of ``channel``, when given: the feature maps show that channel)."""
 

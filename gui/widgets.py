@@ -24,8 +24,7 @@ def configure_pyqtgraph(antialias: bool = True) -> None:
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=antialias, mouseRateLimit=0)
 
 
-def steady_label(text: str = "", lines: int = 1, wrap: bool = False,
-                 width_of: str | None = None) -> QLabel:
+def steady_label(text: str = "", lines: int = 1, wrap: bool = False, width_of: str | None = None) -> QLabel:
     """A label whose text changes often (on every layer step or mouse move) without moving
     anything around it.
 

@@ -43,10 +43,10 @@ from models.errors import Cancelled, ConvScopeError
 
 Job = Callable[[Callable[[int, int | None], None], Callable[[], bool]], Any]
 
-GRACE_S = 1.5      # a cancelled job's time to stop by itself (the runner checks on every conv)
+GRACE_S = 1.5  # a cancelled job's time to stop by itself (the runner checks on every conv)
 INTERRUPT_S = 0.5  # then Cancelled is raised inside it; this long for it to land
-PROBE_S = 0.2      # how long a job is watched for running Python before an interruption
-IDLE_S = 30.0      # a lane's thread ends after this long without work
+PROBE_S = 0.2  # how long a job is watched for running Python before an interruption
+IDLE_S = 30.0  # a lane's thread ends after this long without work
 
 
 def error_message(exc: BaseException) -> str:
@@ -96,14 +96,14 @@ class _Job:
 
     def __init__(self, gen: int, fn: Job, on_done, on_error, quiet: bool) -> None:
         self.gen, self.fn, self.on_done, self.on_error, self.quiet = gen, fn, on_done, on_error, quiet
-        self.cancel = threading.Event()   # the job's cancel() answer
-        self.stale = False                # superseded: its outcome is dropped (GUI thread only)
+        self.cancel = threading.Event()  # the job's cancel() answer
+        self.stale = False  # superseded: its outcome is dropped (GUI thread only)
         self.started = threading.Event()  # in fn, or over without running it
-        self.gone = threading.Event()     # ended, or abandoned
+        self.gone = threading.Event()  # ended, or abandoned
         self.lock = threading.Lock()
-        self.in_fn = False                # an interruption may be raised in it now
+        self.in_fn = False  # an interruption may be raised in it now
         self.abandoned = False
-        self.watched = False              # a supervisor is on it (after the first cancel)
+        self.watched = False  # a supervisor is on it (after the first cancel)
         self.thread: threading.Thread | None = None  # the lane thread running it
 
     def interrupt(self, probe_s: float = PROBE_S) -> bool:
@@ -186,8 +186,9 @@ class Worker(QObject):
     progress = Signal(int, int)
     busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None, name: str = "worker",
-                 grace_s: float | None = None) -> None:
+    def __init__(
+        self, parent: QObject | None = None, name: str = "worker", grace_s: float | None = None
+    ) -> None:
         super().__init__(parent)
         _keep_the_window_responsive()
         self.name = name
@@ -196,8 +197,8 @@ class Worker(QObject):
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._runner: threading.Thread | None = None  # the thread taking the lane's jobs
         self._runner_lock = threading.Lock()
-        self._live: list[_Job] = []      # submitted and not yet delivered nor abandoned
-        self._left: list[_Job] = []      # abandoned
+        self._live: list[_Job] = []  # submitted and not yet delivered nor abandoned
+        self._left: list[_Job] = []  # abandoned
         self._quiet = False
         self._signals = _Signals()
         self._signals.ended.connect(self._on_ended)
@@ -221,9 +222,14 @@ class Worker(QObject):
         return len(self._left)
 
     # ----------------------------------------------------------------- jobs
-    def submit(self, fn: Job, on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[BaseException], None] | None = None, quiet: bool = False,
-               supersede: bool = True) -> int:
+    def submit(
+        self,
+        fn: Job,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        quiet: bool = False,
+        supersede: bool = True,
+    ) -> int:
         """Run ``fn`` after the lane's earlier jobs, cancelling them unless ``supersede`` is False.
         Returns the job's generation."""
         if supersede:
@@ -324,8 +330,9 @@ class Worker(QObject):
         if not job.started.is_set():  # queued behind a stuck job: it stops as soon as it starts
             QTimer.singleShot(int(self.grace_s * 1000), self, lambda: self._check(job))
             return
-        threading.Thread(target=self._rescue, args=(job,), name=f"{self.name}-{job.gen}-rescue",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._rescue, args=(job,), name=f"{self.name}-{job.gen}-rescue", daemon=True
+        ).start()
 
     def _rescue(self, job: _Job) -> None:
         """Stop a cancelled job that did not stop by itself; leave it behind if nothing works."""
@@ -354,8 +361,9 @@ class Worker(QObject):
                     job.in_fn = True
                 job.started.set()
                 try:
-                    value = job.fn(lambda d, t: self._signals.progress.emit(job, int(d), int(t or 0)),
-                                   job.cancel.is_set)
+                    value = job.fn(
+                        lambda d, t: self._signals.progress.emit(job, int(d), int(t or 0)), job.cancel.is_set
+                    )
                     outcome = "done"
                 except Cancelled as exc:  # asked for; else something else stopped it: an error
                     outcome, value = ("cancelled", None) if job.cancel.is_set() else ("failed", exc)

@@ -89,8 +89,9 @@ def resolve_class(model: LoadedModel | None, target: int | str | None, logits: n
         return index
     categories = model.categories if model is not None else None
     if not categories:
-        raise LayerError(f"the model has no category names, so class {text!r} is unknown; "
-                         f"give an index 0..{count - 1}")
+        raise LayerError(
+            f"the model has no category names, so class {text!r} is unknown; give an index 0..{count - 1}"
+        )
     folded = [c.casefold() for c in categories]
     if text.casefold() in folded:
         return folded.index(text.casefold())
@@ -99,10 +100,17 @@ def resolve_class(model: LoadedModel | None, target: int | str | None, logits: n
     raise LayerError(f"unknown class {text!r}{hint}")
 
 
-def class_map(model: LoadedModel, image: PreparedImage | torch.Tensor, layer: str | None = None,
-              target: int | str | None = None, method: str = "gradcam", *,
-              progress: ProgressFn | None = None, cancel: Callable[[], bool] | None = None,
-              batch: int = 32) -> ClassMap:
+def class_map(
+    model: LoadedModel,
+    image: PreparedImage | torch.Tensor,
+    layer: str | None = None,
+    target: int | str | None = None,
+    method: str = "gradcam",
+    *,
+    progress: ProgressFn | None = None,
+    cancel: Callable[[], bool] | None = None,
+    batch: int = 32,
+) -> ClassMap:
     """The class activation map of ``target`` (default: the top-1 class) at ``layer``
     (default: :func:`default_layer`) by ``method`` (a key of :data:`METHODS`).
 
@@ -118,8 +126,10 @@ def class_map(model: LoadedModel, image: PreparedImage | torch.Tensor, layer: st
     layer = layer or default_layer(module, x)
     axes = _spatial_axes(module, x, layer)
     if method != "scorecam" and model_form(module) == "script":
-        raise ModelError(f"{METHODS[method]} needs the gradient at layer {layer!r}, and a "
-                         f"TorchScript model gives none there; Score-CAM needs no gradient")
+        raise ModelError(
+            f"{METHODS[method]} needs the gradient at layer {layer!r}, and a "
+            f"TorchScript model gives none there; Score-CAM needs no gradient"
+        )
     if method == "scorecam":
         maps, logits = _activations(module, x, layer, axes, cancel)
         index = resolve_class(model, target, logits)
@@ -129,13 +139,22 @@ def class_map(model: LoadedModel, image: PreparedImage | torch.Tensor, layer: st
         maps, grads, logits = _gradients(module, x, layer, axes, target, model, cancel)
         index = resolve_class(model, target, logits)
         cam = grad_cam_weights(maps, grads, plus_plus=method == "gradcam++")
-        note = (f"{METHODS[method]}: gradients from torch's autograd (the convolution engines "
-                f"compute forward passes only)")
+        note = (
+            f"{METHODS[method]}: gradients from torch's autograd (the convolution engines "
+            f"compute forward passes only)"
+        )
     probs = torch.softmax(torch.from_numpy(logits.astype(np.float64)), 0).numpy()
-    return ClassMap(method=METHODS[method], layer=layer, class_index=index,
-                    class_name=_category(model, index), score=float(logits[index]),
-                    probability=float(probs[index]), cam=cam,
-                    heat=upsample(cam, tuple(x.shape[-2:])), note=note)
+    return ClassMap(
+        method=METHODS[method],
+        layer=layer,
+        class_index=index,
+        class_name=_category(model, index),
+        score=float(logits[index]),
+        probability=float(probs[index]),
+        cam=cam,
+        heat=upsample(cam, tuple(x.shape[-2:])),
+        note=note,
+    )
 
 
 def grad_cam_weights(maps: np.ndarray, grads: np.ndarray, plus_plus: bool = False) -> np.ndarray:
@@ -163,8 +182,9 @@ def upsample(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return (up / top if top > 0 else np.zeros_like(up)).astype(np.float32)
 
 
-def heat_on_original(heat: np.ndarray, mapping: InputMapping,
-                     size: tuple[int, int] | None = None) -> np.ndarray:
+def heat_on_original(
+    heat: np.ndarray, mapping: InputMapping, size: tuple[int, int] | None = None
+) -> np.ndarray:
     """A heat map on the model input ``(H, W)`` mapped back onto the original photo: ``(H0, W0)``
     float32 (or ``size`` ``(h, w)``, the photo scaled to it), 0 outside the model's crop."""
     h0, w0 = mapping.original_size
@@ -180,8 +200,7 @@ def heat_on_original(heat: np.ndarray, mapping: InputMapping,
     gx = (2 * xi / wi - 1).float()[None, :].expand(h, w)
     grid = torch.stack([gx, gy], dim=-1)[None]
     src = torch.from_numpy(np.ascontiguousarray(heat, dtype=np.float32))[None, None]
-    return F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros",
-                         align_corners=False)[0, 0].numpy()
+    return F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0].numpy()
 
 
 def overlay(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.6) -> np.ndarray:
@@ -226,8 +245,10 @@ def _spatial_axes(module: nn.Module, x: torch.Tensor, layer: str) -> tuple[int, 
     grid = _grid(row)
     if grid is None or grid[0] * grid[1] <= 1:
         what = "no spatial map" if grid is None else "a 1x1 map"
-        raise LayerError(f"layer {layer!r} ({row.type}, output {list(row.output_shape)}) has {what}: "
-                         f"a class activation map needs a convolutional layer's maps")
+        raise LayerError(
+            f"layer {layer!r} ({row.type}, output {list(row.output_shape)}) has {what}: "
+            f"a class activation map needs a convolutional layer's maps"
+        )
     return row.grid_axes
 
 
@@ -246,14 +267,21 @@ def _logits(output: object) -> torch.Tensor:
 def _logits_batch(output: object, n: int | None = None) -> torch.Tensor:
     if not isinstance(output, torch.Tensor) or output.dim() != 2 or (n is not None and output.shape[0] != n):
         shape = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ModelError(f"the model's output ({shape}) is not one score per class, so it has "
-                         f"no class to explain")
+        raise ModelError(
+            f"the model's output ({shape}) is not one score per class, so it has no class to explain"
+        )
     return output
 
 
-def _gradients(module: nn.Module, x: torch.Tensor, layer: str, axes: tuple[int, int],
-               target: int | str | None, model: LoadedModel | nn.Module,
-               cancel: Callable[[], bool] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _gradients(
+    module: nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    axes: tuple[int, int],
+    target: int | str | None,
+    model: LoadedModel | nn.Module,
+    cancel: Callable[[], bool] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The layer's maps, the class score's gradient there (both ``(C, h, w)``), the logits."""
     kept: list[torch.Tensor] = []
     grads: list[torch.Tensor] = []
@@ -267,8 +295,9 @@ def _gradients(module: nn.Module, x: torch.Tensor, layer: str, axes: tuple[int, 
     with torch.enable_grad():
         _, output = layer_output(module, inp, layer, stop=False, on_output=on_output, cancel=cancel)
         logits = _logits(output)
-        index = resolve_class(model if isinstance(model, LoadedModel) else None, target,
-                              logits.detach().numpy())
+        index = resolve_class(
+            model if isinstance(model, LoadedModel) else None, target, logits.detach().numpy()
+        )
         torch.autograd.grad(logits[index], [inp], allow_unused=True)
     if not grads:
         raise ModelError(f"the model's output does not depend on layer {layer!r}")
@@ -276,8 +305,9 @@ def _gradients(module: nn.Module, x: torch.Tensor, layer: str, axes: tuple[int, 
     return maps, _as_maps(grads[0], axes).numpy(), logits.detach().numpy().astype(np.float32)
 
 
-def _activations(module: nn.Module, x: torch.Tensor, layer: str, axes: tuple[int, int],
-                 cancel: Callable[[], bool] | None) -> tuple[np.ndarray, np.ndarray]:
+def _activations(
+    module: nn.Module, x: torch.Tensor, layer: str, axes: tuple[int, int], cancel: Callable[[], bool] | None
+) -> tuple[np.ndarray, np.ndarray]:
     with torch.no_grad():
         out, _ = layer_output(module, x, layer, stop=True, cancel=cancel)
         maps = _as_maps(out, axes).float().numpy().copy()
@@ -285,13 +315,21 @@ def _activations(module: nn.Module, x: torch.Tensor, layer: str, axes: tuple[int
     return maps, logits
 
 
-def _score_cam(module: nn.Module, x: torch.Tensor, maps: np.ndarray, index: int, batch: int,
-               progress: ProgressFn | None, cancel: Callable[[], bool] | None) -> np.ndarray:
+def _score_cam(
+    module: nn.Module,
+    x: torch.Tensor,
+    maps: np.ndarray,
+    index: int,
+    batch: int,
+    progress: ProgressFn | None,
+    cancel: Callable[[], bool] | None,
+) -> np.ndarray:
     """Score-CAM: each channel's upsampled map, scaled to [0, 1], masks the (normalised) input;
     the class's score on each masked input, softmaxed over the channels, weighs the channel."""
     c = maps.shape[0]
-    up = F.interpolate(torch.from_numpy(maps)[:, None], size=tuple(x.shape[-2:]), mode="bilinear",
-                       align_corners=False)[:, 0]
+    up = F.interpolate(
+        torch.from_numpy(maps)[:, None], size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False
+    )[:, 0]
     lo = up.flatten(1).min(1).values[:, None, None]
     hi = up.flatten(1).max(1).values[:, None, None]
     masks = torch.where(hi > lo, (up - lo) / (hi - lo).clamp_min(1e-12), torch.zeros_like(up))
@@ -301,9 +339,9 @@ def _score_cam(module: nn.Module, x: torch.Tensor, maps: np.ndarray, index: int,
         for start in range(0, c, batch):
             if cancel is not None and cancel():
                 raise Cancelled("Score-CAM cancelled")
-            m = masks[start: start + batch]
+            m = masks[start : start + batch]
             out = module(x * m[:, None])
-            scores[start: start + len(m)] = _logits_batch(out)[:, index].double()
+            scores[start : start + len(m)] = _logits_batch(out)[:, index].double()
             if progress is not None:
                 progress(min(start + batch, c), c)
     weights = torch.softmax(scores, 0).numpy()

@@ -48,8 +48,12 @@ def _second_layer_weight() -> np.ndarray:
     mix = {
         "vertical edges": ["Sobel x (dark→light)", "Sobel x (light→dark)"],
         "horizontal edges": ["Sobel y (dark→light)", "Sobel y (light→dark)"],
-        "all edges": ["Sobel x (dark→light)", "Sobel x (light→dark)",
-                      "Sobel y (dark→light)", "Sobel y (light→dark)"],
+        "all edges": [
+            "Sobel x (dark→light)",
+            "Sobel x (light→dark)",
+            "Sobel y (dark→light)",
+            "Sobel y (light→dark)",
+        ],
         "smooth brightness": ["Gaussian blur"],
     }
     for o, name in enumerate(COMBINED):
@@ -80,5 +84,11 @@ def classic() -> nn.Module:
     return model.eval()
 
 
-CHANNEL_NAMES = {"edges": list(KERNELS), "relu1": list(KERNELS), "pool1": list(KERNELS),
-                 "combine": COMBINED, "relu2": COMBINED, "pool2": COMBINED}
+CHANNEL_NAMES = {
+    "edges": list(KERNELS),
+    "relu1": list(KERNELS),
+    "pool1": list(KERNELS),
+    "combine": COMBINED,
+    "relu2": COMBINED,
+    "pool2": COMBINED,
+}

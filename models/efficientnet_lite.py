@@ -14,8 +14,15 @@ import torch
 from torch import nn
 
 # per stage: (repeats, kernel, stride of the first block, expansion, output channels)
-LITE0_STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
-                (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
+LITE0_STAGES = [
+    (1, 3, 1, 1, 16),
+    (2, 3, 2, 6, 24),
+    (2, 5, 2, 6, 40),
+    (3, 3, 2, 6, 80),
+    (3, 5, 1, 6, 112),
+    (4, 5, 2, 6, 192),
+    (1, 3, 1, 6, 320),
+]
 BN_EPS = 1e-3  # the TF original's epsilon, which the weights were trained with
 MEAN = (0.498, 0.498, 0.498)  # (x - 127) / 128 on 8-bit pixels, as the Lite models expect
 STD = (0.502, 0.502, 0.502)

@@ -111,8 +111,16 @@ class ConvRouter:
         finally:
             torch.set_num_threads(before)
 
-    def conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-             stride: object, padding: object, dilation: object, groups: int) -> torch.Tensor | None:
+    def conv(
+        self,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        stride: object,
+        padding: object,
+        dilation: object,
+        groups: int,
+    ) -> torch.Tensor | None:
         """The engine's result for one 2-D convolution, or None when it is not ours to compute
         (transposed, not 2-D, complex, half precision, not on the CPU)."""
         if x.dim() != 4 or weight.dim() != 4 or x.is_complex():
@@ -131,21 +139,38 @@ class ConvRouter:
         self.busy = True
         try:
             # equal keys promise equal values: the tensor's serial and its in-place version
-            out, algorithm = self.engine.run(xa, wa, ba, _pair(stride), pad, _pair(dilation),
-                                             int(groups),
-                                             weight_key=(weight_serial(weight), weight._version))
+            out, algorithm = self.engine.run(
+                xa,
+                wa,
+                ba,
+                _pair(stride),
+                pad,
+                _pair(dilation),
+                int(groups),
+                weight_key=(weight_serial(weight), weight._version),
+            )
         except Exception as exc:
             self.error = exc
             raise
         finally:
             self.busy = False
         result = torch.from_numpy(np.ascontiguousarray(out, dtype=xa.dtype))
-        self.calls.append(ConvCall(
-            input_shape=tuple(x.shape), weight_shape=tuple(weight.shape), stride=_pair(stride),
-            padding=pad, dilation=_pair(dilation), groups=int(groups), algorithm=algorithm,
-            seconds=time.perf_counter() - start, output=result, weight_ptr=weight.data_ptr(),
-            input=x if self.keep_inputs else None, has_bias=bias is not None,
-        ))
+        self.calls.append(
+            ConvCall(
+                input_shape=tuple(x.shape),
+                weight_shape=tuple(weight.shape),
+                stride=_pair(stride),
+                padding=pad,
+                dilation=_pair(dilation),
+                groups=int(groups),
+                algorithm=algorithm,
+                seconds=time.perf_counter() - start,
+                output=result,
+                weight_ptr=weight.data_ptr(),
+                input=x if self.keep_inputs else None,
+                has_bias=bias is not None,
+            )
+        )
         return result
 
 
@@ -164,8 +189,7 @@ class EngineConvMode(TorchDispatchMode):
     passed_through : number of convolutions left to torch (transposed or not 2-D)
     """
 
-    def __init__(self, engine: Engine | str | ConvRouter,
-                 cancel: Callable[[], bool] | None = None) -> None:
+    def __init__(self, engine: Engine | str | ConvRouter, cancel: Callable[[], bool] | None = None) -> None:
         super().__init__()
         self.router = engine if isinstance(engine, ConvRouter) else ConvRouter(engine, cancel)
         self._threads: contextlib.AbstractContextManager | None = None
@@ -197,8 +221,9 @@ class EngineConvMode(TorchDispatchMode):
         kwargs = kwargs or {}
         if func in _CONV_OPS and not self.router.busy:
             x, weight, bias, stride, padding, dilation, transposed = args[:7]
-            result = None if transposed else self.router.conv(
-                x, weight, bias, stride, padding, dilation, args[8])
+            result = (
+                None if transposed else self.router.conv(x, weight, bias, stride, padding, dilation, args[8])
+            )
             if result is not None:
                 return result
             self.router.passed_through += 1
@@ -207,8 +232,11 @@ class EngineConvMode(TorchDispatchMode):
 
 def swappable(module: nn.Module) -> bool:
     """A conv whose ``forward`` is ``nn.Conv2d``'s own: the router can stand in for it."""
-    return isinstance(module, nn.Conv2d) and type(module).forward is nn.Conv2d.forward \
+    return (
+        isinstance(module, nn.Conv2d)
+        and type(module).forward is nn.Conv2d.forward
         and type(module)._conv_forward is nn.Conv2d._conv_forward
+    )
 
 
 def routed_conv(m: nn.Conv2d, x: torch.Tensor, router: ConvRouter) -> torch.Tensor:
@@ -221,6 +249,9 @@ def routed_conv(m: nn.Conv2d, x: torch.Tensor, router: ConvRouter) -> torch.Tens
     out = router.conv(x, m.weight, m.bias, m.stride, padding, m.dilation, m.groups)
     if out is None:
         router.passed_through += 1
-        return nn.Conv2d.forward(m, x) if m.padding_mode == "zeros" else F.conv2d(
-            x, m.weight, m.bias, m.stride, 0, m.dilation, m.groups)
+        return (
+            nn.Conv2d.forward(m, x)
+            if m.padding_mode == "zeros"
+            else F.conv2d(x, m.weight, m.bias, m.stride, 0, m.dilation, m.groups)
+        )
     return out

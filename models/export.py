@@ -39,20 +39,33 @@ def summary(result: RunResult, image: PreparedImage) -> dict:
     layers = []
     for la in result.layers:
         rf = la.receptive_field
-        layers.append({
-            "name": la.name, "type": la.type, "output_shape": list(la.output_shape),
-            "params": la.params, "macs": la.macs, "time_ms": round(la.time_ms, 4),
-            "algorithm": la.algorithm,
-            "receptive_field": None if rf is None else {
-                "size": list(rf.size), "jump": list(rf.jump), "center": list(rf.center),
-                # the unit is also scaled by a gate computed from the whole image (SE)
-                "global_context": rf.global_context,
-                **({"approximate": list(rf.assumed)} if rf.assumed else {})},
-            **({"receptive_field_note": la.field_note} if la.field_note else {}),
-            **({"grid_axes": list(la.grid_axes)} if la.channels_last else {}),
-        })
+        layers.append(
+            {
+                "name": la.name,
+                "type": la.type,
+                "output_shape": list(la.output_shape),
+                "params": la.params,
+                "macs": la.macs,
+                "time_ms": round(la.time_ms, 4),
+                "algorithm": la.algorithm,
+                "receptive_field": None
+                if rf is None
+                else {
+                    "size": list(rf.size),
+                    "jump": list(rf.jump),
+                    "center": list(rf.center),
+                    # the unit is also scaled by a gate computed from the whole image (SE)
+                    "global_context": rf.global_context,
+                    **({"approximate": list(rf.assumed)} if rf.assumed else {}),
+                },
+                **({"receptive_field_note": la.field_note} if la.field_note else {}),
+                **({"grid_axes": list(la.grid_axes)} if la.channels_last else {}),
+            }
+        )
     doc = {
-        "model": result.model_name, "engine": result.engine, "image": image.source,
+        "model": result.model_name,
+        "engine": result.engine,
+        "image": image.source,
         "input_shape": list(result.input_shape),
         "predictions": [{"label": label, "probability": p} for label, p in result.predictions],
         **({"predictions_note": result.prediction_note} if result.prediction_note else {}),
@@ -78,8 +91,15 @@ def _finite(value: object, where: str, found: list[str]) -> object:
     return value
 
 
-def write_rf_png(model: LoadedModel, image: PreparedImage, result: RunResult, layer: str,
-                 unit: tuple[int, int], path: Path, channel: int | None = None) -> Path:
+def write_rf_png(
+    model: LoadedModel,
+    image: PreparedImage,
+    result: RunResult,
+    layer: str,
+    unit: tuple[int, int],
+    path: Path,
+    channel: int | None = None,
+) -> Path:
     """The photo as the model sees it, with unit ``(y, x)``'s receptive-field box and its
     effective receptive field (for ``channel``, default: the channel most active there)."""
     info = find_layer(result, layer)
@@ -88,27 +108,33 @@ def write_rf_png(model: LoadedModel, image: PreparedImage, result: RunResult, la
         raise LayerError(f"layer {layer!r} has no spatial map, so its units have no box")
     y, x = unit
     if not (0 <= y < act.shape[1] and 0 <= x < act.shape[2]):
-        raise LayerError(f"unit ({y}, {x}) is outside layer {layer!r} of size "
-                         f"{act.shape[1]}x{act.shape[2]}")
+        raise LayerError(f"unit ({y}, {x}) is outside layer {layer!r} of size {act.shape[1]}x{act.shape[2]}")
     if channel is None:
         channel = int(np.argmax(act[:, y, x]))
-    heat = effective_receptive_field(model.module, image.tensor, info.name,
-                                     channel, y, x)
+    heat = effective_receptive_field(model.module, image.tensor, info.name, channel, y, x)
     rgb = render.overlay_heatmap(image.model_view, heat)
     rf = info.receptive_field
     rgb = render.draw_receptive_field(rgb, rf.box(y, x), rf.unit_center(y, x))
     return render.save_png(rgb, path)
 
 
-def export_run(result: RunResult, model: LoadedModel, image: PreparedImage, out_dir: Path,
-               layers: list[str] | None = None, unit: tuple[int, int] | None = None,
-               explain: bool = False, cmap: str = "viridis", progress=None, cancel=None) -> list[Path]:
+def export_run(
+    result: RunResult,
+    model: LoadedModel,
+    image: PreparedImage,
+    out_dir: Path,
+    layers: list[str] | None = None,
+    unit: tuple[int, int] | None = None,
+    explain: bool = False,
+    cmap: str = "viridis",
+    progress=None,
+    cancel=None,
+) -> list[Path]:
     """Write summary.json, activations.npz and per-layer PNGs into ``out_dir``; the paths.
 
     ``progress(layers_done, layers)`` after each layer; ``cancel()`` is checked before each (raises
     :class:`~models.errors.Cancelled`; a cancelled export leaves ``out_dir`` as it was)."""
-    chosen = [find_layer(result, n) for n in layers] if layers else [
-        la for la in result.layers if la.is_conv]
+    chosen = [find_layer(result, n) for n in layers] if layers else [la for la in result.layers if la.is_conv]
     if explain:  # refuse before writing anything
         from models.explain import require_conv
 
@@ -119,16 +145,24 @@ def export_run(result: RunResult, model: LoadedModel, image: PreparedImage, out_
         raise FileExistsError(f"{out_dir} exists and is not a folder")
     staging = _staging_folder(out_dir)
     try:
-        names = _write_all(result, model, image, staging, chosen, unit, explain, cmap,
-                           progress, cancel)
+        names = _write_all(result, model, image, staging, chosen, unit, explain, cmap, progress, cancel)
         return _move_into_place(staging, names, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _write_all(result: RunResult, model: LoadedModel, image: PreparedImage, folder: Path,
-               chosen: list, unit: tuple[int, int] | None, explain: bool, cmap: str,
-               progress=None, cancel=None) -> list[str]:
+def _write_all(
+    result: RunResult,
+    model: LoadedModel,
+    image: PreparedImage,
+    folder: Path,
+    chosen: list,
+    unit: tuple[int, int] | None,
+    explain: bool,
+    cmap: str,
+    progress=None,
+    cancel=None,
+) -> list[str]:
     """Every file of the export, written into ``folder``; their names in order."""
     written = []
     path = folder / "summary.json"
@@ -192,8 +226,9 @@ def _move_into_place(staging: Path, names: list[str], out_dir: Path) -> list[Pat
     for name in names:
         target = out_dir / name
         if target.is_dir() and not target.is_symlink():
-            raise ConvScopeError(f"cannot write {target}: a folder of that name is in the way "
-                                 f"(nothing was written)")
+            raise ConvScopeError(
+                f"cannot write {target}: a folder of that name is in the way (nothing was written)"
+            )
     aside = staging / ".replaced"
     aside.mkdir()
     moved: list[str] = []
@@ -211,8 +246,7 @@ def _move_into_place(staging: Path, names: list[str], out_dir: Path) -> list[Pat
         for kept in aside.iterdir():
             with contextlib.suppress(OSError):
                 os.replace(kept, out_dir / kept.name)
-        raise ConvScopeError(f"cannot write {out_dir}: {exc.strerror or exc} (nothing was "
-                             f"written)") from None
+        raise ConvScopeError(f"cannot write {out_dir}: {exc.strerror or exc} (nothing was written)") from None
     return [out_dir / n for n in names]
 
 

@@ -49,8 +49,10 @@ from models.sources import LoadedModel
 # progress(step, total, preview): preview is (H, W, 3) uint8 every ``preview_every`` steps, else None
 VisProgress = Callable[[int, int, np.ndarray | None], None]
 
-NOTE = ("gradients from torch's autograd: the convolution engines compute forward passes only; "
-        "the model ran up to layer {layer} on every step")
+NOTE = (
+    "gradients from torch's autograd: the convolution engines compute forward passes only; "
+    "the model ran up to layer {layer} on every step"
+)
 GREY = 128 / 255  # the baseline image: mid-grey (128), about where the optimisation starts
 
 # Lucent's 0.05 is for its 512 steps; at our default 256 the early layers' fine textures (which
@@ -105,8 +107,9 @@ def _maps(out: torch.Tensor, axes: tuple[int, int] | None) -> torch.Tensor:
     return out.reshape(out.shape[0], -1, *out.shape[-2:])
 
 
-def layer_channels(model: LoadedModel | nn.Module, layer: str, size: tuple[int, int],
-                   channels: int = 3) -> tuple[int, tuple[int, int] | None]:
+def layer_channels(
+    model: LoadedModel | nn.Module, layer: str, size: tuple[int, int], channels: int = 3
+) -> tuple[int, tuple[int, int] | None]:
     """How many channels ``layer`` has and its grid ``(H, W)`` (None without one), for inputs of
     ``size``; ``LayerError`` for an unknown layer or one whose output has no channels."""
     module = model if isinstance(model, nn.Module) else model.module
@@ -124,15 +127,17 @@ def layer_channels(model: LoadedModel | nn.Module, layer: str, size: tuple[int, 
     raise LayerError(f"layer {layer!r} has no channels to visualize (output {list(shape)})")
 
 
-def objective_layer(model: LoadedModel | nn.Module, layer: str, size: tuple[int, int],
-                    channels: int = 3) -> str:
+def objective_layer(
+    model: LoadedModel | nn.Module, layer: str, size: tuple[int, int], channels: int = 3
+) -> str:
     """The layer whose output a visualization of ``layer`` maximises (the last of
     :func:`objective_chain`): ``_conv_stem`` -> ``_act_stem``."""
     return objective_chain(model, layer, size, channels)[-1]
 
 
-def objective_chain(model: LoadedModel | nn.Module, layer: str, size: tuple[int, int],
-                    channels: int = 3) -> list[str]:
+def objective_chain(
+    model: LoadedModel | nn.Module, layer: str, size: tuple[int, int], channels: int = 3
+) -> list[str]:
     """``layer`` followed through the per-channel element-wise layers that take its output, one
     after another (BatchNorm, activations, dropout: the plan's derived rows,
     ``models.runner._DERIVABLE``), so a convolution is seen as the network uses it
@@ -143,32 +148,66 @@ def objective_chain(model: LoadedModel | nn.Module, layer: str, size: tuple[int,
     the_plan = plan(module, torch.zeros(1, channels, *size))
     rows, chain = the_plan.rows, [layer]
     while True:
-        nxt = [k for k, source in the_plan.derive.items() if source == chain[-1]
-               and not rows[k].block and rows[k].output_shape == rows[chain[-1]].output_shape]
+        nxt = [
+            k
+            for k, source in the_plan.derive.items()
+            if source == chain[-1]
+            and not rows[k].block
+            and rows[k].output_shape == rows[chain[-1]].output_shape
+        ]
         if len(nxt) != 1:
             return chain
         chain.append(nxt[0])
 
 
-def visualize(model: LoadedModel, layer: str, channel: int, *, unit: tuple[int, int] | None = None,
-              steps: int = 256, seed: int = 0, size: tuple[int, int] | None = None,
-              preview_every: int = 8, progress: VisProgress | None = None,
-              cancel: Callable[[], bool] | None = None, as_used: bool = True) -> Visualization:
+def visualize(
+    model: LoadedModel,
+    layer: str,
+    channel: int,
+    *,
+    unit: tuple[int, int] | None = None,
+    steps: int = 256,
+    seed: int = 0,
+    size: tuple[int, int] | None = None,
+    preview_every: int = 8,
+    progress: VisProgress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    as_used: bool = True,
+) -> Visualization:
     """The image that maximises ``channel``'s mean activation at ``layer`` (or, with ``unit``
     ``(y, x)``, that unit's activation); ``as_used``: after the BatchNorm and activation that
     follow the layer (:func:`objective_layer`), else the layer's own output. ``size``: the
     optimised image (default: the model's input size). Raises ``LayerError`` (unknown layer,
     channel or unit outside it), ``Cancelled``."""
-    return visualize_channels(model, layer, [channel], unit=unit, steps=steps, seed=seed,
-                              size=size, preview_every=preview_every, progress=progress,
-                              cancel=cancel, as_used=as_used)
+    return visualize_channels(
+        model,
+        layer,
+        [channel],
+        unit=unit,
+        steps=steps,
+        seed=seed,
+        size=size,
+        preview_every=preview_every,
+        progress=progress,
+        cancel=cancel,
+        as_used=as_used,
+    )
 
 
-def visualize_channels(model: LoadedModel, layer: str, channels: Sequence[int] | int = 16, *,
-                       unit: tuple[int, int] | None = None, steps: int = 256, seed: int = 0,
-                       size: tuple[int, int] | None = None, preview_every: int = 8,
-                       progress: VisProgress | None = None,
-                       cancel: Callable[[], bool] | None = None, as_used: bool = True) -> Visualization:
+def visualize_channels(
+    model: LoadedModel,
+    layer: str,
+    channels: Sequence[int] | int = 16,
+    *,
+    unit: tuple[int, int] | None = None,
+    steps: int = 256,
+    seed: int = 0,
+    size: tuple[int, int] | None = None,
+    preview_every: int = 8,
+    progress: VisProgress | None = None,
+    cancel: Callable[[], bool] | None = None,
+    as_used: bool = True,
+) -> Visualization:
     """One image per channel of ``layer`` optimised together in one batch; ``channels`` an int
     ``n`` means the first ``n`` (fewer if the layer has fewer). The preview is their mosaic.
     Each channel's image depends on the seed and the channel only (:func:`channel_generator`):
@@ -189,8 +228,9 @@ def visualize_channels(model: LoadedModel, layer: str, channels: Sequence[int] |
         raise ValueError(f"steps must be at least 1, got {steps}")
     bad = [c for c in wanted if not 0 <= c < count]
     if bad:
-        raise LayerError(f"channel {bad[0]} is outside layer {layer!r}, which has {count} channels "
-                         f"(0..{count - 1})")
+        raise LayerError(
+            f"channel {bad[0]} is outside layer {layer!r}, which has {count} channels (0..{count - 1})"
+        )
     if unit is not None:
         if grid is None:
             raise LayerError(f"layer {layer!r} has no spatial map, so it has no unit {unit}")
@@ -209,12 +249,13 @@ def visualize_channels(model: LoadedModel, layer: str, channels: Sequence[int] |
     target = chain[-1]
     # the last element-wise layer is applied here, to the one before it, for the leak through
     # its off region (the plan checked that this gives exactly the layer's output)
-    objective = chain[0] if len(chain) == 1 else (
-        chain[-2], dict(module.named_modules())[split_layer_key(target)[0]])
+    objective = (
+        chain[0] if len(chain) == 1 else (chain[-2], dict(module.named_modules())[split_layer_key(target)[0]])
+    )
     mean = torch.tensor(pre.mean[: pre.channels], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(pre.std[: pre.channels], dtype=torch.float32).view(1, -1, 1, 1)
     batch = fixed_batch(module) or len(wanted)
-    parts = [wanted[i: i + batch] for i in range(0, len(wanted), batch)]
+    parts = [wanted[i : i + batch] for i in range(0, len(wanted), batch)]
     images, finals, histories, baselines = [], [], [], []
     for index, part in enumerate(parts):
         done = index * steps
@@ -225,17 +266,40 @@ def visualize_channels(model: LoadedModel, layer: str, channels: Sequence[int] |
 
         generators = [channel_generator(seed, c) for c in part]
         image, final, history, baseline = _optimize(
-            module, objective, part, unit, axes, steps, size, pre.channels, mean, std, generators,
-            (jitter, center), preview_every, report, cancel)
+            module,
+            objective,
+            part,
+            unit,
+            axes,
+            steps,
+            size,
+            pre.channels,
+            mean,
+            std,
+            generators,
+            (jitter, center),
+            preview_every,
+            report,
+            cancel,
+        )
         images.append(image)
         baselines.append(baseline)
         finals.append(final)
         histories.append(history)
-    return Visualization(layer=layer, channels=wanted, unit=tuple(unit) if unit is not None else None,
-                         images=np.concatenate(images), activations=np.concatenate(finals),
-                         history=np.concatenate(histories, axis=1), steps=steps, seed=int(seed),
-                         size=size, note=NOTE.format(layer=target), objective_layer=target,
-                         baseline=np.concatenate(baselines))
+    return Visualization(
+        layer=layer,
+        channels=wanted,
+        unit=tuple(unit) if unit is not None else None,
+        images=np.concatenate(images),
+        activations=np.concatenate(finals),
+        history=np.concatenate(histories, axis=1),
+        steps=steps,
+        seed=int(seed),
+        size=size,
+        note=NOTE.format(layer=target),
+        objective_layer=target,
+        baseline=np.concatenate(baselines),
+    )
 
 
 def channel_generator(seed: int, channel: int) -> torch.Generator:
@@ -258,14 +322,23 @@ def fixed_batch(module: nn.Module) -> int | None:
     return None
 
 
-def _optimize(module: nn.Module, layer: str | tuple[str, nn.Module], channels: list[int],
-              unit: tuple[int, int] | None, axes: tuple[int, int] | None, steps: int,
-              size: tuple[int, int], in_channels: int,
-              mean: torch.Tensor, std: torch.Tensor, generators: list[torch.Generator],
-              transform: tuple[tuple[int, ...], tuple[float, float] | None], preview_every: int,
-              report: Callable[[int, np.ndarray | None], None],
-              cancel: Callable[[], bool] | None
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _optimize(
+    module: nn.Module,
+    layer: str | tuple[str, nn.Module],
+    channels: list[int],
+    unit: tuple[int, int] | None,
+    axes: tuple[int, int] | None,
+    steps: int,
+    size: tuple[int, int],
+    in_channels: int,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    generators: list[torch.Generator],
+    transform: tuple[tuple[int, ...], tuple[float, float] | None],
+    preview_every: int,
+    report: Callable[[int, np.ndarray | None], None],
+    cancel: Callable[[], bool] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Adam on one batch of Fourier images: (images uint8, final objective, history, the
     objective on a mid-grey image). ``layer``: the layer maximised, or (the layer before it,
     the element-wise module that makes it from that one's output)."""
@@ -319,8 +392,9 @@ def _apply(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return module.forward(x.clone() if getattr(module, "inplace", False) else x)
 
 
-def _leak(activation: nn.Module, before: torch.Tensor,
-          pick: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def _leak(
+    activation: nn.Module, before: torch.Tensor, pick: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
     """A gradient through the last activation's off region: ``LEAK`` times the mean of its input
     over the positions of the channel where it is off below (slope 0 and input <= 0: a ReLU's
     negative side, a ReLU6's, a hard-swish's). Added to the objective for the gradient only (the

@@ -31,8 +31,13 @@ class FourierImage(nn.Module):
     3 channels are colour-decorrelated; 1 channel (grey) is not.
     """
 
-    def __init__(self, channels: int, size: tuple[int, int], generators: list[torch.Generator],
-                 decay_power: float = 1.0) -> None:
+    def __init__(
+        self,
+        channels: int,
+        size: tuple[int, int],
+        generators: list[torch.Generator],
+        decay_power: float = 1.0,
+    ) -> None:
         super().__init__()
         h, w = size
         fy = np.fft.fftfreq(h)[:, None]
@@ -40,8 +45,10 @@ class FourierImage(nn.Module):
         freqs = np.sqrt(fx * fx + fy * fy)
         scale = 1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** decay_power
         self.register_buffer("scale", torch.from_numpy(scale.astype(np.float32))[None, None, ..., None])
-        self.spectrum = nn.Parameter(torch.stack([
-            torch.randn(channels, *freqs.shape, 2, generator=g) for g in generators]) * _SPECTRUM_SD)
+        self.spectrum = nn.Parameter(
+            torch.stack([torch.randn(channels, *freqs.shape, 2, generator=g) for g in generators])
+            * _SPECTRUM_SD
+        )
         self.size = (h, w)
         self.register_buffer("color", torch.from_numpy(COLOR_DECORRELATION.T.copy()))
 
@@ -53,9 +60,12 @@ class FourierImage(nn.Module):
         return torch.sigmoid(image)
 
 
-def random_transform(images: torch.Tensor, generators: list[torch.Generator],
-                     jitter: tuple[int, ...] = JITTER,
-                     center: tuple[float, float] | None = None) -> torch.Tensor:
+def random_transform(
+    images: torch.Tensor,
+    generators: list[torch.Generator],
+    jitter: tuple[int, ...] = JITTER,
+    center: tuple[float, float] | None = None,
+) -> torch.Tensor:
     """Each image jittered, scaled and rotated at random (one bilinear resampling, same size,
     grey beyond the border): Lucent's standard transforms at a constant size. Image ``i`` draws
     from ``generators[i]``; scale and rotation turn about ``center`` ``(y, x)`` in pixels
@@ -66,8 +76,9 @@ def random_transform(images: torch.Tensor, generators: list[torch.Generator],
         chosen = torch.cat([torch.randint(len(options), (1,), generator=g) for g in generators])
         return torch.tensor(options, dtype=torch.float32)[chosen]
 
-    shift = torch.stack([sum(torch.randint(-j, j + 1, (2,), generator=g) for j in jitter)
-                         for g in generators]).float()  # (N, (y, x)) pixels
+    shift = torch.stack(
+        [sum(torch.randint(-j, j + 1, (2,), generator=g) for j in jitter) for g in generators]
+    ).float()  # (N, (y, x)) pixels
     scale = pick(SCALES)
     angle = pick([float(a) for a in ANGLES]) * (math.pi / 180)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
@@ -81,5 +92,4 @@ def random_transform(images: torch.Tensor, generators: list[torch.Generator],
     moved = (torch.einsum("nij,j->ni", a, half - c) + c + shift.flip(1)) / half - 1
     theta = torch.cat([linear, moved[:, :, None]], 2)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    return F.grid_sample(images - 0.5, grid, mode="bilinear", padding_mode="zeros",
-                         align_corners=False) + 0.5
+    return F.grid_sample(images - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5

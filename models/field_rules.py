@@ -58,28 +58,124 @@ def dims_of(value: object, ndim: int) -> list[int]:
     return [int(v) % ndim for v in values] if ndim else []
 
 
-SLIDING = {"convolution", "_convolution", "conv2d", "max_pool2d", "max_pool2d_with_indices",
-            "avg_pool2d", "_adaptive_avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
-            "constant_pad_nd", "reflection_pad2d", "replication_pad2d", "_pad_circular", "pad"}
-VIEWS = {"view", "_unsafe_view", "reshape", "squeeze", "unsqueeze", "flatten", "unflatten",
-          "view_as", "_reshape_alias"}
-SAME = {"clone", "detach", "alias", "contiguous", "_to_copy", "to", "lift_fresh", "lift_fresh_copy",
-         "native_dropout", "dropout", "feature_dropout", "_native_batch_norm_legit_no_training",
-         "_native_batch_norm_legit", "native_batch_norm", "batch_norm", "_batch_norm_impl_index",
-         "cudnn_batch_norm", "miopen_batch_norm", "_native_batch_norm_legit_functional"}
-REDUCTIONS = {"mean", "sum", "amax", "amin", "max", "min", "var", "std", "var_mean", "std_mean",
-               "logsumexp", "norm", "linalg_vector_norm", "prod"}
+SLIDING = {
+    "convolution",
+    "_convolution",
+    "conv2d",
+    "max_pool2d",
+    "max_pool2d_with_indices",
+    "avg_pool2d",
+    "_adaptive_avg_pool2d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool2d",
+    "constant_pad_nd",
+    "reflection_pad2d",
+    "replication_pad2d",
+    "_pad_circular",
+    "pad",
+}
+VIEWS = {
+    "view",
+    "_unsafe_view",
+    "reshape",
+    "squeeze",
+    "unsqueeze",
+    "flatten",
+    "unflatten",
+    "view_as",
+    "_reshape_alias",
+}
+SAME = {
+    "clone",
+    "detach",
+    "alias",
+    "contiguous",
+    "_to_copy",
+    "to",
+    "lift_fresh",
+    "lift_fresh_copy",
+    "native_dropout",
+    "dropout",
+    "feature_dropout",
+    "_native_batch_norm_legit_no_training",
+    "_native_batch_norm_legit",
+    "native_batch_norm",
+    "batch_norm",
+    "_batch_norm_impl_index",
+    "cudnn_batch_norm",
+    "miopen_batch_norm",
+    "_native_batch_norm_legit_functional",
+}
+REDUCTIONS = {
+    "mean",
+    "sum",
+    "amax",
+    "amin",
+    "max",
+    "min",
+    "var",
+    "std",
+    "var_mean",
+    "std_mean",
+    "logsumexp",
+    "norm",
+    "linalg_vector_norm",
+    "prod",
+}
 SOFTMAX = {"_softmax", "_log_softmax", "softmax", "log_softmax"}
-CONSTANT = {"empty", "zeros", "ones", "full", "randn", "rand", "arange", "empty_like", "zeros_like",
-             "ones_like", "full_like", "randn_like", "rand_like", "new_empty", "new_zeros",
-             "new_ones", "new_full", "scalar_tensor", "empty_strided", "new_empty_strided",
-             "sym_size", "sym_stride", "sym_numel", "_local_scalar_dense", "lift_fresh_copy_"}
+CONSTANT = {
+    "empty",
+    "zeros",
+    "ones",
+    "full",
+    "randn",
+    "rand",
+    "arange",
+    "empty_like",
+    "zeros_like",
+    "ones_like",
+    "full_like",
+    "randn_like",
+    "rand_like",
+    "new_empty",
+    "new_zeros",
+    "new_ones",
+    "new_full",
+    "scalar_tensor",
+    "empty_strided",
+    "new_empty_strided",
+    "sym_size",
+    "sym_stride",
+    "sym_numel",
+    "_local_scalar_dense",
+    "lift_fresh_copy_",
+}
 
 
-ELEMENTWISE = {"hardswish", "hardswish_", "softplus", "softshrink", "hardshrink", "threshold",
-                "threshold_", "prelu", "_prelu_kernel", "celu", "celu_", "selu", "selu_",
-                "rrelu_with_noise", "log_sigmoid_forward", "where", "masked_fill", "clamp", "lerp",
-                "addcmul", "addcdiv", "hardtanh"}  # elementwise, but not tagged pointwise
+ELEMENTWISE = {
+    "hardswish",
+    "hardswish_",
+    "softplus",
+    "softshrink",
+    "hardshrink",
+    "threshold",
+    "threshold_",
+    "prelu",
+    "_prelu_kernel",
+    "celu",
+    "celu_",
+    "selu",
+    "selu_",
+    "rrelu_with_noise",
+    "log_sigmoid_forward",
+    "where",
+    "masked_fill",
+    "clamp",
+    "lerp",
+    "addcmul",
+    "addcdiv",
+    "hardtanh",
+}  # elementwise, but not tagged pointwise
 
 
 def is_pointwise(func, name: str) -> bool:
@@ -113,8 +209,9 @@ def adaptive_field(rf: ReceptiveField, size: tuple[int, int], out: tuple[int, in
     field = rf.through((kernel[0], kernel[1]), (stride[0], stride[1]), (0, 0))
     if all(n % m == 0 for n, m in zip(size, out, strict=True)):
         return field
-    return replace(field, assumed=merge_assumed(field.assumed, ("adaptive pooling with uneven bins "
-                                                         "(approximate)",)))
+    return replace(
+        field, assumed=merge_assumed(field.assumed, ("adaptive pooling with uneven bins (approximate)",))
+    )
 
 
 def expand_track(track: Track | None, ndim: int, out: torch.Tensor) -> Track | None:
@@ -142,11 +239,11 @@ def reshape_track(track: Track | None, shape: tuple[int, ...], new: tuple[int, .
         return track
     axes = []
     for a in track.axes:
-        step = math.prod(shape[a.dim + 1:]) * a.inner  # flat-index distance of one unit
+        step = math.prod(shape[a.dim + 1 :]) * a.inner  # flat-index distance of one unit
         span = step * a.size
         placed = None
         for e in range(len(new)):
-            stride = math.prod(new[e + 1:])
+            stride = math.prod(new[e + 1 :])
             if a.size == 1:  # a size-1 axis only survives as a size-1 dim at the same place
                 fits = new[e] == 1 and stride == step
             else:
@@ -171,8 +268,7 @@ def slice_track(name: str, args, track: Track | None, ndim: int) -> Track | None
     if name == "select":
         if hit:
             return None  # one row or column picked: no grid left
-        return replace(track, axes=tuple(replace(a, dim=a.dim - (1 if a.dim > d else 0))
-                                         for a in track.axes))
+        return replace(track, axes=tuple(replace(a, dim=a.dim - (1 if a.dim > d else 0)) for a in track.axes))
     if not hit:
         return track
     i = hit[0]
@@ -213,8 +309,9 @@ def reduce_track(args, kwargs, track: Track | None, ndim: int, out: torch.Tensor
     if not reduced:  # over channels only: still one value per position
         if keep:
             return track
-        return replace(track, axes=tuple(replace(a, dim=a.dim - sum(1 for d in dims if d < a.dim))
-                                         for a in track.axes))
+        return replace(
+            track, axes=tuple(replace(a, dim=a.dim - sum(1 for d in dims if d < a.dim)) for a in track.axes)
+        )
     if any(a.inner != 1 for a in track.axes):
         return None
     # a global reduction over the grid: every input pixel the map saw

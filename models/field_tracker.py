@@ -49,8 +49,9 @@ class ReceptiveFieldMode(TorchDispatchMode):
         self._unknown: dict[int, str] = {}
         self._keep: list[torch.Tensor] = []
         for t in inputs:
-            self._set(t, Track(IDENTITY, (Axis(t.dim() - 2, 1, t.shape[-2]),
-                                           Axis(t.dim() - 1, 1, t.shape[-1]))))
+            self._set(
+                t, Track(IDENTITY, (Axis(t.dim() - 2, 1, t.shape[-2]), Axis(t.dim() - 1, 1, t.shape[-1])))
+            )
 
     # ------------------------------------------------------------------ queries
     def field(self, tensor: torch.Tensor) -> ReceptiveField | None:
@@ -93,8 +94,13 @@ class ReceptiveFieldMode(TorchDispatchMode):
         outs = tensors_in(out)
         if results is None:  # an op we do not know
             results = self._assume_pointwise(str(func.overloadpacket), tracked, outs)
-        mutated = args[0] if args and isinstance(args[0], torch.Tensor) and (
-            torch.Tag.inplace in func.tags or name.endswith("_")) else None
+        mutated = (
+            args[0]
+            if args
+            and isinstance(args[0], torch.Tensor)
+            and (torch.Tag.inplace in func.tags or name.endswith("_"))
+            else None
+        )
         for t, track in zip(outs, results, strict=False):
             self._set(t, track)
             if track is None and t is not mutated:
@@ -103,16 +109,18 @@ class ReceptiveFieldMode(TorchDispatchMode):
             self._set(mutated, results[0] if results else None)
         return out
 
-    def _assume_pointwise(self, op: str, tracked: list[torch.Tensor],
-                          outs: list[torch.Tensor]) -> list[Track | None]:
+    def _assume_pointwise(
+        self, op: str, tracked: list[torch.Tensor], outs: list[torch.Tensor]
+    ) -> list[Track | None]:
         results: list[Track | None] = []
         for t in outs:
             same = [self._get(a) for a in tracked if tuple(a.shape) == tuple(t.shape)]
             same = [s for s in same if s is not None]
             if same and same[0].axes is not None:
                 field = same[0].field
-                results.append(Track(replace(field, assumed=merge_assumed(field.assumed, (op,))),
-                                      same[0].axes))
+                results.append(
+                    Track(replace(field, assumed=merge_assumed(field.assumed, (op,))), same[0].axes)
+                )
             else:
                 results.append(None)
         return results
@@ -141,12 +149,20 @@ class ReceptiveFieldMode(TorchDispatchMode):
             return [slice_track(name, args, track, x.dim())]
         if name in ("cat", "concat", "stack"):
             return [self._cat(name, args, kwargs, first)]
-        if name in ("split", "split_with_sizes", "chunk", "unbind", "unsafe_split",
-                    "unsafe_split_with_sizes", "tensor_split"):
+        if name in (
+            "split",
+            "split_with_sizes",
+            "chunk",
+            "unbind",
+            "unsafe_split",
+            "unsafe_split_with_sizes",
+            "tensor_split",
+        ):
             return self._split(name, args, kwargs, track, outs)
         if name in REDUCTIONS:
             return [reduce_track(args, kwargs, track, x.dim(), first)] + [
-                reduce_track(args, kwargs, track, x.dim(), t) for t in outs[1:]]
+                reduce_track(args, kwargs, track, x.dim(), t) for t in outs[1:]
+            ]
         if name in SOFTMAX:
             dim = dims_of(args[1], x.dim())
             return [with_context(track, touches(track, dim))]
@@ -240,8 +256,9 @@ class ReceptiveFieldMode(TorchDispatchMode):
             axes = tuple(replace(a, dim=a.dim + (1 if a.dim >= d else 0)) for a in axes)
         return Track(field, axes)
 
-    def _split(self, name: str, args, kwargs, track: Track | None,
-               outs: list[torch.Tensor]) -> list[Track | None] | None:
+    def _split(
+        self, name: str, args, kwargs, track: Track | None, outs: list[torch.Tensor]
+    ) -> list[Track | None] | None:
         if track is None or track.axes is None:
             return [track] * len(outs)
         ndim = args[0].dim()

@@ -19,9 +19,15 @@ from models.run_plan import capture, plan, program_of
 from models.sources import LoadedModel
 
 
-def effective_receptive_field(model: LoadedModel | nn.Module, tensor: torch.Tensor, layer: str,
-                              channel: int, y: int, x: int, cancel: CancelFn | None = None
-                              ) -> np.ndarray:
+def effective_receptive_field(
+    model: LoadedModel | nn.Module,
+    tensor: torch.Tensor,
+    layer: str,
+    channel: int,
+    y: int,
+    x: int,
+    cancel: CancelFn | None = None,
+) -> np.ndarray:
     """``|d unit / d input|`` summed over input channels: ``(H, W)`` float32.
 
     Runs on torch with autograd (not on the selected engine: the engines compute forward passes
@@ -61,9 +67,15 @@ class _Reached(Exception):
     """Raised from the capture once the wanted layer is recorded: the layers after it never run."""
 
 
-def layer_output(model: LoadedModel | nn.Module, x: torch.Tensor, layer: str, *, stop: bool = True,
-                 on_output: Callable[[torch.Tensor], None] | None = None,
-                 cancel: CancelFn | None = None) -> tuple[torch.Tensor, object | None]:
+def layer_output(
+    model: LoadedModel | nn.Module,
+    x: torch.Tensor,
+    layer: str,
+    *,
+    stop: bool = True,
+    on_output: Callable[[torch.Tensor], None] | None = None,
+    cancel: CancelFn | None = None,
+) -> tuple[torch.Tensor, object | None]:
     """``layer``'s output for the batch ``x`` and the model's output, computed by torch with
     autograd as the caller has it (wrap in ``torch.enable_grad()`` for gradients), any model form.
 
@@ -104,4 +116,3 @@ def _grid_tensor(t: torch.Tensor, axes: tuple[int, int] | None) -> torch.Tensor:
         return t
     moved = torch.movedim(t, (axes[0] - 1, axes[1] - 1), (-2, -1))
     return moved.reshape(-1, *moved.shape[-2:])
-

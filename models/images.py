@@ -30,8 +30,11 @@ MAX_INPUT_PIXELS = 1024 * 1024
 # and the folders a top-k scan walks (what a file *is* is still decided by reading it)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
-_RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
-             "nearest": Image.Resampling.NEAREST}
+_RESAMPLE = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,10 @@ def check_input_size(size: tuple[int, ...]) -> None:
     if h < 1 or w < 1:
         raise ImageError(f"model input size {h}x{w} is empty")
     if max(h, w) > MAX_INPUT_SIDE or h * w > MAX_INPUT_PIXELS:
-        raise ImageError(f"model input size {h}x{w} is too large: at most {MAX_INPUT_SIDE} pixels "
-                         f"a side and {MAX_INPUT_PIXELS:,} in all")
+        raise ImageError(
+            f"model input size {h}x{w} is too large: at most {MAX_INPUT_SIDE} pixels "
+            f"a side and {MAX_INPUT_PIXELS:,} in all"
+        )
 
 
 def sample_images() -> dict[str, Path]:
@@ -185,8 +190,7 @@ def prepare_image(
         rh, rw, top, left = out_h, out_w, 0, 0
     scale = (h0 / rh, w0 / rw)
     box = (left * scale[1], top * scale[0], (left + out_w) * scale[1], (top + out_h) * scale[0])
-    resized = image.resize((out_w, out_h), _RESAMPLE.get(preprocess.interpolation, Image.BILINEAR),
-                           box=box)
+    resized = image.resize((out_w, out_h), _RESAMPLE.get(preprocess.interpolation, Image.BILINEAR), box=box)
     view = np.ascontiguousarray(np.asarray(resized, dtype=np.uint8))
     pixels = view.astype(np.float32) / 255.0
     if preprocess.channels == 1:
@@ -199,7 +203,9 @@ def prepare_image(
     std = np.asarray(preprocess.std, dtype=np.float32)[: preprocess.channels]
     tensor = torch.from_numpy(((pixels - mean) / std).transpose(2, 0, 1).copy())[None]
     mapping = InputMapping(
-        scale=scale, offset=(top * scale[0], left * scale[1]),
-        original_size=(h0, w0), input_size=(out_h, out_w),
+        scale=scale,
+        offset=(top * scale[0], left * scale[1]),
+        original_size=(h0, w0),
+        input_size=(out_h, out_w),
     )
     return PreparedImage(source, np.asarray(image, dtype=np.uint8), view, tensor, mapping)

@@ -24,15 +24,17 @@ def read_labels(path: str | Path) -> list[str]:
     except FileNotFoundError:
         raise ModelError(f"labels file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"cannot read labels file {path.name}: "
-                         f"{getattr(exc, 'strerror', None) or exc}") from None
+        raise ModelError(
+            f"cannot read labels file {path.name}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     stripped = text.strip()
     if stripped.startswith(("[", "{")):
         try:
             doc = json.loads(stripped)
         except json.JSONDecodeError as exc:
-            raise ModelError(f"labels file {path.name} is not valid JSON: {exc.msg} "
-                             f"(line {exc.lineno})") from None
+            raise ModelError(
+                f"labels file {path.name} is not valid JSON: {exc.msg} (line {exc.lineno})"
+            ) from None
         labels = _from_json(doc, path.name)
     else:
         labels = [line.strip() for line in text.splitlines() if line.strip()]
@@ -53,16 +55,16 @@ def _from_json(doc: object, name: str) -> list[str]:
         try:
             items = sorted((int(k), v) for k, v in doc.items())
         except ValueError:
-            raise ModelError(f"labels file {name}: the keys of a JSON object must be class "
-                             f"indices") from None
+            raise ModelError(f"labels file {name}: the keys of a JSON object must be class indices") from None
         if [i for i, _ in items] != list(range(len(items))):
             raise ModelError(f"labels file {name}: class indices must run 0..{len(items) - 1}")
         return [label(v) for _, v in items]
     raise ModelError(f"labels file {name}: expected a list of names or an index -> name object")
 
 
-def top_predictions(logits: np.ndarray | None, categories: list[str] | None, k: int = 5,
-                    imagenet: list[str] | None = None) -> tuple[list[tuple[str, float]], str | None]:
+def top_predictions(
+    logits: np.ndarray | None, categories: list[str] | None, k: int = 5, imagenet: list[str] | None = None
+) -> tuple[list[tuple[str, float]], str | None]:
     """The top-``k`` classes of a 1-D output with their softmax probabilities, and a note when
     the names are not the model's own: ImageNet's for 1000 outputs without labels (a guess), or
     the output indices."""

@@ -53,8 +53,10 @@ class LayerInfo:
 
     @property
     def channels_last(self) -> bool:
-        return self.grid_axes is not None and self.grid_axes != (len(self.output_shape) - 2,
-                                                                  len(self.output_shape) - 1)
+        return self.grid_axes is not None and self.grid_axes != (
+            len(self.output_shape) - 2,
+            len(self.output_shape) - 1,
+        )
 
 
 class HasLayers(Protocol):

@@ -31,8 +31,7 @@ from models.images import DEFAULT_SAMPLE, PreparedImage, load_image, prepare_ima
 from models.runner import RunResult, run_model
 from models.sources import LoadedModel, load_model
 
-MODEL_FIELDS = ("model", "untrained", "trust", "arch", "input_size", "channels", "mean", "std",
-                "labels")
+MODEL_FIELDS = ("model", "untrained", "trust", "arch", "input_size", "channels", "mean", "std", "labels")
 IMAGE_FIELDS = ("image", "pasted")
 ALL_FIELDS = (*MODEL_FIELDS, *IMAGE_FIELDS, "engine")
 
@@ -101,8 +100,10 @@ class Outcome:
         if result.predictions:
             top = f" · top-1 {result.predictions[0][0]} ({result.predictions[0][1]:.0%})"
         name = os.path.basename(self.model.name) or self.model.name  # a file: its name, not its path
-        return (f"{name} on {self.request.engine}: {len(result.layers)} layers, "
-                f"{result.conv_calls} convolutions in {result.total_ms:.0f} ms{top}")
+        return (
+            f"{name} on {self.request.engine}: {len(result.layers)} layers, "
+            f"{result.conv_calls} convolutions in {result.total_ms:.0f} ms{top}"
+        )
 
     def comparison_text(self, comparing: bool) -> str:
         """`` · comparing with torch…`` while torch runs, `` · max |Δ| from torch 1.2e-06`` after."""
@@ -139,10 +140,19 @@ class Models:
         if model is not None and not self.in_use(model):
             return model
         loader = self._loader or load_model
-        return loader(request.model, untrained=request.untrained, trust=request.trust,
-                      arch=request.arch, input_size=request.input_size, channels=request.channels,
-                      mean=request.mean, std=request.std, labels=request.labels,
-                      progress=progress, cancel=cancel)
+        return loader(
+            request.model,
+            untrained=request.untrained,
+            trust=request.trust,
+            arch=request.arch,
+            input_size=request.input_size,
+            channels=request.channels,
+            mean=request.mean,
+            std=request.std,
+            labels=request.labels,
+            progress=progress,
+            cancel=cancel,
+        )
 
     def in_use(self, model: LoadedModel) -> bool:
         with self._lock:
@@ -178,8 +188,7 @@ def picture(request: Request, previous: Outcome | None = None) -> tuple[Image.Im
     return load_image(request.image), request.image
 
 
-def run(request: Request, previous: Outcome | None, models: Models, progress=None,
-        cancel=None) -> Outcome:
+def run(request: Request, previous: Outcome | None, models: Models, progress=None, cancel=None) -> Outcome:
     """``request`` run: a new :class:`Outcome` (``previous`` is read, never changed)."""
     _check(cancel)
     reuse_model = previous is not None and same_model(request, previous.request)
@@ -208,19 +217,22 @@ def compare(outcome: Outcome, models: Models, progress=None, cancel=None) -> Com
     return _compared(outcome.result, conv_outputs(ref), ref)
 
 
-def _compared(result: RunResult, reference: dict[str, np.ndarray],
-              torch_run: RunResult | Comparison) -> Comparison:
+def _compared(
+    result: RunResult, reference: dict[str, np.ndarray], torch_run: RunResult | Comparison
+) -> Comparison:
     """``result`` against ``reference``; torch's times from its run (or an earlier comparison)."""
     diffs = differences(result, reference)
     times = torch_run.times if isinstance(torch_run, Comparison) else conv_times(torch_run)
-    return Comparison(reference, times, torch_run.total_ms, max(diffs.values()) if diffs else None,
-                      diffs)
+    return Comparison(reference, times, torch_run.total_ms, max(diffs.values()) if diffs else None, diffs)
 
 
 def differences(result: RunResult, reference: dict[str, np.ndarray]) -> dict[str, float]:
     """Max |result − reference| per conv output present in both."""
-    return {n: float(np.abs(result.activations[n] - a).max()) for n, a in reference.items()
-            if n in result.activations}
+    return {
+        n: float(np.abs(result.activations[n] - a).max())
+        for n, a in reference.items()
+        if n in result.activations
+    }
 
 
 def conv_outputs(result: RunResult) -> dict[str, np.ndarray]:

@@ -70,8 +70,13 @@ class ReceptiveField:
         """Fraction of an image of this size that one central unit sees (clipped to the image)."""
         return min(1.0, self.size[0] / height) * min(1.0, self.size[1] / width)
 
-    def through(self, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-                dilation: tuple[int, int] = (1, 1)) -> ReceptiveField:
+    def through(
+        self,
+        kernel: tuple[int, int],
+        stride: tuple[int, int],
+        padding: tuple[int, int],
+        dilation: tuple[int, int] = (1, 1),
+    ) -> ReceptiveField:
         """The field after a sliding-window op."""
         return replace(
             self,
@@ -82,8 +87,7 @@ class ReceptiveField:
 
     def shifted(self, rows: float, cols: float) -> ReceptiveField:
         """Unit (0, 0) moved by whole units (a crop, or padding when negative)."""
-        return replace(self, start=(self.start[0] + rows * self.jump[0],
-                                    self.start[1] + cols * self.jump[1]))
+        return replace(self, start=(self.start[0] + rows * self.jump[0], self.start[1] + cols * self.jump[1]))
 
     @staticmethod
     def union(fields: list[ReceptiveField]) -> ReceptiveField:
@@ -92,9 +96,12 @@ class ReceptiveField:
         end = tuple(max(f.start[a] + f.size[a] for f in fields) for a in (0, 1))
         jump = tuple(min(f.jump[a] for f in fields) for a in (0, 1))
         return ReceptiveField(
-            size=tuple(int(end[a] - start[a]) for a in (0, 1)), jump=jump, start=start,
+            size=tuple(int(end[a] - start[a]) for a in (0, 1)),
+            jump=jump,
+            start=start,
             global_context=any(f.global_context for f in fields),
-            assumed=merge_assumed(*(f.assumed for f in fields)))
+            assumed=merge_assumed(*(f.assumed for f in fields)),
+        )
 
 
 IDENTITY = ReceptiveField((1, 1), (1, 1), (0.0, 0.0))

@@ -14,15 +14,44 @@ from PIL import Image
 
 # control points sampled from matplotlib's perceptually uniform maps (CC0) and a diverging map
 _CONTROL = {
-    "viridis": ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779",
-                "#6ece58", "#b5de2b", "#fde725"],
-    "magma": ["#000004", "#180f3d", "#440f76", "#721f81", "#9e2f7f", "#cd4071", "#f1605d",
-              "#fd9668", "#feca8d", "#fcfdbf"],
-    "inferno": ["#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925",
-                "#fb9b06", "#f7d13d", "#fcffa4"],
+    "viridis": [
+        "#440154",
+        "#482878",
+        "#3e4989",
+        "#31688e",
+        "#26828e",
+        "#1f9e89",
+        "#35b779",
+        "#6ece58",
+        "#b5de2b",
+        "#fde725",
+    ],
+    "magma": [
+        "#000004",
+        "#180f3d",
+        "#440f76",
+        "#721f81",
+        "#9e2f7f",
+        "#cd4071",
+        "#f1605d",
+        "#fd9668",
+        "#feca8d",
+        "#fcfdbf",
+    ],
+    "inferno": [
+        "#000004",
+        "#1b0c41",
+        "#4a0c6b",
+        "#781c6d",
+        "#a52c60",
+        "#cf4446",
+        "#ed6925",
+        "#fb9b06",
+        "#f7d13d",
+        "#fcffa4",
+    ],
     "gray": ["#000000", "#ffffff"],
-    "coolwarm": ["#3b4cc0", "#6788ee", "#9abbff", "#c9d7f0", "#edd1c2", "#f7a889", "#e26952",
-                 "#b40426"],
+    "coolwarm": ["#3b4cc0", "#6788ee", "#9abbff", "#c9d7f0", "#edd1c2", "#f7a889", "#e26952", "#b40426"],
 }
 
 
@@ -51,8 +80,12 @@ def _finite_range(a: np.ndarray, axes: tuple[int, ...] | None) -> tuple[np.ndarr
     return np.where(nothing, 0, lo), np.where(nothing, 0, hi), False
 
 
-def normalize(maps: np.ndarray, mode: Literal["map", "layer"] = "map",
-              symmetric: bool = False, channels: np.ndarray | list[int] | None = None) -> np.ndarray:
+def normalize(
+    maps: np.ndarray,
+    mode: Literal["map", "layer"] = "map",
+    symmetric: bool = False,
+    channels: np.ndarray | list[int] | None = None,
+) -> np.ndarray:
     """Scale ``(C, H, W)`` maps to ``[0, 1]``: each map on its own range, or all on the layer's.
 
     ``symmetric`` puts 0 at 0.5 (for signed values such as filter weights). Constant maps become
@@ -104,8 +137,9 @@ def grid_shape(count: int, columns: int | None = None, aspect: float = 1.0) -> t
     return int(np.ceil(count / columns)), columns
 
 
-def mosaic(tiles: np.ndarray, columns: int | None = None, gap: int = 1, scale: int = 1,
-           background: int = 40) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+def mosaic(
+    tiles: np.ndarray, columns: int | None = None, gap: int = 1, scale: int = 1, background: int = 40
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """Tile ``(C, H, W, 3)`` uint8 images into one image with ``gap`` pixels between tiles.
 
     Returns the image ``(rows*(H*scale+gap)-gap, cols*(...)-gap, 3)`` and each tile's rectangle
@@ -125,14 +159,20 @@ def mosaic(tiles: np.ndarray, columns: int | None = None, gap: int = 1, scale: i
     out = out.reshape(rows * (h + gap), cols * (w + gap), 3)
     out = out[: rows * (h + gap) - gap, : cols * (w + gap) - gap]
     index = np.arange(c)
-    table = np.stack([(index // cols) * (h + gap), (index % cols) * (w + gap),
-                      np.full(c, h), np.full(c, w)], axis=1)
+    table = np.stack(
+        [(index // cols) * (h + gap), (index % cols) * (w + gap), np.full(c, h), np.full(c, w)], axis=1
+    )
     return np.ascontiguousarray(out), list(map(tuple, table.tolist()))
 
 
-def feature_maps_image(maps: np.ndarray, cmap: str = "viridis", mode: Literal["map", "layer"] = "map",
-                       min_tile: int = 48, columns: int | None = None,
-                       gap: int = 2) -> tuple[np.ndarray, list[tuple[int, int, int, int]], int]:
+def feature_maps_image(
+    maps: np.ndarray,
+    cmap: str = "viridis",
+    mode: Literal["map", "layer"] = "map",
+    min_tile: int = 48,
+    columns: int | None = None,
+    gap: int = 2,
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]], int]:
     """All channels of ``(C, H, W)`` maps, coloured and tiled; small maps upscaled to stay legible.
 
     Returns (image, tile rectangles, scale).
@@ -146,9 +186,15 @@ def feature_maps_image(maps: np.ndarray, cmap: str = "viridis", mode: Literal["m
     return image, rects, scale
 
 
-def filters_mosaic(weight: np.ndarray, in_channel: int | None = None, min_kernel: int = 24,
-                   max_filters: int = 256, max_inputs: int = 32, gap: int = 2,
-                   max_side: int | None = None) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+def filters_mosaic(
+    weight: np.ndarray,
+    in_channel: int | None = None,
+    min_kernel: int = 24,
+    max_filters: int = 256,
+    max_inputs: int = 32,
+    gap: int = 2,
+    max_side: int | None = None,
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """The filters of a conv layer as an RGB image, and each filter's ``(top, left, height,
     width)`` in it (its tile, or its whole row of kernels).
 
@@ -190,21 +236,33 @@ def filters_mosaic(weight: np.ndarray, in_channel: int | None = None, min_kernel
     return image, [(top, 0, h, image.shape[1]) for top, _, h, _ in rows]
 
 
-def filters_image(weight: np.ndarray, in_channel: int | None = None, min_kernel: int = 24,
-                  max_filters: int = 256, max_inputs: int = 32, gap: int = 2) -> np.ndarray:
+def filters_image(
+    weight: np.ndarray,
+    in_channel: int | None = None,
+    min_kernel: int = 24,
+    max_filters: int = 256,
+    max_inputs: int = 32,
+    gap: int = 2,
+) -> np.ndarray:
     """:func:`filters_mosaic`'s image alone."""
     return filters_mosaic(weight, in_channel, min_kernel, max_filters, max_inputs, gap)[0]
 
 
-def clip_box(box: tuple[float, float, float, float], height: int,
-             width: int) -> tuple[float, float, float, float] | None:
+def clip_box(
+    box: tuple[float, float, float, float], height: int, width: int
+) -> tuple[float, float, float, float] | None:
     """``(top, left, bottom, right)`` clipped to the image; None if nothing is left."""
     t, l, b, r = max(box[0], 0), max(box[1], 0), min(box[2], height), min(box[3], width)
     return (t, l, b, r) if b > t and r > l else None
 
 
-def draw_rect(rgb: np.ndarray, box: tuple[float, float, float, float], color: tuple[int, int, int],
-              thickness: int = 2, dashed: bool = False) -> None:
+def draw_rect(
+    rgb: np.ndarray,
+    box: tuple[float, float, float, float],
+    color: tuple[int, int, int],
+    thickness: int = 2,
+    dashed: bool = False,
+) -> None:
     """Outline ``box`` (top, left, bottom, right; bottom/right exclusive) in place, clipped."""
     h, w = rgb.shape[:2]
     t, l, b, r = (round(v) for v in box)
@@ -222,9 +280,13 @@ def draw_rect(rgb: np.ndarray, box: tuple[float, float, float, float], color: tu
             rgb[ys, x] = color
 
 
-def draw_receptive_field(rgb: np.ndarray, box: tuple[float, float, float, float],
-                         center: tuple[float, float], color: tuple[int, int, int] = (255, 220, 0),
-                         padding_color: tuple[int, int, int] = (255, 80, 80)) -> np.ndarray:
+def draw_receptive_field(
+    rgb: np.ndarray,
+    box: tuple[float, float, float, float],
+    center: tuple[float, float],
+    color: tuple[int, int, int] = (255, 220, 0),
+    padding_color: tuple[int, int, int] = (255, 80, 80),
+) -> np.ndarray:
     """A copy of ``rgb`` with a unit's receptive field: solid inside the image, dashed where it
     reaches into padding, a cross on the unit's centre."""
     out = np.array(rgb, dtype=np.uint8, copy=True)
@@ -259,8 +321,9 @@ def heat_rgba(heat: np.ndarray, alpha: float = 0.6, cmap: str = "inferno") -> np
     return rgba
 
 
-def overlay_heatmap(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.6,
-                    cmap: str = "inferno") -> np.ndarray:
+def overlay_heatmap(
+    rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.6, cmap: str = "inferno"
+) -> np.ndarray:
     """Blend :func:`heat_rgba` over ``rgb``."""
     rgba = heat_rgba(heat, alpha, cmap).astype(np.float32)
     a = rgba[..., 3:] / 255
@@ -274,8 +337,7 @@ def save_png(rgb: np.ndarray, path: str | Path) -> Path:
     return path
 
 
-def fill_columns(count: int, tile_h: int, tile_w: int, view_h: float, view_w: float,
-                 gap: int = 0) -> int:
+def fill_columns(count: int, tile_h: int, tile_w: int, view_h: float, view_w: float, gap: int = 0) -> int:
     """The number of columns that makes ``count`` tiles of ``tile_h`` x ``tile_w`` (plus ``gap``)
     as large as they can be in a view of ``view_h`` x ``view_w``: three maps in a wide pane sit in
     one row, in a tall pane in one column, a hundred in the grid that fills the pane best."""
@@ -296,8 +358,9 @@ def tile_scale(tile_h: int, tile_w: int, min_tile: int) -> int:
     return max(1, int(np.ceil(min_tile / max(tile_h, tile_w, 1))))
 
 
-def filter_tiles(weight: np.ndarray, in_channel: int | None = None, max_filters: int = 256,
-                 max_inputs: int = 32) -> tuple[np.ndarray, int | None, list[tuple[int, int | None]]]:
+def filter_tiles(
+    weight: np.ndarray, in_channel: int | None = None, max_filters: int = 256, max_inputs: int = 32
+) -> tuple[np.ndarray, int | None, list[tuple[int, int | None]]]:
     """The kernels of a conv layer as coloured tiles ``(N, kH, kW, 3)`` uint8, the columns they
     must be laid out in (None: any grid), and which ``(filter, input channel)`` each tile is
     (input channel None: a colour filter over all three inputs).

@@ -67,8 +67,10 @@ class Plan:
     @functools.cached_property
     def alias_records(self) -> dict[str, Record]:
         """The records of the alias block rows (they hold nothing: the same for every run)."""
-        return {k: Record(k, self.rows[k].type, None, derive=(eager_capture.ALIAS, self.derive[k]),
-                          block=True) for k in self.aliases}
+        return {
+            k: Record(k, self.rows[k].type, None, derive=(eager_capture.ALIAS, self.derive[k]), block=True)
+            for k in self.aliases
+        }
 
     @functools.cached_property
     def captured_keys(self) -> list[str]:
@@ -79,9 +81,16 @@ class Plan:
     def order(self) -> list[tuple[str, LayerInfo, bool, list[str] | None, bool]]:
         """Each row as a run reads it: key, row, whether a convolution, the rows inside a block
         (None for a layer), whether its input is kept for the explainer."""
-        return [(k, r, r.is_conv, self.inside.get(k, []) if r.block else None,
-                 r.is_conv and r.input_shape is not None and len(r.input_shape) == 4)
-                for k, r in self.rows.items()]
+        return [
+            (
+                k,
+                r,
+                r.is_conv,
+                self.inside.get(k, []) if r.block else None,
+                r.is_conv and r.input_shape is not None and len(r.input_shape) == 4,
+            )
+            for k, r in self.rows.items()
+        ]
 
 
 _plans: weakref.WeakKeyDictionary[nn.Module, dict[tuple, Plan]] = weakref.WeakKeyDictionary()
@@ -92,14 +101,23 @@ def program_of(module: nn.Module, form: str) -> object:
     if form == "eager":
         return None
     if module not in _programs:
-        _programs[module] = (script_capture.build(module) if form == "script"
-                             else program_capture.build(module))
+        _programs[module] = (
+            script_capture.build(module) if form == "script" else program_capture.build(module)
+        )
     return _programs[module]
 
 
-def capture(module: nn.Module, form: str, program: object, x: torch.Tensor,
-             router: ConvRouter | None, opts: Options, conv_keys: frozenset[str] = frozenset(),
-             route: bool = False, the_plan: Plan | None = None) -> tuple[object, list[Record]]:
+def capture(
+    module: nn.Module,
+    form: str,
+    program: object,
+    x: torch.Tensor,
+    router: ConvRouter | None,
+    opts: Options,
+    conv_keys: frozenset[str] = frozenset(),
+    route: bool = False,
+    the_plan: Plan | None = None,
+) -> tuple[object, list[Record]]:
     """One capture of any model form. ``route``: the capture hands the convolutions to
     ``router`` itself (else a dispatch mode on ``router`` is active, or there is no router)."""
     if form == "script":
@@ -108,12 +126,17 @@ def capture(module: nn.Module, form: str, program: object, x: torch.Tensor,
         return program_capture.capture(module, program, x, router, opts, route=route)
     if the_plan is None:
         return eager_capture.capture(module, x, router, opts, conv_keys, route=route)
-    return eager_capture.capture(module, x, router, opts, conv_keys, the_plan.modules, route,
-                                 the_plan.entries(route))
+    return eager_capture.capture(
+        module, x, router, opts, conv_keys, the_plan.modules, route, the_plan.entries(route)
+    )
 
 
-def plan(model: LoadedModel | nn.Module, x: torch.Tensor, cancel: CancelFn | None = None,
-         progress: ProgressFn | None = None) -> Plan:
+def plan(
+    model: LoadedModel | nn.Module,
+    x: torch.Tensor,
+    cancel: CancelFn | None = None,
+    progress: ProgressFn | None = None,
+) -> Plan:
     """The plan of ``model`` for inputs shaped like ``x``: made once, then cached."""
     module = model if isinstance(model, nn.Module) else model.module
     key = (tuple(x.shape), x.dtype)
@@ -133,8 +156,9 @@ def replan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None = None) -
     return made
 
 
-def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
-               progress: ProgressFn | None) -> Plan:
+def _make_plan(
+    module: nn.Module, x: torch.Tensor, cancel: CancelFn | None, progress: ProgressFn | None
+) -> Plan:
     form = model_form(module)
     program = program_of(module, form)
     router = ConvRouter("reference", cancel)
@@ -155,8 +179,9 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
         made_by[id(out)] = record.key
 
     total = len(hooked(module)) if form == "eager" else len(getattr(program, "calls", []))
-    opts = Options(clone=None, clone_inputs=None, cancel=cancel, progress=progress, total=total,
-                   on_record=on_record)
+    opts = Options(
+        clone=None, clone_inputs=None, cancel=cancel, progress=progress, total=total, on_record=on_record
+    )
     with torch.no_grad(), EngineConvMode(router), ReceptiveFieldMode([x]) as rf:
         _, records = capture(module, form, program, x, router, opts)
         for r in records:
@@ -169,9 +194,11 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
         derive.update(same)
     overwritten = {k for k, (out, version, _, _) in originals.items() if out._version != version}
     clone = frozenset(overwritten - set(derive))
-    clone_inputs = frozenset(k for k, (_, _, given, version) in originals.items()
-                             if given is not None and given._version != version
-                             and k not in input_from)
+    clone_inputs = frozenset(
+        k
+        for k, (_, _, given, version) in originals.items()
+        if given is not None and given._version != version and k not in input_from
+    )
     rows: dict[str, LayerInfo] = {}
     inside: dict[str, list[str]] = {}
     for r in records:
@@ -181,34 +208,61 @@ def _make_plan(module: nn.Module, x: torch.Tensor, cancel: CancelFn | None,
         conv = _conv_spec(m, r, call, program)
         field_, axes, unknown = seen.get(r.key, (None, None, None))
         if r.block:  # the whole block: its parameters, and the MACs of the rows inside it
-            params = int(sum(p.numel() for p in m.parameters())) if m is not None else int(sum(
-                p.numel() for n, p in module.named_parameters() if n.startswith(path + ".")))
+            params = (
+                int(sum(p.numel() for p in m.parameters()))
+                if m is not None
+                else int(sum(p.numel() for n, p in module.named_parameters() if n.startswith(path + ".")))
+            )
             inside[r.key] = [la.name for la in _inside(rows, path)]
             macs = sum(rows[k].macs for k in inside[r.key])
         else:
             params, macs = _params(module, m, path, call), _macs(module, r, conv)
         rows[r.key] = LayerInfo(
-            name=r.key, type=r.type, output_shape=tuple(r.output.shape), block=r.block,
-            params=params, macs=macs,
-            time_ms=0.0, algorithm=None, receptive_field=field_, conv=conv,
+            name=r.key,
+            type=r.type,
+            output_shape=tuple(r.output.shape),
+            block=r.block,
+            params=params,
+            macs=macs,
+            time_ms=0.0,
+            algorithm=None,
+            receptive_field=field_,
+            conv=conv,
             input_shape=tuple(r.input.shape) if conv is not None and r.input is not None else None,
-            grid_axes=axes, field_note=None if field_ is not None or unknown is None else
-            f"the receptive field is unknown: it passes through {unknown}, which ConvScope "
-            f"does not know how to follow")
+            grid_axes=axes,
+            field_note=None
+            if field_ is not None or unknown is None
+            else f"the receptive field is unknown: it passes through {unknown}, which ConvScope "
+            f"does not know how to follow",
+        )
     aliases = frozenset(k for k in derive if rows[k].block)
     # hooked in the runs: leaves, and the containers with a block row of their own to record
     recorded = {split_layer_key(k)[0] for k, row in rows.items() if row.block and k not in aliases}
-    run_modules = [(n, m, leaf) for n, m, leaf in hooked(module) if leaf or n in recorded] \
-        if form == "eager" else []
+    run_modules = (
+        [(n, m, leaf) for n, m, leaf in hooked(module) if leaf or n in recorded] if form == "eager" else []
+    )
     convs_in_leaves = {c for r in records if r.type != "F.conv2d" for c in r.calls}
-    swappable_calls = {c for r in records if r.type != "F.conv2d" and r.calls
-                       and swappable(modules.get(split_layer_key(r.key)[0])) for c in r.calls}
-    return Plan(form=form, rows=rows, clone=clone, clone_inputs=clone_inputs,
-                conv_calls=len(router.calls),
-                dispatch=len(swappable_calls) != len(router.calls),
-                functional=len(convs_in_leaves) != len(router.calls), program=program,
-                modules=run_modules, derive=derive, input_from=input_from, aliases=aliases,
-                inside=inside)
+    swappable_calls = {
+        c
+        for r in records
+        if r.type != "F.conv2d" and r.calls and swappable(modules.get(split_layer_key(r.key)[0]))
+        for c in r.calls
+    }
+    return Plan(
+        form=form,
+        rows=rows,
+        clone=clone,
+        clone_inputs=clone_inputs,
+        conv_calls=len(router.calls),
+        dispatch=len(swappable_calls) != len(router.calls),
+        functional=len(convs_in_leaves) != len(router.calls),
+        program=program,
+        modules=run_modules,
+        derive=derive,
+        input_from=input_from,
+        aliases=aliases,
+        inside=inside,
+    )
 
 
 def _inside(rows: dict[str, LayerInfo], path: str) -> list[LayerInfo]:
@@ -224,13 +278,29 @@ def _inside(rows: dict[str, LayerInfo], path: str) -> list[LayerInfo]:
 
 
 # element-wise at inference, cheap, and the same on any thread: rows that can be derived again
-_DERIVABLE = (nn.modules.batchnorm._BatchNorm, nn.Identity, nn.Dropout, nn.ReLU, nn.ReLU6,
-              nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.GELU, nn.Sigmoid, nn.Tanh,
-              nn.LeakyReLU, nn.ELU, nn.Mish, nn.Softplus)
+_DERIVABLE = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.Identity,
+    nn.Dropout,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.SiLU,
+    nn.GELU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.Mish,
+    nn.Softplus,
+)
 
 
-def _derivations(form: str, modules: dict[str, nn.Module], records: dict[str, Record],
-                 sources: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def _derivations(
+    form: str, modules: dict[str, nn.Module], records: dict[str, Record], sources: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
     """Which rows the runs derive again when read instead of keeping (the plan's copies are the
     test: the module applied to its source row's value must give exactly the value the layer
     made), and which convolutions' inputs are a row's output (the explainer reads them)."""
@@ -238,8 +308,7 @@ def _derivations(form: str, modules: dict[str, nn.Module], records: dict[str, Re
     for key, record in records.items():
         source = sources.get(key)
         m = modules.get(split_layer_key(key)[0])
-        if source is None or record.block or not isinstance(m, _DERIVABLE) or m.training \
-                or record.calls:
+        if source is None or record.block or not isinstance(m, _DERIVABLE) or m.training or record.calls:
             continue
         try:
             again = apply(m, records[source].output)
@@ -247,10 +316,15 @@ def _derivations(form: str, modules: dict[str, nn.Module], records: dict[str, Re
             continue
         if again.shape == record.output.shape and torch.equal(again, record.output):
             derive[key] = source
-    input_from = {key: sources[key] for key, r in records.items()
-                  if r.calls and key in sources and r.input is not None
-                  and r.input.shape == records[sources[key]].output.shape
-                  and torch.equal(r.input, records[sources[key]].output)}
+    input_from = {
+        key: sources[key]
+        for key, r in records.items()
+        if r.calls
+        and key in sources
+        and r.input is not None
+        and r.input.shape == records[sources[key]].output.shape
+        and torch.equal(r.input, records[sources[key]].output)
+    }
     return derive, input_from
 
 
@@ -264,26 +338,36 @@ def _conv_spec(m: nn.Module | None, r: Record, call: ConvCall | None, program: o
         padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
         shape = (1, *r.input.shape[1:])
     else:
-        pad = program_capture.padding_of(program, r.key) if isinstance(
-            program, program_capture.ProgramCalls) else None
+        pad = (
+            program_capture.padding_of(program, r.key)
+            if isinstance(program, program_capture.ProgramCalls)
+            else None
+        )
         if pad is not None and r.input is not None:
             mode, padding = pad
             shape = (1, *r.input.shape[1:])
         else:
             mode, padding, shape = "zeros", call.padding, (1, *call.input_shape[1:])
     try:
-        return make_spec(shape, weight_shape, bias, call.stride, padding, call.dilation, call.groups,
-                         mode)
+        return make_spec(shape, weight_shape, bias, call.stride, padding, call.dilation, call.groups, mode)
     except ValueError:  # the module says one thing, the call another: trust the call
-        return make_spec((1, *call.input_shape[1:]), weight_shape, bias, call.stride,
-                         call.padding, call.dilation, call.groups, "zeros")
+        return make_spec(
+            (1, *call.input_shape[1:]),
+            weight_shape,
+            bias,
+            call.stride,
+            call.padding,
+            call.dilation,
+            call.groups,
+            "zeros",
+        )
 
 
 def _params(module: nn.Module, m: nn.Module | None, path: str, call: ConvCall | None) -> int:
     if m is not None:
         return int(sum(p.numel() for p in m.parameters(recurse=False)))
     prefix = path + "."
-    own = [p for n, p in module.named_parameters() if n.startswith(prefix) and "." not in n[len(prefix):]]
+    own = [p for n, p in module.named_parameters() if n.startswith(prefix) and "." not in n[len(prefix) :]]
     if own:
         return int(sum(p.numel() for p in own))
     if call is not None:  # a bare weight used by F.conv2d
@@ -302,4 +386,3 @@ def _macs(module: nn.Module, r: Record, conv: ConvSpec | None) -> int:
             positions = r.output[0].numel() // w.shape[0] if r.output.dim() > 1 else 1
             return int(w.numel() * positions)
     return 0
-

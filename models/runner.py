@@ -36,8 +36,19 @@ from models.layers import LayerInfo, conv_bias, find_layer, grid_maps, layer_wei
 from models.run_plan import Plan, capture, plan, replan
 from models.sources import LoadedModel, imagenet_categories
 
-__all__ = ["LayerInfo", "Plan", "RunResult", "conv_bias", "effective_receptive_field", "find_layer",
-           "layer_output", "layer_weights", "plan", "run_batch", "run_model"]
+__all__ = [
+    "LayerInfo",
+    "Plan",
+    "RunResult",
+    "conv_bias",
+    "effective_receptive_field",
+    "find_layer",
+    "layer_output",
+    "layer_weights",
+    "plan",
+    "run_batch",
+    "run_model",
+]
 
 
 class LayerOutputs(Mapping):
@@ -46,8 +57,9 @@ class LayerOutputs(Mapping):
     a kept one is a view of the tensor the layer returned. ``inputs=True``: each convolution's
     input instead."""
 
-    def __init__(self, records: dict[str, Record], inputs: bool = False,
-                 keys: list[str] | None = None) -> None:
+    def __init__(
+        self, records: dict[str, Record], inputs: bool = False, keys: list[str] | None = None
+    ) -> None:
         self._records = records
         self._inputs = inputs
         self._keys = list(records) if keys is None else keys
@@ -102,13 +114,18 @@ class RunResult:
         return grid_maps(self.activations[name], find_layer(self, name).grid_axes)
 
 
-
 def _prepare_input(image: PreparedImage | torch.Tensor) -> torch.Tensor:
     return image.tensor if isinstance(image, PreparedImage) else image
 
 
-def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: str = "auto", *,
-              progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> RunResult:
+def run_model(
+    model: LoadedModel,
+    image: PreparedImage | torch.Tensor,
+    engine: str = "auto",
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> RunResult:
     """Forward ``image`` through ``model`` with every convolution on ``engine``."""
     module = model.module
     x = _prepare_input(image).detach().float()
@@ -146,10 +163,16 @@ def run_model(model: LoadedModel, image: PreparedImage | torch.Tensor, engine: s
     logits = _numpy(output[0]) if isinstance(output, torch.Tensor) and output.dim() >= 1 else None
     predictions, note = _predictions(model, logits)
     return RunResult(
-        model_name=model.name, engine=engine, input_shape=tuple(x.shape), layers=layers,
-        activations=LayerOutputs(by_key), logits=logits, predictions=predictions,
+        model_name=model.name,
+        engine=engine,
+        input_shape=tuple(x.shape),
+        layers=layers,
+        activations=LayerOutputs(by_key),
+        logits=logits,
+        predictions=predictions,
         prediction_note=note,
-        conv_calls=the_plan.conv_calls, total_ms=total_ms,
+        conv_calls=the_plan.conv_calls,
+        total_ms=total_ms,
         conv_inputs=LayerOutputs(by_key, inputs=True, keys=with_input),
     )
 
@@ -169,25 +192,50 @@ def _as_planned(records: list[Record], the_plan: Plan) -> bool:
     return True
 
 
-def _run(module: nn.Module, the_plan: Plan, x: torch.Tensor, engine: str,
-         cancel: CancelFn | None, progress: ProgressFn | None
-         ) -> tuple[object, list[Record], ConvRouter | None]:
-    opts = Options(clone=the_plan.clone, clone_inputs=the_plan.clone_inputs, cancel=cancel,
-                   progress=progress, total=len(the_plan.rows), derive=the_plan.derive,
-                   input_from=the_plan.input_from)
+def _run(
+    module: nn.Module,
+    the_plan: Plan,
+    x: torch.Tensor,
+    engine: str,
+    cancel: CancelFn | None,
+    progress: ProgressFn | None,
+) -> tuple[object, list[Record], ConvRouter | None]:
+    opts = Options(
+        clone=the_plan.clone,
+        clone_inputs=the_plan.clone_inputs,
+        cancel=cancel,
+        progress=progress,
+        total=len(the_plan.rows),
+        derive=the_plan.derive,
+        input_from=the_plan.input_from,
+    )
     router = _router(the_plan, engine, cancel)
     with torch.no_grad(), _route(module, the_plan, router):
-        output, records = capture(module, the_plan.form, the_plan.program, x, router, opts,
-                                   the_plan.conv_keys, _routes(the_plan, router), the_plan)
+        output, records = capture(
+            module,
+            the_plan.form,
+            the_plan.program,
+            x,
+            router,
+            opts,
+            the_plan.conv_keys,
+            _routes(the_plan, router),
+            the_plan,
+        )
     records = _with_aliases(records, the_plan)
     if progress is not None:
         progress(len(the_plan.rows), len(the_plan.rows))
     return output, records, router
 
 
-def run_batch(model: LoadedModel | nn.Module, x: torch.Tensor, engine: str = "auto", *,
-              layers: list[str] | None = None, cancel: CancelFn | None = None
-              ) -> tuple[object, dict[str, torch.Tensor]]:
+def run_batch(
+    model: LoadedModel | nn.Module,
+    x: torch.Tensor,
+    engine: str = "auto",
+    *,
+    layers: list[str] | None = None,
+    cancel: CancelFn | None = None,
+) -> tuple[object, dict[str, torch.Tensor]]:
     """A batch ``(N, C, H, W)`` through the model with every convolution on ``engine``: the
     model's output and each layer's whole output ``(N, ...)`` (only ``layers``, when given),
     exactly as :func:`run_model` records them (copied where a later in-place op would
@@ -202,23 +250,39 @@ def run_batch(model: LoadedModel | nn.Module, x: torch.Tensor, engine: str = "au
     keys = frozenset(layers) if layers is not None else None
     # a derived layer is computed from the rows it comes from: capture those too
     wanted = None if keys is None else frozenset(keys | _sources(the_plan.derive, set(keys)))
-    opts = Options(clone=the_plan.clone, clone_inputs=frozenset(), keys=wanted, cancel=cancel,
-                   derive=the_plan.derive)
+    opts = Options(
+        clone=the_plan.clone, clone_inputs=frozenset(), keys=wanted, cancel=cancel, derive=the_plan.derive
+    )
     router = _router(the_plan, engine, cancel)
     with torch.no_grad(), _route(module, the_plan, router):
-        output, records = capture(module, the_plan.form, the_plan.program, x, router, opts,
-                                   route=_routes(the_plan, router), the_plan=the_plan)
+        output, records = capture(
+            module,
+            the_plan.form,
+            the_plan.program,
+            x,
+            router,
+            opts,
+            route=_routes(the_plan, router),
+            the_plan=the_plan,
+        )
     if any(r.overwritten()[0] for r in records):  # another path than the plan's input took
         opts.clone = None
         with torch.no_grad(), _route(module, the_plan, router):
-            output, records = capture(module, the_plan.form, the_plan.program, x, router, opts,
-                                       route=_routes(the_plan, router), the_plan=the_plan)
+            output, records = capture(
+                module,
+                the_plan.form,
+                the_plan.program,
+                x,
+                router,
+                opts,
+                route=_routes(the_plan, router),
+                the_plan=the_plan,
+            )
     by_key = {r.key: r for r in records}
     for k in the_plan.aliases:
         if wanted is None or k in wanted:
             by_key[k] = the_plan.alias_records[k]
-    return output, {k: value(by_key, k) for k in the_plan.rows if k in by_key
-                    and (keys is None or k in keys)}
+    return output, {k: value(by_key, k) for k in the_plan.rows if k in by_key and (keys is None or k in keys)}
 
 
 def _with_aliases(records: list[Record], the_plan: Plan) -> list[Record]:
@@ -227,8 +291,7 @@ def _with_aliases(records: list[Record], the_plan: Plan) -> list[Record]:
     if not the_plan.aliases:
         return records
     captured = the_plan.captured_keys
-    if len(records) != len(captured) or any(r.key != k for r, k in zip(records, captured,
-                                                                        strict=True)):
+    if len(records) != len(captured) or any(r.key != k for r, k in zip(records, captured, strict=True)):
         return records
     aliases, by_key = the_plan.alias_records, {r.key: r for r in records}
     return [aliases[k] if k in aliases else by_key[k] for k in the_plan.rows]
@@ -260,8 +323,9 @@ def _router(the_plan: Plan, engine: str, cancel: CancelFn | None) -> ConvRouter 
 def _routes(the_plan: Plan, router: ConvRouter | None) -> bool:
     """Whether the capture hands the convolutions to the router itself: a program's
     interpreter, or an eager model whose convolutions are all swappable ``nn.Conv2d``."""
-    return router is not None and (the_plan.form == "program" or (
-        the_plan.form == "eager" and not the_plan.dispatch))
+    return router is not None and (
+        the_plan.form == "program" or (the_plan.form == "eager" and not the_plan.dispatch)
+    )
 
 
 def _route(module: nn.Module, the_plan: Plan, router: ConvRouter | None):
@@ -283,8 +347,6 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.numpy()
 
 
-def _predictions(model: LoadedModel, logits: np.ndarray | None
-                 ) -> tuple[list[tuple[str, float]], str | None]:
+def _predictions(model: LoadedModel, logits: np.ndarray | None) -> tuple[list[tuple[str, float]], str | None]:
     imagenet = imagenet_categories() if model.categories is None else None
     return top_predictions(logits, model.categories, imagenet=imagenet)
-

@@ -50,7 +50,8 @@ def summarize(engine: str, results: list[RunResult]) -> EngineTiming:
                 if la.algorithm and la.algorithm not in algorithms.setdefault(la.name, []):
                     algorithms[la.name].append(la.algorithm)
     return EngineTiming(
-        engine=engine, runs=len(results),
+        engine=engine,
+        runs=len(results),
         times={k: float(statistics.median(v)) for k, v in all_times.items()},
         total_ms=float(statistics.median(r.total_ms for r in results)),
         algorithms={k: " / ".join(v) for k, v in algorithms.items()},
@@ -63,8 +64,11 @@ def conv_outputs(result: RunResult) -> dict[str, np.ndarray]:
 
 
 def max_diff(result: RunResult, reference: dict[str, np.ndarray]) -> float | None:
-    diffs = [float(np.abs(np.asarray(result.activations[n]) - a).max())
-             for n, a in reference.items() if n in result.activations]
+    diffs = [
+        float(np.abs(np.asarray(result.activations[n]) - a).max())
+        for n, a in reference.items()
+        if n in result.activations
+    ]
     return max(diffs) if diffs else None
 
 
@@ -78,9 +82,16 @@ def private_copy(model: LoadedModel) -> LoadedModel:
     return dataclasses.replace(model, module=module)
 
 
-def time_engines(model: LoadedModel, image: PreparedImage, engines: list[str], runs: int = 5, *,
-                 progress: ProgressFn | None = None, cancel: CancelFn | None = None,
-                 run: Callable[..., RunResult] = run_model) -> list[EngineTiming]:
+def time_engines(
+    model: LoadedModel,
+    image: PreparedImage,
+    engines: list[str],
+    runs: int = 5,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    run: Callable[..., RunResult] = run_model,
+) -> list[EngineTiming]:
     """Run ``image`` through ``model`` ``runs`` times on each engine (torch's ``reference``
     first, so every other engine's difference from it is known). ``progress(done, total)`` counts
     runs."""

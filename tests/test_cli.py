@@ -19,12 +19,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    code = ("import sys, main; rc = main.main(sys.argv[1:]); "
-            "print('QT_IMPORTED' if any(m.startswith(('PySide6', 'pyqtgraph', 'gui')) "
-            "for m in sys.modules) else 'NO_QT'); sys.exit(rc)")
+    code = (
+        "import sys, main; rc = main.main(sys.argv[1:]); "
+        "print('QT_IMPORTED' if any(m.startswith(('PySide6', 'pyqtgraph', 'gui')) "
+        "for m in sys.modules) else 'NO_QT'); sys.exit(rc)"
+    )
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_export_writes_summary_activations_and_pngs_without_qt(tmp_path) -> None:
@@ -37,11 +40,23 @@ def test_export_writes_summary_activations_and_pngs_without_qt(tmp_path) -> None
     assert doc["input_shape"] == [1, 3, 224, 224] and doc["predictions"] == []
     assert [la["name"] for la in doc["layers"]] == ["edges", "relu1", "pool1", "combine", "relu2", "pool2"]
     edges = doc["layers"][0]
-    assert set(edges) == {"name", "type", "output_shape", "params", "macs", "time_ms", "algorithm",
-                          "receptive_field"}
+    assert set(edges) == {
+        "name",
+        "type",
+        "output_shape",
+        "params",
+        "macs",
+        "time_ms",
+        "algorithm",
+        "receptive_field",
+    }
     assert edges["algorithm"].startswith("im2col") and edges["output_shape"] == [1, 9, 224, 224]
-    assert edges["receptive_field"] == {"size": [3, 3], "jump": [1, 1], "center": [0.0, 0.0],
-                                        "global_context": False}
+    assert edges["receptive_field"] == {
+        "size": [3, 3],
+        "jump": [1, 1],
+        "center": [0.0, 0.0],
+        "global_context": False,
+    }
     assert doc["layers"][3]["receptive_field"]["size"] == [8, 8]
     npz = np.load(tmp_path / "activations.npz")
     assert sorted(npz.files) == sorted(la["name"] for la in doc["layers"])
@@ -86,10 +101,16 @@ def test_bad_input_is_one_error_line_and_exit_2(tmp_path, capsys, args, message)
 def test_bad_image_and_bad_model_files(tmp_path, capsys) -> None:
     (tmp_path / "x.png").write_text("not a picture")
     (tmp_path / "m.pt").write_text("not a model")
-    for args in ([str(tmp_path / "x.png")], [str(tmp_path / "missing.jpg")],
-                 ["--model", str(tmp_path / "m.pt")]):
-        rc = main.main([*args, "--model", "classic", "--export", str(tmp_path / "out")]
-                       if "--model" not in args else [*args, "--export", str(tmp_path / "out")])
+    for args in (
+        [str(tmp_path / "x.png")],
+        [str(tmp_path / "missing.jpg")],
+        ["--model", str(tmp_path / "m.pt")],
+    ):
+        rc = main.main(
+            [*args, "--model", "classic", "--export", str(tmp_path / "out")]
+            if "--model" not in args
+            else [*args, "--export", str(tmp_path / "out")]
+        )
         err = capsys.readouterr().err
         assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1, err
 
@@ -121,8 +142,21 @@ def test_input_size_and_channels_for_a_model_file(tmp_path) -> None:
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU()).eval()
     torch.jit.save(torch.jit.script(net), tmp_path / "gray.pt")
     out = tmp_path / "out"
-    assert main.main(["--model", str(tmp_path / "gray.pt"), "--input-size", "64,48", "--engine", "direct",
-                      "--export", str(out)]) == 0
+    assert (
+        main.main(
+            [
+                "--model",
+                str(tmp_path / "gray.pt"),
+                "--input-size",
+                "64,48",
+                "--engine",
+                "direct",
+                "--export",
+                str(out),
+            ]
+        )
+        == 0
+    )
     doc = json.loads((out / "summary.json").read_text())
     assert doc["input_shape"] == [1, 1, 64, 48]  # channels from the first conv, size as asked
     assert doc["layers"][0]["output_shape"] == [1, 4, 62, 46]
@@ -149,7 +183,10 @@ def _hostile(tmp_path: Path, case: str) -> list[str]:
     script = tmp_path / "script.pt"
     torch.jit.save(torch.jit.script(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())), script)
     files = {
-        "text.pt": b"hello", "text.pt2": b"hello", "text.pth": b"hello", "empty.pt": b"",
+        "text.pt": b"hello",
+        "text.pt2": b"hello",
+        "text.pth": b"hello",
+        "empty.pt": b"",
         "truncated.pt": script.read_bytes()[:300],
     }
     if case in files:
@@ -190,16 +227,27 @@ def _hostile(tmp_path: Path, case: str) -> list[str]:
 
 
 HOSTILE = {  # case -> words the one line must hold
-    "text.pt": "not a model file", "text.pt2": "not a model file", "text.pth": "not a model file",
-    "empty.pt": "is empty", "truncated.pt": "damaged or truncated",
-    "trapped.pth": "--trust-model", "trapped.pt2": "--trust-model",
-    "trapped-named.pt": "--trust-model", "zero-channel conv": "expected weight to be at least 1",
-    "state dict, no --arch": "--arch", "--unit outside a TorchScript layer": "outside",
-    "export folder is a file": "not a folder", "--input-size 100000": "too large",
-    "--input-size 4": "at least 8", "--input-size abc": "expected H or H,W",
-    "--channels 2": "invalid choice", "unknown option": "unrecognized arguments: --bogus",
-    "unknown engine": "unknown engine 'cudnn'", "unknown layer": "unknown layer 'nope'",
-    "unknown model": "unknown model 'resnet19'", "missing model file": "does not exist",
+    "text.pt": "not a model file",
+    "text.pt2": "not a model file",
+    "text.pth": "not a model file",
+    "empty.pt": "is empty",
+    "truncated.pt": "damaged or truncated",
+    "trapped.pth": "--trust-model",
+    "trapped.pt2": "--trust-model",
+    "trapped-named.pt": "--trust-model",
+    "zero-channel conv": "expected weight to be at least 1",
+    "state dict, no --arch": "--arch",
+    "--unit outside a TorchScript layer": "outside",
+    "export folder is a file": "not a folder",
+    "--input-size 100000": "too large",
+    "--input-size 4": "at least 8",
+    "--input-size abc": "expected H or H,W",
+    "--channels 2": "invalid choice",
+    "unknown option": "unrecognized arguments: --bogus",
+    "unknown engine": "unknown engine 'cudnn'",
+    "unknown layer": "unknown layer 'nope'",
+    "unknown model": "unknown model 'resnet19'",
+    "missing model file": "does not exist",
 }
 
 
@@ -271,8 +319,16 @@ def test_summary_is_valid_json_when_the_model_outputs_nan(tmp_path) -> None:
     state["classifier.1.bias"][:] = float("nan")  # every logit NaN: so is every probability
     torch.save(state, tmp_path / "nan.pth")
     out = tmp_path / "out"
-    args = ["--model", str(tmp_path / "nan.pth"), "--arch", "squeezenet1_1", "--layer",
-            "classifier.1", "--export", str(out)]
+    args = [
+        "--model",
+        str(tmp_path / "nan.pth"),
+        "--arch",
+        "squeezenet1_1",
+        "--layer",
+        "classifier.1",
+        "--export",
+        str(out),
+    ]
     assert main.main(args) == 0
     text = (out / "summary.json").read_text()
     doc = _strict_json(text)  # plain json.dumps wrote NaN, which is no JSON
@@ -286,15 +342,24 @@ def test_summary_lists_where_values_were_not_finite() -> None:
     from models.export import _finite
 
     found: list[str] = []
-    doc = _finite({"predictions": [{"label": "a", "probability": float("nan")}],
-                   "layers": [{"time_ms": float("inf"), "params": 3}]}, "", found)
-    assert doc == {"predictions": [{"label": "a", "probability": None}],
-                   "layers": [{"time_ms": None, "params": 3}]}
+    doc = _finite(
+        {
+            "predictions": [{"label": "a", "probability": float("nan")}],
+            "layers": [{"time_ms": float("inf"), "params": 3}],
+        },
+        "",
+        found,
+    )
+    assert doc == {
+        "predictions": [{"label": "a", "probability": None}],
+        "layers": [{"time_ms": None, "params": 3}],
+    }
     assert found == ["predictions.0.probability", "layers.0.time_ms"]
 
 
-def test_a_failed_export_leaves_no_half_export_and_keeps_the_users_files(tmp_path, monkeypatch,
-                                                                          capsys) -> None:
+def test_a_failed_export_leaves_no_half_export_and_keeps_the_users_files(
+    tmp_path, monkeypatch, capsys
+) -> None:
     from models import render
 
     out = tmp_path / "results"
@@ -364,12 +429,26 @@ def test_a_terminated_export_leaves_no_staging_folder(tmp_path) -> None:
     import time
 
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "main.py", "--model", "classic", "--export", str(out),
-                             "--layer", "edges", "--explain"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "main.py",
+            "--model",
+            "classic",
+            "--export",
+            str(out),
+            "--layer",
+            "edges",
+            "--explain",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any(
-            p.name.startswith(".convscope-export") for p in tmp_path.iterdir()):
+        p.name.startswith(".convscope-export") for p in tmp_path.iterdir()
+    ):
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)

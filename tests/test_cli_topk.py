@@ -20,29 +20,50 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(cache: Path, *args: str) -> subprocess.CompletedProcess:
-    code = ("import sys, main; rc = main.main(sys.argv[1:]); "
-            "print('QT_IMPORTED' if any(m.startswith(('PySide6', 'pyqtgraph', 'gui')) "
-            "for m in sys.modules) else 'NO_QT'); sys.exit(rc)")
+    code = (
+        "import sys, main; rc = main.main(sys.argv[1:]); "
+        "print('QT_IMPORTED' if any(m.startswith(('PySide6', 'pyqtgraph', 'gui')) "
+        "for m in sys.modules) else 'NO_QT'); sys.exit(rc)"
+    )
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CONVSCOPE_CACHE=str(cache))
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_dataset_export_writes_a_montage_and_the_entries_per_layer(tmp_path) -> None:
     made = bars_folder(tmp_path / "imgs", size=64)
     (tmp_path / "imgs" / "broken.jpg").write_bytes(b"nope")
-    args = ["--dataset", str(tmp_path / "imgs"), "--model", "classic", "--input-size", "64",
-            "--engine", "reference", "--topk", "3", "--topk-channels", "6"]
+    args = [
+        "--dataset",
+        str(tmp_path / "imgs"),
+        "--model",
+        "classic",
+        "--input-size",
+        "64",
+        "--engine",
+        "reference",
+        "--topk",
+        "3",
+        "--topk-channels",
+        "6",
+    ]
     proc = _run(tmp_path / "cache", *args, "--export", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("NO_QT")
     assert "classic on reference: 15 images (14 run now, 0 from the cache, 1 skipped)" in proc.stdout
     assert "1 file skipped (not readable as images): broken.jpg (every .topk.json lists" in proc.stdout
-    assert ("wrote the top 3 of each of the 2 conv layers (montages: up to 6 channels each, "
-            f"the JSON: all): 4 files in {tmp_path / 'out'}") in proc.stdout
+    assert (
+        "wrote the top 3 of each of the 2 conv layers (montages: up to 6 channels each, "
+        f"the JSON: all): 4 files in {tmp_path / 'out'}"
+    ) in proc.stdout
     assert "scanning" in proc.stderr and "15/15 images" in proc.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "combine.topk.json", "combine.topk.png", "edges.topk.json", "edges.topk.png"]
+        "combine.topk.json",
+        "combine.topk.png",
+        "edges.topk.json",
+        "edges.topk.png",
+    ]
     text = (tmp_path / "out" / "edges.topk.json").read_text()
     assert "\n" not in text and ": " not in text  # compact
     doc = json.loads(text)
@@ -60,28 +81,41 @@ def test_dataset_export_writes_a_montage_and_the_entries_per_layer(tmp_path) -> 
     for entry, e in zip(api.entries("edges", 3), sobel_x, strict=True):
         assert (str(entry.path), entry.value, [entry.y, entry.x]) == (e["image"], e["value"], e["unit"])
         assert e["box"] == [entry.y - 1.0, entry.x - 1.0, entry.y + 2.0, entry.x + 2.0]
-        assert e["crop"] == [max(entry.y - 1, 0), max(entry.x - 1, 0), min(entry.y + 2, 64),
-                             min(entry.x + 2, 64)]
+        assert e["crop"] == [
+            max(entry.y - 1, 0),
+            max(entry.x - 1, 0),
+            min(entry.y + 2, 64),
+            min(entry.x + 2, 64),
+        ]
     with Image.open(tmp_path / "out" / "edges.topk.png") as im:
         rgb = np.asarray(im.convert("RGB"))
     line = labels.line_height(export.TEXT)
     top, cell_h, left = 4 * line + 4, 64 + 2 * line + 2, export.label_width()
     assert rgb.shape == (top + 6 * (cell_h + 2) - 2, left + 3 * 66 - 2, 3)  # 6 rows of 3 crops
     # row 3, first crop: a vertical edge, dark on the left and bright on the right
-    cell = rgb[top + 3 * (cell_h + 2):top + 3 * (cell_h + 2) + 64, left:left + 64].astype(int)
+    cell = rgb[top + 3 * (cell_h + 2) : top + 3 * (cell_h + 2) + 64, left : left + 64].astype(int)
     assert cell[20, 6:20].mean() < cell[20, -20:-6].mean() - 50
     # a second run reads the cache: nothing is run again, and it says so (no "0.0 images/s")
     again = _run(tmp_path / "cache", *args, "--layer", "edges", "--export", str(tmp_path / "out2"))
     assert again.returncode == 0, again.stderr
     assert "classic on reference: 15 images (all 14 from the cache, 1 skipped)" in again.stdout
-    assert ("wrote the top 3 of layer edges (channels 0-5 of 9 in the montage, all in the JSON): "
-            f"2 files in {tmp_path / 'out2'}") in again.stdout
+    assert (
+        "wrote the top 3 of layer edges (channels 0-5 of 9 in the montage, all in the JSON): "
+        f"2 files in {tmp_path / 'out2'}"
+    ) in again.stdout
     assert "all 15 images cached: nothing to run" in again.stderr and "images/s" not in again.stderr
     assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["edges.topk.json", "edges.topk.png"]
-    one = _run(tmp_path / "cache", *args[:-2], "--topk-channels", "4", "--layer", "combine",
-               "--export", str(tmp_path / "out3"))
-    assert ("wrote the top 3 of layer combine (all 4 channels): "
-            "2 files in") in one.stdout
+    one = _run(
+        tmp_path / "cache",
+        *args[:-2],
+        "--topk-channels",
+        "4",
+        "--layer",
+        "combine",
+        "--export",
+        str(tmp_path / "out3"),
+    )
+    assert ("wrote the top 3 of layer combine (all 4 channels): 2 files in") in one.stdout
 
 
 def test_dataset_errors_are_one_line(tmp_path, monkeypatch, capsys) -> None:
@@ -120,11 +154,22 @@ def test_ctrl_c_stores_what_was_scanned_and_the_next_run_resumes(tmp_path) -> No
     for i in range(800):
         Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(folder / f"{i:04d}.png")
     code = "import sys, main; sys.exit(main.main(sys.argv[1:]))"
-    args = ["--dataset", str(folder), "--model", "classic", "--engine", "reference",
-            "--layer", "edges", "--export", str(tmp_path / "out")]
+    args = [
+        "--dataset",
+        str(folder),
+        "--model",
+        "classic",
+        "--engine",
+        "reference",
+        "--layer",
+        "edges",
+        "--export",
+        str(tmp_path / "out"),
+    ]
     env = dict(os.environ, CONVSCOPE_CACHE=str(tmp_path / "cache"))
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env,
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args], cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     seen = b""
     while b"images/s" not in seen:  # the first batch is done
         byte = proc.stderr.read(1)

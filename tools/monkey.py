@@ -52,8 +52,16 @@ from models.images import sample_images
 MODELS = ("classic", "efficientnet_lite0", "mobilenet_v3_small")  # the last one untrained
 OFFLINE_MODEL = "squeezenet1_1"  # pretrained: a download, which fails offline
 BENIGN_QT = ("This plugin does not support propagateSizeHints()",)  # the offscreen platform's
-KEYS = (Qt.Key.Key_Right, Qt.Key.Key_Left, Qt.Key.Key_Down, Qt.Key.Key_Up, Qt.Key.Key_PageDown,
-        Qt.Key.Key_PageUp, Qt.Key.Key_Home, Qt.Key.Key_End)
+KEYS = (
+    Qt.Key.Key_Right,
+    Qt.Key.Key_Left,
+    Qt.Key.Key_Down,
+    Qt.Key.Key_Up,
+    Qt.Key.Key_PageDown,
+    Qt.Key.Key_PageUp,
+    Qt.Key.Key_Home,
+    Qt.Key.Key_End,
+)
 
 
 def rss_mb() -> float:
@@ -97,9 +105,9 @@ class Monkey:
         self.done: Counter[str] = Counter()
         self.recent: deque[str] = deque(maxlen=25)
         self.problems: list[str] = []
-        self.worst_action = (0.0, "")   # an action's own time on the GUI thread (s, name)
+        self.worst_action = (0.0, "")  # an action's own time on the GUI thread (s, name)
         self.slowest: dict[str, float] = {}  # the same, per kind of action (s)
-        self.worst_stall = (0.0, "")    # the longest heartbeat gap while the loop ran (s, after)
+        self.worst_stall = (0.0, "")  # the longest heartbeat gap while the loop ran (s, after)
         self.memory: list[tuple[float, float]] = []  # (s since start, MiB)
         self._measuring = False
         self._last_tick = time.perf_counter()
@@ -143,13 +151,18 @@ class Monkey:
             old_hook(kind, value, tb)
 
         def thread_hook(args) -> None:
-            self._problem(f"exception in thread {args.thread.name if args.thread else '?'}: "
-                          f"{args.exc_type.__name__}: {args.exc_value}")
+            self._problem(
+                f"exception in thread {args.thread.name if args.thread else '?'}: "
+                f"{args.exc_type.__name__}: {args.exc_value}"
+            )
             old_thread_hook(args)
 
         def qt_message(mode, context, message) -> None:
-            if mode != QtMsgType.QtDebugMsg and mode != QtMsgType.QtInfoMsg and \
-                    not any(b in message for b in BENIGN_QT):
+            if (
+                mode != QtMsgType.QtDebugMsg
+                and mode != QtMsgType.QtInfoMsg
+                and not any(b in message for b in BENIGN_QT)
+            ):
                 self._problem(f"Qt {mode.name}: {message}")
             if previous is not None:
                 previous(mode, context, message)
@@ -210,8 +223,11 @@ class Monkey:
         def watch() -> None:
             while self._trace:
                 time.sleep(0.01)
-                if self._measuring and self._stack is None and \
-                        time.perf_counter() - self._last_tick > after_s:
+                if (
+                    self._measuring
+                    and self._stack is None
+                    and time.perf_counter() - self._last_tick > after_s
+                ):
                     frame = sys._current_frames().get(self._gui_thread)
                     if frame is not None:
                         self._stack = "".join(traceback.format_stack(frame)[-12:])
@@ -229,8 +245,13 @@ class Monkey:
         self._measuring = False
 
     # ----------------------------------------------------------------- the walk
-    def run(self, seconds: float, max_actions: int | None = None, every_s: float = 30.0,
-            report: Callable[[str], None] | None = None) -> None:
+    def run(
+        self,
+        seconds: float,
+        max_actions: int | None = None,
+        every_s: float = 30.0,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
         start = time.perf_counter()
         next_sample = 0.0
         while time.perf_counter() - start < seconds and (max_actions is None or self._n < max_actions):
@@ -238,8 +259,10 @@ class Monkey:
             if elapsed >= next_sample:
                 self.memory.append((elapsed, rss_mb()))
                 if report and next_sample > 0:
-                    report(f"{elapsed:5.0f} s  {self._n} actions  RSS {self.memory[-1][1]:.0f} MiB  "
-                           f"longest stall {self.worst_stall[0] * 1e3:.0f} ms")
+                    report(
+                        f"{elapsed:5.0f} s  {self._n} actions  RSS {self.memory[-1][1]:.0f} MiB  "
+                        f"longest stall {self.worst_stall[0] * 1e3:.0f} ms"
+                    )
                 next_sample += every_s
             self.act()
             self.wait(self.rng.choice((0, 1, 5, 20, 50, 120)))
@@ -276,8 +299,12 @@ class Monkey:
         outcome = self.win.outcome
         if outcome is None:
             return
-        shown = {"model": outcome.request.model, "untrained": outcome.request.untrained,
-                 "engine": outcome.request.engine, "source": outcome.source}
+        shown = {
+            "model": outcome.request.model,
+            "untrained": outcome.request.untrained,
+            "engine": outcome.request.engine,
+            "source": outcome.source,
+        }
         if not self._uncertain:
             lost = {k: (v, shown[k]) for k, v in self.intent.items() if shown[k] != v}
             if lost:
@@ -287,8 +314,9 @@ class Monkey:
 
     def _cancel_buttons(self) -> list[QPushButton]:
         """The Cancel buttons shown: a run's, an export's, and a view's own (a visualization)."""
-        return [b for b in self.win.findChildren(QPushButton)
-                if b.text().startswith("Cancel") and b.isVisible()]
+        return [
+            b for b in self.win.findChildren(QPushButton) if b.text().startswith("Cancel") and b.isVisible()
+        ]
 
     def settle_fully(self, timeout_s: float = 180.0, patience_s: float | None = None) -> bool:
         """Let the event loop run until the window is idle; after ``patience_s`` press the Cancel
@@ -320,8 +348,9 @@ class Monkey:
         name = self.rng.choice((*MODELS, MODELS[-1], OFFLINE_MODEL))
         if name == MODELS[-1] and not self.win.untrained_action.isChecked():
             self.win.untrained_action.trigger()  # a torchvision model, untrained: no download
-        elif name == "efficientnet_lite0" and self.win.untrained_action.isChecked() and \
-                self.rng.random() < .7:
+        elif (
+            name == "efficientnet_lite0" and self.win.untrained_action.isChecked() and self.rng.random() < 0.7
+        ):
             self.win.untrained_action.trigger()  # mostly its real weights (shipped with the package)
         elif name == OFFLINE_MODEL and self.win.untrained_action.isChecked():
             self.win.untrained_action.trigger()  # pretrained: the download fails, offline
@@ -361,8 +390,12 @@ class Monkey:
 
     def _mouse(self, viewport, kind: QEvent.Type, pos: QPointF, button=Qt.MouseButton.NoButton) -> None:
         buttons = button if kind == QEvent.Type.MouseButtonPress else Qt.MouseButton.NoButton
-        QApplication.sendEvent(viewport, QMouseEvent(kind, pos, QPointF(viewport.mapToGlobal(pos)), button,
-                                                     buttons, Qt.KeyboardModifier.NoModifier))
+        QApplication.sendEvent(
+            viewport,
+            QMouseEvent(
+                kind, pos, QPointF(viewport.mapToGlobal(pos)), button, buttons, Qt.KeyboardModifier.NoModifier
+            ),
+        )
 
     def hover(self) -> None:
         """A few real mouse moves over the maps (or the enlarged map)."""
@@ -372,8 +405,10 @@ class Monkey:
         viewport, pos = point
         for _ in range(self.rng.randint(1, 8)):
             self._mouse(viewport, QEvent.Type.MouseMove, pos)
-            pos = QPointF(min(max(pos.x() + self.rng.uniform(-30, 30), 0), viewport.width() - 1),
-                          min(max(pos.y() + self.rng.uniform(-30, 30), 0), viewport.height() - 1))
+            pos = QPointF(
+                min(max(pos.x() + self.rng.uniform(-30, 30), 0), viewport.width() - 1),
+                min(max(pos.y() + self.rng.uniform(-30, 30), 0), viewport.height() - 1),
+            )
 
     def click(self) -> None:
         point = self._maps_point(detail=self.rng.random() < 0.25)
@@ -388,8 +423,9 @@ class Monkey:
         e = self.win.view("explain")
         if e is None:
             return
-        what = self.rng.choice(("play", "step", "step", "back", "filter", "sandbox", "layer", "random",
-                                "speed", "gif"))
+        what = self.rng.choice(
+            ("play", "step", "step", "back", "filter", "sandbox", "layer", "random", "speed", "gif")
+        )
         if what == "play":
             e.toggle_play()
         elif what == "step":
@@ -449,8 +485,10 @@ def check_consistent(win) -> list[str]:
     if win.untrained_action.isChecked() != shown.untrained:
         problems.append(f"Untrained tick {win.untrained_action.isChecked()}, shown {shown.untrained}")
     if win.engine_panel.combo.currentText() != shown.engine or outcome.result.engine != shown.engine:
-        problems.append(f"engine box {win.engine_panel.combo.currentText()}, "
-                        f"ran {outcome.result.engine}, asked {shown.engine}")
+        problems.append(
+            f"engine box {win.engine_panel.combo.currentText()}, "
+            f"ran {outcome.result.engine}, asked {shown.engine}"
+        )
     if outcome.model.name not in win.windowTitle() or outcome.source not in win.windowTitle():
         problems.append(f"title {win.windowTitle()!r} for {outcome.model.name} on {outcome.source}")
     layers = outcome.result.layers
@@ -467,8 +505,9 @@ def check_consistent(win) -> list[str]:
     current = nav.tree.currentItem()
     row = current.data(0, INDEX) if current is not None else None
     if row != index or nav.slider.value() != index or nav.item(index).text(0) != layer.name:
-        problems.append(f"layer list selects row {row} / slider "
-                        f"{nav.slider.value()}, current {index} ({layer.name})")
+        problems.append(
+            f"layer list selects row {row} / slider {nav.slider.value()}, current {index} ({layer.name})"
+        )
     fm = win.feature_maps
     if fm._layer != layer.name:
         problems.append(f"feature maps show {fm._layer}, current layer {layer.name}")
@@ -519,8 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--actions", type=int, default=None, help="stop after this many actions")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--every", type=float, default=30.0, help="report every this many seconds")
-    parser.add_argument("--trace-stalls", action="store_true",
-                        help="print where the GUI thread was during the longest stalls")
+    parser.add_argument(
+        "--trace-stalls", action="store_true", help="print where the GUI thread was during the longest stalls"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     warnings.simplefilter("error")  # as pytest runs: a warning is a problem
@@ -558,22 +598,34 @@ def main(argv: list[str] | None = None) -> int:
             win.close()
             app.processEvents()
     total = sum(monkey.done.values())
-    print(f"\n{datetime.date.today()} · {platform.node()} · {platform.processor() or platform.machine()} · "
-          f"{os.cpu_count()} cores · seed {args.seed}")
-    print(f"actions: {total} in {time.perf_counter() - t0:.0f} s: " +
-          ", ".join(f"{k} {v}" for k, v in monkey.done.most_common()))
-    print(f"longest GUI stall (5 ms heartbeat, event loop running): {monkey.worst_stall[0] * 1e3:.0f} ms "
-          f"(after {monkey.worst_stall[1]})")
-    print(f"longest single action on the GUI thread: {monkey.worst_action[0] * 1e3:.0f} ms "
-          f"({monkey.worst_action[1]}); per kind: " +
-          ", ".join(f"{k} {v * 1e3:.0f}" for k, v in sorted(monkey.slowest.items(), key=lambda kv: -kv[1])))
+    print(
+        f"\n{datetime.date.today()} · {platform.node()} · {platform.processor() or platform.machine()} · "
+        f"{os.cpu_count()} cores · seed {args.seed}"
+    )
+    print(
+        f"actions: {total} in {time.perf_counter() - t0:.0f} s: "
+        + ", ".join(f"{k} {v}" for k, v in monkey.done.most_common())
+    )
+    print(
+        f"longest GUI stall (5 ms heartbeat, event loop running): {monkey.worst_stall[0] * 1e3:.0f} ms "
+        f"(after {monkey.worst_stall[1]})"
+    )
+    print(
+        f"longest single action on the GUI thread: {monkey.worst_action[0] * 1e3:.0f} ms "
+        f"({monkey.worst_action[1]}); per kind: "
+        + ", ".join(f"{k} {v * 1e3:.0f}" for k, v in sorted(monkey.slowest.items(), key=lambda kv: -kv[1]))
+    )
     samples = monkey.memory[:: max(1, len(monkey.memory) // 8)]
-    print(f"memory (RSS): {start_rss:.0f} MiB at start; " +
-          ", ".join(f"{m:.0f} MiB at {t:.0f} s" for t, m in samples) +
-          f"; {monkey.memory[-1][1]:.0f} MiB at the end")
+    print(
+        f"memory (RSS): {start_rss:.0f} MiB at start; "
+        + ", ".join(f"{m:.0f} MiB at {t:.0f} s" for t, m in samples)
+        + f"; {monkey.memory[-1][1]:.0f} MiB at the end"
+    )
     for gap, after, stack in monkey.stalls:
-        print(f"\nstall of {gap * 1e3:.0f} ms after {after}; the GUI thread was in:\n"
-              f"{stack or '  (no Python frame caught)'}")
+        print(
+            f"\nstall of {gap * 1e3:.0f} ms after {after}; the GUI thread was in:\n"
+            f"{stack or '  (no Python frame caught)'}"
+        )
     if problems:
         print(f"\n{len(problems)} problems:")
         for p in problems[:30]:

@@ -25,5 +25,14 @@ from engine._kernels.direct import dense3x3
 from engine._kernels.im2col import crop_rows, patches, patches_wide
 from engine._kernels.winograd import winograd_filter, winograd_input, winograd_output
 
-__all__ = ["crop_rows", "dense3x3", "depthwise", "patches", "patches_wide", "phase_planes",
-           "winograd_filter", "winograd_input", "winograd_output"]
+__all__ = [
+    "crop_rows",
+    "dense3x3",
+    "depthwise",
+    "patches",
+    "patches_wide",
+    "phase_planes",
+    "winograd_filter",
+    "winograd_input",
+    "winograd_output",
+]

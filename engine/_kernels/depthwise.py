@@ -56,7 +56,6 @@ def _phase_planes(x, n, c, planes, rowbuf, sh, sw, pt, pl, hq, wq):  # pragma: n
                         pv[q] = st[q]
 
 
-
 @njit(**_OPTS)
 def phase_planes(x, n, planes, sh, sw, pt, pl, hq, wq, c0, c1):  # pragma: no cover - compiled
     """``planes[c, pr*sW + pc, r*wq + q] = padded[n, c, r*sH + pr, q*sW + pc]`` for channels
@@ -102,12 +101,10 @@ def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl, nc0, nc1):  # pragma: no cov
             tpl[i * kw + j] = ((i * dh) % sh) * sw + (j * dw) % sw
             toff[i * kw + j] = ((i * dh) // sh) * wq + (j * dw) // sw
     if kh == 3 and kw == 3 and mult == 1:
-        _depthwise3(x, w, b, out, planes, rowbuf, acc, tpl, toff, sh, sw, pt, pl, hq, wq, length,
-                    nc0, nc1)
+        _depthwise3(x, w, b, out, planes, rowbuf, acc, tpl, toff, sh, sw, pt, pl, hq, wq, length, nc0, nc1)
         return
     if kh == 5 and kw == 5 and mult == 1:
-        _depthwise5(x, w, b, out, planes, rowbuf, acc, tpl, toff, sh, sw, pt, pl, hq, wq, length,
-                    nc0, nc1)
+        _depthwise5(x, w, b, out, planes, rowbuf, acc, tpl, toff, sh, sw, pt, pl, hq, wq, length, nc0, nc1)
         return
     for nc in range(nc0, nc1):
         n = nc // c_
@@ -130,9 +127,12 @@ def depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl, nc0, nc1):  # pragma: no cov
                 w3, w4, w5 = w[o, 0, 1, 0], w[o, 0, 1, 1], w[o, 0, 1, 2]
                 w6, w7, w8 = w[o, 0, 2, 0], w[o, 0, 2, 1], w[o, 0, 2, 2]
                 for k in range(length):
-                    acc[k] = (start + (w0 * t0[k] + w1 * t1[k] + w2 * t2[k])
-                              + (w3 * t3[k] + w4 * t4[k] + w5 * t5[k])
-                              + (w6 * t6[k] + w7 * t7[k] + w8 * t8[k]))
+                    acc[k] = (
+                        start
+                        + (w0 * t0[k] + w1 * t1[k] + w2 * t2[k])
+                        + (w3 * t3[k] + w4 * t4[k] + w5 * t5[k])
+                        + (w6 * t6[k] + w7 * t7[k] + w8 * t8[k])
+                    )
             else:
                 for k in range(length):
                     acc[k] = start
@@ -169,10 +169,10 @@ def _tapv(planes, tpl, toff, t, length):  # pragma: no cover - compiled
     return planes[tpl[t], toff[t] : toff[t] + length]
 
 
-
 @njit(**_OPTS)
-def _depthwise5(x, w, b, out, planes, rowbuf, acc, tpl, toff, sh, sw, pt, pl, hq, wq, length,
-                nc0, nc1):  # pragma: no cover - compiled
+def _depthwise5(
+    x, w, b, out, planes, rowbuf, acc, tpl, toff, sh, sw, pt, pl, hq, wq, length, nc0, nc1
+):  # pragma: no cover - compiled
     """:func:`depthwise`'s loop for 5x5 kernels without a channel multiplier: the 25 taps'
     views of the phase planes are made once for all channels (they stay valid: each channel's
     planes are written into the same buffer), and summed in one pass (25 weights in registers,
@@ -181,24 +181,41 @@ def _depthwise5(x, w, b, out, planes, rowbuf, acc, tpl, toff, sh, sw, pt, pl, hq
     c_ = x.shape[1]
     oh, ow = out.shape[2], out.shape[3]
     has_bias = b.shape[0] > 0
-    t0, t1, t2, t3, t4 = (_tapv(planes, tpl, toff, 0, length), _tapv(planes, tpl, toff, 1, length),
-                          _tapv(planes, tpl, toff, 2, length), _tapv(planes, tpl, toff, 3, length),
-                          _tapv(planes, tpl, toff, 4, length))
-    t5, t6, t7, t8, t9 = (_tapv(planes, tpl, toff, 5, length), _tapv(planes, tpl, toff, 6, length),
-                          _tapv(planes, tpl, toff, 7, length), _tapv(planes, tpl, toff, 8, length),
-                          _tapv(planes, tpl, toff, 9, length))
+    t0, t1, t2, t3, t4 = (
+        _tapv(planes, tpl, toff, 0, length),
+        _tapv(planes, tpl, toff, 1, length),
+        _tapv(planes, tpl, toff, 2, length),
+        _tapv(planes, tpl, toff, 3, length),
+        _tapv(planes, tpl, toff, 4, length),
+    )
+    t5, t6, t7, t8, t9 = (
+        _tapv(planes, tpl, toff, 5, length),
+        _tapv(planes, tpl, toff, 6, length),
+        _tapv(planes, tpl, toff, 7, length),
+        _tapv(planes, tpl, toff, 8, length),
+        _tapv(planes, tpl, toff, 9, length),
+    )
     t10, t11, t12, t13, t14 = (
-        _tapv(planes, tpl, toff, 10, length), _tapv(planes, tpl, toff, 11, length),
-        _tapv(planes, tpl, toff, 12, length), _tapv(planes, tpl, toff, 13, length),
-        _tapv(planes, tpl, toff, 14, length))
+        _tapv(planes, tpl, toff, 10, length),
+        _tapv(planes, tpl, toff, 11, length),
+        _tapv(planes, tpl, toff, 12, length),
+        _tapv(planes, tpl, toff, 13, length),
+        _tapv(planes, tpl, toff, 14, length),
+    )
     t15, t16, t17, t18, t19 = (
-        _tapv(planes, tpl, toff, 15, length), _tapv(planes, tpl, toff, 16, length),
-        _tapv(planes, tpl, toff, 17, length), _tapv(planes, tpl, toff, 18, length),
-        _tapv(planes, tpl, toff, 19, length))
+        _tapv(planes, tpl, toff, 15, length),
+        _tapv(planes, tpl, toff, 16, length),
+        _tapv(planes, tpl, toff, 17, length),
+        _tapv(planes, tpl, toff, 18, length),
+        _tapv(planes, tpl, toff, 19, length),
+    )
     t20, t21, t22, t23, t24 = (
-        _tapv(planes, tpl, toff, 20, length), _tapv(planes, tpl, toff, 21, length),
-        _tapv(planes, tpl, toff, 22, length), _tapv(planes, tpl, toff, 23, length),
-        _tapv(planes, tpl, toff, 24, length))
+        _tapv(planes, tpl, toff, 20, length),
+        _tapv(planes, tpl, toff, 21, length),
+        _tapv(planes, tpl, toff, 22, length),
+        _tapv(planes, tpl, toff, 23, length),
+        _tapv(planes, tpl, toff, 24, length),
+    )
     for nc in range(nc0, nc1):
         n = nc // c_
         c = nc - n * c_
@@ -211,12 +228,14 @@ def _depthwise5(x, w, b, out, planes, rowbuf, acc, tpl, toff, sh, sw, pt, pl, hq
         w15, w16, w17, w18, w19 = wc[3, 0], wc[3, 1], wc[3, 2], wc[3, 3], wc[3, 4]
         w20, w21, w22, w23, w24 = wc[4, 0], wc[4, 1], wc[4, 2], wc[4, 3], wc[4, 4]
         for k in range(length):
-            acc[k] = (start
-                      + ((w0 * t0[k] + w1 * t1[k] + w2 * t2[k]) + (w3 * t3[k] + w4 * t4[k]))
-                      + ((w5 * t5[k] + w6 * t6[k] + w7 * t7[k]) + (w8 * t8[k] + w9 * t9[k]))
-                      + ((w10 * t10[k] + w11 * t11[k] + w12 * t12[k]) + (w13 * t13[k] + w14 * t14[k]))
-                      + ((w15 * t15[k] + w16 * t16[k] + w17 * t17[k]) + (w18 * t18[k] + w19 * t19[k]))
-                      + ((w20 * t20[k] + w21 * t21[k] + w22 * t22[k]) + (w23 * t23[k] + w24 * t24[k])))
+            acc[k] = (
+                start
+                + ((w0 * t0[k] + w1 * t1[k] + w2 * t2[k]) + (w3 * t3[k] + w4 * t4[k]))
+                + ((w5 * t5[k] + w6 * t6[k] + w7 * t7[k]) + (w8 * t8[k] + w9 * t9[k]))
+                + ((w10 * t10[k] + w11 * t11[k] + w12 * t12[k]) + (w13 * t13[k] + w14 * t14[k]))
+                + ((w15 * t15[k] + w16 * t16[k] + w17 * t17[k]) + (w18 * t18[k] + w19 * t19[k]))
+                + ((w20 * t20[k] + w21 * t21[k] + w22 * t22[k]) + (w23 * t23[k] + w24 * t24[k]))
+            )
         for y in range(oh):
             dst = out[n, c, y]
             av = acc[y * wq : y * wq + ow]
@@ -225,18 +244,28 @@ def _depthwise5(x, w, b, out, planes, rowbuf, acc, tpl, toff, sh, sw, pt, pl, hq
 
 
 @njit(**_OPTS)
-def _depthwise3(x, w, b, out, planes, rowbuf, acc, tpl, toff, sh, sw, pt, pl, hq, wq, length,
-                nc0, nc1):  # pragma: no cover - compiled
+def _depthwise3(
+    x, w, b, out, planes, rowbuf, acc, tpl, toff, sh, sw, pt, pl, hq, wq, length, nc0, nc1
+):  # pragma: no cover - compiled
     """:func:`_depthwise5` for 3x3 kernels: nine views made once, one pass per channel."""
     c_ = x.shape[1]
     oh, ow = out.shape[2], out.shape[3]
     has_bias = b.shape[0] > 0
-    t0, t1, t2 = (_tapv(planes, tpl, toff, 0, length), _tapv(planes, tpl, toff, 1, length),
-                  _tapv(planes, tpl, toff, 2, length))
-    t3, t4, t5 = (_tapv(planes, tpl, toff, 3, length), _tapv(planes, tpl, toff, 4, length),
-                  _tapv(planes, tpl, toff, 5, length))
-    t6, t7, t8 = (_tapv(planes, tpl, toff, 6, length), _tapv(planes, tpl, toff, 7, length),
-                  _tapv(planes, tpl, toff, 8, length))
+    t0, t1, t2 = (
+        _tapv(planes, tpl, toff, 0, length),
+        _tapv(planes, tpl, toff, 1, length),
+        _tapv(planes, tpl, toff, 2, length),
+    )
+    t3, t4, t5 = (
+        _tapv(planes, tpl, toff, 3, length),
+        _tapv(planes, tpl, toff, 4, length),
+        _tapv(planes, tpl, toff, 5, length),
+    )
+    t6, t7, t8 = (
+        _tapv(planes, tpl, toff, 6, length),
+        _tapv(planes, tpl, toff, 7, length),
+        _tapv(planes, tpl, toff, 8, length),
+    )
     for nc in range(nc0, nc1):
         n = nc // c_
         c = nc - n * c_
@@ -247,9 +276,12 @@ def _depthwise3(x, w, b, out, planes, rowbuf, acc, tpl, toff, sh, sw, pt, pl, hq
         w3, w4, w5 = wc[1, 0], wc[1, 1], wc[1, 2]
         w6, w7, w8 = wc[2, 0], wc[2, 1], wc[2, 2]
         for k in range(length):
-            acc[k] = (start + (w0 * t0[k] + w1 * t1[k] + w2 * t2[k])
-                      + (w3 * t3[k] + w4 * t4[k] + w5 * t5[k])
-                      + (w6 * t6[k] + w7 * t7[k] + w8 * t8[k]))
+            acc[k] = (
+                start
+                + (w0 * t0[k] + w1 * t1[k] + w2 * t2[k])
+                + (w3 * t3[k] + w4 * t4[k] + w5 * t5[k])
+                + (w6 * t6[k] + w7 * t7[k] + w8 * t8[k])
+            )
         for y in range(oh):
             dst = out[n, c, y]
             av = acc[y * wq : y * wq + ow]

@@ -83,14 +83,26 @@ def dense3x3(planes, w, b, out, n, sh, sw, dh, dw, wq, g0, g1):  # pragma: no co
                 for k in range(ln):
                     v0, v1, v2, v3, v4 = t0[k], t1[k], t2[k], t3[k], t4[k]
                     v5, v6, v7, v8 = t5[k], t6[k], t7[k], t8[k]
-                    a0[k] += ((x0 * v0 + x1 * v1 + x2 * v2) + (x3 * v3 + x4 * v4 + x5 * v5)
-                              + (x6 * v6 + x7 * v7 + x8 * v8))
-                    a1[k] += ((y0_ * v0 + y1_ * v1 + y2_ * v2) + (y3_ * v3 + y4_ * v4 + y5_ * v5)
-                              + (y6_ * v6 + y7_ * v7 + y8_ * v8))
-                    a2[k] += ((z0 * v0 + z1 * v1 + z2 * v2) + (z3 * v3 + z4 * v4 + z5 * v5)
-                              + (z6 * v6 + z7 * v7 + z8 * v8))
-                    a3[k] += ((u0 * v0 + u1 * v1 + u2 * v2) + (u3 * v3 + u4 * v4 + u5 * v5)
-                              + (u6 * v6 + u7 * v7 + u8 * v8))
+                    a0[k] += (
+                        (x0 * v0 + x1 * v1 + x2 * v2)
+                        + (x3 * v3 + x4 * v4 + x5 * v5)
+                        + (x6 * v6 + x7 * v7 + x8 * v8)
+                    )
+                    a1[k] += (
+                        (y0_ * v0 + y1_ * v1 + y2_ * v2)
+                        + (y3_ * v3 + y4_ * v4 + y5_ * v5)
+                        + (y6_ * v6 + y7_ * v7 + y8_ * v8)
+                    )
+                    a2[k] += (
+                        (z0 * v0 + z1 * v1 + z2 * v2)
+                        + (z3 * v3 + z4 * v4 + z5 * v5)
+                        + (z6 * v6 + z7 * v7 + z8 * v8)
+                    )
+                    a3[k] += (
+                        (u0 * v0 + u1 * v1 + u2 * v2)
+                        + (u3 * v3 + u4 * v4 + u5 * v5)
+                        + (u6 * v6 + u7 * v7 + u8 * v8)
+                    )
             for y in range(y1 - y0):
                 s0 = a0[y * wq : y * wq + ow]
                 s1 = a1[y * wq : y * wq + ow]

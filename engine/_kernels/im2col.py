@@ -34,7 +34,6 @@ def patches_wide(planes, cols, kh, kw, sh, sw, dh, dw, wq, y0, y1, r0, r1):  # p
             dst[q] = src[q]
 
 
-
 @njit(**_OPTS)
 def crop_rows(wide, b, out, n, y0, y1, wq, o0, o1):  # pragma: no cover - compiled
     """``out[n, o, y0 + r, :] = wide[o, r*wq : r*wq + W_out] + b[o]`` for output channels ``o0

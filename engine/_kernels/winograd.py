@@ -230,4 +230,3 @@ def winograd_filter(w9, gmat, u, f0, f1):  # pragma: no cover - compiled
         for k1 in range(a):
             for k2 in range(a):
                 u[k1 * a + k2, f] = gmat[k1, 0] * t[0, k2] + gmat[k1, 1] * t[1, k2] + gmat[k1, 2] * t[2, k2]
-

@@ -33,8 +33,11 @@ class GifExport:
             return
         name = Path(path).name
         self.status.setText(f"exporting {name}…")
-        self._gif.submit(job, lambda n: self.status.setText(f"saved {n} frames to {name}"),
-                         lambda exc: self.status.setText(f"could not export: {error_message(exc)}"))
+        self._gif.submit(
+            job,
+            lambda n: self.status.setText(f"saved {n} frames to {name}"),
+            lambda exc: self.status.setText(f"could not export: {error_message(exc)}"),
+        )
 
     def exporting(self) -> bool:
         return self._gif.busy
@@ -49,9 +52,19 @@ class GifExport:
 
         def job(progress, cancel) -> int:
             try:
-                return render_explain_gif(source.weight, source.bias, source.input, source.conv, path,
-                                          out_channel=out_channel, positions=steps, duration_ms=duration,
-                                          title=source.title, progress=progress, cancel=cancel)
+                return render_explain_gif(
+                    source.weight,
+                    source.bias,
+                    source.input,
+                    source.conv,
+                    path,
+                    out_channel=out_channel,
+                    positions=steps,
+                    duration_ms=duration,
+                    title=source.title,
+                    progress=progress,
+                    cancel=cancel,
+                )
             except OSError as exc:
                 raise ConvScopeError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -71,11 +84,11 @@ class GifExport:
     def _export_dialog(self) -> None:
         source = self.sources["layer"]
         name = (source.title if self._mode == "layer" and source else "sandbox").replace("/", "_")
-        path, _ = QFileDialog.getSaveFileName(self, "Export the animation", f"{name}.explain.gif",
-                                              "Animated GIF (*.gif)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export the animation", f"{name}.explain.gif", "Animated GIF (*.gif)"
+        )
         if path:
             self.start_gif_export(path)
-
 
 
 def why_text(source: Source | None) -> str:
@@ -83,8 +96,14 @@ def why_text(source: Source | None) -> str:
     if source is None:
         return ""
     spec = source.conv
-    info = why_convolution(spec.weight_shape, (spec.c_in, spec.h, spec.w),
-                           (spec.c_out, spec.out_h, spec.out_w), bias=source.bias is not None)
-    return (f"<b>{info['conv_params']:,}</b> parameters in this convolution vs "
-            f"<b>{info['fc_params']:,}</b> for a fully connected layer with the same input and output "
-            f"({info['ratio']:,.0f}× more).<br><br>{info['locality']}<br><br>{info['sharing']}")
+    info = why_convolution(
+        spec.weight_shape,
+        (spec.c_in, spec.h, spec.w),
+        (spec.c_out, spec.out_h, spec.out_w),
+        bias=source.bias is not None,
+    )
+    return (
+        f"<b>{info['conv_params']:,}</b> parameters in this convolution vs "
+        f"<b>{info['fc_params']:,}</b> for a fully connected layer with the same input and output "
+        f"({info['ratio']:,.0f}× more).<br><br>{info['locality']}<br><br>{info['sharing']}"
+    )

@@ -18,7 +18,8 @@ def to_qimage(rgb: np.ndarray) -> QImage:
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     h, w = rgb.shape[:2]
     return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).convertToFormat(
-        QImage.Format.Format_RGB32)
+        QImage.Format.Format_RGB32
+    )
 
 
 def fit(image: QSize, box: QSize) -> QRect:
@@ -36,8 +37,9 @@ def scaled_to(image: QImage, rect: QRect, dpr: float = 1.0) -> QImage:
     size = QSize(round(rect.width() * dpr), round(rect.height() * dpr))
     if size.width() >= image.width():
         return image
-    scaled = image.scaled(size, Qt.AspectRatioMode.IgnoreAspectRatio,
-                          Qt.TransformationMode.SmoothTransformation)
+    scaled = image.scaled(
+        size, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation
+    )
     scaled.setDevicePixelRatio(dpr)
     return scaled
 
@@ -59,8 +61,9 @@ class FrameView(QWidget):
         self.setMinimumSize(320, 240)
         self.setMouseTracking(True)
 
-    def set_image(self, rgb: np.ndarray | QImage | None, scaled: QImage | None = None,
-                  frame: Frame | None = None) -> None:
+    def set_image(
+        self, rgb: np.ndarray | QImage | None, scaled: QImage | None = None, frame: Frame | None = None
+    ) -> None:
         self._image = rgb if isinstance(rgb, QImage) or rgb is None else to_qimage(rgb)
         self._scaled = scaled
         self._frame = frame
@@ -98,8 +101,11 @@ class FrameView(QWidget):
         if self._image is not None:
             rect = fit(self._image.size(), self.size())
             dpr = self.devicePixelRatioF()
-            if self._scaled is None or self._scaled.deviceIndependentSize().toSize() != rect.size() \
-                    or self._scaled.devicePixelRatio() != dpr:
+            if (
+                self._scaled is None
+                or self._scaled.deviceIndependentSize().toSize() != rect.size()
+                or self._scaled.devicePixelRatio() != dpr
+            ):
                 self._scaled = scaled_to(self._image, rect, dpr)
             if self._scaled is self._image and self._image.size() != rect.size():
                 painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
@@ -126,6 +132,8 @@ def frame_job(cancelled, draw, viewport: QSize, dpr: float) -> tuple[Frame, QIma
         raise Cancelled()
     frame = draw()
     image = to_qimage(frame.image)
-    box = QSize(max(viewport.width(), int(image.width() * MIN_SCALE)),
-                max(viewport.height(), int(image.height() * MIN_SCALE)))
+    box = QSize(
+        max(viewport.width(), int(image.width() * MIN_SCALE)),
+        max(viewport.height(), int(image.height() * MIN_SCALE)),
+    )
     return frame, image, scaled_to(image, fit(image.size(), box), dpr)

@@ -23,9 +23,11 @@ class LayerMode:
         self.value_label = QLabel()
         self.value_label.setTextFormat(Qt.TextFormat.RichText)
         self.layer_formula_label = QLabel()
-        hint = QLabel("Click a unit in the feature maps to explain it. The window plays over the "
-                      "positions around it; the input channels are drawn a page at a time, but every "
-                      "channel is summed. Hover a cell to read its value.")
+        hint = QLabel(
+            "Click a unit in the feature maps to explain it. The window plays over the "
+            "positions around it; the input channels are drawn a page at a time, but every "
+            "channel is summed. Hover a cell to read its value."
+        )
         hint.setStyleSheet("color: gray")
         layout = QVBoxLayout(page)
         for w in (self.layer_label, self.unit_label, self.value_label, self.layer_formula_label, hint):
@@ -59,7 +61,8 @@ class LayerMode:
         self.layer_label.setText(
             f"<b>{layer}</b>: {spec.c_in}×{spec.h}×{spec.w} → {spec.c_out}×{spec.out_h}×{spec.out_w}, "
             f"{spec.c_out} filters of {spec.c_in_per_group}×{spec.kh}×{spec.kw}"
-            + (f", {spec.groups} groups" if spec.groups > 1 else ""))
+            + (f", {spec.groups} groups" if spec.groups > 1 else "")
+        )
         self.layer_formula_label.setText("<br>".join(layer_formulas(spec)))
         self._set_mode("layer")
         self.set_unit(min(self.players["layer"].filter, spec.c_out - 1), spec.out_h // 2, spec.out_w // 2)
@@ -131,8 +134,14 @@ class LayerMode:
             return
         self._in_background = True
         try:
-            self.set_context(weight, conv_bias(model, info.name), x, info.conv,
-                             result.activations.get(info.name), info.name)
+            self.set_context(
+                weight,
+                conv_bias(model, info.name),
+                x,
+                info.conv,
+                result.activations.get(info.name),
+                info.name,
+            )
             if unit is not None:
                 self.set_unit(*unit)
         finally:
@@ -151,4 +160,3 @@ class LayerMode:
             self.view.set_image(None)
             self.step_label.clear()
             self.why.clear()
-

@@ -30,13 +30,38 @@ class Panes:
     def _build(self) -> None:
         self.sandbox_panel = SandboxPanel()
         self.bar = PlayerBar()
-        for name in ("size_spin", "channels_spin", "filters_spin", "kernel_spin", "stride_spin",
-                     "padding_spin", "dilation_spin", "padding_mode_combo", "formula_label", "input_table",
-                     "kernel_table", "edit_channel_spin", "random_button"):
+        for name in (
+            "size_spin",
+            "channels_spin",
+            "filters_spin",
+            "kernel_spin",
+            "stride_spin",
+            "padding_spin",
+            "dilation_spin",
+            "padding_mode_combo",
+            "formula_label",
+            "input_table",
+            "kernel_table",
+            "edit_channel_spin",
+            "random_button",
+        ):
             setattr(self, name, getattr(self.sandbox_panel, name))
-        for name in ("first_button", "back_button", "play_button", "forward_button", "position_slider",
-                     "step_label", "speed_combo", "filter_spin", "next_filter_button", "page_spin",
-                     "export_button", "gif_progress", "gif_cancel_button", "status"):
+        for name in (
+            "first_button",
+            "back_button",
+            "play_button",
+            "forward_button",
+            "position_slider",
+            "step_label",
+            "speed_combo",
+            "filter_spin",
+            "next_filter_button",
+            "page_spin",
+            "export_button",
+            "gif_progress",
+            "gif_cancel_button",
+            "status",
+        ):
             setattr(self, name, getattr(self.bar, name))
         self.sandbox_panel.changed.connect(lambda box: self.set_sandbox(box))
         self.sandbox_panel.message.connect(self.status.setText)
@@ -70,8 +95,9 @@ class Panes:
         self.side_button.setText("Side panel")
         self.side_button.setCheckable(True)
         self.side_button.setChecked(True)
-        self.side_button.setToolTip("show or hide the side panel (the layer's numbers, the "
-                                    "sandbox's settings, why convolution)")
+        self.side_button.setToolTip(
+            "show or hide the side panel (the layer's numbers, the sandbox's settings, why convolution)"
+        )
         self.side_button.toggled.connect(self._show_side)
         self.why = QLabel()
         self.why.setWordWrap(True)

@@ -69,8 +69,13 @@ class PlayerBar(QWidget):
         row.addWidget(self.position_slider, 1)
         row.addWidget(self.step_label)
         row2 = QHBoxLayout()  # two rows: the tab fits beside the photo and the layer list
-        for w in (QLabel("Speed"), self.speed_combo, QLabel("Filter"), self.filter_spin,
-                  self.next_filter_button):
+        for w in (
+            QLabel("Speed"),
+            self.speed_combo,
+            QLabel("Filter"),
+            self.filter_spin,
+            self.next_filter_button,
+        ):
             row2.addWidget(w)
         self._rows = (row, row2, QHBoxLayout())  # the third row only in a narrow pane
         self._narrow = False

@@ -102,12 +102,14 @@ class SandboxPanel(QWidget):
         problem, formula = sandbox.problem(), sandbox.formula()
         if problem:
             self.formula_label.setText(
-                f"{formula}<br><span style='color:#c81e1e'>no output: {problem}</span>")
+                f"{formula}<br><span style='color:#c81e1e'>no output: {problem}</span>"
+            )
         else:
             o, (ho, wo) = sandbox.out_channels, sandbox.output_hw()
             s = "s" if o > 1 else ""
-            self.formula_label.setText(f"<b>{formula}</b><br>output: {o}×{ho}×{wo} "
-                                       f"({o} filter{s} → {o} output channel{s})")
+            self.formula_label.setText(
+                f"<b>{formula}</b><br>output: {o}×{ho}×{wo} ({o} filter{s} → {o} output channel{s})"
+            )
         self.fill_tables()
 
     def set_filter(self, out_channel: int) -> None:
@@ -140,10 +142,15 @@ class SandboxPanel(QWidget):
             return
         try:
             sandbox = self._sandbox.with_settings(
-                size=self.size_spin.value(), channels=self.channels_spin.value(),
-                out_channels=self.filters_spin.value(), kernel_size=self.kernel_spin.value(),
-                stride=self.stride_spin.value(), padding=self.padding_spin.value(),
-                dilation=self.dilation_spin.value(), padding_mode=self.padding_mode_combo.currentText())
+                size=self.size_spin.value(),
+                channels=self.channels_spin.value(),
+                out_channels=self.filters_spin.value(),
+                kernel_size=self.kernel_spin.value(),
+                stride=self.stride_spin.value(),
+                padding=self.padding_spin.value(),
+                dilation=self.dilation_spin.value(),
+                padding_mode=self.padding_mode_combo.currentText(),
+            )
         except ConvScopeError as exc:
             self.formula_label.setText(f"<span style='color:#c81e1e'>{exc}</span>")
             return
@@ -160,8 +167,11 @@ class SandboxPanel(QWidget):
             self.fill_tables()
             return
         c = self.edit_channel_spin.value()
-        index = (c, row, col) if array == "input" else (min(self._filter, self._sandbox.out_channels - 1), c,
-                                                         row, col)
+        index = (
+            (c, row, col)
+            if array == "input"
+            else (min(self._filter, self._sandbox.out_channels - 1), c, row, col)
+        )
         self.changed.emit(self._sandbox.with_value(array, index, value))
 
 

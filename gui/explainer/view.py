@@ -289,8 +289,10 @@ class ExplainerView(Panes, LayerMode, GifExport, View):
         self._refresh()
 
     def _remember_scroll(self) -> None:
-        self._scroll[self._mode] = (self.view_scroll.horizontalScrollBar().value(),
-                                    self.view_scroll.verticalScrollBar().value())
+        self._scroll[self._mode] = (
+            self.view_scroll.horizontalScrollBar().value(),
+            self.view_scroll.verticalScrollBar().value(),
+        )
 
     def _restore_scroll(self) -> None:
         h, v = self._scroll[self._mode]
@@ -325,20 +327,32 @@ class ExplainerView(Panes, LayerMode, GifExport, View):
         region = player.region()
         engine_value = source.engine_value(player.filter, y, x)
         self._box = self._fit_box()
-        draw = partial(draw_frame, self._trace, source.input, source.conv,
-                       done=source.done_grid(player.filter, player.visited()), region=region,
-                       title=source.title, engine_value=engine_value,
-                       out_scale=source.out_scale(player.filter, region), out_channels=source.conv.c_out,
-                       box=self._box, channel_page=player.channel_page,
-                       out_map=None if source.output is None else source.output[player.filter])
+        draw = partial(
+            draw_frame,
+            self._trace,
+            source.input,
+            source.conv,
+            done=source.done_grid(player.filter, player.visited()),
+            region=region,
+            title=source.title,
+            engine_value=engine_value,
+            out_scale=source.out_scale(player.filter, region),
+            out_channels=source.conv.c_out,
+            box=self._box,
+            channel_page=player.channel_page,
+            out_map=None if source.output is None else source.output[player.filter],
+        )
         token = self._frame_token
         if self._in_background:
             self._frame_waiting = True
             viewport = self.view_scroll.viewport().size()
             dpr = self.view.devicePixelRatioF()
-            self._frames.submit(lambda progress, cancelled: frame_job(cancelled, draw, viewport, dpr),
-                                on_done=lambda frame: self._show_frame(token, *frame),
-                                on_error=lambda exc: self._frame_failed(token, exc), quiet=True)
+            self._frames.submit(
+                lambda progress, cancelled: frame_job(cancelled, draw, viewport, dpr),
+                on_done=lambda frame: self._show_frame(token, *frame),
+                on_error=lambda exc: self._frame_failed(token, exc),
+                quiet=True,
+            )
         else:
             self._show_frame(token, draw())
         self.position_slider.blockSignals(True)
@@ -352,13 +366,16 @@ class ExplainerView(Panes, LayerMode, GifExport, View):
             if engine_value is not None:
                 ok = agrees(self._trace.value, engine_value)
                 colour = "#1e823c" if ok else "#c81e1e"
-                text += (f"<br>engine's feature map: <b>{engine_value:.5g}</b> "
-                         f"<span style='color:{colour}'>{'✓ equal' if ok else '✗ differs'}</span>")
+                text += (
+                    f"<br>engine's feature map: <b>{engine_value:.5g}</b> "
+                    f"<span style='color:{colour}'>{'✓ equal' if ok else '✗ differs'}</span>"
+                )
             self.value_label.setText(text)
         self.unit_changed.emit(player.filter, y, x)
 
-    def _show_frame(self, token: int, frame: Frame, image: QImage | None = None,
-                    scaled: QImage | None = None) -> None:
+    def _show_frame(
+        self, token: int, frame: Frame, image: QImage | None = None, scaled: QImage | None = None
+    ) -> None:
         if token != self._frame_token:  # a later refresh drew (or is drawing) another
             return
         self._frame_waiting = False

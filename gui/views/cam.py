@@ -41,8 +41,11 @@ LAST, SELECTED = "last", "selected"  # the layer picker's two modes; a layer nam
 
 def has_map(layer) -> bool:
     """A convolution whose output is a map larger than 1×1 (what a CAM needs)."""
-    return layer.is_conv and layer.grid_axes is not None and \
-        int(np.prod([layer.output_shape[a] for a in layer.grid_axes])) > 1
+    return (
+        layer.is_conv
+        and layer.grid_axes is not None
+        and int(np.prod([layer.output_shape[a] for a in layer.grid_axes])) > 1
+    )
 
 
 def last_conv(layers) -> str | None:
@@ -68,8 +71,11 @@ def top_classes(logits, categories, count: int = CLASSES) -> list[tuple[int, str
     empty when the output is not one score per class."""
     if logits is None:
         return []
-    scores = np.asarray(logits, dtype=np.float64).reshape(-1) if np.ndim(logits) <= 2 and \
-        (np.ndim(logits) < 2 or np.shape(logits)[0] == 1) else None
+    scores = (
+        np.asarray(logits, dtype=np.float64).reshape(-1)
+        if np.ndim(logits) <= 2 and (np.ndim(logits) < 2 or np.shape(logits)[0] == 1)
+        else None
+    )
     if scores is None or scores.size < 2:
         return []
     probs = np.exp(scores - scores.max())
@@ -86,21 +92,25 @@ class CamView(LaneView):
     def __init__(self, window=None, parent: QWidget | None = None) -> None:
         super().__init__("cam", window, parent)
         self._cache: OrderedDict[tuple, tuple] = OrderedDict()
-        self._for: tuple | None = None      # (model, image) the kept results and classes are for
+        self._for: tuple | None = None  # (model, image) the kept results and classes are for
         self._result: cam.ClassMap | None = None  # shown
         self._why = ""
 
         self.method = QComboBox()
         for key, name in cam.METHODS.items():
             self.method.addItem(name, key)
-        self.method.setToolTip("Grad-CAM and Grad-CAM++: one forward and one backward pass. "
-                               "Score-CAM: no gradient, one forward pass per channel of the layer")
+        self.method.setToolTip(
+            "Grad-CAM and Grad-CAM++: one forward and one backward pass. "
+            "Score-CAM: no gradient, one forward pass per channel of the layer"
+        )
         self.layer_box = QComboBox()
         self.layer_box.setMinimumContentsLength(14)
         self.layer_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.layer_box.setToolTip("The conv layer whose maps are weighed: the last convolution "
-                                  "(the usual choice), the layer selected in the window, or any "
-                                  "convolution with a map")
+        self.layer_box.setToolTip(
+            "The conv layer whose maps are weighed: the last convolution "
+            "(the usual choice), the layer selected in the window, or any "
+            "convolution with a map"
+        )
         self._layer_choice: str = LAST
         self.classes = QComboBox()
         self.classes.setMinimumContentsLength(16)
@@ -148,8 +158,9 @@ class CamView(LaneView):
         self.classes.currentIndexChanged.connect(lambda _i: self._asked())
         self.export_button.clicked.connect(self._export_dialog)
         self.progress.cancel_clicked.connect(self.lane.cancel)
-        self.lane.progress.connect(lambda done, total: self.progress.step(
-            done, total, "Score-CAM: channel %v/%m"))
+        self.lane.progress.connect(
+            lambda done, total: self.progress.step(done, total, "Score-CAM: channel %v/%m")
+        )
         self.lane.cancelled.connect(self._on_cancelled)
         self.lane.abandoned.connect(self._on_cancelled)
         self.lane.busy_changed.connect(lambda busy: None if busy else self.progress.stop())
@@ -166,8 +177,7 @@ class CamView(LaneView):
             self._result = None
             self.classes.blockSignals(True)
             self.classes.clear()
-            for index, text in top_classes(getattr(outcome.result, "logits", None),
-                                           outcome.model.categories):
+            for index, text in top_classes(getattr(outcome.result, "logits", None), outcome.model.categories):
                 self.classes.addItem(text, index)
             self.classes.blockSignals(False)
             self._fill_layers(getattr(outcome.result, "layers", []))
@@ -180,8 +190,10 @@ class CamView(LaneView):
             raise OSError("no class activation map to export yet")
         path = Path(path)
         render.save_png(qimage_to_rgb(self.on_input.image()), path)
-        render.save_png(qimage_to_rgb(self.on_photo.image()), path.with_name(
-            f"{path.name[: -len(path.suffix)] if path.suffix else path.name}.original.png"))
+        render.save_png(
+            qimage_to_rgb(self.on_photo.image()),
+            path.with_name(f"{path.name[: -len(path.suffix)] if path.suffix else path.name}.original.png"),
+        )
         return path
 
     # -- what is shown --------------------------------------------------------------------------
@@ -268,10 +280,12 @@ class CamView(LaneView):
         (model, image), (_, _, layer, target, method) = self._for, key
 
         def job(progress, cancel):
-            result = cam.class_map(model, image, layer, target, method, progress=progress,
-                                   cancel=cancel)
-            return (result, to_qimage(cam.overlay(image.model_view, result.heat)),
-                    to_qimage(cam.on_original(result, image)))
+            result = cam.class_map(model, image, layer, target, method, progress=progress, cancel=cancel)
+            return (
+                result,
+                to_qimage(cam.overlay(image.model_view, result.heat)),
+                to_qimage(cam.on_original(result, image)),
+            )
 
         self._running = key
         self._result = None
@@ -282,8 +296,9 @@ class CamView(LaneView):
         self.on_photo.set_image(None)
         self.status.setText(f"computing {name}…")
         self.progress.start(0, f"{name}…")  # Score-CAM's channels set the range
-        self.lane.submit(job, lambda answer: self._on_done(key, answer),
-                         lambda exc: self._on_failed(key, exc))
+        self.lane.submit(
+            job, lambda answer: self._on_done(key, answer), lambda exc: self._on_failed(key, exc)
+        )
 
     def _on_done(self, key: tuple, answer: tuple) -> None:
         if key == self._running:
@@ -318,12 +333,15 @@ class CamView(LaneView):
         self.progress.stop()
         label = result.class_name or f"class {result.class_index}"
         self.where.setText(f"{result.method} at {result.layer} ({self._why})")
-        self.input_caption.setText(f"On the model's input ({result.heat.shape[1]}×"
-                                   f"{result.heat.shape[0]})")
-        self.status.setText(f"{label}: score {result.score:.4g}, probability "
-                            f"{result.probability:.1%}; brighter = more evidence for the class")
-        self.note.setText(f"{result.note}. The map ({result.cam.shape[1]}×{result.cam.shape[0]} "
-                          f"at the layer) is upsampled to the input and scaled to its maximum.")
+        self.input_caption.setText(f"On the model's input ({result.heat.shape[1]}×{result.heat.shape[0]})")
+        self.status.setText(
+            f"{label}: score {result.score:.4g}, probability "
+            f"{result.probability:.1%}; brighter = more evidence for the class"
+        )
+        self.note.setText(
+            f"{result.note}. The map ({result.cam.shape[1]}×{result.cam.shape[0]} "
+            f"at the layer) is upsampled to the input and scaled to its maximum."
+        )
 
     def _clear(self, text: str) -> None:
         self._for = self._wanted = self._running = None
@@ -344,8 +362,7 @@ class CamView(LaneView):
         if result is None:
             return
         name = f"{safe_name(result.layer)}.cam.png"
-        path, _ = QFileDialog.getSaveFileName(self, "Export the class activation map", name,
-                                              "PNG (*.png)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export the class activation map", name, "PNG (*.png)")
         if not path:
             return
         try:
@@ -355,5 +372,6 @@ class CamView(LaneView):
                 self.window_services.show_error(f"cannot export: {exc}")
             return
         if self.window_services is not None and hasattr(self.window_services, "show_status"):
-            self.window_services.show_status(f"saved the class activation map to {written} "
-                                             f"and its .original.png")
+            self.window_services.show_status(
+                f"saved the class activation map to {written} and its .original.png"
+            )

@@ -46,15 +46,13 @@ class LaneView(View):
     def _may_start(self, key: tuple | None) -> bool:
         """Whether ``key`` is for this view to compute now (not under way, not hidden, not
         what the user cancelled)."""
-        return key is not None and key != self._running and self.isVisible() \
-            and key != self._declined
+        return key is not None and key != self._running and self.isVisible() and key != self._declined
 
     def _cancelled_key(self) -> tuple | None:
         """The lane's job was cancelled: remember it as declined; the key if it was the one
         shown (so the view says so)."""
         self._declined, self._running = self._running, None
-        return self._declined if self._declined is not None and self._declined == self._wanted \
-            else None
+        return self._declined if self._declined is not None and self._declined == self._wanted else None
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
@@ -110,8 +108,10 @@ class ImagePane(QWidget):
         rect = self.target()
         if rect.isEmpty() or not rect.contains(int(x), int(y)):
             return None
-        return ((x - rect.x()) * self._image.width() / rect.width(),
-                (y - rect.y()) * self._image.height() / rect.height())
+        return (
+            (x - rect.x()) * self._image.width() / rect.width(),
+            (y - rect.y()) * self._image.height() / rect.height(),
+        )
 
     def mousePressEvent(self, event) -> None:
         point = self.to_image(event.position().x(), event.position().y())
@@ -126,8 +126,11 @@ class ImagePane(QWidget):
             painter.drawImage(self.target(), self._image)
         elif self._text:
             painter.setPen(self.palette().color(self.foregroundRole()))
-            painter.drawText(self.rect().adjusted(12, 12, -12, -12),
-                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._text)
+            painter.drawText(
+                self.rect().adjusted(12, 12, -12, -12),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self._text,
+            )
         painter.end()
 
 

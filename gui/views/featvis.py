@@ -37,11 +37,13 @@ from models.export import safe_name
 GRID = 16  # channels in "Visualize 16 channels"
 STEPS_KEY, SEED_KEY = "featvis/steps", "featvis/seed"  # in the window's settings
 KEEP = 32  # results kept for stepping back
-NOTE = ("Gradient ascent on the input (Olah et al., Distill 2017): the image that makes the "
-        "channel's mean activation (or the unit's) largest, measured as the network uses it: "
-        "after the BatchNorm and activation that follow the layer. The gradients come from "
-        "torch's autograd — ConvScope's own engines compute forward passes only — and every "
-        "step runs the model only up to the layer.")
+NOTE = (
+    "Gradient ascent on the input (Olah et al., Distill 2017): the image that makes the "
+    "channel's mean activation (or the unit's) largest, measured as the network uses it: "
+    "after the BatchNorm and activation that follow the layer. The gradients come from "
+    "torch's autograd — ConvScope's own engines compute forward passes only — and every "
+    "step runs the model only up to the layer."
+)
 
 
 def channel_count(layer) -> int | None:
@@ -78,7 +80,7 @@ class FeatureVisView(LaneView):
     def __init__(self, window=None, parent: QWidget | None = None) -> None:
         super().__init__("featvis", window, parent)
         self._cache: OrderedDict[tuple, featvis.Visualization] = OrderedDict()
-        self._model = None          # the model the kept results are for
+        self._model = None  # the model the kept results are for
         self._preview: _Preview | None = None
         self._vis: featvis.Visualization | None = None  # shown
         self._seen_channel: int | None = None
@@ -87,12 +89,13 @@ class FeatureVisView(LaneView):
 
         self.channel = QSpinBox()
         self.channel.setKeyboardTracking(False)
-        self.channel.setToolTip("The channel to visualize (follows the channel picked in the "
-                                "feature maps)")
+        self.channel.setToolTip("The channel to visualize (follows the channel picked in the feature maps)")
         self.unit = QCheckBox("one unit")
         self.unit.setEnabled(False)
-        self.unit.setToolTip("Click a unit in the feature maps, then tick this to visualize what "
-                             "that one unit responds to instead of the whole channel")
+        self.unit.setToolTip(
+            "Click a unit in the feature maps, then tick this to visualize what "
+            "that one unit responds to instead of the whole channel"
+        )
         self.steps = QSpinBox()
         self.steps.setRange(1, 4096)
         self.steps.setSingleStep(64)
@@ -112,13 +115,19 @@ class FeatureVisView(LaneView):
                     pass
         self.one_button = QPushButton("Visualize channel")
         self.grid_button = QPushButton(f"Visualize {GRID} channels")
-        self.grid_button.setToolTip(f"The layer's first {GRID} channels, optimised together in "
-                                    "one batch")
+        self.grid_button.setToolTip(f"The layer's first {GRID} channels, optimised together in one batch")
         self.export_button = QPushButton("Export PNG…")
         self.export_button.setEnabled(False)
         controls = QHBoxLayout()
-        for widget in (QLabel("Channel"), self.channel, self.unit, QLabel("Steps"), self.steps,
-                       QLabel("Seed"), self.seed):
+        for widget in (
+            QLabel("Channel"),
+            self.channel,
+            self.unit,
+            QLabel("Steps"),
+            self.steps,
+            QLabel("Seed"),
+            self.seed,
+        ):
             controls.addWidget(widget)
         controls.addStretch(1)
         buttons = QHBoxLayout()
@@ -165,8 +174,10 @@ class FeatureVisView(LaneView):
             self._vis = None
         count = channel_count(layer)
         if not count:
-            self._stop(f"Layer {layer.name} ({layer.type}, output "
-                       f"{'×'.join(map(str, layer.output_shape[1:]))}) has no channels to visualize.")
+            self._stop(
+                f"Layer {layer.name} ({layer.type}, output "
+                f"{'×'.join(map(str, layer.output_shape[1:]))}) has no channels to visualize."
+            )
             return
         widgets = (self.channel, self.unit)
         for w in widgets:
@@ -267,10 +278,19 @@ class FeatureVisView(LaneView):
                 progress(step, total)
 
             if channels[0] == "first":
-                return featvis.visualize_channels(model, layer, channels[1], unit=unit, steps=steps,
-                                                  seed=seed, progress=report, cancel=cancel)
-            return featvis.visualize(model, layer, channels[0], unit=unit, steps=steps, seed=seed,
-                                     progress=report, cancel=cancel)
+                return featvis.visualize_channels(
+                    model,
+                    layer,
+                    channels[1],
+                    unit=unit,
+                    steps=steps,
+                    seed=seed,
+                    progress=report,
+                    cancel=cancel,
+                )
+            return featvis.visualize(
+                model, layer, channels[0], unit=unit, steps=steps, seed=seed, progress=report, cancel=cancel
+            )
 
         self._running = key
         self._vis = None
@@ -279,8 +299,7 @@ class FeatureVisView(LaneView):
         self.pane.set_image(None, f"Visualizing {what}…")
         self.status.setText(f"visualizing {what}: {steps} steps, seed {seed}")
         self.progress.start(steps, f"{what}: step %v/%m")
-        self.lane.submit(job, lambda vis: self._on_done(key, vis),
-                         lambda exc: self._on_failed(key, exc))
+        self.lane.submit(job, lambda vis: self._on_done(key, vis), lambda exc: self._on_failed(key, exc))
 
     def _describe(self, key: tuple) -> str:
         _, layer, channels, unit, _, _ = key
@@ -314,8 +333,10 @@ class FeatureVisView(LaneView):
     def _on_cancelled(self) -> None:
         cancelled = self._cancelled_key()
         if cancelled is not None:
-            self.status.setText(f"cancelled: {self._describe(cancelled)} (the last preview "
-                                f"stays; change a setting or press a button to run again)")
+            self.status.setText(
+                f"cancelled: {self._describe(cancelled)} (the last preview "
+                f"stays; change a setting or press a button to run again)"
+            )
 
     def _show(self, vis: featvis.Visualization) -> None:
         self._vis = vis
@@ -327,13 +348,17 @@ class FeatureVisView(LaneView):
         after = f", measured after {vis.objective_layer}" if vis.objective_layer != vis.layer else ""
         base = vis.baseline if vis.baseline is not None else np.zeros(len(vis.channels))
         if len(vis.channels) > 1:
-            text = (f"the first {len(vis.channels)} channels of {vis.layer} (left to right, top "
-                    f"to bottom; click one to see it alone){after}: mean activation "
-                    f"{float(vis.activations.mean()):.4g} (a grey image: {float(base.mean()):.4g})")
+            text = (
+                f"the first {len(vis.channels)} channels of {vis.layer} (left to right, top "
+                f"to bottom; click one to see it alone){after}: mean activation "
+                f"{float(vis.activations.mean()):.4g} (a grey image: {float(base.mean()):.4g})"
+            )
         else:
             where = f" unit {vis.unit}" if vis.unit else ""
-            text = (f"channel {vis.channels[0]}{where} of {vis.layer}{after}: activation "
-                    f"{float(vis.activations[0]):.4g} (a grey image: {float(base[0]):.4g})")
+            text = (
+                f"channel {vis.channels[0]}{where} of {vis.layer}{after}: activation "
+                f"{float(vis.activations[0]):.4g} (a grey image: {float(base[0]):.4g})"
+            )
         self.status.setText(f"{text} after {vis.steps} steps (seed {vis.seed})")
 
     def _stop(self, text: str) -> None:

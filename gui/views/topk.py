@@ -56,8 +56,14 @@ class TopKView(View):
     key = "topk"
     title = "Top examples"
 
-    def __init__(self, window: Window | None = None, parent: QWidget | None = None,
-                 store: Store | None = None, k: int = DEFAULT_K, batch: int | None = None) -> None:
+    def __init__(
+        self,
+        window: Window | None = None,
+        parent: QWidget | None = None,
+        store: Store | None = None,
+        k: int = DEFAULT_K,
+        batch: int | None = None,
+    ) -> None:
         super().__init__(window, parent)
         self.store = store  # None: the cache's, found when a scan starts ($CONVSCOPE_CACHE)
         self.k, self.batch = k, batch  # batch None: the scan's default
@@ -79,10 +85,15 @@ class TopKView(View):
         self.scans.progress.connect(self._on_progress)
         self.scans.busy_changed.connect(self._on_scan_busy)
         self.scans.cancelled.connect(self._on_scan_cancelled)
-        self.scans.abandoned.connect(lambda: self.progress_label.setText(
-            "the scan did not stop and was left behind; what it stored is kept"))
-        self._show_message("Pick a folder of images: each channel's strongest examples in it are "
-                           "shown here. Try the bundled samples (Recent ▸ Bundled samples).")
+        self.scans.abandoned.connect(
+            lambda: self.progress_label.setText(
+                "the scan did not stop and was left behind; what it stored is kept"
+            )
+        )
+        self._show_message(
+            "Pick a folder of images: each channel's strongest examples in it are "
+            "shown here. Try the bundled samples (Recent ▸ Bundled samples)."
+        )
 
     # ----------------------------------------------------------------- construction
     def _build(self) -> None:
@@ -97,8 +108,9 @@ class TopKView(View):
         self.skipped_label = self.status.skipped
 
         self.banner = QFrame()
-        self.banner.setStyleSheet("QFrame { background: #5a4a12; border-radius: 4px; } "
-                                  "QLabel { color: #fff3c4; }")
+        self.banner.setStyleSheet(
+            "QFrame { background: #5a4a12; border-radius: 4px; } QLabel { color: #fff3c4; }"
+        )
         self.banner_label = QLabel()
         self.banner_label.setWordWrap(True)
         self.banner_button = QPushButton("Scan again")
@@ -115,8 +127,9 @@ class TopKView(View):
         self.channel_box.setKeyboardTracking(False)
         self.channel_box.valueChanged.connect(lambda _: self.show_examples())
         self.overlay_box = QCheckBox("Activation map")
-        self.overlay_box.setToolTip("Lay the channel's map over each crop (runs the model on the "
-                                    f"{self.k} images)")
+        self.overlay_box.setToolTip(
+            f"Lay the channel's map over each crop (runs the model on the {self.k} images)"
+        )
         self.overlay_box.toggled.connect(lambda _: self.show_examples())
         pick = QHBoxLayout()
         pick.addWidget(self.layer_label, 1)
@@ -124,8 +137,10 @@ class TopKView(View):
         pick.addWidget(self.channel_box)
         pick.addWidget(self.overlay_box)
 
-        self.hint = QLabel("Each crop is what the unit sees: its receptive field, clipped to the "
-                           "photo. The ticks point at the unit.")
+        self.hint = QLabel(
+            "Each crop is what the unit sees: its receptive field, clipped to the "
+            "photo. The ticks point at the unit."
+        )
         self.hint.setWordWrap(True)
         self.hint.setStyleSheet("color: #9a9a9a;")
         self.message = QLabel()
@@ -203,8 +218,7 @@ class TopKView(View):
             self.progress_label.setText("the scan starts when the model is loaded")
             return
         self._want_scan = False
-        model, engine, folder, k, batch = (outcome.model, engine_of(outcome), self.folder, self.k,
-                                           self.batch)
+        model, engine, folder, k, batch = (outcome.model, engine_of(outcome), self.folder, self.k, self.batch)
         store = self.store
         self._rate = rate = [0.0, None]  # this scan's own: a superseded one writes to its list
         self._last_progress = (0, 0)
@@ -214,8 +228,17 @@ class TopKView(View):
                 rate[:] = [per_s, left]
                 progress(done, total)
 
-            return scan(model, folder, engine, k=k, batch=batch, progress=report, cancel=cancel,
-                        store=store, rescan=rescan)
+            return scan(
+                model,
+                folder,
+                engine,
+                k=k,
+                batch=batch,
+                progress=report,
+                cancel=cancel,
+                store=store,
+                rescan=rescan,
+            )
 
         def done(result: TopKResult) -> None:
             self.result, self.scanned_with = result, (model, engine)
@@ -242,16 +265,19 @@ class TopKView(View):
 
     def _on_scan_cancelled(self) -> None:
         done, total = self._last_progress
-        self.progress_label.setText(f"cancelled at {done} / {total} images: what was scanned is "
-                                    f"kept, Scan goes on from there")
+        self.progress_label.setText(
+            f"cancelled at {done} / {total} images: what was scanned is kept, Scan goes on from there"
+        )
 
     def _scan_failed(self, exc: BaseException) -> None:
         self.progress_label.setText(f"⚠ {error_message(exc)}")
         self._error(error_message(exc))
 
     def _scan_summary(self, result: TopKResult, engine: str) -> None:
-        self.progress_label.setText(f"{messages.scan_summary(result, engine)} · top {result.k} "
-                                    f"per channel of {len(result.layers)} conv layers")
+        self.progress_label.setText(
+            f"{messages.scan_summary(result, engine)} · top {result.k} "
+            f"per channel of {len(result.layers)} conv layers"
+        )
         self.status.show_skipped(result.skipped() if result.stats.unreadable else [], result.folder)
 
     def clear_cache(self) -> None:
@@ -299,14 +325,16 @@ class TopKView(View):
             now += " with other weights" if now == self.result.model_name else ""
             self.banner_label.setText(
                 f"These top examples were found by {self.result.model_name}; the window now shows "
-                f"{now}. Scan the folder again with it (instant if it was scanned before).")
+                f"{now}. Scan the folder again with it (instant if it was scanned before)."
+            )
             self.banner_button.setText(f"Scan with {outcome.model.name}")
             self._banner_rescan = False
         elif why == "engine":
             now = engine_of(outcome)
             self.banner_label.setText(
                 f"Computed on {', '.join(self.result.engines)}; the window now runs {now}. Engines "
-                f"agree within 1e-4 of torch, so the ranking holds; scan again to compute it on {now}.")
+                f"agree within 1e-4 of torch, so the ranking holds; scan again to compute it on {now}."
+            )
             self.banner_button.setText(f"Scan again on {now}")
             self._banner_rescan = True
 
@@ -346,8 +374,9 @@ class TopKView(View):
         shown, result = self.shown, self.result
         if result is None:
             if self.folder is None:
-                self._show_message("Pick a folder of images (Open folder…, drop one here, or "
-                                   "Recent ▸ Bundled samples).")
+                self._show_message(
+                    "Pick a folder of images (Open folder…, drop one here, or Recent ▸ Bundled samples)."
+                )
             else:
                 self._show_message(f"{self.folder} has no results for this model yet: Scan.")
             return
@@ -363,7 +392,8 @@ class TopKView(View):
             self._show_message(
                 f"{layer.name} ({layer.type}) is not a convolution with a spatial map: top examples "
                 f"are kept for conv layers ({', '.join(names[:6])}{', …' if len(names) > 6 else ''}). "
-                f"Step to one (Page Up / Page Down).")
+                f"Step to one (Page Up / Page Down)."
+            )
             return
         summary = result.layer(layer.name)
         self.channel_box.blockSignals(True)
@@ -371,9 +401,11 @@ class TopKView(View):
         self.channel_box.blockSignals(False)
         channel = self.channel_box.value()
         entries = result.entries(layer.name, channel)
-        self.layer_label.setText(f"{layer.name}: {summary.channels} channels, maps {summary.height}"
-                                 f"×{summary.width} · channel {channel}: its {len(entries)} "
-                                 f"strongest images in {result.folder.name or result.folder}")
+        self.layer_label.setText(
+            f"{layer.name}: {summary.channels} channels, maps {summary.height}"
+            f"×{summary.width} · channel {channel}: its {len(entries)} "
+            f"strongest images in {result.folder.name or result.folder}"
+        )
         self.message.setVisible(False)
         self.grid.setVisible(True)
         self.hint.setVisible(True)
@@ -384,8 +416,7 @@ class TopKView(View):
         for i, tile in enumerate(self.grid.tiles):
             if i < len(entries):
                 e = entries[i]
-                tile.set_content(None, f"#{e.rank + 1}  {e.value:.4g}", self._name(e.path),
-                                 self._tip(e))
+                tile.set_content(None, f"#{e.rank + 1}  {e.value:.4g}", self._name(e.path), self._tip(e))
             else:
                 tile.set_content(None, "", "", "")  # fewer readable images than k
         model, engine, maps = shown.outcome.model, engine_of(shown.outcome), self.overlay_box.isChecked()
@@ -393,14 +424,18 @@ class TopKView(View):
 
         def job(progress, cancel) -> tuple[list[Example], tuple[int, int]]:
             info = layer_info(model, name)  # the model's plan, looked up once per model
-            return (examples_of(model, name, entries, channel, engine, maps=maps, cancel=cancel,
-                                info=info), frame(info.receptive_field, model.preprocess.size))
+            return (
+                examples_of(model, name, entries, channel, engine, maps=maps, cancel=cancel, info=info),
+                frame(info.receptive_field, model.preprocess.size),
+            )
 
-        self.crops.submit(job, lambda done: self._show_crops(entries, *done),
-                          lambda exc: self._error(error_message(exc)))
+        self.crops.submit(
+            job, lambda done: self._show_crops(entries, *done), lambda exc: self._error(error_message(exc))
+        )
 
-    def _show_crops(self, entries: list, found: list[Example],
-                    frame_size: tuple[int, int] | None = None) -> None:
+    def _show_crops(
+        self, entries: list, found: list[Example], frame_size: tuple[int, int] | None = None
+    ) -> None:
         if entries is not self._entries:
             return  # the user has moved on
         self.examples, self._frame = found, frame_size
@@ -409,8 +444,14 @@ class TopKView(View):
         for tile, ex in zip(self.grid.tiles, found, strict=False):
             rgb = ex.crop if ex.overlay is None else blend_overlay(ex.crop, ex.overlay, top)
             note = f"unreadable now: {ex.error}" if ex.error else tile.note
-            tile.set_content(rgb_image(rgb), tile.caption, note, tile.toolTip(), self._frame,
-                             None if ex.error else ex.centre)
+            tile.set_content(
+                rgb_image(rgb),
+                tile.caption,
+                note,
+                tile.toolTip(),
+                self._frame,
+                None if ex.error else ex.centre,
+            )
 
     def _name(self, path: Path) -> str:
         root = self.result.folder if self.result is not None else None
@@ -419,18 +460,21 @@ class TopKView(View):
         return path.name
 
     def _tip(self, e) -> str:
-        return (f"{e.path}\nunit (y {e.y}, x {e.x}), activation {e.value:.6g}, rank {e.rank + 1}"
-                f"\nThe crop is the unit's receptive field clipped to the photo (what the unit "
-                f"sees of it); the ticks point at the unit.\nClick: open this photo in the main "
-                f"view at this unit")
+        return (
+            f"{e.path}\nunit (y {e.y}, x {e.x}), activation {e.value:.6g}, rank {e.rank + 1}"
+            f"\nThe crop is the unit's receptive field clipped to the photo (what the unit "
+            f"sees of it); the ticks point at the unit.\nClick: open this photo in the main "
+            f"view at this unit"
+        )
 
     def open_example(self, index: int) -> None:
         """A click on a crop: its photo in the main view, at the unit, layer and channel."""
         if not 0 <= index < len(self._entries) or self.window_services is None:
             return
         e = self._entries[index]
-        self.window_services.open_image_at(str(e.path), self._layer, (e.y, e.x),
-                                           channel=self.channel_box.value())
+        self.window_services.open_image_at(
+            str(e.path), self._layer, (e.y, e.x), channel=self.channel_box.value()
+        )
 
     def _error(self, message: str) -> None:
         if self.window_services is not None:

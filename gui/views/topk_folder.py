@@ -37,10 +37,13 @@ def ask_folder(parent: QWidget) -> str:
 def ask_clear(parent: QWidget, where: Path) -> bool:
     """Confirm clearing the cache (tests replace this function)."""
     answer = QMessageBox.question(
-        parent, "Clear the top-k cache?",
+        parent,
+        "Clear the top-k cache?",
         f"Delete every stored top-k scan in {where}?\n\nNothing is lost that cannot be computed "
         f"again, but every folder will have to be scanned again.",
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        QMessageBox.StandardButton.No,
+    )
     return answer == QMessageBox.StandardButton.Yes
 
 
@@ -69,8 +72,10 @@ class FolderBar(QWidget):
         self.recent_menu.aboutToShow.connect(self.fill_recent)
         self.recent_button.setMenu(self.recent_menu)
         self.scan_button = QPushButton("Scan")
-        self.scan_button.setToolTip("Run every image of the folder through the model (only new or "
-                                    "changed files when it was scanned before)")
+        self.scan_button.setToolTip(
+            "Run every image of the folder through the model (only new or "
+            "changed files when it was scanned before)"
+        )
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the scan: what was scanned is kept, Scan goes on from there")
         self.cancel_button.setVisible(False)

@@ -31,8 +31,9 @@ class ElidedLabel(QLabel):
 
     def shown_text(self) -> str:
         """The text as painted (elided to the current width)."""
-        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight,
-                                             max(0, self.contentsRect().width()))
+        return self.fontMetrics().elidedText(
+            self.text(), Qt.TextElideMode.ElideRight, max(0, self.contentsRect().width())
+        )
 
     def minimumSizeHint(self) -> QSize:
         return QSize(0, self.height())
@@ -40,8 +41,9 @@ class ElidedLabel(QLabel):
     def paintEvent(self, event) -> None:
         p = QPainter(self)
         p.setPen(self.palette().color(self.foregroundRole()))
-        p.drawText(self.contentsRect(), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                   self.shown_text())
+        p.drawText(
+            self.contentsRect(), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, self.shown_text()
+        )
         p.end()
 
 
@@ -85,8 +87,9 @@ class ScanStatus(QWidget):
         tooltip."""
         self.skipped.setVisible(bool(skipped))
         if skipped:
-            self.skipped.setText(f"⚠ {messages.skipped_line(skipped, root)}",
-                                 messages.skipped_details(skipped, root))
+            self.skipped.setText(
+                f"⚠ {messages.skipped_line(skipped, root)}", messages.skipped_details(skipped, root)
+            )
 
     def clear_skipped(self) -> None:
         self.skipped.setVisible(False)

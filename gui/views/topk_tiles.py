@@ -33,8 +33,7 @@ def rgb_image(rgb: np.ndarray) -> QImage:
     return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
-def blend_overlay(crop: np.ndarray, overlay: np.ndarray, top: float, cmap: str = "inferno"
-                  ) -> np.ndarray:
+def blend_overlay(crop: np.ndarray, overlay: np.ndarray, top: float, cmap: str = "inferno") -> np.ndarray:
     """``overlay`` (the channel's map on the crop's pixels, NaN outside the photo) over ``crop``:
     0 .. ``top`` (the largest value over every example shown, so tiles compare) through the
     colour map, opacity growing with the value; negative and NaN pixels are left as they are."""
@@ -69,9 +68,15 @@ class CropTile(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(160, 160 + self._caption_height())
 
-    def set_content(self, image: QImage | None, caption: str, note: str, tip: str,
-                    frame: tuple[int, int] | None = None,
-                    centre: tuple[float, float] | None = None) -> None:
+    def set_content(
+        self,
+        image: QImage | None,
+        caption: str,
+        note: str,
+        tip: str,
+        frame: tuple[int, int] | None = None,
+        centre: tuple[float, float] | None = None,
+    ) -> None:
         """Show ``image``, scaled as a ``frame`` ``(h, w)`` would be to fit (default: its own
         size), with ticks at ``centre`` ``(y, x)`` in image pixels."""
         self.image, self.caption, self.note = image, caption, note
@@ -103,8 +108,10 @@ class CropTile(QWidget):
         target = self.picture_rect()
         if self.image is not None and not self.image.isNull():
             # nearest neighbour for small fields (pixels stay sharp squares), smooth for photos
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
-                            max(self.image.width(), self.image.height()) >= SMALL)
+            p.setRenderHint(
+                QPainter.RenderHint.SmoothPixmapTransform,
+                max(self.image.width(), self.image.height()) >= SMALL,
+            )
             p.drawImage(target, self.image)
         p.setPen(QPen(HOVER if self._hover else FRAME, 2 if self._hover else 1))
         p.drawRect(target.adjusted(0, 0, -1, -1))
@@ -116,8 +123,11 @@ class CropTile(QWidget):
         for i, text in enumerate((self.caption, self.note)):
             if i == 1:
                 p.setPen(QColor(175, 175, 175))
-            p.drawText(4, y + i * fm.lineSpacing(),
-                       fm.elidedText(text, Qt.TextElideMode.ElideMiddle, self.width() - 8))
+            p.drawText(
+                4,
+                y + i * fm.lineSpacing(),
+                fm.elidedText(text, Qt.TextElideMode.ElideMiddle, self.width() - 8),
+            )
         p.end()
 
     def tick_points(self, target: QRect | None = None) -> tuple[int, int]:
@@ -126,8 +136,10 @@ class CropTile(QWidget):
         cy, cx = self.centre
         x = target.x() + cx * target.width() / self.image.width()
         y = target.y() + cy * target.height() / self.image.height()
-        return (int(min(max(x, target.left()), target.right())),
-                int(min(max(y, target.top()), target.bottom())))
+        return (
+            int(min(max(x, target.left()), target.right())),
+            int(min(max(y, target.top()), target.bottom())),
+        )
 
     def _ticks(self, p: QPainter, target: QRect) -> None:
         """Four ticks on the picture's edges at the unit's row and column: where it is,

@@ -67,8 +67,7 @@ class Record:  # (the eager capture builds it with positional arguments: keep th
     def overwritten(self) -> tuple[bool, bool]:
         """Whether a later in-place op wrote into the kept output / input (not copies)."""
         out = self.output is not None and not self.cloned and self.output._version != self.version
-        given = self.input is not None and not self.input_cloned and \
-            self.input._version != self.input_version
+        given = self.input is not None and not self.input_cloned and self.input._version != self.input_version
         return out, given
 
 
@@ -141,7 +140,8 @@ def model_form(module: nn.Module) -> str:
     if isinstance(module, torch.jit.ScriptModule):
         return "script"
     if isinstance(module, torch.fx.GraphModule) and any(
-            "nn_module_stack" in n.meta for n in module.graph.nodes):
+        "nn_module_stack" in n.meta for n in module.graph.nodes
+    ):
         return "program"
     return "eager"
 

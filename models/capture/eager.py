@@ -70,8 +70,7 @@ class _Forward:
     def __init__(self, module: nn.Module, previous: Callable | None) -> None:
         self.module = module
         self.previous = previous  # an instance ``forward`` that was there before, if any
-        self.inner = previous if previous is not None else types.MethodType(type(module).forward,
-                                                                             module)
+        self.inner = previous if previous is not None else types.MethodType(type(module).forward, module)
         self.users = 0
 
     def __call__(self, *args, **kwargs):
@@ -124,15 +123,21 @@ def _uninstall(installed: list[_Forward]) -> None:
 def entries(modules: list[tuple[str, nn.Module, bool]], route: bool) -> dict[int, tuple]:
     """What a capture knows of each module it records, by ``id``: path, class name, whether a
     leaf, whether its convolution goes to the router (the same for every run of a plan)."""
-    return {id(m): (name, type(m).__name__, leaf, route and leaf and swappable(m))
-            for name, m, leaf in modules}
+    return {
+        id(m): (name, type(m).__name__, leaf, route and leaf and swappable(m)) for name, m, leaf in modules
+    }
 
 
-def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts: Options,
-            conv_keys: frozenset[str] = frozenset(),
-            modules: list[tuple[str, nn.Module, bool]] | None = None,
-            route: bool = False, known: dict[int, tuple] | None = None
-            ) -> tuple[object, list[Record]]:
+def capture(
+    module: nn.Module,
+    x: torch.Tensor,
+    router: ConvRouter | None,
+    opts: Options,
+    conv_keys: frozenset[str] = frozenset(),
+    modules: list[tuple[str, nn.Module, bool]] | None = None,
+    route: bool = False,
+    known: dict[int, tuple] | None = None,
+) -> tuple[object, list[Record]]:
     """Run ``module(x)`` recording every module call (see :class:`models.capture.Record`).
 
     ``router``: computes the convolutions, or None when torch computes them. ``route``: the
@@ -162,8 +167,9 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
         given = args[0] if args and isinstance(args[0], tensor_type) else None
         first = len(calls_made)
         start = clock()
-        out = routed_conv(f.module, given, router) if routed and given is not None \
-            else f.inner(*args, **kwargs)
+        out = (
+            routed_conv(f.module, given, router) if routed and given is not None else f.inner(*args, **kwargs)
+        )
         seconds = clock() - start
         if not isinstance(out, tensor_type):
             return out
@@ -176,12 +182,38 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
         calls = list(range(first, made)) if leaf and made != first else []
         source = derive.get(key)
         if source is not None:  # derived when read: hold nothing
-            record = Record(key, type_name, None, None, seconds, calls, 0, 0, False, False,
-                            (f.module if leaf else ALIAS, source), None, not leaf)
+            record = Record(
+                key,
+                type_name,
+                None,
+                None,
+                seconds,
+                calls,
+                0,
+                0,
+                False,
+                False,
+                (f.module if leaf else ALIAS, source),
+                None,
+                not leaf,
+            )
         else:
             copy = clone is None or key in clone
-            record = Record(key, type_name, kept(out, copy) if copy else out, None, seconds, calls,
-                            out._version, 0, copy, False, None, None, not leaf)
+            record = Record(
+                key,
+                type_name,
+                kept(out, copy) if copy else out,
+                None,
+                seconds,
+                calls,
+                out._version,
+                0,
+                copy,
+                False,
+                None,
+                None,
+                not leaf,
+            )
             if key in input_from:
                 record.input_from = input_from[key]
             elif given is not None and (calls or key in conv_keys):
@@ -216,8 +248,9 @@ def capture(module: nn.Module, x: torch.Tensor, router: ConvRouter | None, opts:
     return output, records
 
 
-def _add_functional_convs(module: nn.Module, router: ConvRouter, records: list[Record],
-                          ends: list[int], opts: Options) -> None:
+def _add_functional_convs(
+    module: nn.Module, router: ConvRouter, records: list[Record], ends: list[int], opts: Options
+) -> None:
     """Convolutions no leaf module made (``F.conv2d`` in a container's forward) are layers too,
     named by their weight's path, placed where they ran."""
     inside = {c for r in records for c in r.calls}
@@ -239,8 +272,15 @@ def _add_functional_convs(module: nn.Module, router: ConvRouter, records: list[R
         if not opts.wants(key):
             continue
         at = sum(1 for end in ends if end <= i)
-        record = Record(key, "F.conv2d", call.output, input=call.input, seconds=call.seconds,
-                        calls=[i], version=call.output._version,
-                        input_version=call.input._version if call.input is not None else 0)
+        record = Record(
+            key,
+            "F.conv2d",
+            call.output,
+            input=call.input,
+            seconds=call.seconds,
+            calls=[i],
+            version=call.output._version,
+            input_version=call.input._version if call.input is not None else 0,
+        )
         records.insert(at, record)
         ends.insert(at, i + 1)

@@ -19,13 +19,16 @@ from torch import fx
 from models.capture import Clock, Options, Record, kept, layer_key, short_type
 
 _aten = torch.ops.aten
-_CONVS = {_aten.conv2d.default, _aten.conv2d.padding, _aten.convolution.default,
-          _aten._convolution.default}
+_CONVS = {_aten.conv2d.default, _aten.conv2d.padding, _aten.convolution.default, _aten._convolution.default}
 
 
-_PADS = {_aten.pad.default: None, _aten.constant_pad_nd.default: "zeros",
-         _aten.reflection_pad2d.default: "reflect", _aten.replication_pad2d.default: "replicate",
-         _aten._pad_circular.default: "circular"}
+_PADS = {
+    _aten.pad.default: None,
+    _aten.constant_pad_nd.default: "zeros",
+    _aten.reflection_pad2d.default: "reflect",
+    _aten.replication_pad2d.default: "replicate",
+    _aten._pad_circular.default: "circular",
+}
 
 
 @dataclass
@@ -75,8 +78,7 @@ def build(module: fx.GraphModule) -> ProgramCalls:
             for n in group:
                 if n.target in _CONVS:
                     name = n.args[1].target if n.args[1].op == "get_attr" else n.name
-                    calls.append(_numbered(seen, str(name).removesuffix(".weight"), "F.conv2d",
-                                           [n], n))
+                    calls.append(_numbered(seen, str(name).removesuffix(".weight"), "F.conv2d", [n], n))
             continue
         inside = set(group)
         output = next((n for n in reversed(group) if any(u not in inside for u in n.users)), None)
@@ -108,8 +110,17 @@ def _with_blocks(calls: list[_Call], nodes: list[fx.Node], containers: set[str])
             continue
         seen[path] = seen.get(path, 0) + 1
         blocks.setdefault(group[-1], []).append(
-            _Call(layer_key(path, seen[path]), short_type(kinds[path]), group[0], group[-1],
-                  output, None, 0, block=True))
+            _Call(
+                layer_key(path, seen[path]),
+                short_type(kinds[path]),
+                group[0],
+                group[-1],
+                output,
+                None,
+                0,
+                block=True,
+            )
+        )
     ordered: list[_Call] = []
     done: set[fx.Node] = set()
     for call in calls:
@@ -119,20 +130,33 @@ def _with_blocks(calls: list[_Call], nodes: list[fx.Node], containers: set[str])
             ordered.extend(sorted(blocks[call.last], key=lambda c: -c.key.count(".")))
     for last, found in blocks.items():  # blocks that end on a node no leaf call ends on
         if last not in done:
-            at = next((i for i, c in enumerate(ordered) if nodes.index(c.last) > nodes.index(last)),
-                      len(ordered))
+            at = next(
+                (i for i, c in enumerate(ordered) if nodes.index(c.last) > nodes.index(last)), len(ordered)
+            )
             ordered[at:at] = sorted(found, key=lambda c: -c.key.count("."))
     return ordered
 
 
-def _numbered(seen: dict[str, int], path: str, kind: str, group: list[fx.Node], output: fx.Node,
-              convs: int = 1) -> _Call:
+def _numbered(
+    seen: dict[str, int], path: str, kind: str, group: list[fx.Node], output: fx.Node, convs: int = 1
+) -> _Call:
     seen[path] = seen.get(path, 0) + 1
     made = set(group)
-    given = next((a for n in group for a in n.all_input_nodes
-                  if a not in made and a.op != "get_attr"), None) if convs else None
-    return _Call(layer_key(path, seen[path]), kind, group[0], group[-1], output, given, convs,
-                 padding=_padding(group) if convs else None)
+    given = (
+        next((a for n in group for a in n.all_input_nodes if a not in made and a.op != "get_attr"), None)
+        if convs
+        else None
+    )
+    return _Call(
+        layer_key(path, seen[path]),
+        kind,
+        group[0],
+        group[-1],
+        output,
+        given,
+        convs,
+        padding=_padding(group) if convs else None,
+    )
 
 
 def _padding(group: list[fx.Node]) -> tuple[str, tuple[int, ...]] | None:
@@ -142,8 +166,12 @@ def _padding(group: list[fx.Node]) -> tuple[str, tuple[int, ...]] | None:
         if n.target not in _PADS or not n.args:
             continue
         mode = _PADS[n.target] or (n.args[2] if len(n.args) > 2 else n.kwargs.get("mode", "constant"))
-        mode = {"constant": "zeros", "reflect": "reflect", "replicate": "replicate",
-                "circular": "circular"}.get(str(mode), str(mode))
+        mode = {
+            "constant": "zeros",
+            "reflect": "reflect",
+            "replicate": "replicate",
+            "circular": "circular",
+        }.get(str(mode), str(mode))
         left, right, top, bottom = ([*list(n.args[1]), 0, 0, 0, 0])[:4]
         if any(u.target in _CONVS and u.args[0] is n for u in n.users):
             padding = (top, left) if (top, left) == (bottom, right) else (top, bottom, left, right)
@@ -157,8 +185,9 @@ def padding_of(program: ProgramCalls, key: str) -> tuple[str, tuple[int, ...]] |
 
 
 class _Interpreter(fx.Interpreter):
-    def __init__(self, module: fx.GraphModule, program: ProgramCalls, router, opts: Options,
-                 route: bool) -> None:
+    def __init__(
+        self, module: fx.GraphModule, program: ProgramCalls, router, opts: Options, route: bool
+    ) -> None:
         super().__init__(module)
         self.router, self.opts, self.route = router, opts, route
         self.first = {c.first: c for c in program.calls if not c.block}
@@ -188,8 +217,16 @@ class _Interpreter(fx.Interpreter):
         if not isinstance(out, torch.Tensor) or not self.opts.wants(call.key):
             return
         copy = self.opts.clones(call.key)
-        record = Record(call.key, call.type, kept(out, copy), seconds=seconds, calls=made,
-                        version=out._version, cloned=copy, block=call.block)
+        record = Record(
+            call.key,
+            call.type,
+            kept(out, copy),
+            seconds=seconds,
+            calls=made,
+            version=out._version,
+            cloned=copy,
+            block=call.block,
+        )
         given = None
         if call.key in self.inputs:
             given, record.input, record.input_version, record.input_cloned = self.inputs.pop(call.key)
@@ -217,15 +254,17 @@ class _Interpreter(fx.Interpreter):
         else:
             groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
         padding = values.get("padding", 0 if target is not _aten.conv2d.padding else "valid")
-        out = self.router.conv(x, w, values.get("bias"), values.get("stride", 1), padding,
-                               values.get("dilation", 1), groups)
+        out = self.router.conv(
+            x, w, values.get("bias"), values.get("stride", 1), padding, values.get("dilation", 1), groups
+        )
         if out is None:
             self.router.passed_through += 1
         return out
 
 
-def capture(module: fx.GraphModule, program: ProgramCalls, x: torch.Tensor, router,
-            opts: Options, route: bool = True) -> tuple[object, list[Record]]:
+def capture(
+    module: fx.GraphModule, program: ProgramCalls, x: torch.Tensor, router, opts: Options, route: bool = True
+) -> tuple[object, list[Record]]:
     """Run the program. ``route``: hand convolutions to ``router`` (else the router only counts
     the calls a dispatch mode makes, as when receptive fields are tracked too)."""
     interpreter = _Interpreter(module, program, router, opts, route)

@@ -148,9 +148,10 @@ def _resolve(path: str, leaves: set[str], previous: str) -> str:
         return ""
 
     def shared(leaf: str) -> int:  # how many leading path names it shares with the previous
-        return next((i for i, (a, b) in enumerate(zip(leaf.split("."), previous.split("."),
-                                                      strict=False)) if a != b),
-                    min(leaf.count("."), previous.count(".")) + 1)
+        return next(
+            (i for i, (a, b) in enumerate(zip(leaf.split("."), previous.split("."), strict=False)) if a != b),
+            min(leaf.count("."), previous.count(".")) + 1,
+        )
 
     return max(ends, key=shared)
 
@@ -197,8 +198,11 @@ def _input(group: list[torch._C.Node]) -> torch._C.Value | None:
         if node.kind() == "prim::GetAttr":
             continue
         for value in node.inputs():
-            if value not in made and value.type().kind() == "TensorType" and \
-                    value.node().kind() != "prim::GetAttr":
+            if (
+                value not in made
+                and value.type().kind() == "TensorType"
+                and value.node().kind() != "prim::GetAttr"
+            ):
                 return value
     return None
 
@@ -214,8 +218,13 @@ def _insert_mark(graph: torch._C.Graph, at: torch._C.Node, index: int, after: bo
         mark.insertBefore(at)
 
 
-def _clone(graph: torch._C.Graph, value: torch._C.Value, *, after: torch._C.Node | None = None,
-           before: torch._C.Node | None = None) -> torch._C.Value:
+def _clone(
+    graph: torch._C.Graph,
+    value: torch._C.Value,
+    *,
+    after: torch._C.Node | None = None,
+    before: torch._C.Node | None = None,
+) -> torch._C.Value:
     none = graph.insertConstant(None)
     node = graph.create("aten::clone", [value, none])
     node.output().setType(value.type())
@@ -228,8 +237,9 @@ def _clone(graph: torch._C.Graph, value: torch._C.Value, *, after: torch._C.Node
     return node.output()
 
 
-def capture(module: torch.jit.ScriptModule, program: ScriptProgram, x: torch.Tensor,
-            router, opts: Options) -> tuple[object, list[Record]]:
+def capture(
+    module: torch.jit.ScriptModule, program: ScriptProgram, x: torch.Tensor, router, opts: Options
+) -> tuple[object, list[Record]]:
     """Run the extended graph; every call is copied when made (in-place ops cannot reach it)."""
     clock = Clock(lambda: len(router.calls) if router is not None else 0)
     laps: dict[int, tuple[float, list[int]]] = {}
@@ -265,8 +275,17 @@ def capture(module: torch.jit.ScriptModule, program: ScriptProgram, x: torch.Ten
         seconds, made = laps[index]
         out = outputs[call.output]
         given = outputs[call.input] if call.input is not None else None
-        record = Record(call.key, call.type, out, input=given, seconds=seconds, calls=made,
-                        version=out._version, cloned=True, input_cloned=True)
+        record = Record(
+            call.key,
+            call.type,
+            out,
+            input=given,
+            seconds=seconds,
+            calls=made,
+            version=out._version,
+            cloned=True,
+            input_cloned=True,
+        )
         if opts.on_record is not None:
             opts.on_record(record, out, None)  # copies: nothing can overwrite them
         records.append(record)

@@ -20,8 +20,15 @@ from models.errors import LayerError
 _DIRECT = DirectEngine()
 
 
-def explain_unit(weight: np.ndarray, bias: np.ndarray | None, layer_input: np.ndarray, conv: ConvSpec,
-                 out_channel: int, y: int, x: int) -> UnitTrace:
+def explain_unit(
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    layer_input: np.ndarray,
+    conv: ConvSpec,
+    out_channel: int,
+    y: int,
+    x: int,
+) -> UnitTrace:
     """Every term of output element ``[out_channel, y, x]`` of a conv layer, by the direct engine.
 
     Parameters
@@ -34,8 +41,15 @@ def explain_unit(weight: np.ndarray, bias: np.ndarray | None, layer_input: np.nd
     Raises ``LayerError`` when the unit is outside the output or the arguments do not fit.
     """
     try:
-        return _DIRECT.explain(np.asarray(layer_input)[None], weight, bias, **conv.engine_kwargs(),
-                               out_channel=int(out_channel), y=int(y), x_pos=int(x))
+        return _DIRECT.explain(
+            np.asarray(layer_input)[None],
+            weight,
+            bias,
+            **conv.engine_kwargs(),
+            out_channel=int(out_channel),
+            y=int(y),
+            x_pos=int(x),
+        )
     except ValueError as exc:
         raise LayerError(str(exc)) from None
 
@@ -51,8 +65,15 @@ def output_size(h: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> int:
     return _output_size(int(h), int(k), int(s), 2 * int(p), int(d))
 
 
-def output_size_formula(h: int, k: int, s: int = 1, p: int | tuple[int, int] = 0, d: int = 1,
-                        name: str = "H_out", symbol: str | None = None) -> str:
+def output_size_formula(
+    h: int,
+    k: int,
+    s: int = 1,
+    p: int | tuple[int, int] = 0,
+    d: int = 1,
+    name: str = "H_out",
+    symbol: str | None = None,
+) -> str:
     """The output-size formula with the numbers filled in, for display.
 
     >>> output_size_formula(7, 3, 2, 1, 1)
@@ -82,8 +103,9 @@ def layer_formulas(conv: ConvSpec) -> list[str]:
     ]
 
 
-def positions(out_h: int, out_w: int, max_steps: int | None = None,
-              center: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+def positions(
+    out_h: int, out_w: int, max_steps: int | None = None, center: tuple[int, int] | None = None
+) -> list[tuple[int, int]]:
     """Output positions in play order (row by row, as the kernel slides).
 
     All of them when they fit in ``max_steps``; otherwise a near-square block of at most
@@ -110,8 +132,9 @@ def region_of(steps: Sequence[tuple[int, int]]) -> tuple[int, int, int, int]:
     return (min(ys), max(ys) + 1, min(xs), max(xs) + 1)
 
 
-def why_convolution(weight_shape: Sequence[int], input_shape: Sequence[int], output_shape: Sequence[int],
-                    bias: bool = False) -> dict:
+def why_convolution(
+    weight_shape: Sequence[int], input_shape: Sequence[int], output_shape: Sequence[int], bias: bool = False
+) -> dict:
     """A conv layer's parameters beside a fully connected layer mapping the same input to the
     same output.
 
@@ -165,15 +188,17 @@ def why_convolution(weight_shape: Sequence[int], input_shape: Sequence[int], out
     }
 
 
-
 def check_conv(conv: ConvSpec, input_shape: Sequence[int], weight_shape: Sequence[int]) -> ConvSpec:
     """``conv`` if it describes a convolution of a ``(C, H, W)`` input with these filters;
     ``LayerError`` naming what disagrees otherwise."""
     if tuple(input_shape) != (conv.c_in, conv.h, conv.w):
-        raise LayerError(f"the input is {tuple(input_shape)}, the convolution expects "
-                         f"{(conv.c_in, conv.h, conv.w)}")
+        raise LayerError(
+            f"the input is {tuple(input_shape)}, the convolution expects {(conv.c_in, conv.h, conv.w)}"
+        )
     if tuple(weight_shape) != conv.weight_shape:
-        raise LayerError(f"the filters are {tuple(weight_shape)}, the convolution expects "
-                         f"{conv.weight_shape} "
-                         f"(input channels per group × kernel)")
+        raise LayerError(
+            f"the filters are {tuple(weight_shape)}, the convolution expects "
+            f"{conv.weight_shape} "
+            f"(input channels per group × kernel)"
+        )
     return conv

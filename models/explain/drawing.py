@@ -107,14 +107,16 @@ def _text_mask(text: str, font, anchor: str) -> tuple[Image.Image, int, int]:
     return mask, left, top
 
 
-def put_text(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font, fill,
-          anchor: str = "la") -> None:
+def put_text(
+    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, font, fill, anchor: str = "la"
+) -> None:
     """``draw.text`` from cached masks: FreeType took half of a frame's time. A centred number
     (a frame shows a few hundred, most of them new to each layer) is laid out from glyphs."""
     if anchor == "mm" and text and NUMERIC.issuperset(text):
         mask, width = _number_mask(text, font)
-        draw.bitmap((round(xy[0] - width / 2), round(xy[1]) - mask.shape[0] // 2), Image.fromarray(mask),
-                    fill=fill)
+        draw.bitmap(
+            (round(xy[0] - width / 2), round(xy[1]) - mask.shape[0] // 2), Image.fromarray(mask), fill=fill
+        )
         return
     mask, left, top = _text_mask(text, font, anchor)
     draw.bitmap((round(xy[0]) + left, round(xy[1]) + top), mask, fill=fill)
@@ -145,9 +147,19 @@ def text_fits(text: str, cell: int) -> bool:
     return cell >= 16 and _number_mask(text, get_font(number_font_size(cell)))[1] <= cell - 3
 
 
-def draw_grid(image: Image.Image, top: int, left: int, values: np.ndarray, cell: int, *,
-              colors: np.ndarray | None = None, numbers: bool, integral: bool,
-              padding: np.ndarray | None = None, pending: np.ndarray | None = None) -> None:
+def draw_grid(
+    image: Image.Image,
+    top: int,
+    left: int,
+    values: np.ndarray,
+    cell: int,
+    *,
+    colors: np.ndarray | None = None,
+    numbers: bool,
+    integral: bool,
+    padding: np.ndarray | None = None,
+    pending: np.ndarray | None = None,
+) -> None:
     """A grid of value cells; ``padding`` cells hatched with grey numbers, ``pending`` cells blank.
 
     The grid is composed in NumPy and pasted in as one block: a frame has hundreds of cells, and
@@ -177,8 +189,9 @@ def draw_grid(image: Image.Image, top: int, left: int, values: np.ndarray, cell:
             pad = bool(is_pad[r, c])
             if pad not in masks:
                 masks[pad] = np.zeros(block.shape[:2], dtype=np.uint8)
-            _stamp_number(masks[pad], c * cell + cell / 2, r * cell + cell / 2,
-                          fmt(float(values[r, c]), integral), font)
+            _stamp_number(
+                masks[pad], c * cell + cell / 2, r * cell + cell / 2, fmt(float(values[r, c]), integral), font
+            )
         draw = ImageDraw.Draw(image)
         for pad, mask in masks.items():
             draw.bitmap((left, top), Image.fromarray(mask), fill=PAD_INK if pad else INK)
@@ -193,4 +206,3 @@ def warm_up(sizes: range = range(11, 17)) -> None:
         font = get_font(size)
         for ch in NUMERIC:
             _glyph(ch, font)
-

@@ -92,12 +92,22 @@ def render_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, **op
     return draw_frame(trace, layer_input, conv, **options).image
 
 
-def draw_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, *,
-               done: np.ndarray | None = None, region: tuple[int, int, int, int] | None = None,
-               max_channels: int = 3, title: str = "", engine_value: float | None = None,
-               out_scale: float | None = None, out_channels: int | None = None,
-               box: tuple[int, int] | None = None, channel_page: int = 0,
-               out_map: np.ndarray | None = None) -> Frame:
+def draw_frame(
+    trace: UnitTrace,
+    layer_input: np.ndarray,
+    conv: ConvSpec,
+    *,
+    done: np.ndarray | None = None,
+    region: tuple[int, int, int, int] | None = None,
+    max_channels: int = 3,
+    title: str = "",
+    engine_value: float | None = None,
+    out_scale: float | None = None,
+    out_channels: int | None = None,
+    box: tuple[int, int] | None = None,
+    channel_page: int = 0,
+    out_map: np.ndarray | None = None,
+) -> Frame:
     """One explainer frame for one output element.
 
     Shows, for a page of the input channels the filter reads: the padded input around the
@@ -145,17 +155,32 @@ def draw_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, *,
     deck = min(out_channels - 1, 3) if out_channels else 0
     # the input the played positions read (padding repeats its values or is 0): the numbers'
     # range and kind, the same for every step of the animation
-    block = layer_input[trace.input_channels, max(r0 - spec.pad[0], 0):max(r1 - spec.pad[0], 0),
-                        max(c0 - spec.pad[2], 0):max(c1 - spec.pad[2], 0)]
-    integral = bool(np.all(np.mod(block, 1) == 0) and np.all(np.mod(trace.kernel, 1) == 0)
-                    and float(trace.bias).is_integer())
+    block = layer_input[
+        trace.input_channels,
+        max(r0 - spec.pad[0], 0) : max(r1 - spec.pad[0], 0),
+        max(c0 - spec.pad[2], 0) : max(c1 - spec.pad[2], 0),
+    ]
+    integral = bool(
+        np.all(np.mod(block, 1) == 0)
+        and np.all(np.mod(trace.kernel, 1) == 0)
+        and float(trace.bias).is_integer()
+    )
     big_in = float(np.abs(block).max(initial=0.0))
     big_k = float(np.abs(trace.kernel).max(initial=0.0))
     negative = float(block.min(initial=0.0)) < 0 or float(trace.kernel.min(initial=0.0)) < 0
     bound = max(big_in, big_k, big_in * big_k)  # no product is larger: the same for every step
     readable = number_cell(np.array([-bound if negative else 0.0, bound]), integral)
-    shape = Shape((r1 - r0, c1 - c0), span, (kh, kw), (y1 - y0, x1 - x0), n_all, max(1, max_channels),
-                   deck, readable, not whole)
+    shape = Shape(
+        (r1 - r0, c1 - c0),
+        span,
+        (kh, kw),
+        (y1 - y0, x1 - x0),
+        n_all,
+        max(1, max_channels),
+        deck,
+        readable,
+        not whole,
+    )
     lay = layout(tuple(box or DEFAULT_BOX), shape)
     cell = lay.cell
     # the input crop round this window, and the output crop round this unit
@@ -172,15 +197,18 @@ def draw_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, *,
     picked = list(range(first, min(first + lay.rows, n_all)))  # indices into the trace's channels
     shown = trace.input_channels[picked]
     padded = pad_input(layer_input[None, shown], spec.pad, spec.padding_mode)[0][
-        :, cr0:cr0 + lay.crop[0], cc0:cc0 + lay.crop[1]]
+        :, cr0 : cr0 + lay.crop[0], cc0 : cc0 + lay.crop[1]
+    ]
     prow = np.arange(cr0, cr0 + lay.crop[0]) - spec.pad[0]
     pcol = np.arange(cc0, cc0 + lay.crop[1]) - spec.pad[2]
     pad_mask = ((prow < 0) | (prow >= spec.h))[:, None] | ((pcol < 0) | (pcol >= spec.w))[None, :]
 
     image = Image.new("RGB", (lay.width, lay.height), d.BG)
     draw = ImageDraw.Draw(image)
-    numbers = cell >= readable and all(d.numbers_fit(values, cell, integral)
-                                       for values in (padded, trace.products[picked], trace.kernel[picked]))
+    numbers = cell >= readable and all(
+        d.numbers_fit(values, cell, integral)
+        for values in (padded, trace.products[picked], trace.kernel[picked])
+    )
     grids: list[Grid] = []
     parts.draw_title(draw, trace, spec, title, out_channels)
     crop_w, crop_h = lay.crop[1] * cell, lay.crop[0] * cell
@@ -193,36 +221,100 @@ def draw_frame(trace: UnitTrace, layer_input: np.ndarray, conv: ConvSpec, *,
         rows_bottom = TITLE_H + top_h + kh * cell + LABEL + 10
     else:
         row_h = max(lay.crop[0], kh) * cell + LABEL + 6
-        at = [((MARGIN, TITLE_H + i * row_h + LABEL), (MARGIN + crop_w, TITLE_H + i * row_h + LABEL))
-              for i in range(len(picked))]
+        at = [
+            ((MARGIN, TITLE_H + i * row_h + LABEL), (MARGIN + crop_w, TITLE_H + i * row_h + LABEL))
+            for i in range(len(picked))
+        ]
         rows_bottom = TITLE_H + len(picked) * row_h
         out_at = None
     for i, k in enumerate(picked):
-        parts.draw_channel(image, draw, trace, spec, k, padded[i], pad_mask, (cr0, cc0), at[i], cell, numbers,
-                      integral, grids)
+        parts.draw_channel(
+            image,
+            draw,
+            trace,
+            spec,
+            k,
+            padded[i],
+            pad_mask,
+            (cr0, cc0),
+            at[i],
+            cell,
+            numbers,
+            integral,
+            grids,
+        )
     if n_all > len(picked):
         rest = float(np.delete(trace.channel_sums, picked).sum())
         span_text = f"{int(shown[0])}–{int(shown[-1])}" if len(shown) > 1 else f"{int(shown[0])}"
-        note = (f"input channels {span_text} of {n_all} shown (page {page + 1} of {pages}); the other "
-                f"{n_all - len(picked)} are summed too: Σ = {d.fmt(rest, integral)}")
+        note = (
+            f"input channels {span_text} of {n_all} shown (page {page + 1} of {pages}); the other "
+            f"{n_all - len(picked)} are summed too: Σ = {d.fmt(rest, integral)}"
+        )
         if draw.textlength(note, font=d.get_font(14)) > lay.width - 2 * MARGIN:
-            note = (f"channels {span_text} of {n_all} · page {page + 1}/{pages} · "
-                    f"others Σ = {d.fmt(rest, integral)}")
+            note = (
+                f"channels {span_text} of {n_all} · page {page + 1}/{pages} · "
+                f"others Σ = {d.fmt(rest, integral)}"
+            )
         d.put_text(draw, (MARGIN, rows_bottom + 4), note, font=d.get_font(14), fill=d.MUTED)
         rows_bottom += HIDDEN_NOTE
     if out_at is None:
-        out_at = (MARGIN, rows_bottom + 8) if lay.arrangement == "below" else \
-            (MARGIN + crop_w + line_w + GAP, TITLE_H)
-    out_bottom = parts.draw_output(image, draw, trace, spec, (y0, y1, x0, x1), out_crop, whole, done,
-                                   out_scale, out_channels, out_at, cell, integral, grids)
+        out_at = (
+            (MARGIN, rows_bottom + 8)
+            if lay.arrangement == "below"
+            else (MARGIN + crop_w + line_w + GAP, TITLE_H)
+        )
+    out_bottom = parts.draw_output(
+        image,
+        draw,
+        trace,
+        spec,
+        (y0, y1, x0, x1),
+        out_crop,
+        whole,
+        done,
+        out_scale,
+        out_channels,
+        out_at,
+        cell,
+        integral,
+        grids,
+    )
     if lay.overview:
         ox = out_at[0] + out_w - max(lay.overview, MAP_LABEL_W)
-        parts.draw_overviews(image, draw, trace, spec, layer_input[int(shown[0])], crop, out_crop,
-                        out_map if out_map is not None else done, (ox, out_at[1]), lay.overview)
+        parts.draw_overviews(
+            image,
+            draw,
+            trace,
+            spec,
+            layer_input[int(shown[0])],
+            crop,
+            out_crop,
+            out_map if out_map is not None else done,
+            (ox, out_at[1]),
+            lay.overview,
+        )
         out_bottom = max(out_bottom, out_at[1] + out_h)
     text_top = max(rows_bottom, out_bottom) + 18
-    parts.draw_sums(draw, trace, spec, picked, engine_value, integral, text_top,
-               compact=(box or DEFAULT_BOX)[1] < COMPACT_BELOW)
+    parts.draw_sums(
+        draw,
+        trace,
+        spec,
+        picked,
+        engine_value,
+        integral,
+        text_top,
+        compact=(box or DEFAULT_BOX)[1] < COMPACT_BELOW,
+    )
     number_px = d.number_font_size(cell) if numbers else None
-    return Frame(np.asarray(image), tuple(grids), page, pages, tuple(int(c) for c in shown), numbers,
-                 cell, number_px, crop, out_crop)
+    return Frame(
+        np.asarray(image),
+        tuple(grids),
+        page,
+        pages,
+        tuple(int(c) for c in shown),
+        numbers,
+        cell,
+        number_px,
+        crop,
+        out_crop,
+    )

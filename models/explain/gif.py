@@ -14,10 +14,21 @@ from models.explain.arithmetic import check_conv, explain_unit, positions, regio
 from models.explain.frame import render_frame
 
 
-def render_explain_gif(weight: np.ndarray, bias: np.ndarray | None, layer_input: np.ndarray,
-                       conv: ConvSpec, path: str | Path, out_channel: int = 0, max_steps: int = 36,
-                       positions: Sequence[tuple[int, int]] | None = None, duration_ms: int = 500,
-                       max_channels: int = 3, title: str = "", progress=None, cancel=None) -> int:
+def render_explain_gif(
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    layer_input: np.ndarray,
+    conv: ConvSpec,
+    path: str | Path,
+    out_channel: int = 0,
+    max_steps: int = 36,
+    positions: Sequence[tuple[int, int]] | None = None,
+    duration_ms: int = 500,
+    max_channels: int = 3,
+    title: str = "",
+    progress=None,
+    cancel=None,
+) -> int:
     """Write the explainer animation of one filter as an animated GIF; returns the frame count.
 
     One frame per step: the window visits ``positions`` (default: every output position when
@@ -49,9 +60,21 @@ def render_explain_gif(weight: np.ndarray, bias: np.ndarray | None, layer_input:
         if cancel is not None and cancel():
             raise Cancelled("GIF export cancelled")
         done[t.y, t.x] = t.value
-        frames.append(Image.fromarray(render_frame(
-            t, layer_input, spec, done=done, region=region, max_channels=max_channels, title=title,
-            out_scale=scale, out_channels=spec.c_out)))
+        frames.append(
+            Image.fromarray(
+                render_frame(
+                    t,
+                    layer_input,
+                    spec,
+                    done=done,
+                    region=region,
+                    max_channels=max_channels,
+                    title=title,
+                    out_scale=scale,
+                    out_channels=spec.c_out,
+                )
+            )
+        )
         if progress is not None:
             progress(len(frames), len(traces))
     # one palette from the last (fullest) frame keeps colours stable and the file small
@@ -59,8 +82,15 @@ def render_explain_gif(weight: np.ndarray, bias: np.ndarray | None, layer_input:
     frames = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=int(duration_ms),
-                   loop=0, disposal=1)
+    frames[0].save(
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=int(duration_ms),
+        loop=0,
+        disposal=1,
+    )
     return len(frames)
 
 
@@ -81,8 +111,9 @@ def require_conv(info):
     return info
 
 
-def export_layer_gif(model, result, layer: str, path: str | Path, out_channel: int = 0,
-                     max_steps: int = 36) -> Path:
+def export_layer_gif(
+    model, result, layer: str, path: str | Path, out_channel: int = 0, max_steps: int = 36
+) -> Path:
     """Write ``layer``'s explainer animation (filter ``out_channel``) to ``path``.
 
     ``model`` is a :class:`models.sources.LoadedModel`, ``result`` the :class:`models.runner.RunResult`
@@ -94,6 +125,14 @@ def export_layer_gif(model, result, layer: str, path: str | Path, out_channel: i
     info = require_conv(find_layer(result, layer))
     weight = layer_weights(model, info.name)
     x = result.conv_inputs[info.name]
-    render_explain_gif(weight, conv_bias(model, info.name), x, info.conv, path, out_channel=out_channel,
-                       max_steps=max_steps, title=f"{info.name} · filter {out_channel}")
+    render_explain_gif(
+        weight,
+        conv_bias(model, info.name),
+        x,
+        info.conv,
+        path,
+        out_channel=out_channel,
+        max_steps=max_steps,
+        title=f"{info.name} · filter {out_channel}",
+    )
     return Path(path)

@@ -55,8 +55,7 @@ class Shape:
     overview: bool  # a crop is not the whole map: offer the small maps
 
 
-def out_block(cell: int, out: tuple[int, int], deck: int, overview: int,
-               caption: bool) -> tuple[int, int]:
+def out_block(cell: int, out: tuple[int, int], deck: int, overview: int, caption: bool) -> tuple[int, int]:
     """Width and height of the output grid (label, stacked channels, caption) and its maps."""
     grid_w = max(out[1] * cell + 6 * deck, CAPTION_W if caption else OUT_LABEL_W)
     grid_h = LABEL + 6 * deck + out[0] * cell + 24
@@ -65,8 +64,16 @@ def out_block(cell: int, out: tuple[int, int], deck: int, overview: int,
     return grid_w + 14 + max(overview, MAP_LABEL_W), max(grid_h, 2 * (overview + LABEL) + 8)
 
 
-def _measure(s: Shape, cell: int, rows: int, arrangement: str, crop: tuple[int, int],
-             out: tuple[int, int], overview: int, compact: bool) -> tuple[int, int]:
+def _measure(
+    s: Shape,
+    cell: int,
+    rows: int,
+    arrangement: str,
+    crop: tuple[int, int],
+    out: tuple[int, int],
+    overview: int,
+    compact: bool,
+) -> tuple[int, int]:
     (kh, kw) = s.kernel
     hidden = HIDDEN_NOTE if s.channels > rows else 0
     out_w, out_h = out_block(cell, out, s.deck, overview, s.overview)
@@ -74,8 +81,15 @@ def _measure(s: Shape, cell: int, rows: int, arrangement: str, crop: tuple[int, 
     if arrangement == "split":
         top_w = crop[1] * cell + GAP + out_w
         width = 2 * MARGIN + max(top_w, line_w)
-        height = (TITLE_H + max(crop[0] * cell + LABEL + 6, out_h) + kh * cell + LABEL + 10
-                  + hidden + text_h(compact))
+        height = (
+            TITLE_H
+            + max(crop[0] * cell + LABEL + 6, out_h)
+            + kh * cell
+            + LABEL
+            + 10
+            + hidden
+            + text_h(compact)
+        )
         return max(width, 280), height
     row_w = crop[1] * cell + line_w
     rows_h = rows * (max(crop[0], kh) * cell + LABEL + 6) + hidden
@@ -139,7 +153,7 @@ def layout(box: tuple[int, int], s: Shape) -> Layout:
     # readable numbers first; else colours only, in cells as large as can be
     for smallest in (readable, *(c for c in (24, 16, _MIN_CELL) if c < readable)):
         for least_context in (1, 0):
-            for overviews in ((_OVERVIEWS, (0,)) if s.overview else ((0,),)):
+            for overviews in (_OVERVIEWS, (0,)) if s.overview else ((0,),):
                 for rows in range(most, 0, -1):
                     for crop in _crop_sizes(s, least_context):
                         for out in _out_sizes(s):
@@ -197,5 +211,3 @@ def follow_out(p: int, first: int, size: int, end: int) -> int:
     if size >= end - first:
         return first
     return min(first + (p - first) // size * size, end - size)
-
-

@@ -47,16 +47,33 @@ class Grid:
 def draw_title(draw, trace: UnitTrace, spec: ConvSpec, title: str, out_channels: int | None) -> None:
     o = trace.out_channel
     of_o = f" of {out_channels}" if out_channels else ""
-    d.put_text(draw, (MARGIN, 10), title or "Convolution, step by step", font=d.get_font(17, True),
-               fill=d.INK)
-    d.put_text(draw, (MARGIN, 34),
-               f"filter {o}{of_o} → output channel {o}, position (y={trace.y}, x={trace.x})",
-               font=d.get_font(13), fill=d.MUTED)
+    d.put_text(
+        draw, (MARGIN, 10), title or "Convolution, step by step", font=d.get_font(17, True), fill=d.INK
+    )
+    d.put_text(
+        draw,
+        (MARGIN, 34),
+        f"filter {o}{of_o} → output channel {o}, position (y={trace.y}, x={trace.x})",
+        font=d.get_font(13),
+        fill=d.MUTED,
+    )
 
 
-def draw_channel(image, draw, trace: UnitTrace, spec: ConvSpec, k: int, padded: np.ndarray,
-                  pad_mask: np.ndarray, origin: tuple[int, int], at, cell: int, numbers: bool,
-                  integral: bool, grids: list[Grid]) -> None:
+def draw_channel(
+    image,
+    draw,
+    trace: UnitTrace,
+    spec: ConvSpec,
+    k: int,
+    padded: np.ndarray,
+    pad_mask: np.ndarray,
+    origin: tuple[int, int],
+    at,
+    cell: int,
+    numbers: bool,
+    integral: bool,
+    grids: list[Grid],
+) -> None:
     """One input channel: its crop at ``at[0]``, then × kernel = products → Σ from ``at[1]`` on
     (beside the crop, or on a line of its own under it)."""
     r0, c0 = origin
@@ -69,16 +86,31 @@ def draw_channel(image, draw, trace: UnitTrace, spec: ConvSpec, k: int, padded: 
     f_small, f_op = d.get_font(13), d.get_font(22, True)
     c = int(trace.input_channels[k])
     d.put_text(draw, (x, y - 18), f"input channel {c}", font=f_small, fill=d.MUTED)
-    d.draw_grid(image, y, x, padded, cell, colors=d.value_colors(padded), numbers=numbers,
-                integral=integral, padding=pad_mask)
+    d.draw_grid(
+        image,
+        y,
+        x,
+        padded,
+        cell,
+        colors=d.value_colors(padded),
+        numbers=numbers,
+        integral=integral,
+        padding=pad_mask,
+    )
     grids.append(Grid(f"input channel {c} (padded)", x, y, cell, padded, (r0, c0)))
     # the window's span (light) and its taps (bold): dilation leaves visible gaps
-    draw.rectangle((x + tap_c[0] * cell, y + tap_r[0] * cell, x + (tap_c[-1] + 1) * cell,
-                    y + (tap_r[-1] + 1) * cell), outline=(255, 196, 140), width=1)
+    draw.rectangle(
+        (x + tap_c[0] * cell, y + tap_r[0] * cell, x + (tap_c[-1] + 1) * cell, y + (tap_r[-1] + 1) * cell),
+        outline=(255, 196, 140),
+        width=1,
+    )
     for rr in tap_r:
         for cc in tap_c:
-            draw.rectangle((x + cc * cell, y + rr * cell, x + (cc + 1) * cell, y + (rr + 1) * cell),
-                           outline=d.WINDOW, width=max(2, cell // 10))
+            draw.rectangle(
+                (x + cc * cell, y + rr * cell, x + (cc + 1) * cell, y + (rr + 1) * cell),
+                outline=d.WINDOW,
+                width=max(2, cell // 10),
+            )
     if ly == y:  # beside the crop: centred on it
         mid = y + max(in_h, k_h) / 2
         ky = y + (max(in_h, k_h) - k_h) // 2
@@ -87,25 +119,53 @@ def draw_channel(image, draw, trace: UnitTrace, spec: ConvSpec, k: int, padded: 
     kscale = float(np.abs(trace.kernel).max(initial=0.0))
     pscale = float(np.abs(trace.products).max(initial=0.0))
     x = lx
-    for op, label, values, scale in (("×", "kernel", trace.kernel, kscale),
-                                     ("=", "products", trace.products, pscale)):
+    for op, label, values, scale in (
+        ("×", "kernel", trace.kernel, kscale),
+        ("=", "products", trace.products, pscale),
+    ):
         d.put_text_center(draw, x + OP_W / 2, mid, op, f_op, d.MUTED)
         x += OP_W
         d.put_text(draw, (x, ky - 17), label, font=f_small, fill=d.MUTED)
-        d.draw_grid(image, ky, x, values[k], cell, colors=d.value_colors(values[k], scale),
-                    numbers=numbers, integral=integral)
+        d.draw_grid(
+            image,
+            ky,
+            x,
+            values[k],
+            cell,
+            colors=d.value_colors(values[k], scale),
+            numbers=numbers,
+            integral=integral,
+        )
         grids.append(Grid(f"{label}, channel {c}", x, ky, cell, values[k]))
         x += k_w
     d.put_text_center(draw, x + OP_W / 2, mid, "→", f_op, d.MUTED)
     x += OP_W
     d.put_text(draw, (x, mid - 20), "Σ", font=f_small, fill=d.MUTED)
-    d.put_text(draw, (x, mid - 4), d.fmt(float(trace.channel_sums[k]), integral),
-               font=d.get_font(16, True), fill=d.INK)
+    d.put_text(
+        draw,
+        (x, mid - 4),
+        d.fmt(float(trace.channel_sums[k]), integral),
+        font=d.get_font(16, True),
+        fill=d.INK,
+    )
 
 
-def draw_output(image, draw, trace: UnitTrace, spec: ConvSpec, region, out_crop, whole: bool, done,
-                 out_scale, out_channels, at: tuple[int, int], cell: int, integral: bool,
-                 grids: list[Grid]) -> int:
+def draw_output(
+    image,
+    draw,
+    trace: UnitTrace,
+    spec: ConvSpec,
+    region,
+    out_crop,
+    whole: bool,
+    done,
+    out_scale,
+    out_channels,
+    at: tuple[int, int],
+    cell: int,
+    integral: bool,
+    grids: list[Grid],
+) -> int:
     """The output grid filling up, this filter's channel in front of the others. Returns its bottom."""
     y0, y1, x0, x1 = region
     oy0, ox0, oh, ow = out_crop
@@ -121,7 +181,7 @@ def draw_output(image, draw, trace: UnitTrace, spec: ConvSpec, region, out_crop,
         draw.rectangle((ox + s, oy - s, ox + out_w_px + s, oy + out_h_px - s), fill=d.PENDING, outline=d.GRID)
     out_vals = np.full((oh, ow), np.nan)
     if done is not None:
-        out_vals[:] = np.asarray(done, dtype=np.float64)[oy0:oy0 + oh, ox0:ox0 + ow]
+        out_vals[:] = np.asarray(done, dtype=np.float64)[oy0 : oy0 + oh, ox0 : ox0 + ow]
     out_vals[trace.y - oy0, trace.x - ox0] = trace.value
     pending = np.isnan(out_vals)
     values = np.nan_to_num(out_vals)
@@ -129,16 +189,33 @@ def draw_output(image, draw, trace: UnitTrace, spec: ConvSpec, region, out_crop,
         scale = out_scale
     else:
         scale = float(np.nanmax(np.abs(out_vals), initial=0.0))
-    d.draw_grid(image, oy, ox, values, cell, colors=d.value_colors(values, scale),
-                numbers=d.numbers_fit(values[~pending], cell, integral), integral=integral, pending=pending)
+    d.draw_grid(
+        image,
+        oy,
+        ox,
+        values,
+        cell,
+        colors=d.value_colors(values, scale),
+        numbers=d.numbers_fit(values[~pending], cell, integral),
+        integral=integral,
+        pending=pending,
+    )
     grids.append(Grid(f"output channel {o}", ox, oy, cell, values, (oy0, ox0), pending))
     cy, cx = trace.y - oy0, trace.x - ox0
-    draw.rectangle((ox + cx * cell, oy + cy * cell, ox + (cx + 1) * cell, oy + (cy + 1) * cell),
-                   outline=d.WINDOW, width=3)
+    draw.rectangle(
+        (ox + cx * cell, oy + cy * cell, ox + (cx + 1) * cell, oy + (cy + 1) * cell),
+        outline=d.WINDOW,
+        width=3,
+    )
     bottom = oy + out_h_px
     if not whole or (oh, ow) != (y1 - y0, x1 - x0):
-        d.put_text(draw, (ox, bottom + 4), f"rows {oy0}–{oy0 + oh - 1} · cols {ox0}–{ox0 + ow - 1}",
-                   font=d.get_font(12), fill=d.MUTED)
+        d.put_text(
+            draw,
+            (ox, bottom + 4),
+            f"rows {oy0}–{oy0 + oh - 1} · cols {ox0}–{ox0 + ow - 1}",
+            font=d.get_font(12),
+            fill=d.MUTED,
+        )
     return bottom + 24
 
 
@@ -154,8 +231,18 @@ def _thumbnail(values: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     return colors[rows][:, cols], scale
 
 
-def draw_overviews(image, draw, trace: UnitTrace, spec: ConvSpec, channel: np.ndarray, crop, out_crop,
-                    out_map: np.ndarray | None, at: tuple[int, int], side: int) -> None:
+def draw_overviews(
+    image,
+    draw,
+    trace: UnitTrace,
+    spec: ConvSpec,
+    channel: np.ndarray,
+    crop,
+    out_crop,
+    out_map: np.ndarray | None,
+    at: tuple[int, int],
+    side: int,
+) -> None:
     """Small maps of the whole input channel (the crop drawn outlined, the window in orange) and
     of the output channel (the block drawn outlined, the unit in orange)."""
     x, y = at
@@ -168,9 +255,16 @@ def draw_overviews(image, draw, trace: UnitTrace, spec: ConvSpec, channel: np.nd
     pr, pc = spec.pad[0], spec.pad[2]
 
     def box(r, c, h, w, color, width):
-        draw.rectangle((x + max(0, (c - pc)) * s, top + max(0, (r - pr)) * s,
-                        x + min(spec.w, c - pc + w) * s, top + min(spec.h, r - pr + h) * s),
-                       outline=color, width=width)
+        draw.rectangle(
+            (
+                x + max(0, (c - pc)) * s,
+                top + max(0, (r - pr)) * s,
+                x + min(spec.w, c - pc + w) * s,
+                top + min(spec.h, r - pr + h) * s,
+            ),
+            outline=color,
+            width=width,
+        )
 
     box(r0, c0, rh, cw, d.INK, 1)
     span_h = int(trace.rows[-1] - trace.rows[0] + 1)
@@ -184,14 +278,26 @@ def draw_overviews(image, draw, trace: UnitTrace, spec: ConvSpec, channel: np.nd
     top = y + LABEL - 2
     image.paste(Image.fromarray(np.ascontiguousarray(thumb)), (x, top))
     oy0, ox0, oh, ow = out_crop
-    draw.rectangle((x + ox0 * s, top + oy0 * s, x + (ox0 + ow) * s, top + (oy0 + oh) * s),
-                   outline=d.INK, width=1)
-    draw.rectangle((x + trace.x * s - 1, top + trace.y * s - 1, x + (trace.x + 1) * s + 1,
-                    top + (trace.y + 1) * s + 1), outline=d.WINDOW, width=2)
+    draw.rectangle(
+        (x + ox0 * s, top + oy0 * s, x + (ox0 + ow) * s, top + (oy0 + oh) * s), outline=d.INK, width=1
+    )
+    draw.rectangle(
+        (x + trace.x * s - 1, top + trace.y * s - 1, x + (trace.x + 1) * s + 1, top + (trace.y + 1) * s + 1),
+        outline=d.WINDOW,
+        width=2,
+    )
 
 
-def draw_sums(draw, trace: UnitTrace, spec: ConvSpec, picked: list[int], engine_value: float | None,
-               integral: bool, ty: int, compact: bool) -> None:
+def draw_sums(
+    draw,
+    trace: UnitTrace,
+    spec: ConvSpec,
+    picked: list[int],
+    engine_value: float | None,
+    integral: bool,
+    ty: int,
+    compact: bool,
+) -> None:
     """The sum over channels, the bias, the result, the engine's value and (unless ``compact``:
     the side panel shows them) the size formulas."""
     f_text = d.get_font(14)
@@ -210,19 +316,32 @@ def draw_sums(draw, trace: UnitTrace, spec: ConvSpec, picked: list[int], engine_
     d.put_text(draw, (MARGIN, ty + LINE_H + 2), line, font=f_text, fill=d.INK)
     vx = MARGIN + draw.textlength(line, font=f_text)
     value_text = d.fmt(trace.value, integral) if integral else f"{trace.value:.4f}"
-    d.put_text(draw, (vx, ty + LINE_H - 1), f"out[{trace.out_channel}, {trace.y}, {trace.x}] = {value_text}",
-               font=d.get_font(17, True), fill=(200, 80, 0))
+    d.put_text(
+        draw,
+        (vx, ty + LINE_H - 1),
+        f"out[{trace.out_channel}, {trace.y}, {trace.x}] = {value_text}",
+        font=d.get_font(17, True),
+        fill=(200, 80, 0),
+    )
     if engine_value is not None:
         ok = agrees(trace.value, engine_value)
         shown_value = d.fmt(engine_value, True) if integral else f"{engine_value:.4f}"
         line = f"engine's feature map at this unit: {shown_value}   {'✓ equal' if ok else '✗ differs'}"
         if draw.textlength(line, font=f_text) > draw.im.size[0] - 2 * MARGIN:  # a narrow frame
             line = f"engine: {shown_value}  {'✓ equal' if ok else '✗ differs'}"
-        d.put_text(draw, (MARGIN, ty + 2 * LINE_H + 4), line, font=f_text,
-                   fill=(30, 130, 60) if ok else (200, 30, 30))
+        d.put_text(
+            draw,
+            (MARGIN, ty + 2 * LINE_H + 4),
+            line,
+            font=f_text,
+            fill=(30, 130, 60) if ok else (200, 30, 30),
+        )
     if compact:
         return
-    lines = [*layer_formulas(spec), f"stride {spec.stride[0]}×{spec.stride[1]} · dilation {spec.dilation[0]}×"
-             f"{spec.dilation[1]} · padding {spec.pad[0]},{spec.pad[2]} ({spec.padding_mode})"]
+    lines = [
+        *layer_formulas(spec),
+        f"stride {spec.stride[0]}×{spec.stride[1]} · dilation {spec.dilation[0]}×"
+        f"{spec.dilation[1]} · padding {spec.pad[0]},{spec.pad[2]} ({spec.padding_mode})",
+    ]
     for i, line in enumerate(lines):
         d.put_text(draw, (MARGIN, ty + (3 + i) * LINE_H + 4), line, font=d.get_font(13), fill=d.MUTED)

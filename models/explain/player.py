@@ -36,8 +36,15 @@ class Source:
     output: np.ndarray | None = None
 
     @classmethod
-    def of_layer(cls, weight: np.ndarray, bias: np.ndarray | None, layer_input: np.ndarray, conv: ConvSpec,
-                 feature_map: np.ndarray | None, layer: str) -> Source:
+    def of_layer(
+        cls,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        layer_input: np.ndarray,
+        conv: ConvSpec,
+        feature_map: np.ndarray | None,
+        layer: str,
+    ) -> Source:
         """A conv layer on real data; ``LayerError`` when the shapes do not fit ``conv``. A
         feature map of another shape (a repeated call's) is dropped: traced only."""
         weight = np.asarray(weight, dtype=np.float32)
@@ -100,8 +107,14 @@ class Player:
     channel_page: int = 0
     playing: bool = False
 
-    def load(self, steps: Sequence[tuple[int, int]], filters: int, *, at: tuple[int, int] | None = None,
-             filter: int | None = None) -> None:
+    def load(
+        self,
+        steps: Sequence[tuple[int, int]],
+        filters: int,
+        *,
+        at: tuple[int, int] | None = None,
+        filter: int | None = None,
+    ) -> None:
         """New positions for ``filters`` filters; shows ``at`` (else keeps the index where it can)
         and ``filter`` (else keeps the filter, clipped). No positions: paused."""
         self.steps = list(steps)

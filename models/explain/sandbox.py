@@ -11,8 +11,13 @@ from models.errors import ConvScopeError
 from models.explain.arithmetic import output_size, output_size_formula
 
 SANDBOX_LIMITS: dict[str, tuple[int, int]] = {
-    "size": (5, 9), "channels": (1, 4), "out_channels": (1, 4), "kernel_size": (1, 9),
-    "stride": (1, 4), "padding": (0, 4), "dilation": (1, 4),
+    "size": (5, 9),
+    "channels": (1, 4),
+    "out_channels": (1, 4),
+    "kernel_size": (1, 9),
+    "stride": (1, 4),
+    "padding": (0, 4),
+    "dilation": (1, 4),
 }
 
 
@@ -46,8 +51,9 @@ class Sandbox:
                 raise ConvScopeError(f"sandbox {name.replace('_', ' ')} must be {lo}..{hi}, got {value}")
             setattr(self, name, int(value))
         if self.padding_mode not in PADDING_MODES:
-            raise ConvScopeError(f"padding mode must be one of {', '.join(PADDING_MODES)}, "
-                                 f"got {self.padding_mode!r}")
+            raise ConvScopeError(
+                f"padding mode must be one of {', '.join(PADDING_MODES)}, got {self.padding_mode!r}"
+            )
         rng = np.random.default_rng(self.seed)
         c, s, o, k = self.channels, self.size, self.out_channels, self.kernel_size
         self.input = _fit(self.input, (c, s, s), lambda shape: rng.integers(0, 10, shape))
@@ -55,8 +61,16 @@ class Sandbox:
         self.bias = _fit(self.bias, (o,), lambda shape: rng.integers(-1, 2, shape))
 
     def _make_spec(self) -> ConvSpec:
-        return make_spec((1, *self.input.shape), self.weight.shape, self.bias.shape, self.stride,
-                         self.padding, self.dilation, 1, self.padding_mode)
+        return make_spec(
+            (1, *self.input.shape),
+            self.weight.shape,
+            self.bias.shape,
+            self.stride,
+            self.padding,
+            self.dilation,
+            1,
+            self.padding_mode,
+        )
 
     @property
     def conv(self) -> ConvSpec:
@@ -90,8 +104,9 @@ class Sandbox:
         return n, n
 
     def formula(self) -> str:
-        return output_size_formula(self.size, self.kernel_size, self.stride, self.padding, self.dilation,
-                                   name="H_out = W_out")
+        return output_size_formula(
+            self.size, self.kernel_size, self.stride, self.padding, self.dilation, name="H_out = W_out"
+        )
 
     def problem(self) -> str | None:
         """Why these settings have no output (one line), or None when they do."""

@@ -38,9 +38,19 @@ from models.sources.catalog import (
 from models.sources.probe import probe_file
 
 __all__ = [
-    "DEFAULT_MODEL", "FILE_SOURCES", "MODEL_SUFFIXES", "LoadedModel", "available_models",
-    "checkpoint_dir", "download", "imagenet_categories", "is_model_file", "load_catalog",
-    "load_file", "load_model", "with_settings",
+    "DEFAULT_MODEL",
+    "FILE_SOURCES",
+    "MODEL_SUFFIXES",
+    "LoadedModel",
+    "available_models",
+    "checkpoint_dir",
+    "download",
+    "imagenet_categories",
+    "is_model_file",
+    "load_catalog",
+    "load_file",
+    "load_model",
+    "with_settings",
 ]
 
 # the one list of model-file suffixes (lower case): the open dialog's filter, drag-and-drop
@@ -57,11 +67,20 @@ def is_model_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in MODEL_SUFFIXES
 
 
-def load_model(name_or_path: str, *, untrained: bool = False, trust: bool = False,
-               arch: str | None = None, input_size: tuple[int, int] | None = None,
-               channels: int | None = None, mean: tuple[float, ...] | None = None,
-               std: tuple[float, ...] | None = None, labels: str | Path | None = None,
-               progress: Progress | None = None, cancel: CancelCheck | None = None) -> LoadedModel:
+def load_model(
+    name_or_path: str,
+    *,
+    untrained: bool = False,
+    trust: bool = False,
+    arch: str | None = None,
+    input_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    labels: str | Path | None = None,
+    progress: Progress | None = None,
+    cancel: CancelCheck | None = None,
+) -> LoadedModel:
     """A catalog model by name, or a model file (TorchScript, ``torch.export`` program, state
     dict with ``arch``, or a pickled module when ``trust`` is given).
 
@@ -86,21 +105,31 @@ def load_model(name_or_path: str, *, untrained: bool = False, trust: bool = Fals
     return load_catalog(name_or_path)  # raises the unknown-name error
 
 
-def with_settings(model: LoadedModel, mean: tuple[float, ...] | None = None,
-                  std: tuple[float, ...] | None = None,
-                  labels: str | Path | None = None) -> LoadedModel:
+def with_settings(
+    model: LoadedModel,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    labels: str | Path | None = None,
+) -> LoadedModel:
     """``model`` normalised with ``mean`` / ``std`` and naming its classes from ``labels``."""
     channels = model.preprocess.channels
     for name, values in (("mean", mean), ("std", std)):
         if values is not None and len(values) != channels:
-            raise ModelError(f"{name} needs {channels} value{'s' if channels > 1 else ''} (one "
-                             f"per input channel), got {len(values)}")
+            raise ModelError(
+                f"{name} needs {channels} value{'s' if channels > 1 else ''} (one "
+                f"per input channel), got {len(values)}"
+            )
     if std is not None and any(not v > 0 for v in std):
         raise ModelError("std values must be positive")
     if mean is not None or std is not None:
-        model = replace(model, preprocess=replace(
-            model.preprocess, mean=tuple(mean or model.preprocess.mean),
-            std=tuple(std or model.preprocess.std)))
+        model = replace(
+            model,
+            preprocess=replace(
+                model.preprocess,
+                mean=tuple(mean or model.preprocess.mean),
+                std=tuple(std or model.preprocess.std),
+            ),
+        )
     if labels is not None:
         from models.labels import read_labels
 
@@ -108,9 +137,14 @@ def with_settings(model: LoadedModel, mean: tuple[float, ...] | None = None,
     return model
 
 
-def load_file(path: Path, *, trust: bool = False, arch: str | None = None,
-              input_size: tuple[int, int] | None = None,
-              channels: int | None = None) -> LoadedModel:
+def load_file(
+    path: Path,
+    *,
+    trust: bool = False,
+    arch: str | None = None,
+    input_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+) -> LoadedModel:
     """A user's model file as a :class:`LoadedModel`; a ``ModelError`` (one line) otherwise."""
     probe = probe_file(Path(path))
     options = FileOptions(trust=trust, arch=arch)
@@ -119,8 +153,10 @@ def load_file(path: Path, *, trust: bool = False, arch: str | None = None,
             opened = source.load(probe, options)
             break
     else:
-        raise ModelError(f"{probe.name} is not a model file: a zip archive, but no TorchScript "
-                         f"file, torch.export program or torch.save checkpoint")
+        raise ModelError(
+            f"{probe.name} is not a model file: a zip archive, but no TorchScript "
+            f"file, torch.export program or torch.save checkpoint"
+        )
     return _finish(probe.path, opened, input_size, channels)
 
 
@@ -131,8 +167,9 @@ def _check_size(size: tuple[int, int]) -> None:
         raise ModelError(str(exc)) from None
 
 
-def _finish(path: Path, opened: Opened, input_size: tuple[int, int] | None,
-            channels: int | None) -> LoadedModel:
+def _finish(
+    path: Path, opened: Opened, input_size: tuple[int, int] | None, channels: int | None
+) -> LoadedModel:
     """Settle how the file's model is fed (channels, size, normalisation) and check that it runs
     on that input and has a convolution."""
     module = opened.module
@@ -145,8 +182,9 @@ def _finish(path: Path, opened: Opened, input_size: tuple[int, int] | None,
         _check_program_shape(path, shape, input_size, channels)
     c = channels or (shape[1] if shape and shape[1] else None) or input_channels(module) or 3
     if c not in (1, 3):
-        raise ModelError(f"{path.name} takes {c}-channel input; ConvScope feeds a photo as 3 "
-                         f"(RGB) or 1 (grey) channels")
+        raise ModelError(
+            f"{path.name} takes {c}-channel input; ConvScope feeds a photo as 3 (RGB) or 1 (grey) channels"
+        )
     stated = tuple(shape[2:]) if shape and len(shape) == 4 and None not in shape[2:] else None
     size = input_size or stated or (base.preprocess.size if base else DEFAULT_SIZE)
     _check_size(size)
@@ -154,28 +192,41 @@ def _finish(path: Path, opened: Opened, input_size: tuple[int, int] | None,
         preprocess = base.preprocess
     else:
         mean, std = _IMAGENET if c == 3 else ((0.5,), (0.5,))
-        preprocess = Preprocess(size=(int(size[0]), int(size[1])), resize=None, crop=False,
-                                mean=mean, std=std, channels=c)
+        preprocess = Preprocess(
+            size=(int(size[0]), int(size[1])), resize=None, crop=False, mean=mean, std=std, channels=c
+        )
     _check_runs(module, path, preprocess)
     # never the architecture's class names as the file's own: a fine-tune of resnet18 may have
     # other classes. Without a labels file, 1000 outputs show ImageNet's marked as a guess.
-    return LoadedModel(name=str(path), module=module, source=opened.source,
-                       preprocess=preprocess, categories=None,
-                       pretrained=True, description=f"{opened.source} file {path.name}")
+    return LoadedModel(
+        name=str(path),
+        module=module,
+        source=opened.source,
+        preprocess=preprocess,
+        categories=None,
+        pretrained=True,
+        description=f"{opened.source} file {path.name}",
+    )
 
 
-def _check_program_shape(path: Path, shape: tuple[int | None, ...],
-                         input_size: tuple[int, int] | None, channels: int | None) -> None:
+def _check_program_shape(
+    path: Path, shape: tuple[int | None, ...], input_size: tuple[int, int] | None, channels: int | None
+) -> None:
     if len(shape) != 4:
-        raise ModelError(f"{path.name} takes a {len(shape)}-D input; ConvScope feeds images "
-                         f"(batch, channels, height, width)")
+        raise ModelError(
+            f"{path.name} takes a {len(shape)}-D input; ConvScope feeds images "
+            f"(batch, channels, height, width)"
+        )
     if shape[0] not in (None, 1):
-        raise ModelError(f"{path.name} was exported for a batch of {shape[0]} images; ConvScope "
-                         f"runs one at a time: export it with a batch of 1 (or a dynamic batch)")
-    if input_size and any(s is not None and s != int(v) for s, v in zip(shape[2:], input_size,
-                                                                         strict=True)):
-        raise ModelError(f"{path.name} was exported for {shape[2]}x{shape[3]} inputs only, not "
-                         f"{input_size[0]}x{input_size[1]}")
+        raise ModelError(
+            f"{path.name} was exported for a batch of {shape[0]} images; ConvScope "
+            f"runs one at a time: export it with a batch of 1 (or a dynamic batch)"
+        )
+    if input_size and any(s is not None and s != int(v) for s, v in zip(shape[2:], input_size, strict=True)):
+        raise ModelError(
+            f"{path.name} was exported for {shape[2]}x{shape[3]} inputs only, not "
+            f"{input_size[0]}x{input_size[1]}"
+        )
     if channels and shape[1] is not None and shape[1] != channels:
         raise ModelError(f"{path.name} was exported for {shape[1]}-channel inputs, not {channels}")
 
@@ -200,8 +251,11 @@ def input_channels(module: nn.Module) -> int | None:
     for m in module.modules():
         if isinstance(m, nn.modules.conv._ConvNd):
             return int(m.in_channels)
-        if isinstance(m, torch.jit.ScriptModule) and getattr(m, "original_name", "").startswith(
-                ("Conv", "LazyConv")) and isinstance(getattr(m, "in_channels", None), int):
+        if (
+            isinstance(m, torch.jit.ScriptModule)
+            and getattr(m, "original_name", "").startswith(("Conv", "LazyConv"))
+            and isinstance(getattr(m, "in_channels", None), int)
+        ):
             return int(m.in_channels)
     for p in module.parameters():
         if p.dim() == 4:
@@ -230,12 +284,13 @@ def _check_runs(module: nn.Module, path: Path, preprocess: Preprocess) -> None:
         with torch.no_grad(), _ConvCounter() as counter:
             module(x)
     except Exception as exc:  # the model's own failure, whatever it is: one line, its cause
-        raise ModelError(f"{path.name} does not run on a {preprocess.channels}x"
-                         f"{preprocess.size[0]}x{preprocess.size[1]} input: "
-                         f"{_cause(module, x, exc)}") from None
+        raise ModelError(
+            f"{path.name} does not run on a {preprocess.channels}x"
+            f"{preprocess.size[0]}x{preprocess.size[1]} input: "
+            f"{_cause(module, x, exc)}"
+        ) from None
     if not counter.count:
         raise ModelError(f"{path.name} has no convolution layer: nothing for ConvScope to show")
-
 
 
 def _cause(module: nn.Module, x: torch.Tensor, exc: Exception) -> str:

@@ -31,8 +31,18 @@ from models.sources.base import CancelCheck, LoadedModel, Progress
 
 DEFAULT_MODEL = "efficientnet_lite0"
 TORCHVISION_MODELS = [
-    "alexnet", "vgg11", "vgg16", "resnet18", "resnet50", "googlenet", "squeezenet1_1",
-    "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "densenet121", "convnext_tiny",
+    "alexnet",
+    "vgg11",
+    "vgg16",
+    "resnet18",
+    "resnet50",
+    "googlenet",
+    "squeezenet1_1",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "efficientnet_b0",
+    "densenet121",
+    "convnext_tiny",
 ]
 
 
@@ -60,8 +70,12 @@ def why_not_downloaded(exc: BaseException) -> str:
     text = str(reason).lower()
     if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError) or "timed out" in text:
         return "the server did not answer in time"
-    if "name resolution" in text or "name or service not known" in text or \
-            "nodename nor servname" in text or "getaddrinfo" in text:
+    if (
+        "name resolution" in text
+        or "name or service not known" in text
+        or "nodename nor servname" in text
+        or "getaddrinfo" in text
+    ):
         return "no network connection: the server's name cannot be looked up"
     if "refused" in text or "unreachable" in text:
         return "no network connection: the server cannot be reached"
@@ -70,8 +84,13 @@ def why_not_downloaded(exc: BaseException) -> str:
     return one_line(reason) if isinstance(reason, BaseException) else str(reason)
 
 
-def download(url: str, dest: Path, progress: Progress | None = None,
-             cancel: CancelCheck | None = None, chunk: int = 1 << 16) -> Path:
+def download(
+    url: str,
+    dest: Path,
+    progress: Progress | None = None,
+    cancel: CancelCheck | None = None,
+    chunk: int = 1 << 16,
+) -> Path:
     """Download ``url`` to ``dest`` with progress and cancel; checks the name's hash prefix.
 
     Writes to a temporary file first: a cancelled or failed download leaves nothing behind.
@@ -98,14 +117,16 @@ def download(url: str, dest: Path, progress: Progress | None = None,
         expected = re.search(r"-([a-f0-9]{6,})\.", dest.name)
         if expected and not digest.hexdigest().startswith(expected.group(1)):
             raise WeightsUnavailableError(
-                f"downloaded {dest.name} is corrupt (hash mismatch); try again",
-                url=url, path=str(dest))
+                f"downloaded {dest.name} is corrupt (hash mismatch); try again", url=url, path=str(dest)
+            )
         partial.replace(dest)
         return dest
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise WeightsUnavailableError(
             f"cannot download {dest.name} to {dest.parent} ({why_not_downloaded(exc)})",
-            url=url, path=str(dest)) from None
+            url=url,
+            path=str(dest),
+        ) from None
     finally:
         partial.unlink(missing_ok=True)
 
@@ -117,14 +138,17 @@ def _torchvision_kwargs(name: str, pretrained: bool) -> dict:
     return {}
 
 
-def _load_torchvision(name: str, untrained: bool, progress: Progress | None,
-                      cancel: CancelCheck | None) -> LoadedModel:
+def _load_torchvision(
+    name: str, untrained: bool, progress: Progress | None, cancel: CancelCheck | None
+) -> LoadedModel:
     weights = torchvision.models.get_model_weights(name).DEFAULT
     transforms = weights.transforms()
     preprocess = Preprocess(
         size=(transforms.crop_size[0], transforms.crop_size[0]),
-        resize=transforms.resize_size[0], crop=True,
-        mean=tuple(transforms.mean), std=tuple(transforms.std),
+        resize=transforms.resize_size[0],
+        crop=True,
+        mean=tuple(transforms.mean),
+        std=tuple(transforms.std),
         interpolation=transforms.interpolation.value,
     )
     if untrained:
@@ -140,26 +164,37 @@ def _load_torchvision(name: str, untrained: bool, progress: Progress | None,
         except (RuntimeError, OSError, EOFError) as exc:
             raise WeightsUnavailableError(
                 f"cached weights {path} cannot be loaded ({one_line(exc)}); delete the "
-                f"file to download it again", url=weights.url, path=str(path)) from None
+                f"file to download it again",
+                url=weights.url,
+                path=str(path),
+            ) from None
     return LoadedModel(
-        name=name, module=module.eval(), source="catalog", preprocess=preprocess,
-        categories=list(weights.meta["categories"]), pretrained=not untrained,
-        description=f"torchvision {name}" + (" (untrained: random weights)" if untrained else
-                                            f", {weights.name}"),
+        name=name,
+        module=module.eval(),
+        source="catalog",
+        preprocess=preprocess,
+        categories=list(weights.meta["categories"]),
+        pretrained=not untrained,
+        description=f"torchvision {name}"
+        + (" (untrained: random weights)" if untrained else f", {weights.name}"),
     )
 
 
-def load_catalog(name: str, *, untrained: bool = False, progress: Progress | None = None,
-                 cancel: CancelCheck | None = None) -> LoadedModel:
+def load_catalog(
+    name: str, *, untrained: bool = False, progress: Progress | None = None, cancel: CancelCheck | None = None
+) -> LoadedModel:
     """A catalog model by name (see :func:`available_models`)."""
     if name == "classic":
         from models.classic import CHANNEL_NAMES, classic
 
         return LoadedModel(
-            name="classic", module=classic(), source="catalog",
-            preprocess=Preprocess(size=(224, 224), resize=224, crop=True, mean=(0.0,) * 3,
-                                  std=(1.0,) * 3),
-            categories=None, pretrained=True, channel_names=CHANNEL_NAMES,
+            name="classic",
+            module=classic(),
+            source="catalog",
+            preprocess=Preprocess(size=(224, 224), resize=224, crop=True, mean=(0.0,) * 3, std=(1.0,) * 3),
+            categories=None,
+            pretrained=True,
+            channel_names=CHANNEL_NAMES,
             description="hand-made kernels: Sobel, Laplacian, blur, sharpen, identity",
         )
     if name == "efficientnet_lite0":
@@ -168,9 +203,12 @@ def load_catalog(name: str, *, untrained: bool = False, progress: Progress | Non
         if untrained:
             torch.manual_seed(0)
         return LoadedModel(
-            name=name, module=efficientnet_lite0(pretrained=not untrained), source="catalog",
+            name=name,
+            module=efficientnet_lite0(pretrained=not untrained),
+            source="catalog",
             preprocess=Preprocess(size=(224, 224), resize=256, crop=True, mean=MEAN, std=STD),
-            categories=imagenet_categories(), pretrained=not untrained,
+            categories=imagenet_categories(),
+            pretrained=not untrained,
             description="EfficientNet-Lite0, ImageNet" + (" (untrained)" if untrained else ""),
         )
     if name in TORCHVISION_MODELS:
@@ -178,8 +216,7 @@ def load_catalog(name: str, *, untrained: bool = False, progress: Progress | Non
             # some torchvision builders warn about their own defaults; nothing for users to fix
             warnings.simplefilter("ignore", UserWarning)
             return _load_torchvision(name, untrained, progress, cancel)
-    raise ModelError(f"unknown model {name!r}; catalog: {', '.join(available_models())}, "
-                     f"or a model file")
+    raise ModelError(f"unknown model {name!r}; catalog: {', '.join(available_models())}, or a model file")
 
 
 def _build(name: str) -> nn.Module:
@@ -217,13 +254,15 @@ def with_input_size(model: LoadedModel, size: tuple[int, int]) -> LoadedModel:
     """
     check_input_size(size)
     pre = model.preprocess
-    resize = None if pre.resize is None else max(size[0], size[1], round(
-        pre.resize * max(size) / max(pre.size)))
+    resize = (
+        None if pre.resize is None else max(size[0], size[1], round(pre.resize * max(size) / max(pre.size)))
+    )
     preprocess = dataclasses.replace(pre, size=(int(size[0]), int(size[1])), resize=resize)
     try:
         with torch.no_grad():
             model.module(torch.zeros(1, pre.channels, *preprocess.size))
     except Exception as exc:  # the network's own complaint, whatever its type
-        raise ModelError(f"{model.name} does not run on a {pre.channels}x{size[0]}x{size[1]} "
-                         f"input: {one_line(exc)}") from None
+        raise ModelError(
+            f"{model.name} does not run on a {pre.channels}x{size[0]}x{size[1]} input: {one_line(exc)}"
+        ) from None
     return dataclasses.replace(model, preprocess=preprocess)

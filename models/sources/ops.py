@@ -18,8 +18,10 @@ def file_operators() -> frozenset[str]:
     """Qualified names (``aten::from_file``) of every operator with a file-name argument."""
     names = set()
     for schema in torch._C._jit_get_all_schemas():
-        if any(a.name in ("filename", "file", "path", "filepath") and "str" in str(a.type)
-               for a in schema.arguments):
+        if any(
+            a.name in ("filename", "file", "path", "filepath") and "str" in str(a.type)
+            for a in schema.arguments
+        ):
             names.add(schema.name)
     return frozenset(names | {"aten::from_file", "aten::save"})
 

@@ -40,8 +40,7 @@ def load(probe: FileProbe, options: FileOptions) -> Opened:
     state = state_dict.state_dict_of(obj)
     if state is not None:
         return state_dict.build(probe.name, state, options.arch)
-    raise ModelError(f"{probe.name} holds a {type(obj).__name__}, neither a torch model nor a "
-                     f"state dict")
+    raise ModelError(f"{probe.name} holds a {type(obj).__name__}, neither a torch model nor a state dict")
 
 
 def _unpickle(probe: FileProbe, trust: bool) -> object:
@@ -86,7 +85,9 @@ def _missing_class(name: str, exc: Exception, refused: str | None) -> str:
         what = f"its class lives in module {module.group(1)}, which is not installed here"
     else:
         what = f"a class it needs cannot be imported ({one_line(exc)})"
-    return (f"{name} is a pickled model, and {what}: a pickle stores the class's name, not its "
-            f"code. Make the class importable, or save the model as TorchScript "
-            f"(torch.jit.script(model).save(path)) or as a state dict "
-            f"(torch.save(model.state_dict(), path))")
+    return (
+        f"{name} is a pickled model, and {what}: a pickle stores the class's name, not its "
+        f"code. Make the class importable, or save the model as TorchScript "
+        f"(torch.jit.script(model).save(path)) or as a state dict "
+        f"(torch.save(model.state_dict(), path))"
+    )

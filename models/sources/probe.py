@@ -89,11 +89,11 @@ def _weights_only_load(probe: FileProbe) -> object:
         if "unsupported global" in text.lower():
             found = text.split("GLOBAL ", 1)[1].split()[0] if "GLOBAL " in text else None
             return NotWeightsOnly(found)
-        return ModelError(f"{probe.name} is not a model file: its pickle is damaged or is no "
-                          f"torch checkpoint")
+        return ModelError(
+            f"{probe.name} is not a model file: its pickle is damaged or is no torch checkpoint"
+        )
     except Exception:  # a damaged file can fail the unpickler or the zip reader anywhere
-        return ModelError(f"{probe.name} is not a model file: a damaged or truncated torch "
-                          f"checkpoint")
+        return ModelError(f"{probe.name} is not a model file: a damaged or truncated torch checkpoint")
 
 
 def probe_file(path: Path) -> FileProbe:
@@ -115,15 +115,16 @@ def probe_file(path: Path) -> FileProbe:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
         except (zipfile.BadZipFile, OSError, ValueError):
-            raise ModelError(f"{path.name} is not a model file: a damaged or truncated zip "
-                             f"archive") from None
+            raise ModelError(f"{path.name} is not a model file: a damaged or truncated zip archive") from None
         if len(set(names)) != len(names):
             # two members of one name: zip readers disagree on which one counts
             raise ModelError(f"{path.name} is not a model file: its archive lists a member twice")
         members = tuple(_strip_root(names))
     elif head[:1] != bytes([_PICKLE_PROTO]):
-        raise ModelError(f"{path.name} is not a model file (neither TorchScript, a torch.export "
-                         f"program nor a torch.save checkpoint)")
+        raise ModelError(
+            f"{path.name} is not a model file (neither TorchScript, a torch.export "
+            f"program nor a torch.save checkpoint)"
+        )
     return FileProbe(path=path, size=size, head=head, members=members)
 
 

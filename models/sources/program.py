@@ -33,15 +33,24 @@ NAME = "export"
 
 _MODEL = "model"
 _FIXED_MEMBERS = {
-    "archive_format", "archive_version", "byteorder", ".data/version", ".data/serialization_id",
-    f"models/{_MODEL}.json", f"data/weights/{_MODEL}_weights_config.json",
-    f"data/constants/{_MODEL}_constants_config.json", f"data/sample_inputs/{_MODEL}.pt",
+    "archive_format",
+    "archive_version",
+    "byteorder",
+    ".data/version",
+    ".data/serialization_id",
+    f"models/{_MODEL}.json",
+    f"data/weights/{_MODEL}_weights_config.json",
+    f"data/constants/{_MODEL}_constants_config.json",
+    f"data/sample_inputs/{_MODEL}.pt",
 }
 
 
 def claims(probe: FileProbe) -> bool:
-    return (probe.has("archive_format") or probe.has_prefix("models/")
-            or probe.has("serialized_exported_program.json"))  # torch 2.7's layout
+    return (
+        probe.has("archive_format")
+        or probe.has_prefix("models/")
+        or probe.has("serialized_exported_program.json")
+    )  # torch 2.7's layout
 
 
 def load(probe: FileProbe, options: FileOptions) -> Opened:
@@ -59,13 +68,13 @@ def load(probe: FileProbe, options: FileOptions) -> Opened:
             if not trust:
                 raise UntrustedModelError(
                     f"{probe.name} is a torch.export program with {why}: loading it could run "
-                    f"code from the file") from None
+                    f"code from the file"
+                ) from None
             ep, example = _load_trusted(probe), None
         try:
             module = ep.module()
         except Exception as exc:
-            raise ModelError(f"{probe.name} is not a usable torch.export program: "
-                             f"{one_line(exc)}") from None
+            raise ModelError(f"{probe.name} is not a usable torch.export program: {one_line(exc)}") from None
     return Opened(module, NAME, input_shape=_input_shape(ep, example))
 
 
@@ -98,42 +107,42 @@ def _load_checked(probe: FileProbe) -> tuple[torch.export.ExportedProgram, objec
         members = set(reader.get_file_names())
         version = reader.read_string("archive_version") if "archive_version" in members else "0"
     except Exception as exc:
-        raise ModelError(f"{probe.name} is not a readable torch.export program: "
-                         f"{one_line(exc)}") from None
+        raise ModelError(f"{probe.name} is not a readable torch.export program: {one_line(exc)}") from None
     if version != "0":
-        raise ModelError(f"{probe.name} is a torch.export archive of version {version}, which "
-                         f"this torch (2.14) does not read")
-    missing = sorted(m for m in _FIXED_MEMBERS - {"byteorder", ".data/serialization_id"}
-                     if m not in members)
+        raise ModelError(
+            f"{probe.name} is a torch.export archive of version {version}, which "
+            f"this torch (2.14) does not read"
+        )
+    missing = sorted(m for m in _FIXED_MEMBERS - {"byteorder", ".data/serialization_id"} if m not in members)
     if missing:
-        raise ModelError(f"{probe.name} is not a complete torch.export program: "
-                         f"{', '.join(missing)} missing")
+        raise ModelError(f"{probe.name} is not a complete torch.export program: {', '.join(missing)} missing")
     try:
         program = json.loads(reader.read_bytes(f"models/{_MODEL}.json"))
         weights = json.loads(reader.read_bytes(f"data/weights/{_MODEL}_weights_config.json"))
         constants = json.loads(reader.read_bytes(f"data/constants/{_MODEL}_constants_config.json"))
     except (ValueError, RuntimeError) as exc:
-        raise ModelError(f"{probe.name} is not a readable torch.export program: "
-                         f"{one_line(exc)}") from None
+        raise ModelError(f"{probe.name} is not a readable torch.export program: {one_line(exc)}") from None
     payloads = check_payloads(weights, "data/weights/", "weight_") | check_payloads(
-        constants, "data/constants/", "tensor_")
+        constants, "data/constants/", "tensor_"
+    )
     extra = sorted(m for m in members - _FIXED_MEMBERS - payloads if not m.startswith("extra/"))
     if extra:
-        raise NeedsTrust(f"parts ConvScope does not load from untrusted files ({extra[0]}"
-                          + (f" and {len(extra) - 1} more" if len(extra) > 1 else "") + ")")
+        raise NeedsTrust(
+            f"parts ConvScope does not load from untrusted files ({extra[0]}"
+            + (f" and {len(extra) - 1} more" if len(extra) > 1 else "")
+            + ")"
+        )
     check_program(program)
     example = safe_sample_inputs(reader.read_bytes(f"data/sample_inputs/{_MODEL}.pt"))
     try:
         serialized = _dict_to_dataclass(schema.ExportedProgram, program)
         state_dict = _load_state_dict(reader, _MODEL)
         tensor_constants = _load_constants(reader, _MODEL)
-        ep = ExportedProgramDeserializer().deserialize(serialized, state_dict, tensor_constants,
-                                                       example)
+        ep = ExportedProgramDeserializer().deserialize(serialized, state_dict, tensor_constants, example)
     except NeedsTrust:
         raise
     except Exception as exc:
-        raise ModelError(f"{probe.name} is not a readable torch.export program: "
-                         f"{one_line(exc)}") from None
+        raise ModelError(f"{probe.name} is not a readable torch.export program: {one_line(exc)}") from None
     check_graph(ep)
     return ep, example
 
@@ -156,8 +165,10 @@ def _input_shape(ep: torch.export.ExportedProgram, example: object) -> tuple[int
 def _quiet_torch_logs() -> Iterator[None]:
     """torch's loader logs tracebacks and warnings (12 lines for a text file named .pt2); the
     user gets our one line instead."""
-    loggers = [logging.getLogger(name) for name in (
-        "torch.export", "torch._export", "torch.fx.experimental.symbolic_shapes")]
+    loggers = [
+        logging.getLogger(name)
+        for name in ("torch.export", "torch._export", "torch.fx.experimental.symbolic_shapes")
+    ]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.CRITICAL + 1)

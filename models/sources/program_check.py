@@ -47,8 +47,15 @@ from models.sources.ops import file_operators
 from models.sources.program_expressions import IDENT as _IDENT
 from models.sources.program_expressions import plain_guard, plain_sympy
 
-__all__ = ["NeedsTrust", "check_graph", "check_payloads", "check_program", "plain_guard",
-           "plain_sympy", "safe_sample_inputs"]
+__all__ = [
+    "NeedsTrust",
+    "check_graph",
+    "check_payloads",
+    "check_program",
+    "plain_guard",
+    "plain_sympy",
+    "safe_sample_inputs",
+]
 
 _FQN = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")  # "layer1.0.conv1.weight"
 _ATEN = re.compile(rf"^torch\.ops\.aten\.({_IDENT})\.({_IDENT})$")
@@ -56,23 +63,63 @@ _ATEN = re.compile(rf"^torch\.ops\.aten\.({_IDENT})\.({_IDENT})$")
 _ATEN_DENIED = {k.split("::", 1)[1] for k in file_operators() if k.startswith("aten::")}
 # integer arithmetic on sizes, as export writes it for dynamic shapes; all plain functions
 _FUNCTIONS = {
-    "_operator.getitem": operator.getitem, "_operator.add": operator.add,
-    "_operator.sub": operator.sub, "_operator.mul": operator.mul,
-    "_operator.floordiv": operator.floordiv, "_operator.truediv": operator.truediv,
-    "_operator.mod": operator.mod, "_operator.pow": operator.pow, "_operator.neg": operator.neg,
-    "_operator.eq": operator.eq, "_operator.ne": operator.ne, "_operator.lt": operator.lt,
-    "_operator.le": operator.le, "_operator.gt": operator.gt, "_operator.ge": operator.ge,
-    "_operator.and_": operator.and_, "_operator.or_": operator.or_, "_operator.not_": operator.not_,
-    "math.ceil": math.ceil, "math.floor": math.floor, "math.trunc": math.trunc,
-    "math.sqrt": math.sqrt, "torch.sym_int": torch.sym_int, "torch.sym_float": torch.sym_float,
-    "torch.sym_max": torch.sym_max, "torch.sym_min": torch.sym_min, "torch.sym_not": torch.sym_not,
-    "torch.sym_ite": torch.sym_ite, "torch.sym_sqrt": torch.sym_sqrt, "torch.sym_sum": torch.sym_sum,
+    "_operator.getitem": operator.getitem,
+    "_operator.add": operator.add,
+    "_operator.sub": operator.sub,
+    "_operator.mul": operator.mul,
+    "_operator.floordiv": operator.floordiv,
+    "_operator.truediv": operator.truediv,
+    "_operator.mod": operator.mod,
+    "_operator.pow": operator.pow,
+    "_operator.neg": operator.neg,
+    "_operator.eq": operator.eq,
+    "_operator.ne": operator.ne,
+    "_operator.lt": operator.lt,
+    "_operator.le": operator.le,
+    "_operator.gt": operator.gt,
+    "_operator.ge": operator.ge,
+    "_operator.and_": operator.and_,
+    "_operator.or_": operator.or_,
+    "_operator.not_": operator.not_,
+    "math.ceil": math.ceil,
+    "math.floor": math.floor,
+    "math.trunc": math.trunc,
+    "math.sqrt": math.sqrt,
+    "torch.sym_int": torch.sym_int,
+    "torch.sym_float": torch.sym_float,
+    "torch.sym_max": torch.sym_max,
+    "torch.sym_min": torch.sym_min,
+    "torch.sym_not": torch.sym_not,
+    "torch.sym_ite": torch.sym_ite,
+    "torch.sym_sqrt": torch.sym_sqrt,
+    "torch.sym_sum": torch.sym_sum,
 }
 _ARGUMENTS = {
-    "as_none", "as_tensor", "as_tensors", "as_int", "as_ints", "as_float", "as_floats", "as_string",
-    "as_strings", "as_sym_int", "as_sym_ints", "as_scalar_type", "as_memory_format", "as_layout",
-    "as_device", "as_bool", "as_bools", "as_sym_bool", "as_sym_bools", "as_optional_tensors",
-    "as_sym_float", "as_sym_floats", "as_optional_tensor", "as_complex", "as_int_lists",
+    "as_none",
+    "as_tensor",
+    "as_tensors",
+    "as_int",
+    "as_ints",
+    "as_float",
+    "as_floats",
+    "as_string",
+    "as_strings",
+    "as_sym_int",
+    "as_sym_ints",
+    "as_scalar_type",
+    "as_memory_format",
+    "as_layout",
+    "as_device",
+    "as_bool",
+    "as_bools",
+    "as_sym_bool",
+    "as_sym_bools",
+    "as_optional_tensors",
+    "as_sym_float",
+    "as_sym_floats",
+    "as_optional_tensor",
+    "as_complex",
+    "as_int_lists",
     "as_float_lists",
 }
 _NODE_METADATA = {"nn_module_stack", "torch_fn"}  # plain strings, split; the rest is dropped
@@ -109,8 +156,12 @@ def safe_sample_inputs(data: bytes) -> object:
         example = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception:
         raise NeedsTrust("pickled sample inputs that hold Python objects") from None
-    if not (isinstance(example, tuple) and len(example) == 2 and isinstance(example[0], tuple)
-            and isinstance(example[1], dict)):
+    if not (
+        isinstance(example, tuple)
+        and len(example) == 2
+        and isinstance(example[0], tuple)
+        and isinstance(example[1], dict)
+    ):
         raise NeedsTrust("sample inputs of an unexpected form")
     return example
 
@@ -120,33 +171,61 @@ def check_program(program: object) -> None:
     Modifies ``program`` in place: node metadata cut down, graph-module metadata dropped."""
     if not isinstance(program, dict):
         raise NeedsTrust("an unexpected program description")
-    _only_keys(program, {"graph_module", "opset_version", "range_constraints", "schema_version",
-                         "verifiers", "torch_version", "guards_code"}, "program")
+    _only_keys(
+        program,
+        {
+            "graph_module",
+            "opset_version",
+            "range_constraints",
+            "schema_version",
+            "verifiers",
+            "torch_version",
+            "guards_code",
+        },
+        "program",
+    )
     guards = program.get("guards_code") or []
     if not isinstance(guards, list) or not all(plain_guard(code) for code in guards):
-        raise NeedsTrust("guard code (Python source that torch would run) beyond comparisons "
-                          "of input sizes")
+        raise NeedsTrust("guard code (Python source that torch would run) beyond comparisons of input sizes")
     if any(v not in _VERIFIERS for v in program.get("verifiers") or []):
         raise NeedsTrust("an unknown verifier")
     for symbol, bounds in (program.get("range_constraints") or {}).items():
-        if not (re.fullmatch(r"[a-z]+\d+", symbol) and isinstance(bounds, dict)
-                and set(bounds) <= {"min_val", "max_val"}
-                and all(v is None or type(v) is int for v in bounds.values())):
+        if not (
+            re.fullmatch(r"[a-z]+\d+", symbol)
+            and isinstance(bounds, dict)
+            and set(bounds) <= {"min_val", "max_val"}
+            and all(v is None or type(v) is int for v in bounds.values())
+        ):
             raise NeedsTrust("an unexpected range constraint")
     module = program.get("graph_module")
     if not isinstance(module, dict):
         raise NeedsTrust("no graph")
-    _only_keys(module, {"graph", "signature", "module_call_graph", "metadata",
-                        "treespec_namedtuple_fields"}, "graph module")
+    _only_keys(
+        module,
+        {"graph", "signature", "module_call_graph", "metadata", "treespec_namedtuple_fields"},
+        "graph module",
+    )
     module["metadata"] = {}  # a free-form "custom" JSON for passes; nothing we need
     if module.get("treespec_namedtuple_fields"):
         raise NeedsTrust("named-tuple inputs or outputs")
     graph = module.get("graph")
     if not isinstance(graph, dict):
         raise NeedsTrust("no graph")
-    _only_keys(graph, {"inputs", "outputs", "nodes", "tensor_values", "sym_int_values",
-                       "sym_bool_values", "sym_float_values", "custom_obj_values",
-                       "is_single_tensor_return"}, "graph")
+    _only_keys(
+        graph,
+        {
+            "inputs",
+            "outputs",
+            "nodes",
+            "tensor_values",
+            "sym_int_values",
+            "sym_bool_values",
+            "sym_float_values",
+            "custom_obj_values",
+            "is_single_tensor_return",
+        },
+        "graph",
+    )
     if graph.get("custom_obj_values"):
         raise NeedsTrust("custom objects")
     for node in graph.get("nodes") or []:
@@ -168,8 +247,9 @@ def _only_keys(d: dict, allowed: set[str], what: str) -> None:
 def _check_node(node: object) -> None:
     if not isinstance(node, dict):
         raise NeedsTrust("an unexpected graph node")
-    _only_keys(node, {"target", "inputs", "outputs", "metadata", "is_hop_single_tensor_return",
-                      "name"}, "node")
+    _only_keys(
+        node, {"target", "inputs", "outputs", "metadata", "is_hop_single_tensor_return", "name"}, "node"
+    )
     target = node.get("target")
     match = _ATEN.match(target) if isinstance(target, str) else None
     if not (target in _FUNCTIONS or (match and match.group(1) not in _ATEN_DENIED)):
@@ -198,8 +278,12 @@ def _check_argument(argument: object) -> None:
 def _check_signature(signature: object) -> None:
     if not isinstance(signature, dict):
         raise NeedsTrust("no signature")
-    names = {"parameter": "parameter_name", "buffer": "buffer_name",
-             "tensor_constant": "tensor_constant_name", "user_input": None}
+    names = {
+        "parameter": "parameter_name",
+        "buffer": "buffer_name",
+        "tensor_constant": "tensor_constant_name",
+        "user_input": None,
+    }
     for spec in signature.get("input_specs") or []:
         kind = next(iter(spec), None) if isinstance(spec, dict) and len(spec) == 1 else None
         if kind not in names:
@@ -245,8 +329,7 @@ def _check_treespec(spec: object) -> None:
             value = json.loads(context)
         except (TypeError, ValueError):
             raise NeedsTrust("an unreadable input or output structure") from None
-        if not (value is None or (isinstance(value, list) and all(
-                isinstance(k, str | int) for k in value))):
+        if not (value is None or (isinstance(value, list) and all(isinstance(k, str | int) for k in value))):
             raise NeedsTrust("an input or output structure with unexpected keys")
     for child in spec.get("children_spec") or []:
         _check_treespec(child)
@@ -288,9 +371,13 @@ def check_graph(ep: torch.export.ExportedProgram) -> None:
                 continue
             target = node.target
             if node.op != "call_function" or not (
-                    (isinstance(target, torch._ops.OpOverload) and target.namespace == "aten"
-                     and target._opname not in _ATEN_DENIED) or target in allowed):
+                (
+                    isinstance(target, torch._ops.OpOverload)
+                    and target.namespace == "aten"
+                    and target._opname not in _ATEN_DENIED
+                )
+                or target in allowed
+            ):
                 raise NeedsTrust(f"a call to {target}, which is no plain tensor operator")
     if not all(plain_guard(code) for code in ep._guards_code or []):
-        raise NeedsTrust("guard code (Python source that torch would run) beyond comparisons "
-                          "of input sizes")
+        raise NeedsTrust("guard code (Python source that torch would run) beyond comparisons of input sizes")

@@ -12,18 +12,80 @@ IDENT = r"(?!__)[A-Za-z_][A-Za-z0-9_]*"  # no dunders: no walking to __class__ /
 # sympy's printed form of a size expression: Mul(Integer(96), Symbol('s16', positive=True, ...))
 _SYMPY_TOKEN = re.compile(
     r"\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<number>\d+(?:\.\d+)?(?:e-?\d+)?)"
-    r"|(?P<string>'[a-z]+[0-9]+')|(?P<punct>[(),=+\-*/]))")
+    r"|(?P<string>'[a-z]+[0-9]+')|(?P<punct>[(),=+\-*/]))"
+)
 _SYMPY_NAMES = {
-    "Symbol", "Integer", "Rational", "Float", "Add", "Mul", "Pow", "Max", "Min", "Mod", "Abs",
-    "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "StrictLessThan", "StrictGreaterThan", "LessThan",
-    "GreaterThan", "Equality", "Unequality", "And", "Or", "Not", "true", "false", "oo",
-    "True", "False", "integer", "positive", "nonnegative", "negative", "nonpositive", "real",
-    "finite", "infinite", "zero", "nonzero", "even", "odd", "FloorDiv", "ModularIndexing",
-    "Where", "PythonMod", "CleanDiv", "CeilToInt", "FloorToInt", "CeilDiv", "LShift", "RShift",
-    "PowByNatural", "FloatPow", "FloatTrueDiv", "IntTrueDiv", "IsNonOverlappingAndDenseIndicator",
-    "TruncToFloat", "TruncToInt", "RoundToInt", "RoundDecimal", "ToFloat", "Identity",
-    "OpaqueUnaryFn_sqrt", "BitwiseFn_bitwise_and", "BitwiseFn_bitwise_or", "Piecewise",
-    "int_oo", "IntInfinity", "NegativeIntInfinity",
+    "Symbol",
+    "Integer",
+    "Rational",
+    "Float",
+    "Add",
+    "Mul",
+    "Pow",
+    "Max",
+    "Min",
+    "Mod",
+    "Abs",
+    "Eq",
+    "Ne",
+    "Lt",
+    "Le",
+    "Gt",
+    "Ge",
+    "StrictLessThan",
+    "StrictGreaterThan",
+    "LessThan",
+    "GreaterThan",
+    "Equality",
+    "Unequality",
+    "And",
+    "Or",
+    "Not",
+    "true",
+    "false",
+    "oo",
+    "True",
+    "False",
+    "integer",
+    "positive",
+    "nonnegative",
+    "negative",
+    "nonpositive",
+    "real",
+    "finite",
+    "infinite",
+    "zero",
+    "nonzero",
+    "even",
+    "odd",
+    "FloorDiv",
+    "ModularIndexing",
+    "Where",
+    "PythonMod",
+    "CleanDiv",
+    "CeilToInt",
+    "FloorToInt",
+    "CeilDiv",
+    "LShift",
+    "RShift",
+    "PowByNatural",
+    "FloatPow",
+    "FloatTrueDiv",
+    "IntTrueDiv",
+    "IsNonOverlappingAndDenseIndicator",
+    "TruncToFloat",
+    "TruncToInt",
+    "RoundToInt",
+    "RoundDecimal",
+    "ToFloat",
+    "Identity",
+    "OpaqueUnaryFn_sqrt",
+    "BitwiseFn_bitwise_and",
+    "BitwiseFn_bitwise_or",
+    "Piecewise",
+    "int_oo",
+    "IntInfinity",
+    "NegativeIntInfinity",
 }
 _MAX_EXPRESSION = 10_000  # characters: sympy's parser is slow on huge expressions
 _MAX_DIGITS = 12  # a size literal; sympy's integers are unbounded
@@ -69,15 +131,36 @@ def _small_powers(text: str) -> bool:
             return False
         if comma is None:
             return False
-        exponent = re.fullmatch(r"\s*(?:Integer\()?(\d+)\)?\s*", text[comma + 1:end])
+        exponent = re.fullmatch(r"\s*(?:Integer\()?(\d+)\)?\s*", text[comma + 1 : end])
         if exponent is None or int(exponent.group(1)) > _MAX_EXPONENT:
             return False
     return True
 
 
-_GUARD_NODES = (ast.Expression, ast.Compare, ast.BoolOp, ast.UnaryOp, ast.BinOp, ast.Constant,
-                ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.And, ast.Or, ast.Not,
-                ast.USub, ast.UAdd, ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)
+_GUARD_NODES = (
+    ast.Expression,
+    ast.Compare,
+    ast.BoolOp,
+    ast.UnaryOp,
+    ast.BinOp,
+    ast.Constant,
+    ast.Eq,
+    ast.NotEq,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.And,
+    ast.Or,
+    ast.Not,
+    ast.USub,
+    ast.UAdd,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.FloorDiv,
+    ast.Mod,
+)
 
 
 def plain_guard(code: object) -> bool:
@@ -98,7 +181,8 @@ def plain_guard(code: object) -> bool:
         if not isinstance(node, _GUARD_NODES):
             return False
         if isinstance(node, ast.Constant) and not (
-                type(node.value) in (int, bool) and abs(int(node.value)) < 10**_MAX_DIGITS):
+            type(node.value) in (int, bool) and abs(int(node.value)) < 10**_MAX_DIGITS
+        ):
             return False
         return all(plain(child) for child in ast.iter_child_nodes(node))
 
@@ -107,15 +191,28 @@ def plain_guard(code: object) -> bool:
 
 def _size_lookup(node: ast.AST) -> bool:
     """``L['name'].size()[i]`` (or ``.stride()``), with a literal name and index."""
-    if not (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant)
-            and type(node.slice.value) is int and 0 <= node.slice.value < 8):
+    if not (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.slice, ast.Constant)
+        and type(node.slice.value) is int
+        and 0 <= node.slice.value < 8
+    ):
         return False
     call = node.value
-    if not (isinstance(call, ast.Call) and not call.args and not call.keywords
-            and isinstance(call.func, ast.Attribute) and call.func.attr in ("size", "stride")):
+    if not (
+        isinstance(call, ast.Call)
+        and not call.args
+        and not call.keywords
+        and isinstance(call.func, ast.Attribute)
+        and call.func.attr in ("size", "stride")
+    ):
         return False
     inputs = call.func.value
-    return (isinstance(inputs, ast.Subscript) and isinstance(inputs.value, ast.Name)
-            and inputs.value.id == "L" and isinstance(inputs.slice, ast.Constant)
-            and isinstance(inputs.slice.value, str) and re.fullmatch(IDENT, inputs.slice.value)
-            is not None)
+    return (
+        isinstance(inputs, ast.Subscript)
+        and isinstance(inputs.value, ast.Name)
+        and inputs.value.id == "L"
+        and isinstance(inputs.slice, ast.Constant)
+        and isinstance(inputs.slice.value, str)
+        and re.fullmatch(IDENT, inputs.slice.value) is not None
+    )

@@ -58,11 +58,13 @@ def mismatch(state: dict[str, torch.Tensor], arch: str) -> str | None:
     expected = catalog.architecture_signature(arch)
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k} {_shape(state[k].shape)} vs {_shape(expected[k])}" for k in expected
-              if k in state and tuple(state[k].shape) != expected[k]]
+    shapes = [
+        f"{k} {_shape(state[k].shape)} vs {_shape(expected[k])}"
+        for k in expected
+        if k in state and tuple(state[k].shape) != expected[k]
+    ]
     parts = []
-    for items, what in ((missing, "missing"), (unexpected, "unexpected"),
-                        (shapes, "of another shape")):
+    for items, what in ((missing, "missing"), (unexpected, "unexpected"), (shapes, "of another shape")):
         if items:
             shown = ", ".join(items[:_SHOWN]) + (", ..." if len(items) > _SHOWN else "")
             parts.append(f"{len(items)} {'key' if len(items) == 1 else 'keys'} {what} ({shown})")
@@ -91,19 +93,23 @@ def build(name: str, state: dict[str, torch.Tensor], arch: str | None) -> Opened
     """
     guess = guess_architecture(state)
     if not arch:
-        found = f"; its keys and shapes are those of {guess}" if guess else (
-            "; its keys and shapes match no catalog architecture")
+        found = (
+            f"; its keys and shapes are those of {guess}"
+            if guess
+            else ("; its keys and shapes match no catalog architecture")
+        )
         raise ArchitectureNeededError(
-            f"{name} is a state dict (weights only): the architecture they belong to is "
-            f"needed{found}", guess=guess)
+            f"{name} is a state dict (weights only): the architecture they belong to is needed{found}",
+            guess=guess,
+        )
     if arch not in catalog.available_models():
-        raise ModelError(f"unknown architecture {arch!r}; catalog: "
-                         f"{', '.join(catalog.available_models())}")
+        raise ModelError(f"unknown architecture {arch!r}; catalog: {', '.join(catalog.available_models())}")
     problem = mismatch(state, arch)
     if problem:
         hint = f"; its keys and shapes are those of {guess}" if guess and guess != arch else ""
-        raise ArchitectureNeededError(f"{name} does not fit architecture {arch}: "
-                                      f"{problem}{hint}", guess=guess)
+        raise ArchitectureNeededError(
+            f"{name} does not fit architecture {arch}: {problem}{hint}", guess=guess
+        )
     module = catalog.load_catalog(arch, untrained=True).module
     module.load_state_dict(state, strict=True)
     return Opened(module, NAME, arch=arch)

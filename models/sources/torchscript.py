@@ -42,7 +42,8 @@ def load(probe: FileProbe, options: FileOptions) -> Opened:
         raise UntrustedModelError(
             f"{probe.name} is a TorchScript model that calls {call}, which is not a plain tensor "
             f"operator (it can reach files or code outside the model): running it could do "
-            f"anything its author wrote")
+            f"anything its author wrote"
+        )
     return Opened(module, NAME)
 
 
@@ -102,7 +103,8 @@ def first_conv_channels(module: torch.jit.ScriptModule) -> int | None:
         if weight is None or weight.dim() < 3:
             return None
         transposed = kind.startswith("aten::conv_transpose") or (
-            transposed_at is not None and bool(_constant(inputs[transposed_at])))
+            transposed_at is not None and bool(_constant(inputs[transposed_at]))
+        )
         if transposed:  # weight (in, out / groups, kh, kw)
             return int(weight.shape[0])
         groups = _constant(inputs[groups_at])
@@ -114,10 +116,14 @@ def first_conv_channels(module: torch.jit.ScriptModule) -> int | None:
 
 # aten op -> (index of its `transposed` argument or None, index of its `groups` argument)
 _CONV_ARGS = {
-    "aten::conv2d": (None, 6), "aten::conv1d": (None, 6), "aten::conv3d": (None, 6),
-    "aten::conv_transpose2d": (None, 6), "aten::conv_transpose1d": (None, 6),
+    "aten::conv2d": (None, 6),
+    "aten::conv1d": (None, 6),
+    "aten::conv3d": (None, 6),
+    "aten::conv_transpose2d": (None, 6),
+    "aten::conv_transpose1d": (None, 6),
     "aten::conv_transpose3d": (None, 6),
-    "aten::_convolution": (6, 8), "aten::convolution": (6, 8),
+    "aten::_convolution": (6, 8),
+    "aten::convolution": (6, 8),
 }
 
 

@@ -35,6 +35,19 @@ from models.topk.scanner import (
 from models.topk.store import Store, StoreError
 
 __all__ = [
-    "DEFAULT_K", "Entry", "Example", "LayerSummary", "ScanStats", "Store", "StoreError", "TopKResult",
-    "cache_dir", "clear_cache", "conv_layers", "crop", "examples", "overlay", "scan",
+    "DEFAULT_K",
+    "Entry",
+    "Example",
+    "LayerSummary",
+    "ScanStats",
+    "Store",
+    "StoreError",
+    "TopKResult",
+    "cache_dir",
+    "clear_cache",
+    "conv_layers",
+    "crop",
+    "examples",
+    "overlay",
+    "scan",
 ]

@@ -56,8 +56,9 @@ def _rounded(v: float) -> int:
     return math.floor(v + 0.5)
 
 
-def cut_of(field: ReceptiveField | None, y: int, x: int, view_size: tuple[int, int]
-           ) -> tuple[Box, Clip, tuple[float, float]]:
+def cut_of(
+    field: ReceptiveField | None, y: int, x: int, view_size: tuple[int, int]
+) -> tuple[Box, Clip, tuple[float, float]]:
     """Unit ``(y, x)``'s field ``box`` (unclipped), the ``clip`` of it inside an image of
     ``view_size`` ``(H, W)`` (whole pixels, never empty), and the unit's place in that clip (the
     field's centre, in pixels from the clip's top left). Without a known field: the whole image,
@@ -74,16 +75,19 @@ def cut_of(field: ReceptiveField | None, y: int, x: int, view_size: tuple[int, i
     return box, (y0, x0, y1, x1), centre
 
 
-def cuts_of(field: ReceptiveField | None, ys: np.ndarray, xs: np.ndarray,
-            view_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def cuts_of(
+    field: ReceptiveField | None, ys: np.ndarray, xs: np.ndarray, view_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """:func:`cut_of` for many units at once: ``(N, 4)`` float64 boxes and ``(N, 4)`` int64
     clips."""
     ys, xs = np.asarray(ys, dtype=np.int64), np.asarray(xs, dtype=np.int64)
     h, w = view_size
     if field is None:
         n = ys.shape[0]
-        return (np.tile([0.0, 0.0, float(h), float(w)], (n, 1)),
-                np.tile(np.array([0, 0, h, w], dtype=np.int64), (n, 1)))
+        return (
+            np.tile([0.0, 0.0, float(h), float(w)], (n, 1)),
+            np.tile(np.array([0, 0, h, w], dtype=np.int64), (n, 1)),
+        )
     top = field.start[0] + ys * field.jump[0]
     left = field.start[1] + xs * field.jump[1]
     boxes = np.stack([top, left, top + field.size[0], left + field.size[1]], axis=1).astype(float)
@@ -102,8 +106,9 @@ def frame(field: ReceptiveField | None, view_size: tuple[int, int]) -> tuple[int
     return min(field.size[0], view_size[0]), min(field.size[1], view_size[1])
 
 
-def crop(view: np.ndarray, field: ReceptiveField | None, y: int, x: int
-         ) -> tuple[np.ndarray, Box, Clip, tuple[float, float]]:
+def crop(
+    view: np.ndarray, field: ReceptiveField | None, y: int, x: int
+) -> tuple[np.ndarray, Box, Clip, tuple[float, float]]:
     """Unit ``(y, x)``'s receptive field cut from ``view`` ``(H, W, 3)`` uint8 and clipped to
     it: the crop ``(h, w, 3)`` uint8 (a copy), the unclipped box, the clip and the unit's place
     in the crop (:func:`cut_of`). Without a known field the crop is the whole view."""
@@ -112,16 +117,19 @@ def crop(view: np.ndarray, field: ReceptiveField | None, y: int, x: int
     return np.array(view[y0:y1, x0:x1], dtype=np.uint8), box, clip, centre
 
 
-def overlay(channel_map: np.ndarray, field: ReceptiveField | None, y: int, x: int,
-            view_size: tuple[int, int]) -> np.ndarray:
+def overlay(
+    channel_map: np.ndarray, field: ReceptiveField | None, y: int, x: int, view_size: tuple[int, int]
+) -> np.ndarray:
     """The channel's map ``(H', W')`` on the pixels of unit ``(y, x)``'s crop (its field
     clipped to an image of ``view_size``): ``(h, w)`` float32, each pixel the value of the unit
     whose field centre is nearest."""
     h, w = view_size
     if field is None:
-        field = ReceptiveField(size=(h, w), jump=(max(1, h // channel_map.shape[0]),
-                                                  max(1, w // channel_map.shape[1])),
-                               start=(0.0, 0.0))
+        field = ReceptiveField(
+            size=(h, w),
+            jump=(max(1, h // channel_map.shape[0]), max(1, w // channel_map.shape[1])),
+            start=(0.0, 0.0),
+        )
         y = x = 0
     _, (y0, x0, y1, x1), _ = cut_of(field, y, x, view_size)
     rows, cols = np.arange(y0, y1), np.arange(x0, x1)
@@ -174,20 +182,38 @@ def layer_info(model: LoadedModel, layer: str) -> LayerInfo:
     raise LayerError(f"layer {layer!r} is not a convolution of {model.name} with top examples")
 
 
-def examples(model: LoadedModel, result: TopKResult, layer: str, channel: int,
-             engine: str = "auto", *, maps: bool = False, cancel: CancelFn | None = None,
-             cache: ViewCache | None = None) -> list[Example]:
+def examples(
+    model: LoadedModel,
+    result: TopKResult,
+    layer: str,
+    channel: int,
+    engine: str = "auto",
+    *,
+    maps: bool = False,
+    cancel: CancelFn | None = None,
+    cache: ViewCache | None = None,
+) -> list[Example]:
     """The top-k examples of ``channel`` of ``layer``, strongest first: each one's crop and
     box, and with ``maps`` the channel's activation map on that image (one forward pass of
     the k images on ``engine``) and the map on the crop's pixels. An image that can no longer
     be read gives a grey crop and its ``error``."""
-    return examples_of(model, layer, result.entries(layer, channel), channel, engine, maps=maps,
-                       cancel=cancel, cache=cache)
+    return examples_of(
+        model, layer, result.entries(layer, channel), channel, engine, maps=maps, cancel=cancel, cache=cache
+    )
 
 
-def examples_of(model: LoadedModel, layer: str, entries: list[Entry], channel: int,
-                engine: str = "auto", *, maps: bool = False, cancel: CancelFn | None = None,
-                cache: ViewCache | None = None, info: LayerInfo | None = None) -> list[Example]:
+def examples_of(
+    model: LoadedModel,
+    layer: str,
+    entries: list[Entry],
+    channel: int,
+    engine: str = "auto",
+    *,
+    maps: bool = False,
+    cancel: CancelFn | None = None,
+    cache: ViewCache | None = None,
+    info: LayerInfo | None = None,
+) -> list[Example]:
     """:func:`examples` for given entries (``info``: the layer's, when the caller has it)."""
     cache = cache or VIEWS
     info = info or layer_info(model, layer)
@@ -199,8 +225,16 @@ def examples_of(model: LoadedModel, layer: str, entries: list[Entry], channel: i
         except Exception as exc:  # deleted or damaged since the scan: the view says so
             size = frame(field, model.preprocess.size)
             box, _, _ = cut_of(field, entry.y, entry.x, model.preprocess.size)
-            out.append(Example(entry, np.full((*size, 3), GREY, np.uint8), box,
-                               (0, 0, *size), (size[0] / 2, size[1] / 2), error=one_line(exc)))
+            out.append(
+                Example(
+                    entry,
+                    np.full((*size, 3), GREY, np.uint8),
+                    box,
+                    (0, 0, *size),
+                    (size[0] / 2, size[1] / 2),
+                    error=one_line(exc),
+                )
+            )
             continue
         out.append(Example(entry, *crop(view, field, entry.y, entry.x)))
         if maps:
@@ -208,8 +242,9 @@ def examples_of(model: LoadedModel, layer: str, entries: list[Entry], channel: i
                 raise ValueError("a view cache without tensors cannot give activation maps")
             tensors.append((len(out) - 1, tensor, view.shape[:2]))
     if maps and tensors:
-        _, outputs = run_batch(model, torch.cat([t for _, t, _ in tensors]), engine,
-                               layers=[info.name], cancel=cancel)
+        _, outputs = run_batch(
+            model, torch.cat([t for _, t, _ in tensors]), engine, layers=[info.name], cancel=cancel
+        )
         layer_maps = batch_maps(outputs[info.name], info)[:, channel]
         for (i, _, size), channel_map in zip(tensors, layer_maps, strict=True):
             ex = out[i]

@@ -58,8 +58,9 @@ def label_width() -> int:
     return math.ceil(labels.text_width("ch 0000", TEXT)) + 6
 
 
-def scaled(crop: np.ndarray, tile: int, frame_size: tuple[int, int] | None = None
-           ) -> tuple[np.ndarray, float]:
+def scaled(
+    crop: np.ndarray, tile: int, frame_size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, float]:
     """``crop`` scaled so that ``frame_size`` (default: the crop's own) fits a ``tile`` square:
     the scaled pixels and the scale."""
     h, w = crop.shape[:2]
@@ -72,31 +73,35 @@ def scaled(crop: np.ndarray, tile: int, frame_size: tuple[int, int] | None = Non
     return np.asarray(Image.fromarray(crop).resize((tw, th), filt)), scale
 
 
-def tile_of(crop: np.ndarray, tile: int = TILE, frame_size: tuple[int, int] | None = None,
-            centre: tuple[float, float] | None = None) -> np.ndarray:
+def tile_of(
+    crop: np.ndarray,
+    tile: int = TILE,
+    frame_size: tuple[int, int] | None = None,
+    centre: tuple[float, float] | None = None,
+) -> np.ndarray:
     """A crop scaled into a ``tile`` square (:func:`scaled`), centred on the background; with
     ``centre`` (the unit, in crop pixels) four ticks on the picture's edges point at it."""
     small, scale = scaled(crop, tile, frame_size)
     th, tw = small.shape[:2]
     out = np.full((tile, tile, 3), EMPTY, dtype=np.uint8)
     top, left = (tile - th) // 2, (tile - tw) // 2
-    out[top:top + th, left:left + tw] = small
+    out[top : top + th, left : left + tw] = small
     if centre is not None:
-        mark_unit(out, (top, left, top + th, left + tw),
-                  (top + centre[0] * scale, left + centre[1] * scale))
+        mark_unit(out, (top, left, top + th, left + tw), (top + centre[0] * scale, left + centre[1] * scale))
     return out
 
 
-def mark_unit(rgb: np.ndarray, rect: tuple[int, int, int, int], at: tuple[float, float],
-              length: int = 5) -> None:
+def mark_unit(
+    rgb: np.ndarray, rect: tuple[int, int, int, int], at: tuple[float, float], length: int = 5
+) -> None:
     """Four ticks on the edges of ``rect`` ``(top, left, bottom, right)`` of ``rgb``, at the row
     and column of ``at``: where the unit is, without covering what it sees."""
     top, left, bottom, right = rect
     y = int(min(max(at[0], top), bottom - 1))
     x = int(min(max(at[1], left), right - 1))
     n = max(1, min(length, (bottom - top) // 3, (right - left) // 3))
-    rgb[y, left:left + n] = rgb[y, right - n:right] = TICK
-    rgb[top:top + n, x] = rgb[bottom - n:bottom, x] = TICK
+    rgb[y, left : left + n] = rgb[y, right - n : right] = TICK
+    rgb[top : top + n, x] = rgb[bottom - n : bottom, x] = TICK
 
 
 class Tiles:
@@ -141,12 +146,12 @@ class Tiles:
         small = self._scaled_view(path, view, scale)
         sy, sx = small.shape[0] / view.shape[0], small.shape[1] / view.shape[1]
         top, left = min(round(y0 * sy), small.shape[0] - 1), min(round(x0 * sx), small.shape[1] - 1)
-        part = small[top:max(round(y1 * sy), top + 1), left:max(round(x1 * sx), left + 1)]
-        part = part[:self.tile, :self.tile]
+        part = small[top : max(round(y1 * sy), top + 1), left : max(round(x1 * sx), left + 1)]
+        part = part[: self.tile, : self.tile]
         th, tw = part.shape[:2]
         out = np.full((self.tile, self.tile, 3), EMPTY, dtype=np.uint8)
         oy, ox = (self.tile - th) // 2, (self.tile - tw) // 2
-        out[oy:oy + th, ox:ox + tw] = part
+        out[oy : oy + th, ox : ox + tw] = part
         mark_unit(out, (oy, ox, oy + th, ox + tw), (oy + centre[0] * sy, ox + centre[1] * sx))
         return out
 
@@ -158,8 +163,7 @@ class Tiles:
             return found
         h, w = view.shape[:2]
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        found = self._scaled[key] = np.asarray(
-            Image.fromarray(view).resize(size, Image.Resampling.BOX))
+        found = self._scaled[key] = np.asarray(Image.fromarray(view).resize(size, Image.Resampling.BOX))
         self._scaled_bytes += found.nbytes
         while self._scaled_bytes > SCALED_BYTES and len(self._scaled) > 1:
             self._scaled_bytes -= self._scaled.popitem(last=False)[1].nbytes
@@ -169,14 +173,18 @@ class Tiles:
 Cell = tuple[np.ndarray, str, str]  # a tile, its value line, its name line
 
 
-def montage(rows: list[tuple[int, list[Cell]]], k: int, title: tuple[str, ...] = (),
-            tile: int = TILE) -> np.ndarray:
+def montage(
+    rows: list[tuple[int, list[Cell]]], k: int, title: tuple[str, ...] = (), tile: int = TILE
+) -> np.ndarray:
     """The montage ``(H, W, 3)`` uint8 of ``rows`` ``(channel, its cells)``: the ``title``
     lines on top, a "ch N" label per row, ``k`` cells of a tile over its value and image name."""
     line, label = _line(), label_width()
     cell_h, title_h = tile + 2 * line + 2, (len(title) * line + 4 if title else 0)
-    out = np.full((title_h + max(len(rows), 1) * (cell_h + GAP) - GAP,
-                   label + k * (tile + GAP) - GAP, 3), EMPTY, dtype=np.uint8)
+    out = np.full(
+        (title_h + max(len(rows), 1) * (cell_h + GAP) - GAP, label + k * (tile + GAP) - GAP, 3),
+        EMPTY,
+        dtype=np.uint8,
+    )
     ink, muted = Ink(out.shape[:2], INK, TEXT), Ink(out.shape[:2], MUTED, TEXT)
     for i, text in enumerate(title):
         (ink if i == 0 else muted).write(1 + i * line, 4, text, out.shape[1] - 8)
@@ -185,7 +193,7 @@ def montage(rows: list[tuple[int, list[Cell]]], k: int, title: tuple[str, ...] =
         ink.write(y + (tile - line) // 2, 3, f"ch {channel}", label - 4)
         for c, (cell, value, name) in enumerate(row[:k]):
             x = label + c * (tile + GAP)
-            out[y:y + tile, x:x + tile] = cell
+            out[y : y + tile, x : x + tile] = cell
             ink.write(y + tile + 1, x, value, tile)
             muted.write(y + tile + 1 + line, x, name, tile)
     ink.blend(out)
@@ -200,9 +208,15 @@ def _number(v: float) -> float | None:
 Row = tuple[int, int, str, float, int, int]  # channel, rank, image (relative), value, y, x
 
 
-def layer_document(model: LoadedModel, result: TopKResult, layer: str, max_channels: int,
-                   info: LayerInfo | None = None, skipped: list[tuple[Path, str]] | None = None,
-                   rows: list[Row] | None = None) -> dict:
+def layer_document(
+    model: LoadedModel,
+    result: TopKResult,
+    layer: str,
+    max_channels: int,
+    info: LayerInfo | None = None,
+    skipped: list[tuple[Path, str]] | None = None,
+    rows: list[Row] | None = None,
+) -> dict:
     """The ``L.topk.json`` document: every channel's entries (image path, value, unit, rank,
     the unit's whole field ``box`` and the ``crop`` of it inside the photo, in model-input
     pixels), and the files skipped with a one-line reason."""
@@ -218,16 +232,22 @@ def layer_document(model: LoadedModel, result: TopKResult, layer: str, max_chann
         image = paths.get(path)
         if image is None:
             image = paths[path] = str(result.folder / path)
-        top[c]["entries"].append({"rank": rank, "image": image, "value": _number(value),
-                                  "unit": [y, x], "box": box, "crop": clip})
+        top[c]["entries"].append(
+            {"rank": rank, "image": image, "value": _number(value), "unit": [y, x], "box": box, "crop": clip}
+        )
     skipped = result.skipped() if skipped is None else skipped
     return {
-        "model": result.model_name, "folder": str(result.folder), "layer": summary.name,
-        "k": result.k, "channels": summary.channels,
+        "model": result.model_name,
+        "folder": str(result.folder),
+        "layer": summary.name,
+        "k": result.k,
+        "channels": summary.channels,
         "montage_channels": min(summary.channels, max_channels),
-        "map_size": [summary.height, summary.width], "input_size": list(size),
+        "map_size": [summary.height, summary.width],
+        "input_size": list(size),
         "receptive_field": None if rf is None else {"size": list(rf.size), "jump": list(rf.jump)},
-        "images": result.stats.images, "unreadable": result.stats.unreadable,
+        "images": result.stats.images,
+        "unreadable": result.stats.unreadable,
         "skipped": [{"path": str(p), "reason": why} for p, why in skipped],
         "top": top,
     }
@@ -237,9 +257,14 @@ def _save_png(rgb: np.ndarray, path: Path) -> None:
     Image.fromarray(rgb).save(path, compress_level=PNG_LEVEL)
 
 
-def export_topk(model: LoadedModel, result: TopKResult, out_dir: Path,
-                layers: list[str] | None = None, max_channels: int = MAX_CHANNELS,
-                tile: int = TILE) -> list[Path]:
+def export_topk(
+    model: LoadedModel,
+    result: TopKResult,
+    out_dir: Path,
+    layers: list[str] | None = None,
+    max_channels: int = MAX_CHANNELS,
+    tile: int = TILE,
+) -> list[Path]:
     """Write ``L.topk.png`` and ``L.topk.json`` for ``layers`` (default: every scanned conv
     layer) into ``out_dir``; the paths written."""
     chosen = [result.layer(n).name for n in layers] if layers else [la.name for la in result.layers]
@@ -266,10 +291,15 @@ def export_topk(model: LoadedModel, result: TopKResult, out_dir: Path,
                     break
                 full = paths.get(path) or paths.setdefault(path, result.folder / path)
                 cell, error = tiles.get(Entry(rank, full, value, y, x), field, frame_size)
-                rows[c][1].append((cell, "unreadable" if error else f"{value:.4g}",
-                                   path.rsplit("/", 1)[-1]))  # the whole path is in the JSON
-            title = (layer, f"top {result.k} of {result.stats.images} images per channel",
-                     "the unit's field clipped to the photo;", "ticks point at the unit")
+                rows[c][1].append(
+                    (cell, "unreadable" if error else f"{value:.4g}", path.rsplit("/", 1)[-1])
+                )  # the whole path is in the JSON
+            title = (
+                layer,
+                f"top {result.k} of {result.stats.images} images per channel",
+                "the unit's field clipped to the photo;",
+                "ticks point at the unit",
+            )
             image = montage(rows, result.k, title, tile)
             base = safe_name(layer)
             pending.append(encoder.submit(_save_png, image, staging / f"{base}.topk.png"))
@@ -277,7 +307,8 @@ def export_topk(model: LoadedModel, result: TopKResult, out_dir: Path,
                 pending.pop(0).result()
             doc = layer_document(model, result, layer, max_channels, info, skipped, table)
             (staging / f"{base}.topk.json").write_text(
-                json.dumps(doc, separators=(",", ":"), allow_nan=False))
+                json.dumps(doc, separators=(",", ":"), allow_nan=False)
+            )
             names += [f"{base}.topk.png", f"{base}.topk.json"]
         for job in pending:
             job.result()

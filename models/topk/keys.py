@@ -49,11 +49,19 @@ def weights_hash(module: nn.Module) -> str:
 def layers_hash(layers: list[LayerInfo]) -> str:
     """SHA-256 of the conv layer table a scan ranks: names, output shapes, convolutions and
     receptive fields (two models with equal weights but other strides differ here)."""
-    table = [(la.name, la.type, tuple(la.output_shape), repr(la.conv), la.grid_axes,
-              None if la.receptive_field is None else (la.receptive_field.size,
-                                                       la.receptive_field.jump,
-                                                       la.receptive_field.start))
-             for la in layers]
+    table = [
+        (
+            la.name,
+            la.type,
+            tuple(la.output_shape),
+            repr(la.conv),
+            la.grid_axes,
+            None
+            if la.receptive_field is None
+            else (la.receptive_field.size, la.receptive_field.jump, la.receptive_field.start),
+        )
+        for la in layers
+    ]
     return hashlib.sha256(repr(table).encode()).hexdigest()
 
 
@@ -72,5 +80,6 @@ def same_model(a, b) -> bool:
     dict, computed once per module), name and preprocessing."""
     if a is b:
         return True
-    return (a.name == b.name and a.preprocess == b.preprocess
-            and weights_hash(a.module) == weights_hash(b.module))
+    return (
+        a.name == b.name and a.preprocess == b.preprocess and weights_hash(a.module) == weights_hash(b.module)
+    )

@@ -60,7 +60,7 @@ def elide(text: str, size: int, width: float | None) -> str:
             break
         used += advances[i]
         tail, head = (tail + 1, head) if take_tail else (tail, head + 1)
-    return text[:head] + ELLIPSIS + (text[len(text) - tail:] if tail else "")
+    return text[:head] + ELLIPSIS + (text[len(text) - tail :] if tail else "")
 
 
 @lru_cache(maxsize=16384)
@@ -68,14 +68,13 @@ def text_mask(text: str, size: int, width: float | None = None) -> np.ndarray:
     """``text`` (elided to ``width`` pixels) as an ``(line height, w)`` uint8 coverage mask."""
     text = elide(text, size, width)
     glyphs = [_glyph(ch, size) for ch in text]
-    out = np.zeros((line_height(size), max(1, math.ceil(sum(a for _, a in glyphs)) + 2)),
-                   dtype=np.uint8)
+    out = np.zeros((line_height(size), max(1, math.ceil(sum(a for _, a in glyphs)) + 2)), dtype=np.uint8)
     x = 0.0
     for mask, advance in glyphs:
         left = round(x)
         x += advance
-        region = out[:, left:left + mask.shape[1]]
-        np.maximum(region, mask[:, :region.shape[1]], out=region)
+        region = out[:, left : left + mask.shape[1]]
+        np.maximum(region, mask[:, : region.shape[1]], out=region)
     return out
 
 
@@ -99,7 +98,7 @@ class Ink:
         x1 = min(left + mask.shape[1], self.cover.shape[1])
         if y1 > y0 and x1 > x0:
             region = self.cover[y0:y1, x0:x1]
-            np.maximum(region, mask[y0 - top:y1 - top, x0 - left:x1 - left], out=region)
+            np.maximum(region, mask[y0 - top : y1 - top, x0 - left : x1 - left], out=region)
 
     def blend(self, rgb: np.ndarray) -> None:
         """Mix the text into ``rgb`` ``(H, W, 3)`` uint8, in place (only the pixels with text)."""
@@ -111,8 +110,15 @@ class Ink:
         rgb[where] = ((mixed + 127) // 255).astype(np.uint8)
 
 
-def stamp(canvas: np.ndarray, top: int, left: int, text: str, colour: tuple[int, int, int],
-          size: int, width: float | None = None) -> None:
+def stamp(
+    canvas: np.ndarray,
+    top: int,
+    left: int,
+    text: str,
+    colour: tuple[int, int, int],
+    size: int,
+    width: float | None = None,
+) -> None:
     """Draw one ``text`` into ``canvas`` ``(H, W, 3)`` uint8 (:class:`Ink` for many)."""
     ink = Ink(canvas.shape[:2], colour, size)
     ink.write(top, left, text, width)

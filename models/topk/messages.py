@@ -31,8 +31,9 @@ def progress(done: int, total: int, rate: float, left: float | None) -> str:
     """``123 / 500 images · 12.3 images/s · 0:25 left``, or ``all 500 images cached``."""
     if cached(done, total, rate):
         return f"all {plural(total, 'image')} cached: nothing to run"
-    return (f"{done} / {plural(total, 'image')} · {rate:.1f} images/s · "
-            f"{clock(left if done < total else 0)} left")
+    return (
+        f"{done} / {plural(total, 'image')} · {rate:.1f} images/s · {clock(left if done < total else 0)} left"
+    )
 
 
 def scan_summary(result: TopKResult, engine: str) -> str:
@@ -47,42 +48,48 @@ def scan_summary(result: TopKResult, engine: str) -> str:
     return f"{result.model_name}: {plural(s.images, 'image')} · {done}{skipped}"
 
 
-def skipped_line(skipped: list[tuple[Path, str]], root: Path | None = None,
-                 named: int = SKIPPED_NAMED) -> str:
+def skipped_line(
+    skipped: list[tuple[Path, str]], root: Path | None = None, named: int = SKIPPED_NAMED
+) -> str:
     """``3 files skipped (not readable as images): a.jpg, b.png, c.gif``, the first ``named``
     names (relative to ``root``) and how many more; "" when nothing was skipped."""
     if not skipped:
         return ""
     names = [_relative(p, root) for p, _ in skipped[:named]]
     more = len(skipped) - len(names)
-    return (f"{plural(len(skipped), 'file')} skipped (not readable as images): "
-            f"{', '.join(names)}{f', … and {more} more' if more > 0 else ''}")
+    return (
+        f"{plural(len(skipped), 'file')} skipped (not readable as images): "
+        f"{', '.join(names)}{f', … and {more} more' if more > 0 else ''}"
+    )
 
 
-def skipped_details(skipped: list[tuple[Path, str]], root: Path | None = None,
-                    limit: int = 30) -> str:
+def skipped_details(skipped: list[tuple[Path, str]], root: Path | None = None, limit: int = 30) -> str:
     """One line per skipped file, ``name: why`` (the first ``limit``, then how many more)."""
     lines = [f"{_relative(p, root)}: {why}" for p, why in skipped[:limit]]
     more = len(skipped) - limit
     return "\n".join(lines + ([f"… and {more} more"] if more > 0 else []))
 
 
-def written(result: TopKResult, layers: list[str], montage_channels: int, files: int,
-            out: Path | str) -> str:
+def written(result: TopKResult, layers: list[str], montage_channels: int, files: int, out: Path | str) -> str:
     """What an export wrote, as it was asked: one layer or every one, and the montage's rows."""
     k = result.k
     if len(layers) == 1:
         summary = result.layer(layers[0])
         rows = min(summary.channels, montage_channels)
-        shown = (f"all {summary.channels} channels" if rows == summary.channels
-                 else f"channels 0-{rows - 1} of {summary.channels} in the montage, all in the JSON")
+        shown = (
+            f"all {summary.channels} channels"
+            if rows == summary.channels
+            else f"channels 0-{rows - 1} of {summary.channels} in the montage, all in the JSON"
+        )
         what = f"the top {k} of layer {summary.name} ({shown})"
     else:
         every = len(layers) == len(result.layers)
-        layers_named = (f"each of the {len(layers)} conv layers" if every
-                        else plural(len(layers), "conv layer"))
-        what = (f"the top {k} of {layers_named} (montages: up to {montage_channels} channels "
-                f"each, the JSON: all)")
+        layers_named = (
+            f"each of the {len(layers)} conv layers" if every else plural(len(layers), "conv layer")
+        )
+        what = (
+            f"the top {k} of {layers_named} (montages: up to {montage_channels} channels each, the JSON: all)"
+        )
     return f"wrote {what}: {plural(files, 'file')} in {out}"
 
 

@@ -27,8 +27,7 @@ import numpy as np
 NO_IMAGE = -1
 
 
-def candidates(maps: np.ndarray, channels: int | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def candidates(maps: np.ndarray, channels: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each image's candidate per channel: ``maps`` ``(N, C, H, W)`` -> ``(N, C)`` values
     (float32, ``-inf`` for a map holding NaN: it does not rank), unit y and x (int32): the
     channel's maximum, the first in row-major order on a tie."""
@@ -61,8 +60,7 @@ class LayerTopK:
         images ``image_ids`` ``(N,)``, which must be larger than every id merged before."""
         self.add_candidates(*candidates(maps, self.channels), np.asarray(image_ids, np.int32))
 
-    def add_candidates(self, best: np.ndarray, ys: np.ndarray, xs: np.ndarray,
-                       image_ids: np.ndarray) -> None:
+    def add_candidates(self, best: np.ndarray, ys: np.ndarray, xs: np.ndarray, image_ids: np.ndarray) -> None:
         """Merge ``(N, C)`` candidates (value, unit y, unit x) of the images ``image_ids``."""
         n = best.shape[0]
         if n == 0:
@@ -135,8 +133,7 @@ class LayerTopK:
 
     def to_bytes(self) -> bytes:
         """The state as raw arrays (values, images, ys, xs, floor): a memory copy, no format."""
-        return b"".join(a.tobytes() for a in (self.values, self.images, self.ys, self.xs,
-                                              self.floor))
+        return b"".join(a.tobytes() for a in (self.values, self.images, self.ys, self.xs, self.floor))
 
     @classmethod
     def from_bytes(cls, data: bytes, channels: int, depth: int) -> LayerTopK:
@@ -146,8 +143,7 @@ class LayerTopK:
             raise ValueError(f"a stored state of {len(data)} bytes is not {channels}x{depth}")
         parts = np.split(np.frombuffer(data, dtype=np.uint8), np.cumsum([4 * n] * 4))
         made.values = parts[0].view(np.float32).reshape(channels, depth).copy()
-        made.images, made.ys, made.xs = (p.view(np.int32).reshape(channels, depth).copy()
-                                         for p in parts[1:4])
+        made.images, made.ys, made.xs = (p.view(np.int32).reshape(channels, depth).copy() for p in parts[1:4])
         made.floor = parts[4].view(np.float32).copy()
         return made
 
@@ -155,13 +151,23 @@ class LayerTopK:
         """The filled entries of the first ``k`` ranks (default: all) as rows ``(channel, rank,
         image, value, y, x)``."""
         c, r = np.nonzero(self.images[:, :k] >= 0)
-        return list(zip(c.tolist(), r.tolist(), self.images[c, r].tolist(),
-                        self.values[c, r].astype(np.float64).tolist(), self.ys[c, r].tolist(),
-                        self.xs[c, r].tolist(), strict=True))
+        return list(
+            zip(
+                c.tolist(),
+                r.tolist(),
+                self.images[c, r].tolist(),
+                self.values[c, r].astype(np.float64).tolist(),
+                self.ys[c, r].tolist(),
+                self.xs[c, r].tolist(),
+                strict=True,
+            )
+        )
 
     def equal(self, other: LayerTopK) -> bool:
-        return all(np.array_equal(getattr(self, n), getattr(other, n))
-                   for n in ("values", "images", "ys", "xs", "floor"))
+        return all(
+            np.array_equal(getattr(self, n), getattr(other, n))
+            for n in ("values", "images", "ys", "xs", "floor")
+        )
 
 
 class Gathered:

@@ -101,20 +101,20 @@ class TopKResult:
         for la in self.layers:
             if la.name == name:
                 return la
-        raise LayerError(f"layer {name!r} has no top examples (conv layers: "
-                         f"{', '.join(la.name for la in self.layers[:8])}"
-                         f"{', ...' if len(self.layers) > 8 else ''})")
+        raise LayerError(
+            f"layer {name!r} has no top examples (conv layers: "
+            f"{', '.join(la.name for la in self.layers[:8])}"
+            f"{', ...' if len(self.layers) > 8 else ''})"
+        )
 
     def entries(self, layer: str, channel: int) -> list[Entry]:
         """The top-k of one channel, strongest first (fewer with fewer readable images)."""
         info = self.layer(layer)
         if not 0 <= channel < info.channels:
-            raise LayerError(f"channel {channel} is outside layer {layer!r} "
-                             f"({info.channels} channels)")
+            raise LayerError(f"channel {channel} is outside layer {layer!r} ({info.channels} channels)")
         return self.layer_entries(layer, [channel]).get(channel, [])
 
-    def layer_entries(self, layer: str, channels: list[int] | None = None
-                      ) -> dict[int, list[Entry]]:
+    def layer_entries(self, layer: str, channels: list[int] | None = None) -> dict[int, list[Entry]]:
         """Channel -> its top-k, for ``channels`` (default: all) of ``layer``."""
         index = [la.name for la in self.layers].index(self.layer(layer).name)
         rows = self.store.entries(self.scan_id, index, channels, self.k)
@@ -126,8 +126,10 @@ class TopKResult:
                 made = paths[path] = self.folder / path
             return made
 
-        return {c: [Entry(rank, full(path), value, y, x) for rank, path, value, y, x in found]
-                for c, found in rows.items()}
+        return {
+            c: [Entry(rank, full(path), value, y, x) for rank, path, value, y, x in found]
+            for c, found in rows.items()
+        }
 
     def layer_rows(self, layer: str) -> list[tuple[int, int, str, float, int, int]]:
         """Every channel's top-k as rows ``(channel, rank, image path relative to the folder,
@@ -142,8 +144,7 @@ class TopKResult:
 
 # module -> {(input channels, height, width): its conv layers}: a plan lookup and a zero input
 # cost ~10 ms, and crops and exports ask for a layer's field once per channel
-_conv_layers: weakref.WeakKeyDictionary[nn.Module, dict[tuple, list[LayerInfo]]] = \
-    weakref.WeakKeyDictionary()
+_conv_layers: weakref.WeakKeyDictionary[nn.Module, dict[tuple, list[LayerInfo]]] = weakref.WeakKeyDictionary()
 
 
 def conv_layers(model: LoadedModel) -> list[LayerInfo]:
@@ -170,8 +171,11 @@ def map_shape(la: LayerInfo) -> tuple[int, int, int]:
     count every non-grid axis as channels, as :func:`models.layers.grid_maps` does)."""
     gy, gx = _grid(la)
     shape = la.output_shape
-    return (int(np.prod([s for i, s in enumerate(shape) if i not in (0, gy, gx)])),
-            int(shape[gy]), int(shape[gx]))
+    return (
+        int(np.prod([s for i, s in enumerate(shape) if i not in (0, gy, gx)])),
+        int(shape[gy]),
+        int(shape[gx]),
+    )
 
 
 def batch_maps(output: torch.Tensor, la: LayerInfo) -> np.ndarray:
@@ -190,10 +194,18 @@ def default_batch(layers: list[LayerInfo]) -> int:
     return int(max(1, min(MAX_BATCH, BATCH_BYTES // max(per_image, 1))))
 
 
-def scan(model: LoadedModel, folder: str | Path, engine: str = "auto", *, k: int = DEFAULT_K,
-         batch: int | None = None, progress: ScanProgress | None = None,
-         cancel: CancelFn | None = None, store: Store | None = None,
-         rescan: bool = False) -> TopKResult:
+def scan(
+    model: LoadedModel,
+    folder: str | Path,
+    engine: str = "auto",
+    *,
+    k: int = DEFAULT_K,
+    batch: int | None = None,
+    progress: ScanProgress | None = None,
+    cancel: CancelFn | None = None,
+    store: Store | None = None,
+    rescan: bool = False,
+) -> TopKResult:
     """The top-``k`` examples of every channel of every conv layer of ``model`` over the images
     under ``folder`` (recursively, :data:`~models.images.IMAGE_SUFFIXES`), computed on
     ``engine`` in batches of ``batch`` images (default: :func:`default_batch`).
@@ -216,8 +228,7 @@ def scan(model: LoadedModel, folder: str | Path, engine: str = "auto", *, k: int
     root = Path(folder).expanduser().absolute()
     files = list_images(root)
     if not files:
-        raise ImageError(f"no images in {folder} (looked for {' '.join(IMAGE_SUFFIXES)}, "
-                         f"in subfolders too)")
+        raise ImageError(f"no images in {folder} (looked for {' '.join(IMAGE_SUFFIXES)}, in subfolders too)")
     root = root.resolve()
     layers = conv_layers(model)
     if not layers:
@@ -232,19 +243,28 @@ def scan(model: LoadedModel, folder: str | Path, engine: str = "auto", *, k: int
             sid = None
         if sid is None:
             try:
-                sid = store.create_scan(conn, *keys, RESERVE * k, model.name,
-                                        [(s.name, s.channels, s.height, s.width) for s in summaries])
+                sid = store.create_scan(
+                    conn,
+                    *keys,
+                    RESERVE * k,
+                    model.name,
+                    [(s.name, s.channels, s.height, s.width) for s in summaries],
+                )
             except sqlite3.IntegrityError:  # another process made it a moment ago
                 sid = store.scan_id(conn, *keys)
         info = store.info(conn, sid)
         known = store.images(conn, sid)
         listed = {f.path: f for f in files}
-        gone = [r for r in known.values() if r.path not in listed
-                or (r.size, r.mtime_ns) != (listed[r.path].size, listed[r.path].mtime_ns)]
+        gone = [
+            r
+            for r in known.values()
+            if r.path not in listed or (r.size, r.mtime_ns) != (listed[r.path].size, listed[r.path].mtime_ns)
+        ]
         changed = {r.path for r in gone}
         fresh = [f for f in files if f.path not in known or f.path in changed]
-        stats = ScanStats(images=len(files), scanned=0, unreadable=0, removed=len(gone),
-                          rescanned_all=False, seconds=0.0)
+        stats = ScanStats(
+            images=len(files), scanned=0, unreadable=0, removed=len(gone), rescanned_all=False, seconds=0.0
+        )
         if not (info["complete"] and not gone and not fresh):
             states = store.load_state(conn, sid)
             dropped = [r.id for r in gone if r.state == "done"]
@@ -253,8 +273,7 @@ def scan(model: LoadedModel, folder: str | Path, engine: str = "auto", *, k: int
             if dropped and not all(state.complete(k) for state in states):
                 stats.rescanned_all = True
                 states = [LayerTopK(s.channels, RESERVE * k) for s in summaries]
-            added = [(info["next_image"] + i, f.path, f.size, f.mtime_ns)
-                     for i, f in enumerate(fresh)]
+            added = [(info["next_image"] + i, f.path, f.size, f.mtime_ns) for i, f in enumerate(fresh)]
             store.update_files(conn, sid, [r.id for r in gone], added, stats.rescanned_all)
             store.checkpoint(conn, sid, states)
             store.set_owner(conn, sid, owner)
@@ -263,8 +282,23 @@ def scan(model: LoadedModel, folder: str | Path, engine: str = "auto", *, k: int
             pending, states = [], None
     if states is not None:
         with store.session() as conn:
-            _run(model, root, engine, layers, states, pending, store, conn, sid, owner,
-                 batch or default_batch(layers), len(files), progress, cancel, stats)
+            _run(
+                model,
+                root,
+                engine,
+                layers,
+                states,
+                pending,
+                store,
+                conn,
+                sid,
+                owner,
+                batch or default_batch(layers),
+                len(files),
+                progress,
+                cancel,
+                stats,
+            )
     elif progress is not None:
         progress(len(files), len(files), 0.0, 0.0)
     counts = store.counts(sid)
@@ -277,10 +311,23 @@ def scan(model: LoadedModel, folder: str | Path, engine: str = "auto", *, k: int
     return TopKResult(store, sid, root, model.name, k, summaries, stats, store.engines(sid))
 
 
-def _run(model: LoadedModel, root: Path, engine: str, layers: list[LayerInfo],
-         states: list[LayerTopK], pending: list[tuple[int, str]], store: Store,
-         conn: sqlite3.Connection, sid: int, owner: str, batch: int, total: int,
-         progress: ScanProgress | None, cancel: CancelFn | None, stats: ScanStats) -> None:
+def _run(
+    model: LoadedModel,
+    root: Path,
+    engine: str,
+    layers: list[LayerInfo],
+    states: list[LayerTopK],
+    pending: list[tuple[int, str]],
+    store: Store,
+    conn: sqlite3.Connection,
+    sid: int,
+    owner: str,
+    batch: int,
+    total: int,
+    progress: ScanProgress | None,
+    cancel: CancelFn | None,
+    stats: ScanStats,
+) -> None:
     """Scan ``pending`` in batches of ``batch`` readable images, storing the progress.
 
     A batch's candidates are ranked on a second thread while the next batch is read and run
@@ -333,8 +380,7 @@ def _run(model: LoadedModel, root: Path, engine: str, layers: list[LayerInfo],
         start = time.perf_counter()
         with store.transaction(conn):
             if store.owner(conn, sid) != owner:
-                raise ConvScopeError("another scan of this folder with this model started; "
-                                     "this one stopped")
+                raise ConvScopeError("another scan of this folder with this model started; this one stopped")
             store.checkpoint(conn, sid, states, unsaved, engine if ran[0] else None)
             if final:
                 store.finish(conn, sid, states)
@@ -357,8 +403,7 @@ def _run(model: LoadedModel, root: Path, engine: str, layers: list[LayerInfo],
                     image_id, path = pending[i]
                     i += 1
                     try:
-                        prepared = prepare_image(load_image(root / path), model.preprocess,
-                                                 source=path)
+                        prepared = prepare_image(load_image(root / path), model.preprocess, source=path)
                     except Exception as exc:  # any file that will not decode is skipped
                         outcomes.append((image_id, "unreadable", one_line(exc)))
                         continue

@@ -149,8 +149,7 @@ class Store:
             raise self._error(exc) from exc
 
     def _error(self, exc: BaseException) -> StoreError:
-        return StoreError(f"cannot use the top-k cache {self.path}: {exc} (set {ENV} to "
-                          f"another folder)")
+        return StoreError(f"cannot use the top-k cache {self.path}: {exc} (set {ENV} to another folder)")
 
     def _prepare(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,9 +169,10 @@ class Store:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version != SCHEMA_VERSION:
                 with conn:
-                    for (kind, name) in conn.execute(
-                            "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view') "
-                            "AND name NOT LIKE 'sqlite_%'").fetchall():
+                    for kind, name in conn.execute(
+                        "SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view') "
+                        "AND name NOT LIKE 'sqlite_%'"
+                    ).fetchall():
                         conn.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
                     conn.executescript(_SCHEMA)
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -181,23 +181,40 @@ class Store:
 
     # -- a scan's record ---------------------------------------------------------------------
 
-    def scan_id(self, conn: sqlite3.Connection, model_key: str, preprocess_key: str, folder: str,
-                k: int) -> int | None:
-        row = conn.execute("SELECT id FROM scans WHERE model_key = ? AND preprocess_key = ? AND "
-                           "folder = ? AND k = ?", (model_key, preprocess_key, folder, k)).fetchone()
+    def scan_id(
+        self, conn: sqlite3.Connection, model_key: str, preprocess_key: str, folder: str, k: int
+    ) -> int | None:
+        row = conn.execute(
+            "SELECT id FROM scans WHERE model_key = ? AND preprocess_key = ? AND folder = ? AND k = ?",
+            (model_key, preprocess_key, folder, k),
+        ).fetchone()
         return None if row is None else int(row[0])
 
-    def create_scan(self, conn: sqlite3.Connection, model_key: str, preprocess_key: str,
-                    folder: str, k: int, depth: int, model_name: str,
-                    layers: list[tuple[str, int, int, int]]) -> int:
-        cur = conn.execute("INSERT INTO scans (model_key, preprocess_key, folder, k, depth, "
-                           "model_name, updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (model_key, preprocess_key, folder, k, depth, model_name, time.time()))
+    def create_scan(
+        self,
+        conn: sqlite3.Connection,
+        model_key: str,
+        preprocess_key: str,
+        folder: str,
+        k: int,
+        depth: int,
+        model_name: str,
+        layers: list[tuple[str, int, int, int]],
+    ) -> int:
+        cur = conn.execute(
+            "INSERT INTO scans (model_key, preprocess_key, folder, k, depth, "
+            "model_name, updated) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (model_key, preprocess_key, folder, k, depth, model_name, time.time()),
+        )
         scan = int(cur.lastrowid)
-        conn.executemany("INSERT INTO layers (scan, id, name, channels, height, width, state) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         [(scan, i, name, c, h, w, LayerTopK(c, depth).to_bytes())
-                          for i, (name, c, h, w) in enumerate(layers)])
+        conn.executemany(
+            "INSERT INTO layers (scan, id, name, channels, height, width, state) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (scan, i, name, c, h, w, LayerTopK(c, depth).to_bytes())
+                for i, (name, c, h, w) in enumerate(layers)
+            ],
+        )
         return scan
 
     def forget(self, conn: sqlite3.Connection, scan: int) -> None:
@@ -207,19 +224,26 @@ class Store:
         conn.execute("DELETE FROM scans WHERE id = ?", (scan,))
 
     def info(self, conn: sqlite3.Connection, scan: int) -> dict:
-        row = conn.execute("SELECT folder, k, depth, model_name, complete, next_image, engines, "
-                           "owner FROM scans WHERE id = ?", (scan,)).fetchone()
+        row = conn.execute(
+            "SELECT folder, k, depth, model_name, complete, next_image, engines, "
+            "owner FROM scans WHERE id = ?",
+            (scan,),
+        ).fetchone()
         keys = ("folder", "k", "depth", "model_name", "complete", "next_image", "engines", "owner")
         return dict(zip(keys, row, strict=True))
 
     def layers(self, conn: sqlite3.Connection, scan: int) -> list[LayerRow]:
-        return [LayerRow(*r) for r in conn.execute(
-            "SELECT id, name, channels, height, width FROM layers WHERE scan = ? ORDER BY id",
-            (scan,))]
+        return [
+            LayerRow(*r)
+            for r in conn.execute(
+                "SELECT id, name, channels, height, width FROM layers WHERE scan = ? ORDER BY id", (scan,)
+            )
+        ]
 
     def images(self, conn: sqlite3.Connection, scan: int) -> dict[str, ImageRow]:
-        rows = conn.execute("SELECT id, path, size, mtime_ns, state, error FROM images "
-                            "WHERE scan = ?", (scan,))
+        rows = conn.execute(
+            "SELECT id, path, size, mtime_ns, state, error FROM images WHERE scan = ?", (scan,)
+        )
         return {_path(r[1]): ImageRow(r[0], _path(r[1]), *r[2:]) for r in rows}
 
     def set_owner(self, conn: sqlite3.Connection, scan: int, owner: str) -> None:
@@ -233,77 +257,109 @@ class Store:
     def load_state(self, conn: sqlite3.Connection, scan: int) -> list[LayerTopK]:
         """Each layer's running top-``depth``, as the last batch or update left it."""
         depth = self.info(conn, scan)["depth"]
-        return [LayerTopK.from_bytes(blob, channels, depth) for channels, blob in conn.execute(
-            "SELECT channels, state FROM layers WHERE scan = ? ORDER BY id", (scan,))]
+        return [
+            LayerTopK.from_bytes(blob, channels, depth)
+            for channels, blob in conn.execute(
+                "SELECT channels, state FROM layers WHERE scan = ? ORDER BY id", (scan,)
+            )
+        ]
 
-    def update_files(self, conn: sqlite3.Connection, scan: int, removed: list[int],
-                     added: list[tuple[int, str, int, int]], reset: bool) -> None:
+    def update_files(
+        self,
+        conn: sqlite3.Connection,
+        scan: int,
+        removed: list[int],
+        added: list[tuple[int, str, int, int]],
+        reset: bool,
+    ) -> None:
         """Forget ``removed`` image ids, add ``added`` rows ``(id, path, size, mtime_ns)`` as
         pending; ``reset``: every image scanned so far is pending again."""
-        conn.executemany("DELETE FROM images WHERE scan = ? AND id = ?",
-                         [(scan, i) for i in removed])
-        conn.executemany("INSERT INTO images (scan, id, path, size, mtime_ns, state) "
-                         "VALUES (?, ?, ?, ?, ?, 'pending')",
-                         [(scan, i, _text(p), s, m) for i, p, s, m in added])
+        conn.executemany("DELETE FROM images WHERE scan = ? AND id = ?", [(scan, i) for i in removed])
+        conn.executemany(
+            "INSERT INTO images (scan, id, path, size, mtime_ns, state) VALUES (?, ?, ?, ?, ?, 'pending')",
+            [(scan, i, _text(p), s, m) for i, p, s, m in added],
+        )
         if reset:
-            conn.execute("UPDATE images SET state = 'pending' WHERE scan = ? AND state = 'done'",
-                         (scan,))
+            conn.execute("UPDATE images SET state = 'pending' WHERE scan = ? AND state = 'done'", (scan,))
         if added:
-            conn.execute("UPDATE scans SET next_image = ? WHERE id = ?",
-                         (max(a[0] for a in added) + 1, scan))
+            conn.execute("UPDATE scans SET next_image = ? WHERE id = ?", (max(a[0] for a in added) + 1, scan))
 
-    def checkpoint(self, conn: sqlite3.Connection, scan: int, states: list[LayerTopK],
-                   outcomes: list[tuple[int, str, str | None]] = (), engine: str | None = None
-                   ) -> None:
+    def checkpoint(
+        self,
+        conn: sqlite3.Connection,
+        scan: int,
+        states: list[LayerTopK],
+        outcomes: list[tuple[int, str, str | None]] = (),
+        engine: str | None = None,
+    ) -> None:
         """The images' outcomes ``(id, state, error)`` and every layer's state, in the caller's
         transaction (``with connect()``): a batch is stored whole or not at all."""
-        conn.executemany("UPDATE images SET state = ?, error = ? WHERE scan = ? AND id = ?",
-                         [(state, error, scan, i) for i, state, error in outcomes])
-        conn.executemany("UPDATE layers SET state = ? WHERE scan = ? AND id = ?",
-                         [(s.to_bytes(), scan, i) for i, s in enumerate(states)])
+        conn.executemany(
+            "UPDATE images SET state = ?, error = ? WHERE scan = ? AND id = ?",
+            [(state, error, scan, i) for i, state, error in outcomes],
+        )
+        conn.executemany(
+            "UPDATE layers SET state = ? WHERE scan = ? AND id = ?",
+            [(s.to_bytes(), scan, i) for i, s in enumerate(states)],
+        )
         if engine is not None:
             self._engine_used(conn, scan, engine)
         conn.execute("UPDATE scans SET complete = 0, updated = ? WHERE id = ?", (time.time(), scan))
 
     def pending(self, conn: sqlite3.Connection, scan: int) -> list[tuple[int, str]]:
         """The images still to scan ``(id, path)``, in id order."""
-        return [(i, _path(p)) for i, p in conn.execute(
-            "SELECT id, path FROM images WHERE scan = ? AND state = 'pending' ORDER BY id",
-            (scan,))]
+        return [
+            (i, _path(p))
+            for i, p in conn.execute(
+                "SELECT id, path FROM images WHERE scan = ? AND state = 'pending' ORDER BY id", (scan,)
+            )
+        ]
 
     def finish(self, conn: sqlite3.Connection, scan: int, states: list[LayerTopK]) -> None:
         """Write the first ``k`` ranks of every channel as entries; mark the scan complete."""
         k = self.info(conn, scan)["k"]
         conn.execute("DELETE FROM entries WHERE scan = ?", (scan,))
         for i, s in enumerate(states):
-            conn.executemany("INSERT INTO entries (scan, layer, channel, rank, image, value, y, x)"
-                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             [(scan, i, *row) for row in s.rows(k)])
+            conn.executemany(
+                "INSERT INTO entries (scan, layer, channel, rank, image, value, y, x)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(scan, i, *row) for row in s.rows(k)],
+            )
         conn.execute("UPDATE scans SET complete = 1, updated = ? WHERE id = ?", (time.time(), scan))
 
     def _engine_used(self, conn: sqlite3.Connection, scan: int, engine: str) -> None:
         engines = conn.execute("SELECT engines FROM scans WHERE id = ?", (scan,)).fetchone()[0]
         names = [e for e in engines.split(",") if e]
         if engine not in names:
-            conn.execute("UPDATE scans SET engines = ? WHERE id = ?",
-                         (",".join([*names, engine]), scan))
+            conn.execute("UPDATE scans SET engines = ? WHERE id = ?", (",".join([*names, engine]), scan))
 
     # -- reading results ---------------------------------------------------------------------
 
-    def entries(self, scan: int, layer: int, channels: list[int] | None, k: int
-                ) -> dict[int, list[tuple[int, str, float, int, int]]]:
+    def entries(
+        self, scan: int, layer: int, channels: list[int] | None, k: int
+    ) -> dict[int, list[tuple[int, str, float, int, int]]]:
         """Channel -> its first ``k`` entries ``(rank, image path, value, y, x)``."""
         with self.connect() as conn:
-            rows = conn.execute(
-                "SELECT e.channel, e.rank, i.path, e.value, e.y, e.x FROM entries e "
-                "JOIN images i ON i.scan = e.scan AND i.id = e.image "
-                "WHERE e.scan = ? AND e.layer = ? AND e.rank < ? ORDER BY e.channel, e.rank",
-                (scan, layer, k)).fetchall() if channels is None or len(channels) > 8 else [
-                r for c in channels for r in conn.execute(
+            rows = (
+                conn.execute(
                     "SELECT e.channel, e.rank, i.path, e.value, e.y, e.x FROM entries e "
                     "JOIN images i ON i.scan = e.scan AND i.id = e.image "
-                    "WHERE e.scan = ? AND e.layer = ? AND e.channel = ? AND e.rank < ? "
-                    "ORDER BY e.rank", (scan, layer, c, k))]
+                    "WHERE e.scan = ? AND e.layer = ? AND e.rank < ? ORDER BY e.channel, e.rank",
+                    (scan, layer, k),
+                ).fetchall()
+                if channels is None or len(channels) > 8
+                else [
+                    r
+                    for c in channels
+                    for r in conn.execute(
+                        "SELECT e.channel, e.rank, i.path, e.value, e.y, e.x FROM entries e "
+                        "JOIN images i ON i.scan = e.scan AND i.id = e.image "
+                        "WHERE e.scan = ? AND e.layer = ? AND e.channel = ? AND e.rank < ? "
+                        "ORDER BY e.rank",
+                        (scan, layer, c, k),
+                    )
+                ]
+            )
         wanted = None if channels is None else set(channels)
         out: dict[int, list[tuple[int, str, float, int, int]]] = {}
         for c, rank, path, value, y, x in rows:
@@ -311,8 +367,7 @@ class Store:
                 out.setdefault(c, []).append((rank, _path(path), value, y, x))
         return out
 
-    def layer_rows(self, scan: int, layer: int, k: int
-                   ) -> list[tuple[int, int, str, float, int, int]]:
+    def layer_rows(self, scan: int, layer: int, k: int) -> list[tuple[int, int, str, float, int, int]]:
         """Every channel's first ``k`` entries as rows ``(channel, rank, image path, value, y,
         x)``, by channel and rank: what an export writes, without an object per entry."""
         with self.connect() as conn:
@@ -320,16 +375,21 @@ class Store:
                 "SELECT e.channel, e.rank, i.path, e.value, e.y, e.x FROM entries e "
                 "JOIN images i ON i.scan = e.scan AND i.id = e.image "
                 "WHERE e.scan = ? AND e.layer = ? AND e.rank < ? ORDER BY e.channel, e.rank",
-                (scan, layer, k)).fetchall()
+                (scan, layer, k),
+            ).fetchall()
         if any(isinstance(r[2], bytes) for r in rows):
             rows = [(c, rank, _path(p), v, y, x) for c, rank, p, v, y, x in rows]
         return rows
 
     def skipped(self, scan: int) -> list[tuple[str, str]]:
         with self.connect() as conn:
-            return [(_path(p), e or "") for p, e in conn.execute(
-                "SELECT path, error FROM images WHERE scan = ? AND state = 'unreadable' "
-                "ORDER BY path", (scan,))]
+            return [
+                (_path(p), e or "")
+                for p, e in conn.execute(
+                    "SELECT path, error FROM images WHERE scan = ? AND state = 'unreadable' ORDER BY path",
+                    (scan,),
+                )
+            ]
 
     def engines(self, scan: int) -> list[str]:
         with self.connect() as conn:
@@ -337,5 +397,8 @@ class Store:
 
     def counts(self, scan: int) -> dict[str, int]:
         with self.connect() as conn:
-            return dict(conn.execute("SELECT state, COUNT(*) FROM images WHERE scan = ? "
-                                     "GROUP BY state", (scan,)).fetchall())
+            return dict(
+                conn.execute(
+                    "SELECT state, COUNT(*) FROM images WHERE scan = ? GROUP BY state", (scan,)
+                ).fetchall()
+            )

@@ -19,8 +19,7 @@ from engine.winograd import WinogradEngine
 from tests.conftest import assert_conv_close
 
 OURS = [name for name in available_engines() if name != "reference"]
-NUMPY_FORMS = {"direct": DirectEngine, "im2col": Im2colEngine, "winograd": WinogradEngine,
-               "auto": AutoEngine}
+NUMPY_FORMS = {"direct": DirectEngine, "im2col": Im2colEngine, "winograd": WinogradEngine, "auto": AutoEngine}
 _numpy_instances: dict[str, Engine] = {}
 _keys = iter(range(10**9))
 
@@ -66,9 +65,19 @@ def conv_cases(draw: st.DrawFn) -> dict:
     if mode == "circular":
         h, w = max(h, pad_h), max(w, pad_w)
     return dict(
-        n=draw(st.integers(1, 2)), c_in=c_in, c_out=c_out, h=h, w=w, k=(kh, kw),
-        stride=stride, padding=padding, dilation=dilation, groups=groups, mode=mode,
-        bias=draw(st.booleans()), dtype=draw(st.sampled_from([np.float32, np.float64])),
+        n=draw(st.integers(1, 2)),
+        c_in=c_in,
+        c_out=c_out,
+        h=h,
+        w=w,
+        k=(kh, kw),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        mode=mode,
+        bias=draw(st.booleans()),
+        dtype=draw(st.sampled_from([np.float32, np.float64])),
         seed=draw(st.integers(0, 2**16)),
     )
 
@@ -115,7 +124,7 @@ def test_weight_key_gives_the_uncached_result(name: str, case: dict) -> None:
     assert_conv_close(result.output, get_engine("reference").conv2d(x, w2, b, *args))
 
 
-@pytest.mark.parametrize("name", [*available_engines(), *ALL_FORMS[len(OURS):]])
+@pytest.mark.parametrize("name", [*available_engines(), *ALL_FORMS[len(OURS) :]])
 def test_batch_and_non_square_float32(name: str) -> None:
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 4, 17, 23), dtype=np.float32)

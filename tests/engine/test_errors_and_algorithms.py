@@ -96,13 +96,17 @@ def test_auto_measures_once_per_shape_and_caches_the_winner() -> None:
     first = auto.run(x, w, None, 1, 1)
     info = auto.cache_info()
     assert len(info) == 1
-    (chosen, timings), = info.values()
+    ((chosen, timings),) = info.values()
     # 8 input channels: the compiled dense tap loop is timed too (where numba is there)
     dense = {"direct"} if _jit.kernels() is not None else set()
     assert set(timings) == {"im2col", "winograd F(2x2)", "winograd F(4x4)"} | dense
     assert chosen == min(timings, key=timings.get)
-    expected = {"im2col": "auto → im2col+gemm", "winograd F(2x2)": "auto → winograd F(2x2,3x3)",
-                "winograd F(4x4)": "auto → winograd F(4x4,3x3)", "direct": "auto → direct"}[chosen]
+    expected = {
+        "im2col": "auto → im2col+gemm",
+        "winograd F(2x2)": "auto → winograd F(2x2,3x3)",
+        "winograd F(4x4)": "auto → winograd F(4x4,3x3)",
+        "direct": "auto → direct",
+    }[chosen]
     assert first.algorithm == expected
     second = auto.run(x * 2, w, None, 1, 1)
     assert auto.cache_info() == info  # no new measurement
@@ -116,7 +120,7 @@ def test_auto_takes_the_depthwise_fast_path_without_measuring() -> None:
     x, w = _case((1, 32, 14, 14), (32, 3, 3), groups=32)
     result = auto.run(x, w, None, 1, 1, 1, 32)
     assert result.algorithm == "auto → direct"
-    (chosen, timings), = auto.cache_info().values()
+    ((chosen, timings),) = auto.cache_info().values()
     assert chosen == "direct" and list(timings) == ["direct"]
 
 
@@ -137,8 +141,9 @@ def test_direct_explain_adds_up_to_the_output(stride, padding, dilation, groups,
         np.testing.assert_allclose(t.channel_sums, t.products.sum(axis=(1, 2)))
         assert t.value == pytest.approx(t.channel_sums.sum() + t.bias)
         assert t.value == pytest.approx(out[0, o, y, xx])
-        assert list(t.input_channels) == list(range(o // (8 // groups) * (4 // groups),
-                                                   (o // (8 // groups) + 1) * (4 // groups)))
+        assert list(t.input_channels) == list(
+            range(o // (8 // groups) * (4 // groups), (o // (8 // groups) + 1) * (4 // groups))
+        )
         # padding cells are exactly the taps outside the image
         outside = ((t.rows < 0) | (t.rows >= 9))[:, None] | ((t.cols < 0) | (t.cols >= 10))[None, :]
         np.testing.assert_array_equal(t.in_padding, outside)

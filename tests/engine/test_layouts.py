@@ -47,7 +47,8 @@ def _arrays(x_shape, w_shape, dtype=np.float32, seed=0):
 
 @pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "dilation"), STRIDED)
 def test_wide_patch_matrix_holds_the_patch_matrix_in_its_first_columns(
-        x_shape, w_shape, stride, padding, dilation) -> None:
+    x_shape, w_shape, stride, padding, dilation
+) -> None:
     """The NumPy forms: cropping each wide output row to W_out gives the textbook patch matrix."""
     x, _, _ = _arrays(x_shape, w_shape)
     spec = make_spec(x.shape, w_shape, None, stride, padding, dilation)
@@ -74,18 +75,22 @@ def test_compiled_wide_patches_equal_the_numpy_form(x_shape, w_shape, stride, pa
         kernels.phase_planes(x, n, planes, sh, sw, spec.pad[0], spec.pad[2], hq, wq, 0, spec.c_in)
         np.testing.assert_array_equal(planes, expected_planes[n])
         cols = np.full((k, spec.out_h * wq), np.nan, dtype=x.dtype)
-        kernels.patches_wide(planes, cols, spec.kh, spec.kw, sh, sw, *spec.dilation, wq, 0,
-                             spec.out_h, 0, k)
+        kernels.patches_wide(planes, cols, spec.kh, spec.kw, sh, sw, *spec.dilation, wq, 0, spec.out_h, 0, k)
         np.testing.assert_array_equal(cols, wide_patch_matrix(expected_planes[n], spec, 0, spec.out_h))
 
 
 @needs_numba
-@pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "dilation"),
-                         [*STRIDED, ((1, 16, 7, 7), (4, 16, 3, 3), 1, 1, 1),
-                          ((1, 8, 9, 12), (4, 8, 3, 2), (1, 2), (0, 3), (2, 1)),
-                          ((1, 4, 40, 40), (3, 4, 3, 3), 1, 1, 1),  # long rows
-                          ((1, 3, 5, 6), (2, 3, 3, 3), 1, 4, 1),  # padding wider than the input
-                          ((1, 3, 12, 12), (2, 3, 2, 2), 3, 0, 1)])  # input columns never read
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "stride", "padding", "dilation"),
+    [
+        *STRIDED,
+        ((1, 16, 7, 7), (4, 16, 3, 3), 1, 1, 1),
+        ((1, 8, 9, 12), (4, 8, 3, 2), (1, 2), (0, 3), (2, 1)),
+        ((1, 4, 40, 40), (3, 4, 3, 3), 1, 1, 1),  # long rows
+        ((1, 3, 5, 6), (2, 3, 3, 3), 1, 4, 1),  # padding wider than the input
+        ((1, 3, 12, 12), (2, 3, 2, 2), 3, 0, 1),
+    ],
+)  # input columns never read
 def test_compiled_patches_equal_the_numpy_form(x_shape, w_shape, stride, padding, dilation) -> None:
     """Every row range and band: the rows asked for are the textbook patch matrix's, the others
     are not written."""
@@ -97,8 +102,23 @@ def test_compiled_patches_equal_the_numpy_form(x_shape, w_shape, stride, padding
             expected = patch_matrix(zero_padded(x[n : n + 1], spec), spec, y0, y1)[0, 0]
             for r0, r1 in [(0, k), (1, k - 1)]:
                 cols = np.full((k, (y1 - y0) * spec.out_w), np.nan, dtype=x.dtype)
-                kernels.patches(x, cols, n, 0, spec.kh, spec.kw, *spec.stride, *spec.dilation,
-                                spec.pad[0], spec.pad[2], y0, y1, spec.out_w, r0, r1)
+                kernels.patches(
+                    x,
+                    cols,
+                    n,
+                    0,
+                    spec.kh,
+                    spec.kw,
+                    *spec.stride,
+                    *spec.dilation,
+                    spec.pad[0],
+                    spec.pad[2],
+                    y0,
+                    y1,
+                    spec.out_w,
+                    r0,
+                    r1,
+                )
                 np.testing.assert_array_equal(cols[r0:r1], expected[r0:r1])
                 assert np.isnan(cols[:r0]).all() and np.isnan(cols[r1:]).all()
 
@@ -121,8 +141,11 @@ def test_the_wide_layout_says_so_where_it_runs() -> None:
     assert get_engine("im2col").run(x, w, b, 2, 3).algorithm == "im2col+gemm (phase planes, wide rows)"
     assert Im2colEngine(jit=False).run(x, w, b, 2, 3).algorithm == "im2col+gemm"
     # stride 1, 1x1 kernels, groups and 7x7 outputs of a 3x3 (9-wide rows) keep the per-row matrix
-    for args in [((1, 4, 9, 9), (4, 4, 3, 3), 1, 1), ((1, 4, 9, 9), (4, 4, 1, 1), 2, 0),
-                 ((1, 4, 14, 14), (4, 4, 3, 3), 2, 1)]:
+    for args in [
+        ((1, 4, 9, 9), (4, 4, 3, 3), 1, 1),
+        ((1, 4, 9, 9), (4, 4, 1, 1), 2, 0),
+        ((1, 4, 14, 14), (4, 4, 3, 3), 2, 1),
+    ]:
         assert not uses_wide_rows(make_spec(args[0], args[1], None, args[2], args[3]))
     assert not uses_wide_rows(make_spec((1, 4, 9, 9), (4, 2, 3, 3), None, 2, 1, 1, 2))
 

@@ -115,8 +115,13 @@ def test_numpy_blas_threads_are_restored_after_an_engine_call() -> None:
     thread.join()
     assert seen == [1], "another thread can set it too (threadpoolctl's own setter would ignore it)"
     rng = np.random.default_rng(0)
-    get_engine("winograd").conv2d(rng.standard_normal((1, 4, 9, 9), dtype=np.float32),
-                                  rng.standard_normal((4, 4, 3, 3), dtype=np.float32), None, 1, 1)
+    get_engine("winograd").conv2d(
+        rng.standard_normal((1, 4, 9, 9), dtype=np.float32),
+        rng.standard_normal((4, 4, 3, 3), dtype=np.float32),
+        None,
+        1,
+        1,
+    )
     assert blas.threads == before
 
 
@@ -167,19 +172,28 @@ def test_warm_up_loads_every_kernel() -> None:
         return
     from numba.core.registry import CPUDispatcher
 
-    public = {name: f for name, f in vars(kernels).items()
-              if isinstance(f, CPUDispatcher) and not name.startswith("_")}
-    assert {"depthwise", "patches", "phase_planes", "patches_wide", "crop_rows",
-            "winograd_input", "winograd_output", "winograd_filter"} <= set(public)
-    cold = [name for name, f in public.items()
-            if not any("float32" in str(sig[0]) for sig in f.signatures)]
+    public = {
+        name: f
+        for name, f in vars(kernels).items()
+        if isinstance(f, CPUDispatcher) and not name.startswith("_")
+    }
+    assert {
+        "depthwise",
+        "patches",
+        "phase_planes",
+        "patches_wide",
+        "crop_rows",
+        "winograd_input",
+        "winograd_output",
+        "winograd_filter",
+    } <= set(public)
+    cold = [name for name, f in public.items() if not any("float32" in str(sig[0]) for sig in f.signatures)]
     assert not cold, f"not warmed up: {cold}"
 
 
 @pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize(("kernel", "mult"), [(3, 1), (5, 1), (3, 2), (5, 2), (7, 1), (2, 1)])
-def test_compiled_depthwise_matches_torch_for_every_kernel_path(workers, kernel, mult,
-                                                                monkeypatch) -> None:
+def test_compiled_depthwise_matches_torch_for_every_kernel_path(workers, kernel, mult, monkeypatch) -> None:
     """The 3x3 and 5x5 loops (views made once per call) and the generic one (other sizes,
     channel multipliers): strides, dilation, odd sizes, a batch, with and without bias, the
     channels split in pieces that start anywhere."""
@@ -254,6 +268,9 @@ def test_no_compiled_kernel_calls_one_of_another_module() -> None:
     assert {"depthwise", "direct", "im2col", "winograd"} <= set(modules)
     for name in modules:
         module = importlib.import_module(f"engine._kernels.{name}")
-        foreign = [attr for attr, value in vars(module).items()
-                   if isinstance(value, CPUDispatcher) and value.py_func.__module__ != module.__name__]
+        foreign = [
+            attr
+            for attr, value in vars(module).items()
+            if isinstance(value, CPUDispatcher) and value.py_func.__module__ != module.__name__
+        ]
         assert not foreign, f"engine._kernels.{name} sees compiled functions of other modules: {foreign}"

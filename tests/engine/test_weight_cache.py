@@ -82,7 +82,7 @@ def test_one_key_holds_each_tile_size_apart(winograd: WinogradEngine) -> None:
 def test_cached_transforms_are_read_only(winograd: WinogradEngine) -> None:
     x, w, b = _case()
     winograd.run(x, w, b, 1, 1, weight_key="k")
-    (value, _), = [v for k, v in _weight_cache.SHARED._entries.items() if k[0] == winograd._owner]
+    ((value, _),) = [v for k, v in _weight_cache.SHARED._entries.items() if k[0] == winograd._owner]
     assert not value.flags.writeable
 
 

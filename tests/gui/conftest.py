@@ -23,8 +23,11 @@ def no_thread_left_running():
     deadline = time.monotonic() + THREAD_GRACE_S
 
     def left() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if t not in before and t.is_alive()
-                and not t.name.startswith(LONG_LIVED)]
+        return [
+            t
+            for t in threading.enumerate()
+            if t not in before and t.is_alive() and not t.name.startswith(LONG_LIVED)
+        ]
 
     while left() and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -9,10 +9,10 @@ import threading
 import torch
 from torch import nn
 
-HANG = threading.Event()     # set: every forward pass hangs
+HANG = threading.Event()  # set: every forward pass hangs
 RELEASE = threading.Event()  # set: a hanging forward pass returns
 IN_FORWARD = threading.Event()  # set when a forward pass has started hanging
-HOW = {"where": "python"}    # "python": a busy loop; "c": one lock wait (nothing can land in it)
+HOW = {"where": "python"}  # "python": a busy loop; "c": one lock wait (nothing can land in it)
 
 
 class Hanging(nn.Module):

@@ -28,8 +28,14 @@ NAMES = ["ant", "bee", "cat", "dog", "eel"]
 def _net(seed: int = 0, width: int = 8) -> nn.Sequential:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, width, 3, stride=2, padding=1),
-        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 5)).eval()
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, width, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(width, 5),
+    ).eval()
 
 
 def _outcome(net: nn.Module, photo: str = "chelsea"):
@@ -74,10 +80,10 @@ def test_the_map_shown_is_class_map_s_heat_for_the_layer_and_the_top_class(qtbot
     expected = cam.class_map(net.model, net.image, "2", top, "gradcam")
     assert (shown.layer, shown.class_index, shown.method) == ("2", top, "Grad-CAM")
     np.testing.assert_allclose(shown.heat, expected.heat, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(qimage_to_rgb(view.on_input.image()),
-                                  cam.overlay(net.image.model_view, shown.heat))
-    np.testing.assert_array_equal(qimage_to_rgb(view.on_photo.image()),
-                                  cam.on_original(shown, net.image))
+    np.testing.assert_array_equal(
+        qimage_to_rgb(view.on_input.image()), cam.overlay(net.image.model_view, shown.heat)
+    )
+    np.testing.assert_array_equal(qimage_to_rgb(view.on_photo.image()), cam.on_original(shown, net.image))
     assert view.classes.count() == 5 and view.classes.currentData() == top  # best first
     assert NAMES[top] in view.classes.currentText() and NAMES[top] in view.status.text()
     assert "torch's autograd" in view.note.text()
@@ -92,34 +98,39 @@ def test_the_class_picker_and_the_method_change_the_map(qtbot, view, net) -> Non
     _idle(qtbot, view)
     picked = view.class_map()
     assert picked.class_index == other
-    np.testing.assert_allclose(picked.heat, cam.class_map(net.model, net.image, "2", other).heat,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        picked.heat, cam.class_map(net.model, net.image, "2", other).heat, rtol=1e-5, atol=1e-6
+    )
     assert not np.allclose(picked.heat, first.heat)
     view.choose_method("gradcam++")
     _idle(qtbot, view)
     plus = view.class_map()
     assert (plus.method, plus.class_index) == ("Grad-CAM++", other)
     np.testing.assert_allclose(
-        plus.heat, cam.class_map(net.model, net.image, "2", other, "gradcam++").heat,
-        rtol=1e-5, atol=1e-6)
+        plus.heat, cam.class_map(net.model, net.image, "2", other, "gradcam++").heat, rtol=1e-5, atol=1e-6
+    )
     view.choose_method("gradcam")  # kept: shown at once
     assert view.class_map() is picked and not view.lane.busy
 
 
-def test_the_layer_is_the_last_conv_by_default_or_the_selected_one_or_one_picked(qtbot, view,
-                                                                               net) -> None:
+def test_the_layer_is_the_last_conv_by_default_or_the_selected_one_or_one_picked(qtbot, view, net) -> None:
     view.show_state(Shown(net, _layer(net, "0")))  # a fresh start: the first conv is selected
     _idle(qtbot, view)
     assert view.layer_choice() == "last"
     assert view.class_map().layer == cam.default_layer(net.model, net.image.tensor) == "2"
     assert view.where.text() == "Grad-CAM at 2 (the last convolution)"
     assert [view.layer_box.itemText(i) for i in range(view.layer_box.count())] == [
-        "last conv (2)", "follow the selected layer", "0", "2"]
+        "last conv (2)",
+        "follow the selected layer",
+        "0",
+        "2",
+    ]
     assert view.choose_layer("selected")
     _idle(qtbot, view)
     assert view.class_map().layer == "0" and view.where.text() == "Grad-CAM at 0 (the selected layer)"
-    np.testing.assert_allclose(view.class_map().heat, cam.class_map(net.model, net.image, "0").heat,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        view.class_map().heat, cam.class_map(net.model, net.image, "0").heat, rtol=1e-5, atol=1e-6
+    )
     view.show_state(Shown(net, _layer(net, "1")))  # a ReLU: following it, the last conv
     _idle(qtbot, view)
     assert view.class_map().layer == "2" and "1 is not a convolution" in view.where.text()
@@ -140,8 +151,12 @@ def test_score_cam_reports_its_channels_and_cancels(qtbot, view, monkeypatch) ->
     assert view.progress.isVisible()
     _idle(qtbot, view)
     assert seen == [(32, 96), (64, 96), (96, 96)]
-    np.testing.assert_allclose(view.class_map().heat, cam.class_map(
-        wide.model, wide.image, "2", None, "scorecam").heat, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        view.class_map().heat,
+        cam.class_map(wide.model, wide.image, "2", None, "scorecam").heat,
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
     real = cam.class_map
 
@@ -173,16 +188,19 @@ def test_a_map_for_another_model_or_photo_is_never_shown(qtbot, view, net) -> No
     view.show_state(Shown(other, _layer(other, "2")))
     assert view.class_map() is None  # not the old model's, even for a moment
     _idle(qtbot, view)
-    np.testing.assert_allclose(view.class_map().heat,
-                               cam.class_map(other.model, other.image, "2").heat, rtol=1e-5, atol=1e-6)
-    photo = SimpleNamespace(model=net.model, image=prepare_image(
-        sample_images()["astronaut"], PLAIN), result=net.result)
+    np.testing.assert_allclose(
+        view.class_map().heat, cam.class_map(other.model, other.image, "2").heat, rtol=1e-5, atol=1e-6
+    )
+    photo = SimpleNamespace(
+        model=net.model, image=prepare_image(sample_images()["astronaut"], PLAIN), result=net.result
+    )
     view.show_state(Shown(net, _layer(net, "2")))
     view.show_state(Shown(photo, _layer(net, "2")))  # another photo while the first runs
     _idle(qtbot, view)
     shown = view.class_map()
-    np.testing.assert_allclose(shown.heat, cam.class_map(net.model, photo.image, "2",
-                                                         shown.class_index).heat, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        shown.heat, cam.class_map(net.model, photo.image, "2", shown.class_index).heat, rtol=1e-5, atol=1e-6
+    )
     assert not np.allclose(shown.heat, old.heat)
 
 
@@ -192,8 +210,9 @@ def test_export_writes_both_pictures_and_errors_are_one_line(qtbot, view, net, t
     view.show_state(Shown(net, _layer(net, "2")))
     _idle(qtbot, view)
     path = view.export_png(tmp_path / "map.png")
-    np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")),
-                                  cam.overlay(net.image.model_view, view.class_map().heat))
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(path).convert("RGB")), cam.overlay(net.image.model_view, view.class_map().heat)
+    )
     assert (tmp_path / "map.original.png").exists()
     # a model whose output is not one score per class: said in the view, the app goes on
     flat = _outcome(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()).eval())
@@ -217,8 +236,12 @@ def test_in_the_window_all_three_methods_run_and_score_cam_cancels(qtbot, window
     for method in ("gradcam++", "gradcam"):
         view.choose_method(method)
         _idle(qtbot, view)
-        np.testing.assert_allclose(view.class_map().heat, cam.class_map(
-            outcome.model, outcome.image, "layer4.1.conv2", None, method).heat, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            view.class_map().heat,
+            cam.class_map(outcome.model, outcome.image, "layer4.1.conv2", None, method).heat,
+            rtol=1e-5,
+            atol=1e-6,
+        )
     seen = []
     view.lane.progress.connect(lambda done, total: seen.append((done, total)))
     view.choose_method("scorecam")  # 512 channels, 16 batches: cancelled after the first

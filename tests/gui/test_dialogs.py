@@ -12,8 +12,9 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 from tests.gui.conftest import wait_run
 
 
-def test_save_dialogs_start_in_the_last_folder_with_telling_names(classic, qtbot, tmp_path,
-                                                                  monkeypatch) -> None:
+def test_save_dialogs_start_in_the_last_folder_with_telling_names(
+    classic, qtbot, tmp_path, monkeypatch
+) -> None:
     win = classic
     asked: list[str] = []
     target = tmp_path / "out" / "view.png"

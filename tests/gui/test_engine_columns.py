@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import pytest
 
-LAYERS = ["conv1", "layer1.0.conv1", "layer2.0.conv1", "layer2.0.downsample.0", "layer3.0.conv2",
-          "layer4.1.conv2"]
-ALGORITHMS = {"conv1": "auto → im2col+gemm (phase planes, wide rows)",
-              "layer1.0.conv1": "auto → winograd F(4x4,3x3)",
-              "layer2.0.conv1": "auto → im2col+gemm (phase planes, wide rows)",
-              "layer2.0.downsample.0": "auto → im2col+gemm",
-              "layer3.0.conv2": "auto → winograd F(2x2,3x3)",
-              "layer4.1.conv2": "auto → winograd F(2x2,3x3)"}
+LAYERS = [
+    "conv1",
+    "layer1.0.conv1",
+    "layer2.0.conv1",
+    "layer2.0.downsample.0",
+    "layer3.0.conv2",
+    "layer4.1.conv2",
+]
+ALGORITHMS = {
+    "conv1": "auto → im2col+gemm (phase planes, wide rows)",
+    "layer1.0.conv1": "auto → winograd F(4x4,3x3)",
+    "layer2.0.conv1": "auto → im2col+gemm (phase planes, wide rows)",
+    "layer2.0.downsample.0": "auto → im2col+gemm",
+    "layer3.0.conv2": "auto → winograd F(2x2,3x3)",
+    "layer4.1.conv2": "auto → winograd F(2x2,3x3)",
+}
 
 
 @pytest.fixture
@@ -34,8 +42,9 @@ def _times(scale: float) -> dict[str, float]:
 def _in_view(panel) -> list[bool]:
     table = panel.table
     room = table.viewport().width()
-    return [table.columnViewportPosition(c) + table.columnWidth(c) <= room
-            for c in range(table.columnCount())]
+    return [
+        table.columnViewportPosition(c) + table.columnWidth(c) <= room for c in range(table.columnCount())
+    ]
 
 
 def test_auto_and_reference_are_both_in_view_with_the_whole_algorithm_on_hover(panel, qtbot) -> None:
@@ -54,8 +63,7 @@ def test_auto_and_reference_are_both_in_view_with_the_whole_algorithm_on_hover(p
 def test_many_engines_share_the_width_and_every_time_stays_readable(panel, qtbot) -> None:
     panel.reset(LAYERS)
     for k, engine in enumerate(["auto", "direct", "im2col", "fft", "winograd", "reference"]):
-        algorithms = ALGORITHMS if engine == "auto" else {n: f"{engine} → {engine} tiled (x)"
-                                                          for n in LAYERS}
+        algorithms = ALGORITHMS if engine == "auto" else {n: f"{engine} → {engine} tiled (x)" for n in LAYERS}
         panel.add_run(engine, _times(k + 1.0), 100.0 * (k + 1), 1e-5, algorithms=algorithms)
     qtbot.wait(20)
     from gui.engine_panel import MIN_COLUMN

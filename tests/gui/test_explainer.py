@@ -24,10 +24,19 @@ def _layer(groups=1, dilation=1, padding_mode="zeros", seed=0):
     x = rng.standard_normal((6, 15, 13)).astype(np.float32)
     w = rng.standard_normal((4, 6 // groups, 3, 3)).astype(np.float32)
     b = rng.standard_normal(4).astype(np.float32)
-    conv = make_spec((1, *x.shape), w.shape, b.shape, stride=(2, 2), padding=(1, 1),
-                     dilation=(dilation, dilation), groups=groups, padding_mode=padding_mode)
-    fm = get_engine("im2col").conv2d(x[None], w, b, stride=2, padding=1, dilation=dilation, groups=groups,
-                                     padding_mode=padding_mode)[0]
+    conv = make_spec(
+        (1, *x.shape),
+        w.shape,
+        b.shape,
+        stride=(2, 2),
+        padding=(1, 1),
+        dilation=(dilation, dilation),
+        groups=groups,
+        padding_mode=padding_mode,
+    )
+    fm = get_engine("im2col").conv2d(
+        x[None], w, b, stride=2, padding=1, dilation=dilation, groups=groups, padding_mode=padding_mode
+    )[0]
     return w, b, x, conv, fm
 
 

@@ -28,8 +28,11 @@ def test_a_real_112x112_layer_shows_readable_numbers_inside_the_pane(classic, qt
     assert frame is not None and explainer.current_unit() is not None
     # numbers in the cells, at 11 px or more, in cells large enough for every one of them
     assert frame.numbers and frame.number_px >= 11 and frame.cell >= 24
-    assert all(numbers_fit(g.values, frame.cell, integral=False) for g in frame.grids
-               if not g.name.startswith("output"))
+    assert all(
+        numbers_fit(g.values, frame.cell, integral=False)
+        for g in frame.grids
+        if not g.name.startswith("output")
+    )
     # the frame fits the pane: nothing clipped, nothing to scroll
     h, w = frame.image.shape[:2]
     pane = explainer.view_scroll.viewport().size()
@@ -53,15 +56,16 @@ def test_a_real_112x112_layer_shows_readable_numbers_inside_the_pane(classic, qt
         r0, c0 = grid.origin
         if grid.name.startswith("input channel"):
             channel = int(grid.name.split()[2])
-            np.testing.assert_allclose(grid.values, padded[channel, r0:r0 + gh, c0:c0 + gw], atol=1e-6)
+            np.testing.assert_allclose(grid.values, padded[channel, r0 : r0 + gh, c0 : c0 + gw], atol=1e-6)
         elif grid.name.startswith("kernel"):
             channel = int(grid.name.rsplit(" ", 1)[1])
             np.testing.assert_allclose(grid.values, weight[filt, channel], atol=1e-6)
         elif grid.name.startswith("output"):
             shown = ~grid.missing
             assert shown[y - r0, xx - c0]  # the unit explained is among them
-            np.testing.assert_allclose(grid.values[shown], fm[filt, r0:r0 + gh, c0:c0 + gw][shown],
-                                       atol=1e-4)
+            np.testing.assert_allclose(
+                grid.values[shown], fm[filt, r0 : r0 + gh, c0 : c0 + gw][shown], atol=1e-4
+            )
     assert explainer.current_value() == pytest.approx(float(fm[filt, y, xx]), abs=1e-4)
     bias = conv_bias(model, "combine")
     assert bias is None or np.isfinite(bias).all()

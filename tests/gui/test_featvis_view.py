@@ -57,12 +57,16 @@ def _idle(qtbot, view, timeout=60000):
 
 
 def test_preview_updates_during_the_run_and_the_result_is_visualize_s_for_the_seed(
-        qtbot, view, classic) -> None:
+    qtbot, view, classic
+) -> None:
     view.steps.setValue(48)
     view.seed.setValue(3)
     previews = []
-    view.lane.progress.connect(lambda done, total: previews.append(
-        (done, view.pane.image().cacheKey() if view.pane.image() is not None else None)))
+    view.lane.progress.connect(
+        lambda done, total: previews.append(
+            (done, view.pane.image().cacheKey() if view.pane.image() is not None else None)
+        )
+    )
     view.show_state(Shown(classic, _layer(classic, "combine"), channel=1))
     assert view.lane.busy and view.visualization() is None  # off the GUI thread
     _idle(qtbot, view)
@@ -77,8 +81,7 @@ def test_preview_updates_during_the_run_and_the_result_is_visualize_s_for_the_se
     assert "channel 1 of combine" in view.status.text()
 
 
-def test_cancel_stops_within_a_step_and_the_view_keeps_working(qtbot, view, classic,
-                                                              monkeypatch) -> None:
+def test_cancel_stops_within_a_step_and_the_view_keeps_working(qtbot, view, classic, monkeypatch) -> None:
     after_cancel = []
     real = featvis.visualize
 
@@ -87,6 +90,7 @@ def test_cancel_stops_within_a_step_and_the_view_keeps_working(qtbot, view, clas
             if cancel():
                 after_cancel.append(step)  # a step reported after Cancel was pressed
             progress(step, total, preview)
+
         return real(*args, progress=report, cancel=cancel, **kwargs)
 
     monkeypatch.setattr(featvis, "visualize", counting)
@@ -108,8 +112,7 @@ def test_cancel_stops_within_a_step_and_the_view_keeps_working(qtbot, view, clas
     np.testing.assert_array_equal(view.image(), real(classic.model, "combine", 0, steps=16).image)
 
 
-def test_results_are_kept_per_layer_and_never_shown_for_another_layer_or_model(
-        qtbot, view, classic) -> None:
+def test_results_are_kept_per_layer_and_never_shown_for_another_layer_or_model(qtbot, view, classic) -> None:
     view.steps.setValue(2000)
     view.show_state(Shown(classic, _layer(classic, "combine"), channel=0))
     qtbot.waitUntil(lambda: view.progress.bar.value() >= 2, timeout=30000)
@@ -143,12 +146,14 @@ def test_results_are_kept_per_layer_and_never_shown_for_another_layer_or_model(
     view.show_state(Shown(classic, _layer(classic, "edges"), channel=2))
     _idle(qtbot, view)
     assert view.visualization().seed == 5
-    np.testing.assert_array_equal(view.image(),
-                                  featvis.visualize(classic.model, "edges", 2, steps=24, seed=5).image)
+    np.testing.assert_array_equal(
+        view.image(), featvis.visualize(classic.model, "edges", 2, steps=24, seed=5).image
+    )
 
 
-def test_the_grid_is_the_layers_first_channels_in_one_batch_and_exports(qtbot, view, classic,
-                                                                       tmp_path) -> None:
+def test_the_grid_is_the_layers_first_channels_in_one_batch_and_exports(
+    qtbot, view, classic, tmp_path
+) -> None:
     view.steps.setValue(16)
     view.show_state(Shown(classic, _layer(classic, "edges"), channel=0))
     _idle(qtbot, view)
@@ -184,8 +189,7 @@ def test_a_click_on_a_tile_of_the_grid_shows_that_channel_alone(qtbot, view, cla
     qtbot.mouseClick(view.pane, Qt.MouseButton.LeftButton, pos=point)
     _idle(qtbot, view)
     assert view.channel.value() == 5 and view.visualization().channels == [5]
-    np.testing.assert_array_equal(view.image(), featvis.visualize(classic.model, "edges", 5,
-                                                                  steps=16).image)
+    np.testing.assert_array_equal(view.image(), featvis.visualize(classic.model, "edges", 5, steps=16).image)
     qtbot.mouseClick(view.pane, Qt.MouseButton.LeftButton, pos=point)  # one image: nothing
     assert view.visualization().channels == [5] and not view.lane.busy
 
@@ -225,7 +229,8 @@ def test_the_unit_toggle_visualizes_the_clicked_unit(qtbot, view, classic) -> No
     _idle(qtbot, view)
     assert view.visualization().unit == (3, 4)
     np.testing.assert_array_equal(
-        view.image(), featvis.visualize(classic.model, "combine", 0, unit=(3, 4), steps=16).image)
+        view.image(), featvis.visualize(classic.model, "combine", 0, unit=(3, 4), steps=16).image
+    )
 
 
 def test_a_layer_without_channels_says_so(qtbot, view, classic) -> None:
@@ -296,5 +301,6 @@ def test_hiding_the_tab_stops_its_work_and_showing_it_starts_again(qtbot, view, 
     view.show()
     assert view.lane.busy
     _idle(qtbot, view)
-    np.testing.assert_array_equal(view.image(), featvis.visualize(classic.model, "combine", 0,
-                                                                  steps=24).image)
+    np.testing.assert_array_equal(
+        view.image(), featvis.visualize(classic.model, "combine", 0, steps=24).image
+    )

@@ -27,14 +27,17 @@ def _screen_side(view, rect) -> float:
 
 
 def test_a_big_layer_pages_its_filter_matrix_with_readable_kernels_and_one_channel_shows_every_filter(
-        view, qtbot) -> None:
+    view, qtbot
+) -> None:
     weight = np.random.default_rng(0).standard_normal((512, 64, 3, 3)).astype(np.float32)
     view.set_weights("layer4.0.conv1", weight)
     _settle(qtbot)
     assert "512 filters · each = 64 kernels of 3×3" in view.caption.text()
     n, _, per_page = view._fit
-    assert view.legend.text().startswith(f"blue < 0 < red · each row is a filter: its kernels for "
-                                         f"input channels 0–{n - 1} left to right (of 64")
+    assert view.legend.text().startswith(
+        f"blue < 0 < red · each row is a filter: its kernels for "
+        f"input channels 0–{n - 1} left to right (of 64"
+    )
     assert view.page_count() == -(-512 // per_page) > 1 and view.page_label.isVisible()
     assert view.page_label.text() == f"filters 0–{per_page - 1} of 512"
     image = view.render_image()
@@ -53,8 +56,9 @@ def test_a_big_layer_pages_its_filter_matrix_with_readable_kernels_and_one_chann
         top, left, h, w = view.canvas.rects[tile]
         assert (view.render_image()[top : top + h, left : left + w] != 40).any()  # drawn
         view._hover_tile(tile, 2, 0)
-        assert view.readout.text() == (f"filter {last} · input channel {n - 1} · "
-                                       f"tap (y 2, x 0) = {weight[last, n - 1, 2, 0]:+.4g}")
+        assert view.readout.text() == (
+            f"filter {last} · input channel {n - 1} · tap (y 2, x 0) = {weight[last, n - 1, 2, 0]:+.4g}"
+        )
     assert seen == list(range(512)) and not view.next_page.isEnabled()
     # marking a filter from elsewhere (a clicked map) turns to its page
     view.set_highlight(3)

@@ -39,13 +39,18 @@ def _row(nav: LayerNavigator, layers: list[LayerInfo], name: str):
 def test_stages_hold_blocks_and_blocks_hold_their_layers(nav, resnet_layers) -> None:
     nav.set_layers(resnet_layers)
     top = [nav.tree.topLevelItem(i).text(0) for i in range(nav.tree.topLevelItemCount())]
-    assert top == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4",
-                   "avgpool", "fc"]
+    assert top == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
     layer2 = _row(nav, resnet_layers, "layer2")
     assert _names(nav, layer2) == ["layer2.0", "layer2.1"]
     assert _names(nav, layer2.child(0)) == [
-        "layer2.0.conv1", "layer2.0.bn1", "layer2.0.relu", "layer2.0.conv2", "layer2.0.bn2",
-        "layer2.0.downsample", "layer2.0.relu#2"]
+        "layer2.0.conv1",
+        "layer2.0.bn1",
+        "layer2.0.relu",
+        "layer2.0.conv2",
+        "layer2.0.bn2",
+        "layer2.0.downsample",
+        "layer2.0.relu#2",
+    ]
     # the stage's row is a layer: its index is the stage's output row, after its blocks
     index = layer2.data(0, INDEX)
     assert resnet_layers[index].name == "layer2" and resnet_layers[index].block
@@ -107,12 +112,12 @@ def test_leaf_only_forms_group_their_layers_by_path(nav) -> None:
     def row(name: str, conv: bool = False) -> LayerInfo:
         from engine import make_spec
 
-        spec = make_spec((1, 3, 8, 8), (4, 3, 3, 3), None, (1, 1), (1, 1), (1, 1), 1, "zeros") \
-            if conv else None
+        spec = (
+            make_spec((1, 3, 8, 8), (4, 3, 3, 3), None, (1, 1), (1, 1), (1, 1), 1, "zeros") if conv else None
+        )
         return LayerInfo(name, "X", (1, 4, 8, 8), 0, 0, 0.0, None, None, conv=spec)
 
-    layers = [row("stem.0", True), row("stem.1"), row("body.a.conv", True), row("body.a.relu"),
-              row("head")]
+    layers = [row("stem.0", True), row("stem.1"), row("body.a.conv", True), row("body.a.relu"), row("head")]
     nav.set_layers(layers)
     stem = nav.tree.topLevelItem(0)
     assert stem.text(0) == "stem" and stem.data(0, INDEX) == -1  # a group, not a layer
@@ -174,10 +179,12 @@ def test_a_bold_row_keeps_its_stage_as_its_plain_neighbours_do(nav) -> None:
     from engine import make_spec
 
     spec = make_spec((1, 3, 8, 8), (4, 3, 3, 3), None, (1, 1), (1, 1), (1, 1), 1, "zeros")
-    layers = [LayerInfo("inception4a.branch3.0.conv", "Conv2d", (1, 4, 8, 8), 0, 0, 0.0, None,
-                        None, conv=spec),  # bold
-              LayerInfo("inception4a.branch3.1.conv", "Conv2d", (1, 4, 8, 8), 0, 0, 0.0, None,
-                        None)]  # the same length, plain
+    layers = [
+        LayerInfo(
+            "inception4a.branch3.0.conv", "Conv2d", (1, 4, 8, 8), 0, 0, 0.0, None, None, conv=spec
+        ),  # bold
+        LayerInfo("inception4a.branch3.1.conv", "Conv2d", (1, 4, 8, 8), 0, 0, 0.0, None, None),
+    ]  # the same length, plain
     nav.set_layers(layers)
     assert nav.item(0).font(0).bold() and not nav.item(1).font(0).bold()
     delegate = nav._names
@@ -194,9 +201,13 @@ def test_a_bold_row_keeps_its_stage_as_its_plain_neighbours_do(nav) -> None:
 
 @pytest.mark.parametrize(("width", "types"), [(350, True), (280, False)])  # 1600x1000, 1024x700
 def test_the_type_column_shows_at_the_default_size(nav, width, types) -> None:
-    names = [("conv1", "Conv2d"), ("inception4a", "Inception"),
-             ("mobile.features.1", "Conv2dNormActivation"), ("avgpool", "AdaptiveAvgPool2d"),
-             ("scripted.block", "__torch__.torchvision.models.resnet.BasicBlock")]
+    names = [
+        ("conv1", "Conv2d"),
+        ("inception4a", "Inception"),
+        ("mobile.features.1", "Conv2dNormActivation"),
+        ("avgpool", "AdaptiveAvgPool2d"),
+        ("scripted.block", "__torch__.torchvision.models.resnet.BasicBlock"),
+    ]
     layers = [LayerInfo(n, t, (1, 1024, 14, 14), 0, 0, 0.0, None, None) for n, t in names]
     nav.resize(width, 600)
     nav.set_layers(layers)

@@ -70,8 +70,13 @@ def test_open_image_by_api_and_by_drop(classic, qtbot, tmp_path) -> None:
     Image.fromarray(255 - photo).save(tmp_path / "dropped.jpg")
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "dropped.jpg"))])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
-                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     win.dropEvent(event)
     wait_run(qtbot, win)
     assert win.outcome.source.endswith("dropped.jpg")
@@ -137,9 +142,17 @@ def test_the_readout_follows_the_mouse_however_fast_it_moves(classic, qtbot) -> 
     for channel in (1, 4, 7):  # three moves in a row, well under pyqtgraph's default 10 ms apart
         top, left, h, w = fm.tile_rect(channel)
         pos = QPointF(fm.graphics.mapFromScene(fm.view.mapViewToScene(QPointF(left + w / 2, top + h / 2))))
-        QApplication.sendEvent(viewport, QMouseEvent(
-            QEvent.Type.MouseMove, pos, QPointF(viewport.mapToGlobal(pos)), Qt.MouseButton.NoButton,
-            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+        QApplication.sendEvent(
+            viewport,
+            QMouseEvent(
+                QEvent.Type.MouseMove,
+                pos,
+                QPointF(viewport.mapToGlobal(pos)),
+                Qt.MouseButton.NoButton,
+                Qt.MouseButton.NoButton,
+                Qt.KeyboardModifier.NoModifier,
+            ),
+        )
         assert fm.readout.text().startswith(f"channel {channel} ")  # where the mouse is, not was
 
 
@@ -244,13 +257,15 @@ def test_screenshot_writes_the_window(qtbot, tmp_path) -> None:
     from main import build_parser
 
     args: argparse.Namespace = build_parser().parse_args(
-        ["--model", "classic", "--layer", "combine", "--screenshot", str(tmp_path / "shot.png")])
+        ["--model", "classic", "--layer", "combine", "--screenshot", str(tmp_path / "shot.png")]
+    )
     assert run_app(args) == 0
     with Image.open(tmp_path / "shot.png") as image:
         shot = np.asarray(image)
     assert shot.shape[0] >= 900 and shot.shape[1] >= 1500 and shot.std() > 20
-    args = build_parser().parse_args(["--model", "classic", "--screenshot", str(tmp_path / "small.png"),
-                                      "--window-size", "1024x700"])
+    args = build_parser().parse_args(
+        ["--model", "classic", "--screenshot", str(tmp_path / "small.png"), "--window-size", "1024x700"]
+    )
     assert run_app(args) == 0
     with Image.open(tmp_path / "small.png") as image:
         assert image.size == (1024, 700)
@@ -278,8 +293,9 @@ def test_state_dict_asks_for_its_architecture(classic, qtbot, tmp_path, monkeypa
 
     torch.save(state, tmp_path / "weights.pth")
     asked = []
-    monkeypatch.setattr("gui.dialogs.ask_arch",
-                        lambda parent, path, guess=None: asked.append(path) or "classic")
+    monkeypatch.setattr(
+        "gui.dialogs.ask_arch", lambda parent, path, guess=None: asked.append(path) or "classic"
+    )
     classic.open_model(str(tmp_path / "weights.pth"))
     wait_run(qtbot, classic)
     wait_run(qtbot, classic)
@@ -328,8 +344,9 @@ class _SlowDownload:
         return b"\0" * n
 
 
-def test_download_shows_progress_and_cancel_keeps_what_was_shown(classic, qtbot, tmp_path,
-                                                                monkeypatch) -> None:
+def test_download_shows_progress_and_cancel_keeps_what_was_shown(
+    classic, qtbot, tmp_path, monkeypatch
+) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached: a real download
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: _SlowDownload())
     win = classic

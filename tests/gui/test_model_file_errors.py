@@ -30,13 +30,14 @@ def _pickled_model_of_a_gone_script(path) -> None:
         del sys.modules[script.__name__]
 
 
-def test_a_pickled_model_whose_class_is_gone_says_what_to_do(classic, qtbot, tmp_path,
-                                                              monkeypatch) -> None:
+def test_a_pickled_model_whose_class_is_gone_says_what_to_do(classic, qtbot, tmp_path, monkeypatch) -> None:
     win = classic
     _pickled_model_of_a_gone_script(tmp_path / "net.pth")
     status: list[str] = []
-    monkeypatch.setattr("gui.dialogs.ask_trust",
-                        lambda parent, path, reason="": status.append(win.status_label.text()) or True)
+    monkeypatch.setattr(
+        "gui.dialogs.ask_trust",
+        lambda parent, path, reason="": status.append(win.status_label.text()) or True,
+    )
     win.open_model(str(tmp_path / "net.pth"))
     wait_run(qtbot, win)
     assert status and "running" not in status[0]  # while the question waits
@@ -46,16 +47,19 @@ def test_a_pickled_model_whose_class_is_gone_says_what_to_do(classic, qtbot, tmp
     assert win.outcome.model.name == "classic"
 
 
-def test_weights_of_another_architecture_say_which_keys_disagree(classic, qtbot, tmp_path,
-                                                                 monkeypatch) -> None:
+def test_weights_of_another_architecture_say_which_keys_disagree(
+    classic, qtbot, tmp_path, monkeypatch
+) -> None:
     from models.sources.catalog import load_catalog
 
     win = classic
     torch.save(load_catalog("resnet18", untrained=True).module.state_dict(), tmp_path / "w.pth")
     asked: list[tuple[str | None, str]] = []
     answers = ["resnet50", "resnet18"]  # the user picks the wrong one, then the one suggested
-    monkeypatch.setattr("gui.dialogs.ask_arch", lambda parent, path, guess=None: asked.append(
-        (guess, win.status_label.text())) or answers.pop(0))
+    monkeypatch.setattr(
+        "gui.dialogs.ask_arch",
+        lambda parent, path, guess=None: asked.append((guess, win.status_label.text())) or answers.pop(0),
+    )
     win.open_model(str(tmp_path / "w.pth"))
     wait_run(qtbot, win)
     assert asked[0][0] == "resnet18" and "running" not in asked[0][1]  # the guess preselected
@@ -64,8 +68,9 @@ def test_weights_of_another_architecture_say_which_keys_disagree(classic, qtbot,
     assert "keys missing" in text and "of another shape" in text and "64x64x3x3 vs 64x64x1x1" in text
     assert "those of resnet18" in text and win.outcome.model.name == "classic"
     # what to do in the window: choose resnet18 when asked, and a button that asks again
-    assert text.endswith("Open the file again (Model > Open model file…) and choose resnet18 when "
-                         "asked which architecture.")
+    assert text.endswith(
+        "Open the file again (Model > Open model file…) and choose resnet18 when asked which architecture."
+    )
     again = next(b for b in win._message.buttons() if b.text() == "Choose the architecture again…")
     again.click()
     wait_run(qtbot, win)

@@ -26,8 +26,15 @@ def test_a_dropped_model_file_opens_as_a_model(classic, qtbot, tmp_path, suffix)
     torch.jit.save(torch.jit.script(net), path)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    classic.dropEvent(QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
-                                 Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    classic.dropEvent(
+        QDropEvent(
+            QPointF(10, 10),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+    )
     wait_run(qtbot, classic)
     assert classic.last_error is None
     assert classic.outcome.model.name == str(path) and classic.outcome.model.source == "torchscript"

@@ -109,8 +109,7 @@ def test_remembered_for_the_same_file_and_not_for_another(tmp_path, model_file, 
     ini = str(tmp_path / "settings.ini")
     store = SettingsStore(QSettings(ini, QSettings.Format.IniFormat))
     other = _save(tmp_path / "other.pt", 4)
-    values = ModelSettings(input_size=(64, 48), mean=(0.1, 0.2, 0.3), std=(1.0, 1.0, 1.0),
-                           labels=labels_file)
+    values = ModelSettings(input_size=(64, 48), mean=(0.1, 0.2, 0.3), std=(1.0, 1.0, 1.0), labels=labels_file)
     store.put(model_file, values)
     assert store.get(model_file) == values
     assert store.get(other) is None

@@ -21,8 +21,7 @@ class Tiny(nn.Module):
         return self.fc(self.pool(self.conv(x)).flatten(1))
 
 
-def test_settings_reach_the_model_and_stay_with_their_file(classic, qtbot, tmp_path,
-                                                          monkeypatch) -> None:
+def test_settings_reach_the_model_and_stay_with_their_file(classic, qtbot, tmp_path, monkeypatch) -> None:
     win = classic
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
     torch.jit.save(torch.jit.script(Tiny(1000).eval()), str(a))
@@ -34,8 +33,10 @@ def test_settings_reach_the_model_and_stay_with_their_file(classic, qtbot, tmp_p
     assert "guess" in win.predictions.title.text()
     assert win.settings_action.isEnabled()
     chosen = ModelSettings(input_size=(64, 80), labels=str(labels))
-    monkeypatch.setattr("gui.model_settings.ask",
-                        lambda parent, path, store, current, own: (store.put(path, chosen), chosen)[1])
+    monkeypatch.setattr(
+        "gui.model_settings.ask",
+        lambda parent, path, store, current, own: (store.put(path, chosen), chosen)[1],
+    )
     win.edit_model_settings()
     wait_run(qtbot, win)
     assert win.outcome.model.preprocess.size == (64, 80)

@@ -33,8 +33,10 @@ def test_offline_offers_random_weights_for_that_model_only(classic, qtbot, monke
         calls.append((name, kwargs["untrained"]))
         if name != "classic" and not kwargs["untrained"]:
             raise WeightsUnavailableError(
-                "cannot download squeezenet1_1-b8a52dc0.pth (no network connection)", url=URL,
-                path="/home/me/.cache/torch/hub/checkpoints/squeezenet1_1-b8a52dc0.pth")
+                "cannot download squeezenet1_1-b8a52dc0.pth (no network connection)",
+                url=URL,
+                path="/home/me/.cache/torch/hub/checkpoints/squeezenet1_1-b8a52dc0.pth",
+            )
         return load_model(name, **kwargs)
 
     monkeypatch.setattr("models.pipeline.load_model", loader)
@@ -62,8 +64,9 @@ def test_offline_offers_random_weights_for_that_model_only(classic, qtbot, monke
     assert calls[-1] == ("resnet18", True) and win.outcome.model.name == "resnet18"
 
 
-def test_a_real_catalog_model_offline_then_with_the_file_put_in_place(classic, qtbot, monkeypatch,
-                                                                     tmp_path) -> None:
+def test_a_real_catalog_model_offline_then_with_the_file_put_in_place(
+    classic, qtbot, monkeypatch, tmp_path
+) -> None:
     from models.sources.catalog import load_catalog
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
@@ -87,5 +90,6 @@ def test_a_real_catalog_model_offline_then_with_the_file_put_in_place(classic, q
     win.open_model("squeezenet1_1")
     wait_run(qtbot, win)
     assert win.last_error is None and win.outcome.model.pretrained
-    torch.testing.assert_close(win.outcome.model.module.state_dict()["features.0.weight"],
-                               saved["features.0.weight"])
+    torch.testing.assert_close(
+        win.outcome.model.module.state_dict()["features.0.weight"], saved["features.0.weight"]
+    )

@@ -18,9 +18,17 @@ def _move(graphics, scene_pos: QPointF) -> None:
     """A real mouse move over a pyqtgraph widget, at a scene position."""
     viewport = graphics.viewport()
     pos = QPointF(graphics.mapFromScene(scene_pos))
-    QApplication.sendEvent(viewport, QMouseEvent(
-        QEvent.Type.MouseMove, pos, QPointF(viewport.mapToGlobal(pos)), Qt.MouseButton.NoButton,
-        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+    QApplication.sendEvent(
+        viewport,
+        QMouseEvent(
+            QEvent.Type.MouseMove,
+            pos,
+            QPointF(viewport.mapToGlobal(pos)),
+            Qt.MouseButton.NoButton,
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+        ),
+    )
 
 
 @pytest.fixture
@@ -49,8 +57,10 @@ def test_few_channels_fill_the_pane_as_big_tiles_in_the_shape_of_the_pane(maps_v
     assert canvas.columns() == 3  # a wide pane: one row of three
     viewport = canvas.graphics.viewport().width()
     top, left, _, w = maps_view.tile_rect(2)
-    on_screen = canvas.view.mapViewToDevice(QPointF(left + w, top)).x() - \
-        canvas.view.mapViewToDevice(QPointF(left, top)).x()
+    on_screen = (
+        canvas.view.mapViewToDevice(QPointF(left + w, top)).x()
+        - canvas.view.mapViewToDevice(QPointF(left, top)).x()
+    )
     assert on_screen > viewport / 4  # a big tile, not a stamp
     maps_view.resize(400, 1000)  # a tall pane: the three stack
     _settle(qtbot)
@@ -146,8 +156,13 @@ def test_a_layer_without_spatial_extent_is_a_bar_chart_of_its_values(maps_view, 
     close = np.zeros(1000, np.float32)
     close[[281, 282, 285, 600, 10]] = [5, 6, 9, 4, 3]
     maps_view.set_maps("fc", close, names)
-    assert maps_view.bar_labels() == ["285 class285", "282 class282", "281 class281", "600 class600",
-                                      "10 class10"]
+    assert maps_view.bar_labels() == [
+        "285 class285",
+        "282 class282",
+        "281 class281",
+        "600 class600",
+        "10 class10",
+    ]
     assert maps_view.bars.numbers() == ["285", "600", "10"]
     qtbot.wait(50)  # the new range
     maps_view.bars.scene().sigMouseMoved.emit(vb.mapViewToScene(QPointF(600, 2)))
@@ -186,10 +201,13 @@ def test_hovering_a_kernel_reads_its_weights_per_input_channel(filters, qtbot) -
     filters.channel.setCurrentIndex(1 + 2)  # input B
     _settle(qtbot)
     top, left, _, _ = canvas.rects[5]
-    _move(canvas.graphics, canvas.view.mapViewToScene(QPointF(left + 1.5 * canvas.scale,
-                                                              top + 2.5 * canvas.scale)))
-    assert filters.readout.text() == (f"filter 5 “Sobel y (dark→light)” · input channel 2 · "
-                                      f"tap (y 2, x 1) = {weight[5, 2, 2, 1]:+.4g}")
+    _move(
+        canvas.graphics,
+        canvas.view.mapViewToScene(QPointF(left + 1.5 * canvas.scale, top + 2.5 * canvas.scale)),
+    )
+    assert filters.readout.text() == (
+        f"filter 5 “Sobel y (dark→light)” · input channel 2 · tap (y 2, x 1) = {weight[5, 2, 2, 1]:+.4g}"
+    )
 
 
 def test_the_filter_matrix_hovers_each_kernel_and_marks_a_filters_row(filters, qtbot) -> None:
@@ -207,8 +225,10 @@ def test_the_filter_matrix_hovers_each_kernel_and_marks_a_filters_row(filters, q
     row = filters.marker.rect()  # the whole row of filter 4
     first, last = canvas.rects[20], canvas.rects[24]
     assert row.left() <= first[1] and row.right() >= last[1] + last[3]  # the whole row...
-    assert first[0] - canvas.gap <= row.top() < first[0] and \
-        first[0] + first[2] < row.bottom() <= first[0] + first[2] + canvas.gap  # ...and only it
+    assert (
+        first[0] - canvas.gap <= row.top() < first[0]
+        and first[0] + first[2] < row.bottom() <= first[0] + first[2] + canvas.gap
+    )  # ...and only it
 
 
 # --- the receptive-field plot --------------------------------------------------------------
@@ -236,8 +256,7 @@ def test_the_rf_plot_reads_on_hover_and_steps_to_a_clicked_layer(classic, qtbot)
     scene = plot.point_scene_pos(combine)
     _move(plot.plot, scene + QPointF(3, 40))  # near the point along x: that layer
     assert plot.hovered_layer() == "combine"
-    assert f"combine (Conv2d) · field {rf.size[0]}×{rf.size[1]} px · jump {rf.jump[0]}" in \
-        plot.readout.text()
+    assert f"combine (Conv2d) · field {rf.size[0]}×{rf.size[1]} px · jump {rf.jump[0]}" in plot.readout.text()
     with qtbot.waitSignal(plot.layer_clicked) as blocker:
         plot._click(scene)
     assert blocker.args == ["combine"] and services.selected == ["combine"]
@@ -292,10 +311,15 @@ def test_the_views_draw_what_the_window_shows(classic, qtbot) -> None:
     from models.classic import COMBINED
 
     outcome = classic.outcome
-    keys = {v.key: v.title for v in (classic.feature_maps, classic.filters, classic.rf_plot,
-                                      classic.engine_panel)}
-    assert keys == {"maps": "Feature maps", "filters": "Filters", "rf": "Receptive field vs depth",
-                    "engines": "Engines"}
+    keys = {
+        v.key: v.title for v in (classic.feature_maps, classic.filters, classic.rf_plot, classic.engine_panel)
+    }
+    assert keys == {
+        "maps": "Feature maps",
+        "filters": "Filters",
+        "rf": "Receptive field vs depth",
+        "engines": "Engines",
+    }
     # the window's own state: a channel picked in the maps is handed to every view in a Shown
     classic.select_layer("combine")
     classic.feature_maps.select_channel(2)
@@ -347,7 +371,8 @@ def test_time_all_engines_shows_medians_algorithms_and_a_chart(classic, engines,
     assert "im2col\n(median of 2)" in headers and "reference\n(median of 2)" in headers
     assert panel.cell_text("im2col", "edges") == f"{im2col['times']['edges']:.2f} · im2col+gemm"
     assert panel.chart_heights("im2col") == pytest.approx(
-        [im2col["times"]["edges"], im2col["times"]["combine"]])
+        [im2col["times"]["edges"], im2col["times"]["combine"]]
+    )
     # a later single run of the same engine does not replace its median
     panel.add_run("im2col", {"edges": 123.0, "combine": 1.0}, 5.0, None)
     assert panel.run_info("im2col")["runs"] == 2

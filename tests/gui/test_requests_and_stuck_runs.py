@@ -47,8 +47,11 @@ def stuck_model(tmp_path):
 
 def _menus(win) -> tuple[str | None, bool, str]:
     checked = [name for name, a in win.model_actions.items() if a.isChecked()]
-    return (checked[0] if checked else None, win.untrained_action.isChecked(),
-            win.engine_panel.combo.currentText())
+    return (
+        checked[0] if checked else None,
+        win.untrained_action.isChecked(),
+        win.engine_panel.combo.currentText(),
+    )
 
 
 # ----------------------------------------------------------------- clicking ahead
@@ -118,8 +121,9 @@ def test_an_effective_field_for_a_layer_left_behind_is_not_drawn(classic, qtbot)
 
 
 # ----------------------------------------------------------------- a model that never returns
-def test_export_everything_during_a_run_neither_cancels_it_nor_waits_for_it(classic, qtbot, tmp_path,
-                                                                          stuck_model) -> None:
+def test_export_everything_during_a_run_neither_cancels_it_nor_waits_for_it(
+    classic, qtbot, tmp_path, stuck_model
+) -> None:
     win = classic
     hanging.HANG.set()
     win.open_model(str(stuck_model), trust=True)
@@ -154,8 +158,9 @@ def test_export_everything_shows_progress_and_can_be_cancelled(classic, qtbot, t
 
 
 @pytest.mark.parametrize("where,when", [("python", "open"), ("python", "rerun"), ("c", "rerun")])
-def test_cancel_gives_the_app_back_from_a_model_that_never_returns(classic, qtbot, stuck_model,
-                                                                   where, when) -> None:
+def test_cancel_gives_the_app_back_from_a_model_that_never_returns(
+    classic, qtbot, stuck_model, where, when
+) -> None:
     """A forward pass stuck in Python (opening the model, or running it again on another engine)
     is stopped by the Cancelled raised into it; one stuck in C is left behind."""
     win = classic
@@ -238,8 +243,14 @@ def test_the_process_exits_when_the_window_closes_on_a_run_that_never_returns(tm
         print("closed", flush=True)
     """)
     t0 = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**_env(), "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**_env(), "PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["stuck", "closed"]
     assert time.monotonic() - t0 < 120
@@ -307,8 +318,9 @@ def test_an_architecture_needed_error_asks_with_the_guess_preselected(classic, q
 
     calls = _loader(monkeypatch, ArchitectureNeededError("x.pth holds weights only", guess="resnet18"))
     asked = []
-    monkeypatch.setattr("gui.dialogs.ask_arch",
-                        lambda parent, path, guess=None: asked.append(guess) or "classic")
+    monkeypatch.setattr(
+        "gui.dialogs.ask_arch", lambda parent, path, guess=None: asked.append(guess) or "classic"
+    )
     classic.open_model("/somewhere/x.pth")
     wait_run(qtbot, classic)
     assert asked == ["resnet18"] and classic.last_error is None
@@ -318,8 +330,12 @@ def test_an_architecture_needed_error_asks_with_the_guess_preselected(classic, q
 def test_weights_unavailable_shows_where_to_get_them(classic, qtbot, monkeypatch) -> None:
     from models.errors import WeightsUnavailableError
 
-    _loader(monkeypatch, WeightsUnavailableError("cannot download x.pth (offline)",
-                                                 url="https://example.org/x.pth", path="/cache/x.pth"))
+    _loader(
+        monkeypatch,
+        WeightsUnavailableError(
+            "cannot download x.pth (offline)", url="https://example.org/x.pth", path="/cache/x.pth"
+        ),
+    )
     classic.open_model("/somewhere/x.pth")
     wait_run(qtbot, classic)
     text = classic.last_error
@@ -336,8 +352,9 @@ def test_the_ask_arch_dialog_preselects_the_guess(window, qtbot) -> None:
     seen = []
 
     def answer() -> None:
-        dialog = next(w for w in QApplication.topLevelWidgets()
-                      if isinstance(w, QInputDialog) and w.isVisible())
+        dialog = next(
+            w for w in QApplication.topLevelWidgets() if isinstance(w, QInputDialog) and w.isVisible()
+        )
         seen.append(dialog.textValue())
         dialog.accept()
 
@@ -391,8 +408,14 @@ def test_closing_after_a_compiled_run_was_left_behind_exits_cleanly(tmp_path) ->
         print("closed", flush=True)
         sys.exit(code)
     """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, env={**_env(), "PYTHONPATH": str(ROOT)})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**_env(), "PYTHONPATH": str(ROOT)},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["left"]  # ended at once: nothing after finish() ran
     assert "terminate" not in done.stderr

@@ -117,11 +117,11 @@ def test_scan_reaches_the_total_and_shows_the_right_crops_and_values(qtbot, view
             assert tile.caption == f"#{ex.entry.rank + 1}  {ex.entry.value:.4g}"
             # the tile's picture is the unit's 3x3 field clipped to the photo, pixel for pixel
             t, left = (int(np.floor(v + 0.5)) for v in ex.box[:2])
-            want = image.model_view[max(t, 0):min(t + 3, SIZE), max(left, 0):min(left + 3, SIZE)]
+            want = image.model_view[max(t, 0) : min(t + 3, SIZE), max(left, 0) : min(left + 3, SIZE)]
             h, w = want.shape[:2]
             got = tile.image.convertToFormat(tile.image.Format.Format_RGB888)
             assert (got.height(), got.width()) == (h, w) and tile.frame == (3, 3)
-            pixels = np.frombuffer(got.constBits(), np.uint8).reshape(h, got.bytesPerLine())[:, :3 * w]
+            pixels = np.frombuffer(got.constBits(), np.uint8).reshape(h, got.bytesPerLine())[:, : 3 * w]
             np.testing.assert_array_equal(pixels.reshape(h, w, 3), want)
             # drawn at the scale of a whole 3x3 field, the ticks at the unit's pixel
             rect = tile.picture_rect()
@@ -160,22 +160,27 @@ def test_cancel_then_resume_gives_the_result_of_one_scan(qtbot, view, classic, t
     idle(qtbot, view)
     assert view.result.stats.scanned == len(made) - stopped == len(read)
     for layer in ("edges", "combine"):
-        got = {c: [(e.path.name, e.value, e.y, e.x) for e in es]
-               for c, es in view.result.layer_entries(layer).items()}
-        want = {c: [(e.path.name, e.value, e.y, e.x) for e in es]
-                for c, es in whole.layer_entries(layer).items()}
+        got = {
+            c: [(e.path.name, e.value, e.y, e.x) for e in es]
+            for c, es in view.result.layer_entries(layer).items()
+        }
+        want = {
+            c: [(e.path.name, e.value, e.y, e.x) for e in es] for c, es in whole.layer_entries(layer).items()
+        }
         assert got == want
 
 
-def test_stepping_layers_and_channels_reads_the_store_and_runs_nothing(qtbot, view, classic, tmp_path,
-                                                                      monkeypatch):
+def test_stepping_layers_and_channels_reads_the_store_and_runs_nothing(
+    qtbot, view, classic, tmp_path, monkeypatch
+):
     bars_folder(tmp_path / "bars", size=SIZE)
     scanned(qtbot, view, classic, tmp_path / "bars")
     runs: list[str] = []
     for module in (crops_module, scanner_module):
         real = module.run_batch
-        monkeypatch.setattr(module, "run_batch", lambda *a, real=real, **kw: (runs.append("run"),
-                                                                            real(*a, **kw))[1])
+        monkeypatch.setattr(
+            module, "run_batch", lambda *a, real=real, **kw: (runs.append("run"), real(*a, **kw))[1]
+        )
     monkeypatch.setattr(topk_module, "scan", lambda *a, **kw: runs.append("scan"))
     before = [t.note for t in view.grid.tiles]
     for layer, channel in (("combine", 0), ("edges", 5), ("combine", 1)):
@@ -241,7 +246,8 @@ def test_unreadable_files_are_counted_and_shown(qtbot, view, classic, tmp_path):
     view.set_folder(tmp_path / "bars")  # scanned: all from the cache, said without a rate
     idle(qtbot, view)
     assert view.progress_label.text().startswith(
-        "classic: 5 images · all 4 images from the cache · 1 skipped · top 3 per channel")
+        "classic: 5 images · all 4 images from the cache · 1 skipped · top 3 per channel"
+    )
     assert view.skipped_label.isVisible()
 
 
@@ -250,14 +256,21 @@ def test_folders_by_drop_recent_and_samples_and_bad_folders(qtbot, view, classic
     view.show_state(Shown(outcome_of(classic), layer_of(classic, "edges"), 3))
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "bars"))])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     view.dropEvent(event)
     idle(qtbot, view)
     assert view.result is not None and view.result.folder == (tmp_path / "bars").resolve()
     assert view.folder_bar.recent_folders() == [str(tmp_path / "bars")]
     assert view.window_services.settings.value("topk/recent_folders") in (
-        [str(tmp_path / "bars")], str(tmp_path / "bars"))
+        [str(tmp_path / "bars")],
+        str(tmp_path / "bars"),
+    )
     view.folder_bar.fill_recent()
     texts = [a.text() for a in view.folder_bar.recent_menu.actions()]
     assert texts[0] == "Bundled samples" and str(tmp_path / "bars") in texts
@@ -274,8 +287,10 @@ def test_clear_cache_asks_first(qtbot, view, classic, tmp_path, monkeypatch):
     scanned(qtbot, view, classic, tmp_path / "bars")
     db = tmp_path / "cache" / "topk.sqlite3"
     assert db.exists()
-    assert [a.text() for a in view.actions_for_menu()] == ["Open folder for top examples…",
-                                                           "Clear top-k cache…"]
+    assert [a.text() for a in view.actions_for_menu()] == [
+        "Open folder for top examples…",
+        "Clear top-k cache…",
+    ]
     monkeypatch.setattr(topk_module, "ask_clear", lambda parent, where: False)
     view.clear_action.trigger()
     assert db.exists() and view.result is not None
@@ -319,12 +334,25 @@ def test_screenshot_of_the_view_scans_the_folder_first(qtbot, tmp_path, monkeypa
     made = bars_folder(tmp_path / "bars", vertical=2, horizontal=2, blank=1, size=SIZE)
     shown: list = []
     real = TopKView._show_crops
-    monkeypatch.setattr(TopKView, "_show_crops",
-                        lambda self, entries, found, *rest: (shown.append(found),
-                                                             real(self, entries, found, *rest)))
-    args = build_parser().parse_args(["--model", "classic", "--layer", "edges", "--view", "topk",
-                                      "--dataset", str(tmp_path / "bars"), "--screenshot",
-                                      str(tmp_path / "shot.png")])
+    monkeypatch.setattr(
+        TopKView,
+        "_show_crops",
+        lambda self, entries, found, *rest: (shown.append(found), real(self, entries, found, *rest)),
+    )
+    args = build_parser().parse_args(
+        [
+            "--model",
+            "classic",
+            "--layer",
+            "edges",
+            "--view",
+            "topk",
+            "--dataset",
+            str(tmp_path / "bars"),
+            "--screenshot",
+            str(tmp_path / "shot.png"),
+        ]
+    )
     assert run_app(args) == 0
     with Image.open(tmp_path / "shot.png") as image:
         assert image.size == (1600, 1000)
@@ -344,8 +372,10 @@ def test_status_lines_fit_a_narrow_view_and_keep_the_whole_text(qtbot, view, cla
     qtbot.waitUntil(lambda: view.width() == 480)
     assert view.minimumSizeHint().width() <= 480
     skipped = view.skipped_label
-    assert skipped.text() == ("⚠ 3 files skipped (not readable as images): "
-                              "a_really_long_name_for_a_file_that_is_not_a_picture.png, b.jpg, c.gif")
+    assert skipped.text() == (
+        "⚠ 3 files skipped (not readable as images): "
+        "a_really_long_name_for_a_file_that_is_not_a_picture.png, b.jpg, c.gif"
+    )
     assert skipped.toolTip().splitlines()[1] == "b.jpg: b.jpg is not an image file ConvScope can read"
     for label in (view.progress_label, skipped, view.layer_label):
         shown = label.shown_text()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from gui.widgets import steady_label
 
-LONG = ("<b>channel 0</b> (vertical edges) · 112×112 · min 0.00685 · mean 0.241 · max 1.25 "
-        "and more words than any narrow pane holds")
+LONG = (
+    "<b>channel 0</b> (vertical edges) · 112×112 · min 0.00685 · mean 0.241 · max 1.25 "
+    "and more words than any narrow pane holds"
+)
 
 
 def test_a_steady_label_that_does_not_fit_ends_in_an_ellipsis(qtbot) -> None:
@@ -25,7 +27,9 @@ def test_a_steady_label_that_does_not_fit_ends_in_an_ellipsis(qtbot) -> None:
         assert box.height() <= rect.height() and box.width() <= rect.width()
         assert label.toolTip() == LONG and label.text() == LONG  # nothing lost
         label.resize(2000, label.height())  # room enough: drawn as it is
-        assert label.shown_text() == "channel 0 (vertical edges) · 112×112 · min 0.00685 · mean 0.241 · " \
+        assert (
+            label.shown_text() == "channel 0 (vertical edges) · 112×112 · min 0.00685 · mean 0.241 · "
             "max 1.25 and more words than any narrow pane holds"
+        )
         label.setText("short")
         assert label.shown_text() == "short"

@@ -20,8 +20,9 @@ def test_a_job_runs_off_the_gui_thread_and_reports_progress(worker, qtbot) -> No
         return threading.get_ident()
 
     results = []
-    with qtbot.waitSignals([worker.busy_changed, worker.finished, worker.busy_changed],
-                           order="strict", timeout=10000):
+    with qtbot.waitSignals(
+        [worker.busy_changed, worker.finished, worker.busy_changed], order="strict", timeout=10000
+    ):
         worker.submit(job, results.append)
     assert results[0] != main
     assert seen == [(1, 3), (2, 3), (3, 3)]
@@ -184,6 +185,7 @@ def test_jobs_queued_without_superseding_all_deliver_in_order(lane, qtbot) -> No
         def run(progress, cancel):
             gate.wait(5) if i == 0 else None  # the first one holds the lane a while
             return i
+
         return run
 
     for i in range(4):
@@ -254,8 +256,14 @@ def test_no_interruption_is_left_pending_to_hang_a_profiler() -> None:
         print("returned", flush=True)
     """)
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True,
-                          timeout=120, env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("returned")
 

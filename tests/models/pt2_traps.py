@@ -80,8 +80,9 @@ def sympy_size(records: Records, marker: Path) -> None:
     program = _json(records, "models/model.json")
     values = program["graph_module"]["graph"]["tensor_values"]
     first = next(iter(values))
-    values[first]["sizes"][0] = {"as_expr": {"expr_str": f"open({str(marker)!r}, 'w').close()",
-                                             "hint": {"as_int": 1}}}
+    values[first]["sizes"][0] = {
+        "as_expr": {"expr_str": f"open({str(marker)!r}, 'w').close()", "hint": {"as_int": 1}}
+    }
     _put(records, "models/model.json", program)
 
 
@@ -102,10 +103,17 @@ def parameter_name(records: Records, marker: Path) -> None:
 def callable_target(records: Records, marker: Path) -> None:
     """A node whose target is any callable reachable from ``torch.`` (here ``os.mkdir``)."""
     program = _json(records, "models/model.json")
-    program["graph_module"]["graph"]["nodes"].insert(0, {
-        "target": "torch.serialization.os.mkdir", "name": "evil", "outputs": [], "metadata": {},
-        "inputs": [{"name": "path", "arg": {"as_string": str(marker)}, "kind": 1}],
-        "is_hop_single_tensor_return": None})
+    program["graph_module"]["graph"]["nodes"].insert(
+        0,
+        {
+            "target": "torch.serialization.os.mkdir",
+            "name": "evil",
+            "outputs": [],
+            "metadata": {},
+            "inputs": [{"name": "path", "arg": {"as_string": str(marker)}, "kind": 1}],
+            "is_hop_single_tensor_return": None,
+        },
+    )
     _put(records, "models/model.json", program)
 
 
@@ -123,7 +131,8 @@ def pytree_import(records: Records, marker: Path) -> None:
     root = program["graph_module"]["module_call_graph"][0]["signature"]
     spec = json.loads(root["in_spec"])
     spec[1]["children_spec"][1]["context"] = json.dumps(
-        [{"__enum__": True, "fqn": f"{trap_module(marker)}:X", "name": "Y"}])
+        [{"__enum__": True, "fqn": f"{trap_module(marker)}:X", "name": "Y"}]
+    )
     root["in_spec"] = json.dumps(spec)
     _put(records, "models/model.json", program)
 
@@ -134,9 +143,13 @@ def shared_library(records: Records, marker: Path) -> None:
 
 
 TRAPS: dict[str, Callable[[Records, Path], None]] = {
-    "sample_inputs": sample_inputs, "pickled_weight": pickled_weight, "guards_code": guards_code,
-    "sympy_size": sympy_size, "parameter_name": parameter_name,
-    "callable_target": callable_target, "pytree_import": pytree_import,
+    "sample_inputs": sample_inputs,
+    "pickled_weight": pickled_weight,
+    "guards_code": guards_code,
+    "sympy_size": sympy_size,
+    "parameter_name": parameter_name,
+    "callable_target": callable_target,
+    "pytree_import": pytree_import,
     "shared_library": shared_library,
 }
 

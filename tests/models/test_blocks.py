@@ -59,8 +59,14 @@ def _loaded(module: nn.Module) -> LoadedModel:
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2)
-    return LoadedModel(name="net", module=module.eval(), source="catalog",
-                       preprocess=Preprocess(size=(12, 12)), categories=None, pretrained=False)
+    return LoadedModel(
+        name="net",
+        module=module.eval(),
+        source="catalog",
+        preprocess=Preprocess(size=(12, 12)),
+        categories=None,
+        pretrained=False,
+    )
 
 
 def _oracle(module: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -70,10 +76,12 @@ def _oracle(module: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     def hook_for(name: str):
         def hook(_m, _inputs, out) -> None:  # (a hook that returns a value replaces the output)
             outputs.setdefault(name, out.clone())
+
         return hook
 
-    handles = [m.register_forward_hook(hook_for(n))
-               for n, m in module.named_modules() if n and list(m.children())]
+    handles = [
+        m.register_forward_hook(hook_for(n)) for n, m in module.named_modules() if n and list(m.children())
+    ]
     try:
         with torch.no_grad():
             module(x)
@@ -96,8 +104,9 @@ def test_block_rows_hold_the_blocks_outputs_after_add_and_concat(engine: str) ->
     # a block's row comes after its layers, in the order the blocks end
     assert names.index("stage.0.relu") < names.index("stage.0") < names.index("stage.1.conv")
     for name in blocks:
-        np.testing.assert_allclose(result.activations[name], oracle[name][0].numpy(), rtol=0,
-                                   atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(
+            result.activations[name], oracle[name][0].numpy(), rtol=0, atol=1e-5, err_msg=name
+        )
         layer = result.layer(name)
         assert not layer.is_conv and layer.receptive_field is not None
         assert layer.output_shape == tuple(oracle[name].shape)
@@ -156,8 +165,9 @@ def test_a_resnet_stage_and_an_inception_module_are_rows() -> None:
         oracle = _oracle(model.module, x)
         assert result.layer(block).block and result.maps(block).shape[0] == channels
         got = result.activations[block]
-        np.testing.assert_allclose(got, oracle[block][0].numpy(), rtol=0,
-                                   atol=1e-3 * float(np.abs(got).max()), err_msg=name)
+        np.testing.assert_allclose(
+            got, oracle[block][0].numpy(), rtol=0, atol=1e-3 * float(np.abs(got).max()), err_msg=name
+        )
 
 
 def test_block_values_are_read_through_the_rows_they_name() -> None:
@@ -181,12 +191,16 @@ def test_a_program_file_has_the_same_block_rows(tmp_path) -> None:
     path = tmp_path / "net.pt2"
     torch.export.save(torch.export.export(model.module, (x,)), str(path))
     result = run_model(load_model(str(path), input_size=(12, 12)), x, "direct")
-    assert [la.name for la in result.layers if la.block] == ["stem", "stage.0", "stage.1",
-                                                             "stage", "mix"]
+    assert [la.name for la in result.layers if la.block] == ["stem", "stage.0", "stage.1", "stage", "mix"]
     assert [la.name for la in result.layers] == [la.name for la in eager.layers]
     for layer in result.layers:
-        np.testing.assert_allclose(result.activations[layer.name], eager.activations[layer.name],
-                                   rtol=0, atol=1e-4, err_msg=layer.name)
+        np.testing.assert_allclose(
+            result.activations[layer.name],
+            eager.activations[layer.name],
+            rtol=0,
+            atol=1e-4,
+            err_msg=layer.name,
+        )
         assert layer.receptive_field == eager.layer(layer.name).receptive_field, layer.name
     assert result.layer("stage.0").params == eager.layer("stage.0").params
     assert result.layer("mix").macs == eager.layer("mix").macs

@@ -11,15 +11,18 @@ from models.topk import Store, scan
 from tests.models.topk_folders import bars_folder, edge_model
 
 
-@pytest.mark.parametrize(("platform", "env", "want"), [
-    ("linux", {}, "~/.cache/convscope"),
-    ("linux", {"XDG_CACHE_HOME": "/x/cache"}, "/x/cache/convscope"),
-    ("linux", {"XDG_CACHE_HOME": "relative/ignored"}, "~/.cache/convscope"),
-    ("darwin", {}, "~/Library/Caches/ConvScope"),
-    ("win32", {"LOCALAPPDATA": "/c/Users/me/AppData/Local"}, "/c/Users/me/AppData/Local/ConvScope/Cache"),
-    ("linux", {"CONVSCOPE_CACHE": "/elsewhere"}, "/elsewhere"),
-    ("darwin", {"CONVSCOPE_CACHE": "/elsewhere"}, "/elsewhere"),
-])
+@pytest.mark.parametrize(
+    ("platform", "env", "want"),
+    [
+        ("linux", {}, "~/.cache/convscope"),
+        ("linux", {"XDG_CACHE_HOME": "/x/cache"}, "/x/cache/convscope"),
+        ("linux", {"XDG_CACHE_HOME": "relative/ignored"}, "~/.cache/convscope"),
+        ("darwin", {}, "~/Library/Caches/ConvScope"),
+        ("win32", {"LOCALAPPDATA": "/c/Users/me/AppData/Local"}, "/c/Users/me/AppData/Local/ConvScope/Cache"),
+        ("linux", {"CONVSCOPE_CACHE": "/elsewhere"}, "/elsewhere"),
+        ("darwin", {"CONVSCOPE_CACHE": "/elsewhere"}, "/elsewhere"),
+    ],
+)
 def test_cache_dir_follows_the_platform(monkeypatch, platform, env, want) -> None:
     for name in ("CONVSCOPE_CACHE", "XDG_CACHE_HOME", "LOCALAPPDATA"):
         monkeypatch.delenv(name, raising=False)

@@ -21,16 +21,23 @@ PLAIN = Preprocess(size=(32, 32), resize=None, crop=False, mean=(0.0,) * 3, std=
 def _random_net() -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 6, 3, stride=2, padding=1),
-        nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 5)).eval()
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 6, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 5),
+    ).eval()
 
 
 def _model(net: nn.Module, categories: list[str] | None = None, pre: Preprocess = PLAIN) -> LoadedModel:
     return LoadedModel("net", net, "catalog", pre, categories, False)
 
 
-def _oracle(net: nn.Sequential, x: torch.Tensor, split: int,
-            target: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _oracle(
+    net: nn.Sequential, x: torch.Tensor, split: int, target: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The layer's maps A and d score / d A: the net cut in two by hand, A a leaf tensor."""
     with torch.no_grad():
         a = net[:split](x)
@@ -71,7 +78,7 @@ def test_grad_cam_plus_plus_is_its_closed_form() -> None:
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
     result = cam.class_map(_model(net), x, layer="3", target=1, method="gradcam++")
     a, g = _oracle(net, x, 4, 1)
-    alpha = g ** 2 / (2 * g ** 2 + a.sum(dim=(1, 2), keepdim=True) * g ** 3)
+    alpha = g**2 / (2 * g**2 + a.sum(dim=(1, 2), keepdim=True) * g**3)
     alpha = torch.where(g != 0, alpha, torch.zeros_like(alpha))
     weights = (alpha * torch.relu(g)).sum(dim=(1, 2))
     expected = torch.relu((weights[:, None, None] * a).sum(0))
@@ -109,8 +116,9 @@ def test_a_layer_overwritten_in_place_later_is_explained_as_the_layer_made_it() 
 
 def _square_net() -> nn.Sequential:
     """Class 0: bright pixels (a 'bright' detector, mean-pooled); class 1: dark pixels."""
-    net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten(), nn.Linear(2, 2))
+    net = nn.Sequential(
+        nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 2)
+    )
     with torch.no_grad():
         net[0].weight.zero_()
         net[0].weight[0] = 1 / 27  # mean brightness of the 3x3 patch
@@ -165,8 +173,15 @@ def test_score_cam_is_the_papers_weighted_sum() -> None:
     net = _random_net()
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(4))
     seen = []
-    result = cam.class_map(_model(net), x, layer="1", target=2, method="scorecam", batch=3,
-                           progress=lambda done, total: seen.append((done, total)))
+    result = cam.class_map(
+        _model(net),
+        x,
+        layer="1",
+        target=2,
+        method="scorecam",
+        batch=3,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen == [(3, 8), (6, 8), (8, 8)]
     with torch.no_grad():
         a = net[:2](x)[0]
@@ -199,8 +214,9 @@ def test_program_form_matches_eager_and_torchscript_asks_for_score_cam(tmp_path)
     with pytest.raises(ModelError, match=r"TorchScript.*Score-CAM needs no gradient"):
         cam.class_map(script, x, layer="2")
     scored = cam.class_map(script, x, layer="2", method="scorecam")
-    np.testing.assert_allclose(scored.cam, cam.class_map(_model(net), x, layer="2", method="scorecam").cam,
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        scored.cam, cam.class_map(_model(net), x, layer="2", method="scorecam").cam, rtol=1e-4, atol=1e-6
+    )
 
 
 def test_classes_by_index_or_name_and_one_line_errors() -> None:

@@ -30,8 +30,8 @@ CASES = [
     (3, 4, 3, 1, 1, 1, 1, "zeros"),
     (3, 4, 3, 2, 1, 1, 1, "zeros"),
     (2, 3, 3, 1, 2, 2, 1, "zeros"),
-    (4, 4, 3, 1, 1, 1, 4, "zeros"),        # depthwise
-    (4, 6, 3, 2, 1, 1, 2, "reflect"),      # grouped
+    (4, 4, 3, 1, 1, 1, 4, "zeros"),  # depthwise
+    (4, 6, 3, 2, 1, 1, 2, "reflect"),  # grouped
     (3, 2, 5, 1, 2, 1, 1, "replicate"),
     (3, 2, 3, 2, 1, 2, 1, "circular"),
     (2, 2, (3, 1), (2, 1), (1, 0), 1, 1, "zeros"),
@@ -53,8 +53,10 @@ def _layer(case, seed=0, size=(9, 10)):
 @pytest.mark.parametrize("case", CASES, ids=[str(c) for c in CASES])
 def test_traced_value_equals_every_engine(case):
     w, b, x, conv = _layer(case)
-    outputs = {name: get_engine(name).conv2d(x[None], w, b, **conv.engine_kwargs())[0]
-               for name in ("direct", "im2col", "reference")}
+    outputs = {
+        name: get_engine(name).conv2d(x[None], w, b, **conv.engine_kwargs())[0]
+        for name in ("direct", "im2col", "reference")
+    }
     o, ho, wo = outputs["direct"].shape
     units = {(0, 0, 0), (o - 1, ho - 1, wo - 1), (o // 2, ho // 2, wo // 2), (o - 1, 0, wo - 1)}
     for oc, y, xx in units:
@@ -114,8 +116,17 @@ def test_sandbox_output_size_equals_formula_and_engines_over_the_controls():
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
 def test_sandbox_matches_reference_in_every_padding_mode(mode):
     for size, k, s, p, d in [(5, 3, 1, 1, 1), (7, 3, 2, 2, 1), (9, 3, 2, 2, 2), (6, 5, 1, 2, 1)]:
-        box = Sandbox(size=size, kernel_size=k, stride=s, padding=p, dilation=d, channels=3,
-                      out_channels=2, padding_mode=mode, seed=size)
+        box = Sandbox(
+            size=size,
+            kernel_size=k,
+            stride=s,
+            padding=p,
+            dilation=d,
+            channels=3,
+            out_channels=2,
+            padding_mode=mode,
+            seed=size,
+        )
         np.testing.assert_allclose(box.compute("direct"), box.compute("reference"), atol=1e-4)
         trace = explain_unit(box.weight, box.bias, box.input, box.conv, 1, 0, 0)
         assert trace.value == pytest.approx(float(box.compute()[1, 0, 0]), abs=1e-4)

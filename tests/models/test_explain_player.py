@@ -145,8 +145,7 @@ def test_real_sized_layers_show_readable_numbers_and_the_crop_follows_the_kernel
         done = np.full((conv.out_h, conv.out_w), np.nan)
         for py, px in steps[:i]:
             done[py, px] = fm[5, py, px]
-        frame = draw_frame(trace, x, conv, done=done, region=region, box=box, out_channels=8,
-                           out_map=fm[5])
+        frame = draw_frame(trace, x, conv, done=done, region=region, box=box, out_channels=8, out_map=fm[5])
         assert frame.numbers and frame.number_px >= 11  # readable at 100% zoom
         assert frame.image.shape[1] <= box[0] and frame.image.shape[0] <= box[1]
         shapes.add(frame.image.shape)
@@ -158,8 +157,9 @@ def test_real_sized_layers_show_readable_numbers_and_the_crop_follows_the_kernel
         assert oy <= y < oy + orows and ox <= xx < ox + ocols
         grid = next(g for g in frame.grids if g.name.startswith("input channel"))
         channel = int(grid.name.split()[2])
-        np.testing.assert_array_equal(grid.values, padded[channel, r0:r0 + rows, c0:c0 + cols])
+        np.testing.assert_array_equal(grid.values, padded[channel, r0 : r0 + rows, c0 : c0 + cols])
         out = next(g for g in frame.grids if g.name.startswith("output"))
-        np.testing.assert_allclose(out.values[~out.missing],
-                                   fm[5, oy:oy + orows, ox:ox + ocols][~out.missing], atol=1e-4)
+        np.testing.assert_allclose(
+            out.values[~out.missing], fm[5, oy : oy + orows, ox : ox + ocols][~out.missing], atol=1e-4
+        )
     assert len(shapes) == 1  # one size for the whole animation: the player does not jump

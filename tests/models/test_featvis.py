@@ -40,8 +40,7 @@ def test_visualization_excites_its_channel_far_above_noise_and_the_photo(classic
     rng = np.random.default_rng(0)
     noise = featvis.model_input(classic, rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8))
     for i, channel in enumerate(edges.channels):
-        vis = _engine_activation(classic, featvis.model_input(classic, edges.images[i]), "combine",
-                                 channel)
+        vis = _engine_activation(classic, featvis.model_input(classic, edges.images[i]), "combine", channel)
         # the optimiser's own final number is the same forward pass (float32, uint8 rounding)
         assert vis == pytest.approx(float(edges.activations[i]), rel=0.02)
         assert vis > 2 * _engine_activation(classic, noise, "combine", channel)  # uniform noise
@@ -64,8 +63,15 @@ def test_vertical_edge_detector_draws_vertical_stripes_and_horizontal_the_other_
 
 
 def test_each_image_of_a_batch_is_for_its_own_channel(classic, edges) -> None:
-    acts = np.array([[_engine_activation(classic, featvis.model_input(classic, img), "combine", c)
-                      for c in edges.channels] for img in edges.images])
+    acts = np.array(
+        [
+            [
+                _engine_activation(classic, featvis.model_input(classic, img), "combine", c)
+                for c in edges.channels
+            ]
+            for img in edges.images
+        ]
+    )
     assert acts[0, 0] > acts[1, 0] and acts[1, 1] > acts[0, 1]
     assert edges.images.shape == (2, *SIZE, 3) and edges.images.dtype == np.uint8
     assert edges.history.shape == (128, 2) and edges.size == SIZE
@@ -84,23 +90,43 @@ def test_same_seed_same_image_bit_for_bit_another_seed_another(classic) -> None:
 
 def test_progress_previews_every_few_steps_and_cancel_stops_it(classic) -> None:
     seen = []
-    featvis.visualize(classic, "edges", 0, steps=10, size=(32, 32), preview_every=4,
-                      progress=lambda step, total, preview: seen.append((step, total, preview)))
+    featvis.visualize(
+        classic,
+        "edges",
+        0,
+        steps=10,
+        size=(32, 32),
+        preview_every=4,
+        progress=lambda step, total, preview: seen.append((step, total, preview)),
+    )
     assert [s for s, _, _ in seen] == list(range(1, 11)) and {t for _, t, _ in seen} == {10}
     previews = [s for s, _, p in seen if p is not None]
     assert previews == [4, 8, 10]
     assert all(p.shape == (32, 32, 3) and p.dtype == np.uint8 for _, _, p in seen if p is not None)
     seen.clear()  # a grid in one batch: one step counts for all its channels
-    featvis.visualize_channels(classic, "edges", 3, steps=5, size=(32, 32), preview_every=0,
-                               progress=lambda step, total, preview: seen.append((step, total, preview)))
+    featvis.visualize_channels(
+        classic,
+        "edges",
+        3,
+        steps=5,
+        size=(32, 32),
+        preview_every=0,
+        progress=lambda step, total, preview: seen.append((step, total, preview)),
+    )
     assert [(s, t) for s, t, _ in seen] == [(i, 5) for i in range(1, 6)]
     assert seen[-1][2].shape == (66, 66, 3)  # the last step: the mosaic of three, two by two
     assert all(p is None for _, _, p in seen[:-1])
     calls = []
     with pytest.raises(Cancelled):
-        featvis.visualize(classic, "edges", 0, steps=50, size=(32, 32),
-                          progress=lambda step, total, preview: calls.append(step),
-                          cancel=lambda: len(calls) >= 3)
+        featvis.visualize(
+            classic,
+            "edges",
+            0,
+            steps=50,
+            size=(32, 32),
+            progress=lambda step, total, preview: calls.append(step),
+            cancel=lambda: len(calls) >= 3,
+        )
     assert calls == [1, 2, 3]
 
 
@@ -119,10 +145,17 @@ class _Counting(nn.Module):
 
 def _small_net(channels: int = 3) -> LoadedModel:
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(channels, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 4, 3, padding=1),
-                        _Counting()).eval()
-    pre = Preprocess(size=(32, 32), resize=None, crop=False, mean=(0.5,) * channels,
-                     std=(0.25,) * channels, channels=channels)
+    net = nn.Sequential(
+        nn.Conv2d(channels, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 4, 3, padding=1), _Counting()
+    ).eval()
+    pre = Preprocess(
+        size=(32, 32),
+        resize=None,
+        crop=False,
+        mean=(0.5,) * channels,
+        std=(0.25,) * channels,
+        channels=channels,
+    )
     return LoadedModel("small", net, "catalog", pre, None, False)
 
 
@@ -145,8 +178,9 @@ def test_a_grey_model_gets_a_grey_image_normalised_with_its_own_mean_and_std() -
     assert np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2])
     x = featvis.model_input(model, img)
     assert x.shape == (1, 1, 32, 32)
-    assert torch.allclose(x, (torch.from_numpy(img[..., :1].astype(np.float32)).permute(2, 0, 1)[None]
-                              / 255 - 0.5) / 0.25)
+    assert torch.allclose(
+        x, (torch.from_numpy(img[..., :1].astype(np.float32)).permute(2, 0, 1)[None] / 255 - 0.5) / 0.25
+    )
     out = float(run_model(model, x, "im2col").maps("1")[2].mean())
     grey = float(run_model(model, torch.zeros(1, 1, 32, 32), "im2col").maps("1")[2].mean())
     assert out == pytest.approx(float(vis.activations[0]), rel=0.02, abs=1e-3)
@@ -171,8 +205,9 @@ class _ToChannelsLast(nn.Module):
 def test_a_channels_last_layer_is_indexed_by_its_channel() -> None:
     torch.manual_seed(1)
     net = nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), _ToChannelsLast(), nn.Linear(5, 7)).eval()
-    model = LoadedModel("nhwc", net, "catalog", Preprocess(size=(24, 24), resize=None, crop=False),
-                        None, False)
+    model = LoadedModel(
+        "nhwc", net, "catalog", Preprocess(size=(24, 24), resize=None, crop=False), None, False
+    )
     assert featvis.layer_channels(model, "2", (24, 24)) == (7, (24, 24))
     vis = featvis.visualize(model, "2", 4, steps=20, size=(24, 24))
     with torch.no_grad():

@@ -40,8 +40,7 @@ def _means(model, x: torch.Tensor, layer: str) -> np.ndarray:
 
 @pytest.fixture(scope="module", params=["pretrained", "untrained"])
 def stem(request):
-    model = with_input_size(load_catalog("efficientnet_lite0", untrained=request.param == "untrained"),
-                            SIZE)
+    model = with_input_size(load_catalog("efficientnet_lite0", untrained=request.param == "untrained"), SIZE)
     vis = featvis.visualize_channels(model, "_conv_stem", CHANNELS, steps=128, seed=0)
     return request.param, model, vis
 
@@ -102,9 +101,14 @@ def test_a_channel_off_everywhere_on_the_grey_start_still_comes_to_life(monkeypa
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 5), torch.nn.ReLU()).eval()
     with torch.no_grad():
         net[0].bias.fill_(-1.5)
-    model = LoadedModel("dead", net, "catalog", Preprocess(size=(48, 48), resize=None, crop=False,
-                                                           mean=(0.5,) * 3, std=(0.25,) * 3),
-                        None, False)
+    model = LoadedModel(
+        "dead",
+        net,
+        "catalog",
+        Preprocess(size=(48, 48), resize=None, crop=False, mean=(0.5,) * 3, std=(0.25,) * 3),
+        None,
+        False,
+    )
     rng = np.random.default_rng(0)
     with torch.no_grad():
         noise = net(featvis.model_input(model, rng.integers(0, 256, (48, 48, 3), np.uint8)))[0]

@@ -106,8 +106,9 @@ def test_prepare_resizes_crops_normalises_and_maps_back() -> None:
 def test_samples_are_bundled_and_grayscale_models_get_one_channel() -> None:
     samples = sample_images()
     assert {"chelsea", "coffee", "astronaut"} <= set(samples)
-    prepared = prepare_image(samples["chelsea"], Preprocess(size=(32, 48), channels=1, crop=False,
-                                                           mean=(0.5,), std=(0.5,)))
+    prepared = prepare_image(
+        samples["chelsea"], Preprocess(size=(32, 48), channels=1, crop=False, mean=(0.5,), std=(0.5,))
+    )
     assert prepared.tensor.shape == (1, 1, 32, 48)
     assert prepared.model_view.shape == (32, 48, 3)
 
@@ -155,8 +156,17 @@ def test_a_thin_strip_is_never_resized_whole(tmp_path, monkeypatch, shape) -> No
     assert 0 <= t < b <= h and 0 <= l < r <= w
 
 
-@pytest.mark.parametrize(("size", "ok"), [((224, 224), True), ((4096, 256), True), ((1024, 1024), True),
-                                          ((4097, 8), False), ((1025, 1024), False), ((0, 5), False)])
+@pytest.mark.parametrize(
+    ("size", "ok"),
+    [
+        ((224, 224), True),
+        ((4096, 256), True),
+        ((1024, 1024), True),
+        ((4097, 8), False),
+        ((1025, 1024), False),
+        ((0, 5), False),
+    ],
+)
 def test_model_input_size_is_bounded(size, ok) -> None:
     from models.images import check_input_size
 

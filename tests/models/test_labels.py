@@ -24,9 +24,15 @@ def test_labels_files_in_every_form(tmp_path) -> None:
     assert read_labels(tmp_path / "c.json") == ["cat", "dog"]
 
 
-@pytest.mark.parametrize(("text", "words"), [("", "no class names"), ("[1, 2", "not valid JSON"),
-                                             ('{"a": "x"}', "class indices"),
-                                             ('{"0": "x", "2": "y"}', "must run 0..1")])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "no class names"),
+        ("[1, 2", "not valid JSON"),
+        ('{"a": "x"}', "class indices"),
+        ('{"0": "x", "2": "y"}', "must run 0..1"),
+    ],
+)
 def test_bad_labels_files_are_one_line(tmp_path, text: str, words: str) -> None:
     (tmp_path / "l.json").write_text(text)
     with pytest.raises(ModelError, match=words):
@@ -54,15 +60,17 @@ def test_a_model_file_takes_labels_mean_and_std(tmp_path, capsys) -> None:
     path = tmp_path / "net.pt"
     torch.jit.save(torch.jit.script(net.eval()), path)
     (tmp_path / "labels.txt").write_text("red\ngreen\nblue\n")
-    model = load_model(str(path), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
-                       labels=tmp_path / "labels.txt")
+    model = load_model(
+        str(path), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), labels=tmp_path / "labels.txt"
+    )
     assert model.preprocess.mean == (0.5, 0.5, 0.5) and model.preprocess.std == (0.25,) * 3
     assert model.categories == ["red", "green", "blue"]
     with pytest.raises(ModelError, match="mean needs 3 values"):
         load_model(str(path), mean=(0.5,))
     out = tmp_path / "out"
-    assert main.main(["--model", str(path), "--labels", str(tmp_path / "labels.txt"),
-                      "--export", str(out)]) == 0
+    assert (
+        main.main(["--model", str(path), "--labels", str(tmp_path / "labels.txt"), "--export", str(out)]) == 0
+    )
     doc = json.loads((out / "summary.json").read_text())
     assert {p["label"] for p in doc["predictions"]} == {"red", "green", "blue"}
     assert "predictions_note" not in doc

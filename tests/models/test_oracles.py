@@ -74,11 +74,13 @@ def hooked_outputs(module: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor
                 outputs[key] = out.detach().clone()
                 if inputs and out is inputs[0] and out._version == version:
                     no_ops.add(key)  # Identity, Dropout or StochasticDepth at inference
+
         return hook
 
     called = [(n, m) for n, m in module.named_modules() if n]
-    handles = [h for n, m in called for h in (m.register_forward_pre_hook(pre),
-                                               m.register_forward_hook(hook_for(n)))]
+    handles = [
+        h for n, m in called for h in (m.register_forward_pre_hook(pre), m.register_forward_hook(hook_for(n)))
+    ]
     try:
         with torch.no_grad():
             module(x)
@@ -113,7 +115,11 @@ def test_every_layer_equals_torchs_own_hooks(catalog, name: str) -> None:
             o, i_per_group, kh, kw = m.weight.shape
             assert layer.macs == o * out[2] * out[3] * i_per_group * kh * kw, layer.name
             assert (layer.conv.kh, layer.conv.kw, layer.conv.stride, layer.conv.groups) == (
-                kh, kw, tuple(m.stride), m.groups), layer.name
+                kh,
+                kw,
+                tuple(m.stride),
+                m.groups,
+            ), layer.name
 
 
 @pytest.mark.parametrize("name", ARCHITECTURES)
@@ -150,11 +156,15 @@ def _assert_close_to(result: RunResult, oracle: dict[str, torch.Tensor]) -> None
 def positive_linear_copy(module: nn.Module) -> nn.Module:
     """A float64 copy whose every path adds up: the support of a gradient is then the field."""
     net = copy.deepcopy(module).double().eval()
-    swaps = {nn.MaxPool2d: lambda m: nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode),
-             nn.AdaptiveMaxPool2d: lambda m: nn.AdaptiveAvgPool2d(m.output_size),
-             nn.ReLU6: lambda m: nn.Identity(), nn.Hardsigmoid: lambda m: nn.Identity(),
-             nn.Hardtanh: lambda m: nn.Identity(), nn.LayerNorm: lambda m: nn.Identity(),
-             torchvision.ops.SqueezeExcitation: lambda m: nn.Identity()}
+    swaps = {
+        nn.MaxPool2d: lambda m: nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode),
+        nn.AdaptiveMaxPool2d: lambda m: nn.AdaptiveAvgPool2d(m.output_size),
+        nn.ReLU6: lambda m: nn.Identity(),
+        nn.Hardsigmoid: lambda m: nn.Identity(),
+        nn.Hardtanh: lambda m: nn.Identity(),
+        nn.LayerNorm: lambda m: nn.Identity(),
+        torchvision.ops.SqueezeExcitation: lambda m: nn.Identity(),
+    }
     for name, m in list(net.named_modules()):
         for kind, make in swaps.items():
             if isinstance(m, kind) and name:
@@ -183,19 +193,27 @@ class _Stop(Exception):
     pass
 
 
-def gradient_support(net: nn.Module, path: str, call: int, grid: tuple[int, int] | None,
-                     unit: tuple[int, int] | None, size: int) -> tuple[int, int, int, int]:
+def gradient_support(
+    net: nn.Module,
+    path: str,
+    call: int,
+    grid: tuple[int, int] | None,
+    unit: tuple[int, int] | None,
+    size: int,
+) -> tuple[int, int, int, int]:
     """Rows and columns ``(top, left, bottom, right)`` (exclusive) of the input pixels that
     move unit ``unit`` of channel 0 of ``path``'s ``call``-th output (``None``: any unit of
     the layer, i.e. the part of the image the layer reads at all)."""
-    x = (torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-         + 0.5).requires_grad_(True)
+    x = (
+        torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(2), dtype=torch.float64) + 0.5
+    ).requires_grad_(True)
     seen: list[torch.Tensor] = []
 
     def hook(_m, _i, out):
         seen.append(out)
         if len(seen) == call:
             raise _Stop  # the rest of the net does not matter
+
     handle = net.get_submodule(path).register_forward_hook(hook)
     try:
         net(x)
@@ -218,8 +236,11 @@ def test_receptive_fields_equal_the_gradients_support(catalog, name: str) -> Non
     size = 96
     result = run_model(model, _input(size=size), "reference")
     net = positive_linear_copy(model.module)
-    with_field = [la for la in result.layers if la.receptive_field is not None
-                  and min(result.maps(la.name).shape[-2:]) >= 2]
+    with_field = [
+        la
+        for la in result.layers
+        if la.receptive_field is not None and min(result.maps(la.name).shape[-2:]) >= 2
+    ]
     assert with_field, "no layer has a receptive field"
     picks = sorted({round(i) for i in np.linspace(0, len(with_field) - 1, 6)})
     for layer in (with_field[i] for i in picks):
@@ -230,8 +251,12 @@ def test_receptive_fields_equal_the_gradients_support(catalog, name: str) -> Non
         for unit in ((h // 2, w // 2), (h // 2, w // 2 + 1 if w > 2 else w // 2 - 1)):
             got = gradient_support(net, path, int(call or 1), layer.grid_axes, unit, size)
             top, left, bottom, right = layer.receptive_field.box(*unit)
-            expected = (max(read[0], math.floor(top)), max(read[1], math.floor(left)),
-                        min(read[2], math.ceil(bottom)), min(read[3], math.ceil(right)))
+            expected = (
+                max(read[0], math.floor(top)),
+                max(read[1], math.floor(left)),
+                min(read[2], math.ceil(bottom)),
+                min(read[3], math.ceil(right)),
+            )
             message = f"{name} {layer.name} unit {unit}: gradient {got}, field {expected}"
             if layer.receptive_field.assumed:  # said to be approximate: it must contain the truth
                 assert expected[:2] <= got[:2] and got[2:] <= expected[2:], message
@@ -280,19 +305,23 @@ def test_model_files_list_the_same_layers_and_outputs(catalog, name: str, tmp_pa
     for form, path in files.items():
         with warnings.catch_warnings():  # (scripted GoogLeNet warns on every forward pass)
             warnings.simplefilter("ignore", UserWarning)
-            loaded = load_model(str(path), arch=name if form == "state_dict" else None,
-                                input_size=(SIZE, SIZE))
+            loaded = load_model(
+                str(path), arch=name if form == "state_dict" else None, input_size=(SIZE, SIZE)
+            )
             result = run_model(loaded, x, "reference")
         # a compiled model runs no op for a module that returns its input (Identity, Dropout
         # or StochasticDepth at inference): it has every other layer; block rows where the
         # form records them, equal to the eager ones
         names = [la.name for la in result.layers]
-        assert names == [n for n in eager if (n not in no_ops and not eager[n].block)
-                         or n in names], form
+        assert names == [n for n in eager if (n not in no_ops and not eager[n].block) or n in names], form
         for layer in result.layers:
-            np.testing.assert_allclose(result.activations[layer.name],
-                                       expected.activations[layer.name], rtol=0, atol=1e-5,
-                                       err_msg=f"{form} {layer.name}")
+            np.testing.assert_allclose(
+                result.activations[layer.name],
+                expected.activations[layer.name],
+                rtol=0,
+                atol=1e-5,
+                err_msg=f"{form} {layer.name}",
+            )
             assert layer.is_conv == eager[layer.name].is_conv, f"{form} {layer.name}"
             if layer.is_conv:
                 assert layer.conv == eager[layer.name].conv, f"{form} {layer.name}"

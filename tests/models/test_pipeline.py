@@ -36,9 +36,13 @@ def torch_conv_outputs(model, tensor: torch.Tensor) -> dict[str, np.ndarray]:
     """The oracle: torch's own forward, each conv's output caught by a hook."""
     outputs: dict[str, np.ndarray] = {}
     modules = dict(model.module.named_modules())
-    hooks = [modules[name].register_forward_hook(
-        lambda m, i, o, name=name: outputs.__setitem__(name, o[0].detach().numpy().copy()))
-        for name, m in modules.items() if isinstance(m, torch.nn.Conv2d)]
+    hooks = [
+        modules[name].register_forward_hook(
+            lambda m, i, o, name=name: outputs.__setitem__(name, o[0].detach().numpy().copy())
+        )
+        for name, m in modules.items()
+        if isinstance(m, torch.nn.Conv2d)
+    ]
     try:
         with torch.no_grad():
             model.module(tensor)
@@ -98,8 +102,7 @@ def test_cancel_raises_and_leaves_the_previous_outcome_whole(models, after) -> N
     assert (first.model, first.pil, first.image, first.result, first.comparison) == before
     assert not models.in_use(first.model)  # nothing is left marked as running
     with pytest.raises(Cancelled):
-        pipeline.compare(pipeline.run(ask(engine="fft"), first, models), models,
-                         cancel=lambda: True)
+        pipeline.compare(pipeline.run(ask(engine="fft"), first, models), models, cancel=lambda: True)
 
 
 def test_the_comparison_is_numpys_max_abs_difference_from_torch(models) -> None:
@@ -112,7 +115,8 @@ def test_the_comparison_is_numpys_max_abs_difference_from_torch(models) -> None:
     for name, expected in torch_out.items():
         np.testing.assert_allclose(comparison.reference[name], expected, rtol=0, atol=1e-6)
         assert comparison.diffs[name] == pytest.approx(
-            float(np.abs(outcome.result.activations[name] - expected).max()), abs=1e-6)
+            float(np.abs(outcome.result.activations[name] - expected).max()), abs=1e-6
+        )
     assert comparison.max_diff == max(comparison.diffs.values()) > 0  # winograd is not exact
     assert comparison.times.keys() == {"edges", "combine"} and comparison.total_ms > 0
     outcome.compared(comparison)

@@ -14,8 +14,7 @@ from models.sources import load_model
 from tests.models.pt2_traps import TRAPS, clean_program, trapped_program
 
 # traps torch 2.14.1's own loader falls into (proved below); the others are refused all the same
-PROVEN = ["sample_inputs", "pickled_weight", "guards_code", "sympy_size", "parameter_name",
-          "pytree_import"]
+PROVEN = ["sample_inputs", "pickled_weight", "guards_code", "sympy_size", "parameter_name", "pytree_import"]
 
 
 @pytest.fixture
@@ -77,8 +76,9 @@ def test_a_program_with_a_dynamic_batch_and_size_loads_without_a_question(tmp_pa
     from torch.export import Dim
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
-    program = torch.export.export(net, (torch.randn(2, 3, 32, 32),), dynamic_shapes=(
-        {0: Dim("batch"), 2: Dim("h", min=8, max=512)},))
+    program = torch.export.export(
+        net, (torch.randn(2, 3, 32, 32),), dynamic_shapes=({0: Dim("batch"), 2: Dim("h", min=8, max=512)},)
+    )
     torch.export.save(program, tmp_path / "dyn.pt2")
     model = load_model(str(tmp_path / "dyn.pt2"), input_size=(40, 32))
     assert model.preprocess.size == (40, 32)
@@ -108,45 +108,57 @@ def test_torch_logs_nothing_for_a_broken_program(tmp_path, capfd) -> None:
     assert captured.err == "" and captured.out == ""
 
 
-@pytest.mark.parametrize(("text", "plain"), [
-    ("Symbol('s16', positive=True, integer=True)", True),
-    ("Mul(Integer(120), Max(Integer(1), Add(Symbol('s16', positive=True, integer=True), "
-     "Integer(-2))))", True),
-    ("FloorDiv(Symbol('s0', positive=True, integer=True), Integer(2))", True),
-    ("__import__('os').system('true')", False),
-    ("exec(chr(112)+chr(114))", False),  # no quotes needed to build a string: calls are listed
-    ("Integer(1).evalf()", False),  # no attribute access
-    ("Symbol('s0', positive=True).__class__", False),
-    ("Symbol('os')", False),  # a quoted string is a size symbol's name: letters then digits
-    ("Integer(1)" + " + Integer(1)" * 2000, False),  # too long to parse in reasonable time
-])
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ("Symbol('s16', positive=True, integer=True)", True),
+        (
+            "Mul(Integer(120), Max(Integer(1), Add(Symbol('s16', positive=True, integer=True), "
+            "Integer(-2))))",
+            True,
+        ),
+        ("FloorDiv(Symbol('s0', positive=True, integer=True), Integer(2))", True),
+        ("__import__('os').system('true')", False),
+        ("exec(chr(112)+chr(114))", False),  # no quotes needed to build a string: calls are listed
+        ("Integer(1).evalf()", False),  # no attribute access
+        ("Symbol('s0', positive=True).__class__", False),
+        ("Symbol('os')", False),  # a quoted string is a size symbol's name: letters then digits
+        ("Integer(1)" + " + Integer(1)" * 2000, False),  # too long to parse in reasonable time
+    ],
+)
 def test_size_expressions_are_sympy_of_listed_names_only(text, plain) -> None:
     from models.sources.program_check import plain_sympy as _plain_sympy
 
     assert _plain_sympy(text) is plain
 
 
-@pytest.mark.parametrize(("text", "plain"), [
-    ("Pow(Symbol('s0', positive=True, integer=True), Integer(2))", True),  # a flattened H*W
-    ("Pow(Integer(10), Pow(Integer(10), Integer(10)))", False),  # sympy would work for hours
-    ("Pow(Integer(10), Integer(100000))", False),
-    ("Integer(" + "9" * 40 + ")", False),
-])
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ("Pow(Symbol('s0', positive=True, integer=True), Integer(2))", True),  # a flattened H*W
+        ("Pow(Integer(10), Pow(Integer(10), Integer(10)))", False),  # sympy would work for hours
+        ("Pow(Integer(10), Integer(100000))", False),
+        ("Integer(" + "9" * 40 + ")", False),
+    ],
+)
 def test_size_expressions_are_bounded(text, plain) -> None:
     from models.sources.program_check import plain_sympy as _plain_sympy
 
     assert _plain_sympy(text) is plain
 
 
-@pytest.mark.parametrize(("code", "plain"), [
-    ("L['x'].size()[3] == L['x'].size()[2]", True),
-    ("(1 + (((-1) + L['x'].size()[3]) // 2)) != 1", True),
-    ("open('/tmp/x', 'w').close() is None", False),
-    ("L['x'].__class__ is None", False),
-    ("L['x'].size()[3] ** 10 ** 10 == 1", False),
-    ("L['x'].size(9)[0] == 1", False),
-    ("L[__import__('os').name].size()[0] == 1", False),
-])
+@pytest.mark.parametrize(
+    ("code", "plain"),
+    [
+        ("L['x'].size()[3] == L['x'].size()[2]", True),
+        ("(1 + (((-1) + L['x'].size()[3]) // 2)) != 1", True),
+        ("open('/tmp/x', 'w').close() is None", False),
+        ("L['x'].__class__ is None", False),
+        ("L['x'].size()[3] ** 10 ** 10 == 1", False),
+        ("L['x'].size(9)[0] == 1", False),
+        ("L[__import__('os').name].size()[0] == 1", False),
+    ],
+)
 def test_guards_are_size_arithmetic_only(code, plain) -> None:
     from models.sources.program_check import plain_guard as _plain_guard
 
@@ -157,11 +169,9 @@ def test_a_program_with_a_square_dynamic_size_loads_without_a_question(tmp_path)
     # one Dim for height and width: torch writes the guard "L['x'].size()[3] == L['x'].size()[2]"
     from torch.export import Dim
 
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten()).eval()
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
     side = Dim("side", min=16, max=512)
-    program = torch.export.export(net, (torch.randn(1, 3, 32, 32),),
-                                  dynamic_shapes=({2: side, 3: side},))
+    program = torch.export.export(net, (torch.randn(1, 3, 32, 32),), dynamic_shapes=({2: side, 3: side},))
     assert program._guards_code  # the oracle: this program has guard code
     torch.export.save(program, tmp_path / "square.pt2")
     model = load_model(str(tmp_path / "square.pt2"), input_size=(48, 48))

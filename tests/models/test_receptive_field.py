@@ -15,30 +15,55 @@ from models.sources import LoadedModel, load_model
 # By hand, per axis: size' = size + (k-1)*d*jump, jump' = jump*s, start' = start - p*jump.
 # alexnet: conv11 s4 p2 -> (11, 4, -2); pool3 s2 -> (19, 8); conv5 p2 -> (51, 8, -18);
 #   pool3 s2 -> (67, 16); conv3 p1 x3 -> 99 (-34), 131 (-50), 163 (-66); pool3 s2 -> (195, 32, -66)
-ALEXNET = {"features.0": (11, 4, -2), "features.2": (19, 8, -2), "features.3": (51, 8, -18),
-           "features.5": (67, 16, -18), "features.10": (163, 16, -66), "features.12": (195, 32, -66)}
+ALEXNET = {
+    "features.0": (11, 4, -2),
+    "features.2": (19, 8, -2),
+    "features.3": (51, 8, -18),
+    "features.5": (67, 16, -18),
+    "features.10": (163, 16, -66),
+    "features.12": (195, 32, -66),
+}
 # vgg16: 3x3 p1 convs add 2*jump, 2x2 s2 pools add jump and double it.
 #   block1 3, 5 | pool 6 (j2) | 10, 14 | 16 (j4) | 24, 32, 40 | 44 (j8) | 60, 76, 92 | 100 (j16)
 #   | 132, 164, 196 | pool5 212 (j32); start falls by one jump per conv: ... -90 after conv5_3
-VGG16 = {"features.0": (3, 1, -1), "features.4": (6, 2, -2), "features.9": (16, 4, -6),
-         "features.16": (44, 8, -18), "features.23": (100, 16, -42), "features.29": (196, 16, -90),
-         "features.30": (212, 32, -90)}
+VGG16 = {
+    "features.0": (3, 1, -1),
+    "features.4": (6, 2, -2),
+    "features.9": (16, 4, -6),
+    "features.16": (44, 8, -18),
+    "features.23": (100, 16, -42),
+    "features.29": (196, 16, -90),
+    "features.30": (212, 32, -90),
+}
 # resnet18: conv7 s2 p3 (7, 2, -3); maxpool3 s2 p1 (11, 4, -5); layer1: 4 convs +8 each -> 43;
 #   layer2: 51 (s2, j8), 67, 83, 99; layer3: 115 (j16), 147, 179, 211;
 #   layer4: 243 (j32), 307, 371, 435. The 1x1 downsample paths are inside the main path's field.
-RESNET18 = {"conv1": (7, 2, -3), "maxpool": (11, 4, -5), "layer1.1.conv2": (43, 4, -21),
-            "layer2.0.conv1": (51, 8, -25), "layer2.1.relu#2": (99, 8, -49),
-            "layer3.1.conv2": (211, 16, -105), "layer4.1.relu#2": (435, 32, -217)}
+RESNET18 = {
+    "conv1": (7, 2, -3),
+    "maxpool": (11, 4, -5),
+    "layer1.1.conv2": (43, 4, -21),
+    "layer2.0.conv1": (51, 8, -25),
+    "layer2.1.relu#2": (99, 8, -49),
+    "layer3.1.conv2": (211, 16, -105),
+    "layer4.1.relu#2": (435, 32, -217),
+}
 # resnet50 (v1.5: stride in the 3x3): after maxpool 11 (j4); layer1: 3 bottlenecks, one 3x3 each,
 #   +8 -> 35; layer2: 43 (j8) +16*3 -> 91; layer3: 107 (j16) +32*5 -> 267;
 #   layer4: 299 (j32) +64*2 -> 427
-RESNET50 = {"layer1.2.relu#3": (35, 4, None), "layer2.0.conv2": (43, 8, None),
-            "layer2.3.relu#3": (91, 8, None), "layer3.5.relu#3": (267, 16, None),
-            "layer4.0.conv2": (299, 32, None), "layer4.2.relu#3": (427, 32, -213)}
+RESNET50 = {
+    "layer1.2.relu#3": (35, 4, None),
+    "layer2.0.conv2": (43, 8, None),
+    "layer2.3.relu#3": (91, 8, None),
+    "layer3.5.relu#3": (267, 16, None),
+    "layer4.0.conv2": (299, 32, None),
+    "layer4.2.relu#3": (427, 32, -213),
+}
 
 
-@pytest.mark.parametrize(("name", "expected"), [("alexnet", ALEXNET), ("vgg16", VGG16),
-                                                 ("resnet18", RESNET18), ("resnet50", RESNET50)])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("alexnet", ALEXNET), ("vgg16", VGG16), ("resnet18", RESNET18), ("resnet50", RESNET50)],
+)
 def test_receptive_fields_equal_hand_derivations(name: str, expected: dict) -> None:
     model = load_model(name, untrained=True)
     result = run_model(model, torch.zeros(1, 3, 224, 224), "reference")

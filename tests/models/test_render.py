@@ -15,8 +15,7 @@ def test_normalize_per_map_and_per_layer() -> None:
     np.testing.assert_allclose(render.normalize(maps, "map"), [[[0, 1]], [[0, 1]]])
     np.testing.assert_allclose(render.normalize(maps, "layer"), [[[0, 0.1]], [[0.5, 1]]])
     np.testing.assert_allclose(render.normalize(np.full((1, 2, 2), 3.0), "map"), 0)
-    np.testing.assert_allclose(render.normalize(np.array([[[-2, 1]]]), "map", symmetric=True),
-                               [[[0, 0.75]]])
+    np.testing.assert_allclose(render.normalize(np.array([[[-2, 1]]]), "map", symmetric=True), [[[0, 0.75]]])
 
 
 def test_normalize_a_page_of_channels_on_the_layers_range() -> None:
@@ -24,8 +23,7 @@ def test_normalize_a_page_of_channels_on_the_layers_range() -> None:
     # the page is scaled as it would be in the whole layer, not on its own range
     np.testing.assert_allclose(render.normalize(maps, "layer", channels=[1]), [[[0.75, 1]]])
     np.testing.assert_allclose(render.normalize(maps, "map", channels=[2, 0]), [[[0, 1]], [[0, 1]]])
-    np.testing.assert_allclose(render.normalize(maps, "layer", symmetric=True, channels=[2]),
-                               [[[0, 0.5]]])
+    np.testing.assert_allclose(render.normalize(maps, "layer", symmetric=True, channels=[2]), [[[0, 0.5]]])
 
 
 def test_normalize_survives_nan_and_inf() -> None:

@@ -21,8 +21,14 @@ from tests.conftest import conv_tolerance
 def _loaded(module: nn.Module, name: str = "net") -> LoadedModel:
     if not isinstance(module, torch.fx.GraphModule):  # exported programs have no eval()
         module.eval()
-    return LoadedModel(name=name, module=module, source="catalog",
-                       preprocess=Preprocess(size=(32, 32)), categories=None, pretrained=False)
+    return LoadedModel(
+        name=name,
+        module=module,
+        source="catalog",
+        preprocess=Preprocess(size=(32, 32)),
+        categories=None,
+        pretrained=False,
+    )
 
 
 class MyConv(nn.Conv2d):
@@ -79,11 +85,15 @@ def test_functional_calls_subclasses_script_and_export_all_count() -> None:
         np.testing.assert_allclose(result.logits, expected, atol=1e-5)
     # every form lists every leaf call, and the functional conv as a layer named by its weight
     eager = [(la.name, la.type, la.is_conv) for la in run_model(_loaded(net), x, "fft").layers]
-    assert eager == [("stem", "MyConv", True), ("act", "ReLU", False), ("w", "F.conv2d", True),
-                     ("act#2", "ReLU", False), ("pool", "AdaptiveAvgPool2d", False),
-                     ("fc", "Linear", False)]
-    for module in (torch.jit.script(net), torch.jit.trace(net, x),
-                   torch.export.export(net, (x,)).module()):
+    assert eager == [
+        ("stem", "MyConv", True),
+        ("act", "ReLU", False),
+        ("w", "F.conv2d", True),
+        ("act#2", "ReLU", False),
+        ("pool", "AdaptiveAvgPool2d", False),
+        ("fc", "Linear", False),
+    ]
+    for module in (torch.jit.script(net), torch.jit.trace(net, x), torch.export.export(net, (x,)).module()):
         layers = run_model(_loaded(module), x, "fft").layers
         assert [(la.name, la.type, la.is_conv) for la in layers] == eager
 
@@ -144,9 +154,12 @@ def test_a_module_called_twice_is_two_layers_with_their_own_outputs(form: str) -
     torch.manual_seed(0)
     net = _Twice().eval()
     x = torch.randn(1, 3, 12, 12)
-    module = {"eager": lambda: net, "script": lambda: torch.jit.script(net),
-              "trace": lambda: torch.jit.trace(net, x),
-              "export": lambda: torch.export.export(net, (x,)).module()}[form]()
+    module = {
+        "eager": lambda: net,
+        "script": lambda: torch.jit.script(net),
+        "trace": lambda: torch.jit.trace(net, x),
+        "export": lambda: torch.export.export(net, (x,)).module(),
+    }[form]()
     result = run_model(_loaded(module), x, "direct")
     assert [la.name for la in result.layers] == ["conv", "act", "conv#2", "act#2"]
     with torch.no_grad():
@@ -205,8 +218,9 @@ def test_a_run_abandoned_mid_forward_does_not_touch_later_runs(engine: str) -> N
     stop.set()  # the user pressed Cancel; the held run cannot see it yet
     later = run_model(model, x, engine)
     with torch.no_grad():
-        assert torch.allclose(torch.from_numpy(later.maps("conv2")),
-                              net.conv2(net.relu(net.conv1(x)))[0], atol=1e-4)
+        assert torch.allclose(
+            torch.from_numpy(later.maps("conv2")), net.conv2(net.relu(net.conv1(x)))[0], atol=1e-4
+        )
     assert [la.name for la in later.layers] == ["conv1", "relu", "conv2"]
     net.gate.set()
     thread.join(30)
@@ -224,6 +238,7 @@ def test_a_copy_made_during_a_run_computes_with_its_own_weights(engine: str) -> 
     model = _loaded(net)
     x = torch.randn(1, 3, 12, 12)
     run_model(model, x, engine)
+
     def held() -> None:
         net.held_thread = threading.get_ident()
         run_model(model, x, engine)

@@ -61,8 +61,10 @@ class Net(nn.Module):
 
 def _save_every_form(net: nn.Module, folder, x: torch.Tensor) -> dict[str, str]:
     paths = {
-        "scripted": folder / "scripted.pt", "traced": folder / "traced.pt",
-        "program": folder / "program.pt2", "pickle": folder / "pickle.pth",
+        "scripted": folder / "scripted.pt",
+        "traced": folder / "traced.pt",
+        "program": folder / "program.pt2",
+        "pickle": folder / "pickle.pth",
     }
     torch.jit.save(torch.jit.script(net), paths["scripted"])
     torch.jit.save(torch.jit.trace(net, x), paths["traced"])
@@ -78,8 +80,7 @@ def test_every_file_form_gives_the_module_it_was_saved_from(tmp_path) -> None:
     with torch.no_grad():
         expected = net(x)
     paths = _save_every_form(net, tmp_path, x)
-    sources = {"scripted": "torchscript", "traced": "torchscript", "program": "export",
-               "pickle": "pickle"}
+    sources = {"scripted": "torchscript", "traced": "torchscript", "program": "export", "pickle": "pickle"}
     for form, path in paths.items():
         model = load_model(path, trust=form == "pickle")
         assert model.source == sources[form], form
@@ -152,8 +153,11 @@ torch.save({"state_dict": Net().state_dict(), "args": argparse.Namespace(lr=0.1)
 
 
 def test_a_class_from_the_training_script_is_explained(tmp_path) -> None:
-    subprocess.run([sys.executable, "-c", _TRAINING_SCRIPT, str(tmp_path / "net.pth"),
-                    str(tmp_path / "ckpt.pth")], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", _TRAINING_SCRIPT, str(tmp_path / "net.pth"), str(tmp_path / "ckpt.pth")],
+        check=True,
+        capture_output=True,
+    )
     with pytest.raises(UntrustedModelError, match=r"it names __main__\.Net"):
         load_model(str(tmp_path / "net.pth"))
     with pytest.raises(ModelError) as info:
@@ -256,13 +260,16 @@ def test_loading_torchscript_warns_nothing(tmp_path) -> None:
     assert not caught, [str(w.message) for w in caught]
 
 
-@pytest.mark.parametrize(("content", "words"), [
-    (b"", "is empty"),
-    (b"hello, I am text", "is not a model file"),
-    (b"\x89PNG\r\n\x1a\n not really", "is not a model file"),
-    (b"PK\x03\x04garbage", "damaged or truncated"),
-    (b"\x80\x02garbage", "is not a model file"),
-])
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"", "is empty"),
+        (b"hello, I am text", "is not a model file"),
+        (b"\x89PNG\r\n\x1a\n not really", "is not a model file"),
+        (b"PK\x03\x04garbage", "damaged or truncated"),
+        (b"\x80\x02garbage", "is not a model file"),
+    ],
+)
 @pytest.mark.parametrize("suffix", [".pt", ".pt2", ".pth", ".bin"])
 def test_a_file_that_is_no_model_says_so_in_one_line(tmp_path, content, words, suffix) -> None:
     path = tmp_path / f"x{suffix}"

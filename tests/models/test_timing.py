@@ -13,17 +13,23 @@ from models.timing import summarize, time_engines
 
 
 def _fake_result(times: dict[str, float], total: float, algorithm: str) -> SimpleNamespace:
-    layers = [SimpleNamespace(name=n, is_conv=True, time_ms=t, algorithm=algorithm)
-              for n, t in times.items()]
+    layers = [SimpleNamespace(name=n, is_conv=True, time_ms=t, algorithm=algorithm) for n, t in times.items()]
     layers.append(SimpleNamespace(name="relu", is_conv=False, time_ms=99.0, algorithm=None))
     return SimpleNamespace(layers=layers, total_ms=total)
 
 
 def test_summarize_takes_the_median_of_each_layer_and_of_the_totals() -> None:
     # one wild run (a page fault, another process) must not move the answer
-    runs = [_fake_result({"a": a, "b": b}, t, "im2col+gemm")
-            for a, b, t in [(5.0, 1.0, 10.0), (1.0, 2.0, 11.0), (100.0, 3.0, 500.0),
-                            (2.0, 4.0, 12.0), (3.0, 5.0, 13.0)]]
+    runs = [
+        _fake_result({"a": a, "b": b}, t, "im2col+gemm")
+        for a, b, t in [
+            (5.0, 1.0, 10.0),
+            (1.0, 2.0, 11.0),
+            (100.0, 3.0, 500.0),
+            (2.0, 4.0, 12.0),
+            (3.0, 5.0, 13.0),
+        ]
+    ]
     timing = summarize("im2col", runs)
     assert timing.runs == 5
     assert timing.times == {"a": statistics.median([5, 1, 100, 2, 3]), "b": 3.0}

@@ -37,7 +37,8 @@ def _counting(monkeypatch, module, name: str) -> list:
 
 
 def test_a_cached_export_plans_once_reads_each_photo_once_and_scales_each_crop_once(
-        scanned, tmp_path, monkeypatch) -> None:
+    scanned, tmp_path, monkeypatch
+) -> None:
     model, result, _ = scanned
     scanner._conv_layers.clear()  # as in a new process: the layer table must be looked up
     plans = _counting(monkeypatch, scanner, "plan")
@@ -70,8 +71,12 @@ def test_the_json_names_skipped_files_and_the_crop_inside_the_photo(scanned, tmp
     text = (tmp_path / "out" / "combine.topk.json").read_text()
     assert "\n" not in text
     doc = json.loads(text)
-    assert doc["skipped"] == [{"path": str(result.folder / "notes.png"),
-                               "reason": "notes.png is not an image file ConvScope can read"}]
+    assert doc["skipped"] == [
+        {
+            "path": str(result.folder / "notes.png"),
+            "reason": "notes.png is not an image file ConvScope can read",
+        }
+    ]
     assert doc["input_size"] == [SIZE, SIZE]
     for channel in doc["top"]:
         for e in channel["entries"]:
@@ -94,32 +99,32 @@ def test_montage_rows_say_their_channel_and_cells_their_value_and_image(scanned,
 
     def drawn(text: str, shape: tuple[int, int], at: tuple[int, int], width: int | None) -> np.ndarray:
         want = np.zeros(shape)
-        mask = labels.text_mask(text, export.TEXT, width)[:shape[0] - at[0], :shape[1] - at[1]]
-        want[at[0]:at[0] + mask.shape[0], at[1]:at[1] + mask.shape[1]] = mask
+        mask = labels.text_mask(text, export.TEXT, width)[: shape[0] - at[0], : shape[1] - at[1]]
+        want[at[0] : at[0] + mask.shape[0], at[1] : at[1] + mask.shape[1]] = mask
         return want
 
     entries = result.layer_entries("edges")
     for row in range(4):
         y = top + row * (cell_h + 2)
         # the row's label, "ch N", at the left of the row's crops, and nothing else there
-        got = coverage(rgb[y:y + SIZE, :left - 2], export.INK)
+        got = coverage(rgb[y : y + SIZE, : left - 2], export.INK)
         want = drawn(f"ch {row}", got.shape, ((SIZE - line) // 2, 3), left - 4)
         assert np.abs(got - want).max() <= 2 and (want > 128).sum() > 20
         for c, e in enumerate(entries[row]):
             x = left + c * (SIZE + 2)
-            value = coverage(rgb[y + SIZE + 1:y + SIZE + 1 + line, x:x + SIZE], export.INK)
+            value = coverage(rgb[y + SIZE + 1 : y + SIZE + 1 + line, x : x + SIZE], export.INK)
             assert np.abs(value - drawn(f"{e.value:.4g}", value.shape, (0, 0), SIZE)).max() <= 2
-            name = coverage(rgb[y + SIZE + 1 + line:y + cell_h, x:x + SIZE], export.MUTED)
+            name = coverage(rgb[y + SIZE + 1 + line : y + cell_h, x : x + SIZE], export.MUTED)
             assert np.abs(name - drawn(e.path.name, name.shape, (0, 0), SIZE)).max() <= 2
             assert (name > 128).sum() > 10
     # the title says which layer
-    title = coverage(rgb[1:1 + line, :], export.INK)
+    title = coverage(rgb[1 : 1 + line, :], export.INK)
     assert np.abs(title - drawn("edges", title.shape, (0, 4), None)).max() <= 2
 
 
 def _trimmed(mask: np.ndarray) -> np.ndarray:
     ys, xs = np.nonzero(mask)
-    return mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    return mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
 def test_text_masks_match_pillows_own_drawing_and_elide_to_fit() -> None:
@@ -154,7 +159,7 @@ def test_tiles_mark_the_unit_and_cut_the_field_to_the_photo(scanned, tmp_path) -
     scale = SIZE // 8  # an 8-pixel frame in a 64-pixel tile: 8 pixels a pixel
     h, w = (y1 - y0) * scale, (x1 - x0) * scale
     oy, ox = (SIZE - h) // 2, (SIZE - w) // 2
-    picture = cell[oy:oy + h, ox:ox + w].copy()
+    picture = cell[oy : oy + h, ox : ox + w].copy()
     ticks = np.all(picture == export.TICK, axis=2)
     # the ticks sit on the picture's edges at the unit's row and column
     row, col = int(oy + cy * scale) - oy, int(ox + cx * scale) - ox

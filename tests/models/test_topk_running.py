@@ -14,15 +14,19 @@ def _oracle(values: np.ndarray, ys: np.ndarray, xs: np.ndarray, ids: np.ndarray,
     rows = []
     for c in range(values.shape[1]):
         order = sorted(range(len(ids)), key=lambda i: (-values[i, c], ids[i]))
-        rows.append([(int(ids[i]), float(values[i, c]), int(ys[i, c]), int(xs[i, c]))
-                     for i in order[:depth]])
+        rows.append([(int(ids[i]), float(values[i, c]), int(ys[i, c]), int(xs[i, c])) for i in order[:depth]])
     return rows
 
 
 def _state_rows(state: LayerTopK):
-    return [[(int(state.images[c, r]), float(state.values[c, r]), int(state.ys[c, r]),
-              int(state.xs[c, r])) for r in range(state.depth) if state.images[c, r] >= 0]
-            for c in range(state.channels)]
+    return [
+        [
+            (int(state.images[c, r]), float(state.values[c, r]), int(state.ys[c, r]), int(state.xs[c, r]))
+            for r in range(state.depth)
+            if state.images[c, r] >= 0
+        ]
+        for c in range(state.channels)
+    ]
 
 
 @settings(max_examples=60, deadline=None)
@@ -32,8 +36,9 @@ def test_batches_merge_to_the_sorted_answer_ties_broken_by_image(data) -> None:
     depth = data.draw(st.integers(1, 12))
     n = data.draw(st.integers(1, 60))
     # few distinct values: many ties, which only the (value, image id) order settles
-    values = np.array(data.draw(st.lists(st.integers(0, 4), min_size=n * channels,
-                                         max_size=n * channels)), dtype=np.float32).reshape(n, channels)
+    values = np.array(
+        data.draw(st.lists(st.integers(0, 4), min_size=n * channels, max_size=n * channels)), dtype=np.float32
+    ).reshape(n, channels)
     ys = np.arange(n * channels, dtype=np.int32).reshape(n, channels) % 7
     xs = np.arange(n * channels, dtype=np.int32).reshape(n, channels) % 5
     ids = np.arange(n, dtype=np.int32) * 3 + 1  # increasing, not contiguous
@@ -57,16 +62,21 @@ def test_batches_merge_to_the_sorted_answer_ties_broken_by_image(data) -> None:
     restored = LayerTopK.from_bytes(state.to_bytes(), channels, depth)
     assert restored.equal(state)
     k = data.draw(st.integers(1, depth))
-    assert state.rows(k) == [(c, r, i, v, y, x) for c, row in enumerate(_state_rows(state))
-                             for r, (i, v, y, x) in enumerate(row[:k])]
+    assert state.rows(k) == [
+        (c, r, i, v, y, x)
+        for c, row in enumerate(_state_rows(state))
+        for r, (i, v, y, x) in enumerate(row[:k])
+    ]
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_after_removing_images_the_certain_entries_are_the_true_top(data) -> None:
     channels, depth, n = 3, data.draw(st.integers(2, 9)), data.draw(st.integers(1, 40))
-    values = np.array(data.draw(st.lists(st.floats(-5, 5, width=32), min_size=n * channels,
-                                         max_size=n * channels)), dtype=np.float32).reshape(n, channels)
+    values = np.array(
+        data.draw(st.lists(st.floats(-5, 5, width=32), min_size=n * channels, max_size=n * channels)),
+        dtype=np.float32,
+    ).reshape(n, channels)
     zeros = np.zeros((n, channels), dtype=np.int32)
     ids = np.arange(n, dtype=np.int32)
     state = LayerTopK(channels, depth)

@@ -44,8 +44,10 @@ def _reads(monkeypatch) -> list[str]:
 
 def _top(result, layer="edges", channels=None) -> dict:
     """Layer's top-k as comparable tuples (file name, value, y, x) per channel."""
-    return {c: [(e.path.name, e.value, e.y, e.x) for e in found]
-            for c, found in result.layer_entries(layer, channels).items()}
+    return {
+        c: [(e.path.name, e.value, e.y, e.x) for e in found]
+        for c, found in result.layer_entries(layer, channels).items()
+    }
 
 
 def test_edge_detectors_rank_the_brightest_bars_of_their_orientation_at_the_edge(tmp_path) -> None:
@@ -80,7 +82,7 @@ def test_crops_show_the_edge_and_the_map_holds_the_stored_value(tmp_path) -> Non
         t, l, b, r = (int(v) for v in ex.box)
         assert (b - t, r - l) == (3, 3)
         assert ex.clip == (max(t, 0), max(l, 0), min(b, SIZE), min(r, SIZE))
-        np.testing.assert_array_equal(ex.crop, photo[max(t, 0):min(b, SIZE), max(l, 0):min(r, SIZE)])
+        np.testing.assert_array_equal(ex.crop, photo[max(t, 0) : min(b, SIZE), max(l, 0) : min(r, SIZE)])
         # the unit (the field's centre) in crop pixels: its own pixel is (y, x) of the photo
         cy, cx = ex.centre
         assert (ex.clip[0] + int(cy), ex.clip[1] + int(cx)) == (ex.entry.y, ex.entry.x)
@@ -119,8 +121,16 @@ def test_cancel_then_resume_gives_exactly_the_uninterrupted_result(tmp_path, mon
         return bool(seen) and seen[-1] >= 8
 
     with pytest.raises(Cancelled):
-        scan(model, tmp_path / "imgs", "reference", k=3, batch=4, store=Store(tmp_path / "b.db"),
-             progress=lambda done, total, rate, eta: seen.append(done), cancel=cancel)
+        scan(
+            model,
+            tmp_path / "imgs",
+            "reference",
+            k=3,
+            batch=4,
+            store=Store(tmp_path / "b.db"),
+            progress=lambda done, total, rate, eta: seen.append(done),
+            cancel=cancel,
+        )
     # asked after 8, it stops within a batch (the one already run is kept, no new one starts)
     assert seen[:2] == [4, 8] and seen[-1] <= 12
     read = _reads(monkeypatch)
@@ -158,14 +168,12 @@ scan(edge_model(), {str(tmp_path / "imgs")!r}, "reference", k=3, batch=4,
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 7, proc.stderr
-    resumed = scan(edge_model(), tmp_path / "imgs", "reference", k=3, batch=4,
-                   store=Store(tmp_path / "b.db"))
+    resumed = scan(edge_model(), tmp_path / "imgs", "reference", k=3, batch=4, store=Store(tmp_path / "b.db"))
     if every == 0:
         assert resumed.stats.scanned == len(made) - 12
     else:
         assert len(made) - 12 <= resumed.stats.scanned <= len(made)
-    whole = scan(edge_model(), tmp_path / "imgs", "reference", k=3, batch=4,
-                 store=Store(tmp_path / "a.db"))
+    whole = scan(edge_model(), tmp_path / "imgs", "reference", k=3, batch=4, store=Store(tmp_path / "a.db"))
     _same_state(whole, resumed)
 
 
@@ -261,14 +269,14 @@ def test_the_store_is_keyed_by_weights_and_preprocessing_not_the_engine(tmp_path
     assert {e.path.name[0] for e in changed.entries("edges", 1)} == {"h"}
     model = edge_model()
     pre = model.preprocess
-    model.preprocess = Preprocess(size=pre.size, resize=None, crop=False, mean=(0.5,) * 3,
-                                  std=(1.0,) * 3)
+    model.preprocess = Preprocess(size=pre.size, resize=None, crop=False, mean=(0.5,) * 3, std=(1.0,) * 3)
     assert scan(model, folder, "reference", k=3).stats.scanned == len(made)
     assert scan(edge_model(), folder, "reference", k=4).stats.scanned == len(made)  # another k
     # the engines agree: a scan on im2col from scratch ranks the same as torch's
     ours = scan(edge_model(), folder, "im2col", k=3, store=Store(tmp_path / "other.db"))
     assert [[(n, y, x) for n, _, y, x in v] for v in _top(ours).values()] == [
-        [(n, y, x) for n, _, y, x in v] for v in _top(first).values()]
+        [(n, y, x) for n, _, y, x in v] for v in _top(first).values()
+    ]
 
 
 def test_rescan_forgets_the_stored_scan_and_runs_every_image_on_the_engine(tmp_path, monkeypatch) -> None:
@@ -282,7 +290,8 @@ def test_rescan_forgets_the_stored_scan_and_runs_every_image_on_the_engine(tmp_p
     assert again.stats.scanned == len(made) and sorted(read) == sorted(made)
     assert again.engines == ["im2col"]
     assert [[(n, y, x) for n, _, y, x in v] for v in _top(again).values()] == [
-        [(n, y, x) for n, _, y, x in v] for v in _top(oracle).values()]
+        [(n, y, x) for n, _, y, x in v] for v in _top(oracle).values()
+    ]
     with again.store.connect() as conn:  # one scan for these keys, not two
         assert conn.execute("SELECT COUNT(*) FROM scans").fetchone()[0] == 1
 
@@ -293,8 +302,7 @@ def test_a_damaged_store_file_is_replaced(tmp_path) -> None:
     path.write_bytes(b"this is not an SQLite database" * 100)
     result = scan(edge_model(), tmp_path / "imgs", "reference", k=3, store=Store(path))
     assert result.stats.scanned == 6
-    assert scan(edge_model(), tmp_path / "imgs", "reference", k=3,
-                store=Store(path)).stats.scanned == 0
+    assert scan(edge_model(), tmp_path / "imgs", "reference", k=3, store=Store(path)).stats.scanned == 0
 
 
 def test_memory_stays_flat_over_a_large_folder(tmp_path) -> None:
@@ -311,9 +319,16 @@ def test_memory_stays_flat_over_a_large_folder(tmp_path) -> None:
     samples: list[tuple[int, int]] = []
     tracemalloc.start()
     try:
-        scan(model, folder, "reference", k=9, batch=16,
-             progress=lambda done, total, rate, eta: samples.append(
-                 (done, tracemalloc.get_traced_memory()[0])))
+        scan(
+            model,
+            folder,
+            "reference",
+            k=9,
+            batch=16,
+            progress=lambda done, total, rate, eta: samples.append(
+                (done, tracemalloc.get_traced_memory()[0])
+            ),
+        )
     finally:
         tracemalloc.stop()
     early = max(m for d, m in samples if 300 <= d < 450)
@@ -328,8 +343,17 @@ def test_channels_last_outputs_are_ranked_on_their_grid() -> None:
     from models.topk.scanner import batch_maps, map_shape
 
     nhwc = torch.randn(3, 5, 7, 4)
-    la = LayerInfo(name="x", type="Conv2d", output_shape=(1, 5, 7, 4), params=0, macs=0,
-                   time_ms=0.0, algorithm=None, receptive_field=None, grid_axes=(1, 2))
+    la = LayerInfo(
+        name="x",
+        type="Conv2d",
+        output_shape=(1, 5, 7, 4),
+        params=0,
+        macs=0,
+        time_ms=0.0,
+        algorithm=None,
+        receptive_field=None,
+        grid_axes=(1, 2),
+    )
     assert map_shape(la) == (4, 5, 7)
     got = batch_maps(nhwc, la)
     want = np.stack([grid_maps(nhwc[i].numpy(), (1, 2)) for i in range(3)])

@@ -35,9 +35,20 @@ IMAGENET_CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian c
 def test_catalog_lists_default_classic_and_torchvision() -> None:
     names = available_models()
     assert names[:2] == ["efficientnet_lite0", "classic"]
-    for name in ["alexnet", "vgg11", "vgg16", "resnet18", "resnet50", "googlenet", "squeezenet1_1",
-                 "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "densenet121",
-                 "convnext_tiny"]:
+    for name in [
+        "alexnet",
+        "vgg11",
+        "vgg16",
+        "resnet18",
+        "resnet50",
+        "googlenet",
+        "squeezenet1_1",
+        "mobilenet_v2",
+        "mobilenet_v3_small",
+        "efficientnet_b0",
+        "densenet121",
+        "convnext_tiny",
+    ]:
         assert name in names
 
 
@@ -139,8 +150,7 @@ def served_file(tmp_path):
 def test_download_reports_progress_and_checks_the_hash(served_file, tmp_path) -> None:
     url, name, payload = served_file
     seen = []
-    path = download(url, tmp_path / "cache" / name, progress=lambda d, t: seen.append((d, t)),
-                    chunk=65536)
+    path = download(url, tmp_path / "cache" / name, progress=lambda d, t: seen.append((d, t)), chunk=65536)
     assert path.read_bytes() == payload
     assert seen[0] == (0, len(payload)) and seen[-1] == (len(payload), len(payload))
     assert len(seen) >= 5
@@ -231,8 +241,10 @@ def test_the_command_line_asks_for_the_architecture_it_guessed(tmp_path, capsys)
     assert err.rstrip().endswith("its keys and shapes are those of resnet18; pass --arch resnet18")
     assert err.count("resnet18") == 2  # the finding and the remedy, each once
     # the wrong architecture passed: what disagrees, whose keys they are, and the one remedy
-    assert main.main(["--model", str(tmp_path / "ckpt.pth"), "--arch", "vgg11",
-                      "--export", str(tmp_path / "o")]) == 2
+    assert (
+        main.main(["--model", str(tmp_path / "ckpt.pth"), "--arch", "vgg11", "--export", str(tmp_path / "o")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("error: ckpt.pth does not fit architecture vgg11: ") and err.count("\n") == 1
     assert err.rstrip().endswith("; its keys and shapes are those of resnet18; pass --arch resnet18")

@@ -21,14 +21,15 @@ def bar_image(kind: str, at: int, brightness: int, size: int = SIZE) -> np.ndarr
     ``at + BAR``) or "h" (horizontal, rows), the whole way across; "blank" is all black."""
     a = np.zeros((size, size, 3), dtype=np.uint8)
     if kind == "v":
-        a[:, at:at + BAR] = brightness
+        a[:, at : at + BAR] = brightness
     elif kind == "h":
-        a[at:at + BAR, :] = brightness
+        a[at : at + BAR, :] = brightness
     return a
 
 
-def bars_folder(folder: Path, vertical: int = 5, horizontal: int = 5, blank: int = 4,
-                size: int = SIZE) -> dict[str, tuple[str, int, int]]:
+def bars_folder(
+    folder: Path, vertical: int = 5, horizontal: int = 5, blank: int = 4, size: int = SIZE
+) -> dict[str, tuple[str, int, int]]:
     """Write ``v*.png`` / ``h*.png`` / ``blank*.png``; name -> (kind, at, brightness). Every
     bar has its own brightness (the i-th of a kind is ``60 + 15 i``) and position, so the true
     top-k of an edge detector is the brightest bars of its orientation, without ties."""
@@ -58,14 +59,19 @@ def edge_model(size: int = SIZE) -> LoadedModel:
     module = nn.Sequential()
     module.add_module("edges", conv)
     module.add_module("relu", nn.ReLU())
-    return LoadedModel(name="edges", module=module.eval(), source="catalog",
-                       preprocess=Preprocess(size=(size, size), resize=None, crop=False,
-                                             mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
-                       categories=None, pretrained=False)
+    return LoadedModel(
+        name="edges",
+        module=module.eval(),
+        source="catalog",
+        preprocess=Preprocess(
+            size=(size, size), resize=None, crop=False, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
+        ),
+        categories=None,
+        pretrained=False,
+    )
 
 
 def expected_top(made: dict[str, tuple[str, int, int]], kind: str, k: int) -> list[str]:
     """The names of the ``k`` brightest bars of ``kind``, strongest first."""
-    bars = sorted((n for n, (kd, _, _) in made.items() if kd == kind),
-                  key=lambda n: -made[n][2])
+    bars = sorted((n for n, (kd, _, _) in made.items() if kd == kind), key=lambda n: -made[n][2])
     return bars[:k]
