@@ -20,7 +20,8 @@ class ReceptiveFieldPlot(View):
     """Signal ``layer_clicked(name)`` (also asked of the window: ``select_layer``)."""
 
     key = "rf"
-    title = "Receptive field vs depth"
+    title = "Receptive fields"
+    tip = "Receptive field size and jump of every layer, against depth"
 
     layer_clicked = Signal(str)
 

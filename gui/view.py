@@ -75,10 +75,12 @@ class Window(Protocol):
 
 
 class View(QWidget):
-    """One tab of the window. Subclasses set ``key`` and ``title`` and implement :meth:`draw`."""
+    """One tab of the window. Subclasses set ``key`` and ``title`` (short: eight tabs share one
+    row) and implement :meth:`draw`; ``tip`` says more on the tab's tooltip."""
 
     key: ClassVar[str] = ""
     title: ClassVar[str] = ""
+    tip: ClassVar[str] = ""
 
     def __init__(self, window: Window | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -49,7 +49,8 @@ class ExplainerView(Panes, LayerMode, GifExport, View):
     """
 
     key = "explain"
-    title = "Explain the convolution"
+    title = "Explain"
+    tip = "Explain the convolution: one unit computed term by term, and a sandbox to try sizes"
     unit_changed = Signal(int, int, int)
 
     def __init__(self, window=None, parent: QWidget | None = None) -> None:

@@ -259,7 +259,7 @@ def test_the_view_protocol_draws_a_shown_layer_and_unit(view, qtbot):
     from models.runner import run_model
     from models.sources import load_model
 
-    assert (view.key, view.title) == ("explain", "Explain the convolution")
+    assert (view.key, view.title) == ("explain", "Explain")
     model = load_model("classic")
     result = run_model(model, prepare_image(sample_images()["chelsea"], model.preprocess), "im2col")
 

@@ -317,7 +317,7 @@ def test_the_views_draw_what_the_window_shows(classic, qtbot) -> None:
     assert keys == {
         "maps": "Feature maps",
         "filters": "Filters",
-        "rf": "Receptive field vs depth",
+        "rf": "Receptive fields",
         "engines": "Engines",
     }
     # the window's own state: a channel picked in the maps is handed to every view in a Shown
