@@ -97,7 +97,7 @@ class MainWindow(Requests, Files, QMainWindow):
         ]
         self.tabs = QTabWidget()
         for view in self.views:
-            self.tabs.setTabToolTip(self.tabs.addTab(view, view.title), view.tip or view.title)
+            self.tabs.setTabToolTip(self.tabs.addTab(view, view.title), view.tab_tip or view.title)
         self.show_view(str(self.settings.value("view", "maps")))  # the tab used last (--view overrides)
         self._build_layout()
         toolbar = self.addToolBar("Engine")

@@ -21,7 +21,7 @@ class ReceptiveFieldPlot(View):
 
     key = "rf"
     title = "Receptive fields"
-    tip = "Receptive field size and jump of every layer, against depth"
+    tab_tip = "Receptive field size and jump of every layer, against depth"
 
     layer_clicked = Signal(str)
 

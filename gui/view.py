@@ -76,11 +76,11 @@ class Window(Protocol):
 
 class View(QWidget):
     """One tab of the window. Subclasses set ``key`` and ``title`` (short: eight tabs share one
-    row) and implement :meth:`draw`; ``tip`` says more on the tab's tooltip."""
+    row) and implement :meth:`draw`; ``tab_tip`` says more on the tab's tooltip."""
 
     key: ClassVar[str] = ""
     title: ClassVar[str] = ""
-    tip: ClassVar[str] = ""
+    tab_tip: ClassVar[str] = ""
 
     def __init__(self, window: Window | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -50,7 +50,7 @@ class ExplainerView(Panes, LayerMode, GifExport, View):
 
     key = "explain"
     title = "Explain"
-    tip = "Explain the convolution: one unit computed term by term, and a sandbox to try sizes"
+    tab_tip = "Explain the convolution: one unit computed term by term, and a sandbox to try sizes"
     unit_changed = Signal(int, int, int)
 
     def __init__(self, window=None, parent: QWidget | None = None) -> None:
