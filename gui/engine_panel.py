@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -27,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine import available_engines, get_engine
+from gui.engine_chart import EngineChart, run_label, short_algorithm
 from gui.view import Shown, View, Window
 from gui.widgets import steady_label
 from gui.worker import Worker, error_message
@@ -34,28 +33,9 @@ from models.errors import Cancelled
 from models.timing import EngineTiming, private_copy, time_engines
 
 DEFAULT_RUNS = 5
-# one colour per engine in the chart (a qualitative palette, readable on white)
-PALETTE = [
-    (31, 119, 180),
-    (255, 127, 14),
-    (44, 160, 44),
-    (214, 39, 40),
-    (148, 103, 189),
-    (140, 86, 75),
-    (227, 119, 194),
-    (127, 127, 127),
-    (188, 189, 34),
-    (23, 190, 207),
-]
 
 
-def short_algorithm(engine: str, algorithm: str | None) -> str:
-    """What the engine ran, without repeating the engine's name: "direct" on direct says
-    nothing, "auto → winograd F(4x4,3x3)" on auto is "winograd F(4x4,3x3)"."""
-    if not algorithm or algorithm == engine:
-        return ""
-    prefix = f"{engine} → "
-    return algorithm[len(prefix) :] if algorithm.startswith(prefix) else algorithm
+MIN_COLUMN = "000.00 · wino"  # an engine's column keeps at least its time and a word visible
 
 
 def brief_algorithm(engine: str, algorithm: str | None) -> str:
@@ -63,13 +43,6 @@ def brief_algorithm(engine: str, algorithm: str | None) -> str:
     rows)" is "im2col+gemm"): a table cell; the whole of it is the cell's tooltip."""
     text = short_algorithm(engine, algorithm)
     return re.sub(r" \([^()]*\)$", "", text)
-
-
-MIN_COLUMN = "000.00 · wino"  # an engine's column keeps at least its time and a word visible
-
-
-def run_label(runs: int) -> str:
-    return "1 run" if runs == 1 else f"median of {runs}"
 
 
 class EnginePanel(View):
@@ -119,21 +92,9 @@ class EnginePanel(View):
         self.table.setTextElideMode(Qt.TextElideMode.ElideRight)  # the time first, always seen
         self.table.setWordWrap(False)
         self.table.viewport().installEventFilter(self)  # re-fit the columns to a resized pane
-        self.chart = pg.PlotWidget()
-        self.chart.setBackground("w")
-        self.chart.setMenuEnabled(False)
-        self.chart.setMouseEnabled(x=True, y=False)
-        self.chart.showGrid(y=True, alpha=0.3)
-        self.chart.setLabel("left", "ms per layer")
-        self.chart.setLabel("bottom", "convolution layer (hover for its name)")
-        self.legend = self.chart.addLegend(offset=(-10, 10))
-        self._bars: dict[str, pg.BarGraphItem] = {}
-        self.chart_readout = steady_label("")
-        chart_box = QWidget()
-        cl = QVBoxLayout(chart_box)
-        cl.setContentsMargins(0, 0, 0, 0)
-        cl.addWidget(self.chart, 1)
-        cl.addWidget(self.chart_readout)
+        chart_box = EngineChart()
+        self.chart, self.chart_readout = chart_box.plot, chart_box.readout
+        self._chart = chart_box
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.table)
         splitter.addWidget(chart_box)
@@ -166,7 +127,6 @@ class EnginePanel(View):
         self.lane.progress.connect(self._on_progress)
         self.lane.cancelled.connect(lambda: self._timing_over("timing cancelled"))
         self.lane.abandoned.connect(lambda: self._timing_over("timing cancelled (left behind)"))
-        self.chart.scene().sigMouseMoved.connect(self._hover_chart)
 
     def show_state(self, shown: Shown) -> None:
         self.shown = shown
@@ -270,8 +230,7 @@ class EnginePanel(View):
 
     def chart_heights(self, engine: str) -> list[float]:
         """The bar heights drawn for ``engine``, one per conv layer in order."""
-        bars = self._bars.get(engine)
-        return [] if bars is None else [float(h) for h in bars.opts["height"]]
+        return self._chart.heights(engine)
 
     def cell_text(self, engine: str, layer: str) -> str:
         col = list(self._runs).index(engine)
@@ -404,7 +363,7 @@ class EnginePanel(View):
         table_h = min(rows_h, total // 2)
         self.splitter.setSizes([table_h, total - table_h])
         self._select()
-        self._draw_chart()
+        self._chart.draw(self._runs, self._layers)
 
     def _fit_columns(self) -> None:
         """Every engine's column in view: as wide as its contents when they fit the pane, else
@@ -431,54 +390,3 @@ class EnginePanel(View):
             if old != new and self.table.columnCount():
                 self._fit_columns()
         return super().eventFilter(watched, event)
-
-    def _draw_chart(self) -> None:
-        for bars in self._bars.values():
-            self.chart.removeItem(bars)
-        self._bars.clear()
-        self.legend.clear()
-        engines = list(self._runs)
-        if not engines or not self._layers:
-            return
-        width = 0.8 / len(engines)
-        xs = np.arange(len(self._layers), dtype=float)
-        for k, e in enumerate(engines):
-            run = self._runs[e]
-            heights = [run["times"].get(n, 0.0) for n in self._layers]
-            color = (
-                PALETTE[available_engines().index(e) % len(PALETTE)]
-                if e in available_engines()
-                else PALETTE[k % len(PALETTE)]
-            )
-            bars = pg.BarGraphItem(
-                x=xs + (k - (len(engines) - 1) / 2) * width,
-                height=heights,
-                width=width,
-                brush=color,
-                pen=None,
-            )
-            self.chart.addItem(bars)
-            self.legend.addItem(bars, f"{e} ({run_label(run['runs'])})")
-            self._bars[e] = bars
-        if len(self._layers) <= 12:
-            ticks = [(i, n if len(n) <= 14 else "…" + n[-13:]) for i, n in enumerate(self._layers)]
-        else:
-            step = max(1, len(self._layers) // 12)
-            ticks = [(i, str(i)) for i in range(0, len(self._layers), step)]
-        self.chart.getAxis("bottom").setTicks([ticks])
-        self.chart.enableAutoRange()
-
-    def _hover_chart(self, scene_pos) -> None:
-        vb = self.chart.getPlotItem().getViewBox()
-        if not self._layers or not vb.sceneBoundingRect().contains(scene_pos):
-            return
-        i = round(vb.mapSceneToView(scene_pos).x())
-        if not 0 <= i < len(self._layers):
-            return
-        name = self._layers[i]
-        parts = []
-        for e, run in self._runs.items():
-            if name in run["times"]:
-                algo = short_algorithm(e, run["algorithms"].get(name))
-                parts.append(f"{e} {run['times'][name]:.2f}" + (f" ({algo})" if algo else ""))
-        self.chart_readout.setText(f"{i}: {name} · " + " · ".join(parts) + " ms")

@@ -6,8 +6,10 @@ what is shown (a run's outcome arrives, the user steps to another layer, picks a
 unit), hands each view the same :class:`Shown`. A view only stores it; :meth:`View.draw` runs
 when the view is visible (at once, or when its tab is next shown), so hidden tabs cost nothing.
 
-Adding a tab: one module with a ``View`` subclass (``key``, ``title``, ``draw``; ``export_png``
-if it has more to export than its pixels), plus one line in the window's list of views.
+Adding a tab: one module in ``gui/views/`` with a ``View`` subclass (``key``, ``title``,
+``draw``; ``export_png`` if it has more to export than its pixels); then, in
+``gui/main_window.py``, its import and its entry in the window's list of views, and its key in
+``main.VIEWS`` (the ``--view`` choices; a test checks the two agree).
 
 Work off the GUI thread (the worker's rules, :mod:`gui.worker`):
 

@@ -25,10 +25,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QCheckBox,
-    QFrame,
     QHBoxLayout,
     QLabel,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -36,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from gui.view import Shown, View, Window
 from gui.views.topk_folder import SAMPLES, FolderBar, ask_clear, dropped_folder
-from gui.views.topk_status import ElidedLabel, ScanStatus
+from gui.views.topk_status import ElidedLabel, ScanStatus, StaleBanner
 from gui.views.topk_tiles import TileGrid, blend_overlay, rgb_image
 from gui.worker import Worker, error_message
 from models.cache import clear_cache
@@ -107,19 +105,9 @@ class TopKView(View):
         self.progress, self.progress_label = self.status.bar, self.status.label
         self.skipped_label = self.status.skipped
 
-        self.banner = QFrame()
-        self.banner.setStyleSheet(
-            "QFrame { background: #5a4a12; border-radius: 4px; } QLabel { color: #fff3c4; }"
-        )
-        self.banner_label = QLabel()
-        self.banner_label.setWordWrap(True)
-        self.banner_button = QPushButton("Scan again")
-        self.banner_button.clicked.connect(self._banner_scan)
-        row = QHBoxLayout(self.banner)
-        row.addWidget(self.banner_label, 1)
-        row.addWidget(self.banner_button)
-        self.banner.setVisible(False)
-        self._banner_rescan = False
+        self.banner = StaleBanner()
+        self.banner_label, self.banner_button = self.banner.label, self.banner.button
+        self.banner.scan.connect(lambda rescan: self.start_scan(rescan=rescan))
 
         self.layer_label = ElidedLabel()
         self.channel_box = QSpinBox()
@@ -319,27 +307,9 @@ class TopKView(View):
     def _update_banner(self) -> None:
         why = self.stale()
         self.banner.setVisible(why is not None and not self.scans.busy)
-        outcome = self.shown.outcome
-        if why == "model":
-            now = outcome.model.name
-            now += " with other weights" if now == self.result.model_name else ""
-            self.banner_label.setText(
-                f"These top examples were found by {self.result.model_name}; the window now shows "
-                f"{now}. Scan the folder again with it (instant if it was scanned before)."
-            )
-            self.banner_button.setText(f"Scan with {outcome.model.name}")
-            self._banner_rescan = False
-        elif why == "engine":
-            now = engine_of(outcome)
-            self.banner_label.setText(
-                f"Computed on {', '.join(self.result.engines)}; the window now runs {now}. Engines "
-                f"agree within 1e-4 of torch, so the ranking holds; scan again to compute it on {now}."
-            )
-            self.banner_button.setText(f"Scan again on {now}")
-            self._banner_rescan = True
-
-    def _banner_scan(self) -> None:
-        self.start_scan(rescan=self._banner_rescan)
+        if why is not None:
+            outcome = self.shown.outcome
+            self.banner.say(why, self.result, outcome.model.name, engine_of(outcome))
 
     # ----------------------------------------------------------------- drawing
     def _redraw(self) -> None:

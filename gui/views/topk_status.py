@@ -1,6 +1,7 @@
-"""The top-examples view's status: the scan's progress bar and what it says, and the files it
-skipped. Every line fits the width it is given: text too long is elided with "…" and the
-whole of it is in the tooltip (the skipped files' tooltip lists each with why), so a narrow
+"""The top-examples view's status: the scan's progress bar and what it says, the files it
+skipped, and the banner when the results shown are another model's or engine's. Every line
+fits the width it is given: text too long is elided with "…" and the whole of it is in the
+tooltip (the skipped files' tooltip lists each with why), so a narrow
 window clips nothing and never grows to fit a long message. The words are
 :mod:`models.topk.messages`', the same as the command line's."""
 
@@ -8,9 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QPainter
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from models.topk import messages
 
@@ -93,3 +103,42 @@ class ScanStatus(QWidget):
 
     def clear_skipped(self) -> None:
         self.skipped.setVisible(False)
+
+
+class StaleBanner(QFrame):
+    """Says the results shown were found by another model or on another engine than the window
+    shows, with a button to scan again. Signal ``scan(rescan)``: rescan also recomputes what the
+    cache holds (another engine), else the cache answers (another model)."""
+
+    scan = Signal(bool)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setStyleSheet("QFrame { background: #5a4a12; border-radius: 4px; } QLabel { color: #fff3c4; }")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.button = QPushButton("Scan again")
+        self.button.clicked.connect(lambda: self.scan.emit(self._rescan))
+        row = QHBoxLayout(self)
+        row.addWidget(self.label, 1)
+        row.addWidget(self.button)
+        self.setVisible(False)
+        self._rescan = False
+
+    def say(self, why: str, result, model_name: str, engine: str) -> None:
+        """``why``: "model" or "engine" (see ``TopKView.stale``)."""
+        if why == "model":
+            now = model_name + (" with other weights" if model_name == result.model_name else "")
+            self.label.setText(
+                f"These top examples were found by {result.model_name}; the window now shows "
+                f"{now}. Scan the folder again with it (instant if it was scanned before)."
+            )
+            self.button.setText(f"Scan with {model_name}")
+            self._rescan = False
+        else:
+            self.label.setText(
+                f"Computed on {', '.join(result.engines)}; the window now runs {engine}. Engines "
+                f"agree within 1e-4 of torch, so the ranking holds; scan again to compute it on {engine}."
+            )
+            self.button.setText(f"Scan again on {engine}")
+            self._rescan = True
