@@ -31,7 +31,10 @@ def line_height(size: int) -> int:
 
 @lru_cache(maxsize=1024)
 def _glyph(ch: str, size: int) -> tuple[np.ndarray, float]:
-    """One character as an 8-bit mask (a line tall, drawn from its origin) and its advance."""
+    """One character as an 8-bit mask (a line tall, drawn from its origin) and its advance; a
+    control character (a newline in a file name) is drawn as "?" (the layout engine refuses it)."""
+    if not ch.isprintable():
+        return _glyph("?", size)
     f = font(size)
     ascent, descent = f.getmetrics()
     advance = f.getlength(ch)

@@ -144,6 +144,10 @@ def test_text_masks_match_pillows_own_drawing_and_elide_to_fit() -> None:
     assert "…" in short and short.endswith("42.jpg") and short.startswith("hol")
     assert labels.text_width(short, export.TEXT) <= 64
     assert labels.elide("a.png", export.TEXT, 64) == "a.png"
+    # a file name may hold a newline or a tab: drawn as "?", never a crash of the export
+    odd = labels.text_mask("naïve\nname\t.png", export.TEXT)
+    assert odd.shape == labels.text_mask("naïve?name?.png", export.TEXT).shape
+    assert labels.text_width("a\nb", export.TEXT) == labels.text_width("a?b", export.TEXT)
 
 
 def test_tiles_mark_the_unit_and_cut_the_field_to_the_photo(scanned, tmp_path) -> None:
