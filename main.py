@@ -459,6 +459,8 @@ def export_views(args: argparse.Namespace, model, image) -> int:
             )
             label = result.class_name or f"class {result.class_index}"
             said.append(f"{result.method} of {label} ({result.probability:.0%}) at {result.layer}")
+            if result.empty:
+                said.append(result.empty_note())
         return written
 
     written = export_files(args.export, write)

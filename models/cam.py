@@ -64,6 +64,18 @@ class ClassMap:
     heat: np.ndarray = field(repr=False)
     note: str = ""
 
+    @property
+    def empty(self) -> bool:
+        """The map is zero everywhere: no unit of the layer speaks for the class once the
+        weighted sum goes through the ReLU (e.g. a linear projection layer before its add)."""
+        return not float(np.max(self.cam)) > 0
+
+    def empty_note(self) -> str:
+        return (
+            f"the map is zero everywhere at {self.layer}: no unit there adds evidence for the "
+            f"class; try the last convolution (the default) or a layer after an activation"
+        )
+
 
 def default_layer(model: LoadedModel | nn.Module, x: torch.Tensor) -> str:
     """The last convolution (in execution order) whose output is a map larger than 1x1."""

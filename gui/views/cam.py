@@ -335,8 +335,8 @@ class CamView(LaneView):
         self.where.setText(f"{result.method} at {result.layer} ({self._why})")
         self.input_caption.setText(f"On the model's input ({result.heat.shape[1]}×{result.heat.shape[0]})")
         self.status.setText(
-            f"{label}: score {result.score:.4g}, probability "
-            f"{result.probability:.1%}; brighter = more evidence for the class"
+            f"{label}: score {result.score:.4g}, probability {result.probability:.1%}; "
+            + (f"⚠ {result.empty_note()}" if result.empty else "brighter = more evidence for the class")
         )
         self.note.setText(
             f"{result.note}. The map ({result.cam.shape[1]}×{result.cam.shape[0]} "

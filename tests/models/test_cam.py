@@ -73,6 +73,19 @@ def test_grad_cam_is_the_formula(target) -> None:
     assert "autograd" in result.note
 
 
+def test_a_map_that_is_zero_everywhere_says_so() -> None:
+    torch.manual_seed(0)
+    head = nn.Linear(4, 2)
+    with torch.no_grad():
+        head.weight.fill_(-1.0)  # class 0 falls as every (non-negative) unit rises
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), head).eval()
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    result = cam.class_map(_model(net), x, layer="1", target=0)
+    assert result.empty and float(np.abs(result.cam).max()) == 0
+    assert "zero everywhere at 1" in result.empty_note()
+    assert not cam.class_map(_model(_random_net()), x, layer="2").empty
+
+
 def test_grad_cam_plus_plus_is_its_closed_form() -> None:
     net = _random_net()
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
