@@ -398,8 +398,10 @@ def check_view_args(args: argparse.Namespace) -> None:
         raise ConvScopeError("--explain cannot be combined with --visualize or --cam")
     if args.cam is not None and args.unit and args.visualize is None:
         raise ConvScopeError("--unit goes with --visualize (a unit's image), not with --cam")
-    if args.steps < 1:
-        raise ConvScopeError("--steps must be at least 1")
+    from models.featvis import MAX_STEPS
+
+    if not 1 <= args.steps <= MAX_STEPS:
+        raise ConvScopeError(f"--steps must be 1 to {MAX_STEPS} (256 is the usual)")
 
 
 def export_views(args: argparse.Namespace, model, image) -> int:

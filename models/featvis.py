@@ -59,6 +59,7 @@ GREY = 128 / 255  # the baseline image: mid-grey (128), about where the optimisa
 # the 1/f spectrum moves slowly) stayed faint: _blocks.1._expand_conv channel 3 rose 0.08 at 0.05
 # and 1.7 at 0.1 in 128 steps, and no layer measured did worse at 0.1
 LEARNING_RATE = 0.1
+MAX_STEPS = 4096  # the window's Steps box and --steps: beyond it a run takes hours
 LEAK = 0.1  # the gradient through an activation's off region (see _leak)
 
 

@@ -109,7 +109,11 @@ def test_visualization_file_is_the_seeded_image(tmp_path, capsys) -> None:
         ),
         (
             ["--model", "classic", "--visualize", "0", "--layer", "combine", "--steps", "0"],
-            "error: --steps must be at least 1",
+            "error: --steps must be 1 to 4096 (256 is the usual)",
+        ),
+        (
+            ["--model", "classic", "--visualize", "0", "--layer", "combine", "--steps", "1000000"],
+            "error: --steps must be 1 to 4096 (256 is the usual)",
         ),
         (
             ["--model", "classic", "--visualize", "0", "--layer", "combine", "--explain"],

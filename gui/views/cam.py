@@ -324,6 +324,7 @@ class CamView(LaneView):
         if self._cancelled_key() is not None:
             self.on_input.set_image(None, "Cancelled. Pick a class or a method to compute again.")
             self.status.setText("cancelled")
+            self.note.setText("")  # it was about the map being computed
 
     def _show(self, result: cam.ClassMap, on_input, on_photo) -> None:
         self._result = result

@@ -97,7 +97,7 @@ class FeatureVisView(LaneView):
             "that one unit responds to instead of the whole channel"
         )
         self.steps = QSpinBox()
-        self.steps.setRange(1, 4096)
+        self.steps.setRange(1, featvis.MAX_STEPS)
         self.steps.setSingleStep(64)
         self.steps.setValue(256)
         self.steps.setKeyboardTracking(False)

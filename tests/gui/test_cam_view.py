@@ -175,6 +175,7 @@ def test_score_cam_reports_its_channels_and_cancels(qtbot, view, monkeypatch) ->
     _idle(qtbot, view)
     monkeypatch.setattr(cam, "class_map", real)
     assert cancelled == [True] and view.class_map() is None and "cancelled" in view.status.text()
+    assert view.note.text() == ""  # no note about a map that is not there
     view.choose_method("gradcam")  # the view keeps working
     _idle(qtbot, view)
     assert view.class_map().method == "Grad-CAM"
