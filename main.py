@@ -309,10 +309,12 @@ def export_dataset(args: argparse.Namespace, model: object) -> int:
     from types import SimpleNamespace
 
     from models.errors import Cancelled, LayerError
+    from models.export import check_destination
     from models.layers import find_layer
     from models.topk import conv_layers, messages, scan
     from models.topk.export import export_topk
 
+    check_destination(Path(args.export))  # before a scan that can take an hour
     layers = None
     if args.layer:  # refuse a bad layer before scanning a whole folder
         import torch

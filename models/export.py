@@ -193,6 +193,20 @@ def _write_all(
     return [Path(p).name for p in written]
 
 
+def check_destination(out_dir: Path) -> None:
+    """Before long work whose files go to ``out_dir``: a one-line error now (an existing file, a
+    place nothing can be written), not after the work. Tries the staging folder the export will
+    use, and removes it."""
+    out_dir = Path(out_dir).absolute()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} exists and is not a folder")
+    try:
+        _staging_folder(out_dir).rmdir()
+    except OSError as exc:
+        ancestor = next(p for p in out_dir.parents if p.exists())
+        raise PermissionError(f"cannot write into {ancestor}: {exc.strerror or exc}") from None
+
+
 def _staging_folder(out_dir: Path) -> Path:
     """A new empty folder beside ``out_dir``, in its nearest existing ancestor (the same file
     system, so moves are renames; nothing is created on the way to ``out_dir`` yet). Made with

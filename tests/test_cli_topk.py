@@ -143,6 +143,16 @@ def test_dataset_errors_are_one_line(tmp_path, monkeypatch, capsys) -> None:
     assert not (tmp_path / "o").exists()
     assert main.main(["--dataset", str(tmp_path / "imgs")]) == 2
     assert "use it with --export" in capsys.readouterr().err
+    # where the files go is checked before the scan, not after it
+    (tmp_path / "afile").write_text("x")
+    for out, message in (
+        (tmp_path / "afile", "exists and is not a folder"),
+        ("/proc/x", "cannot write into /proc"),
+    ):
+        rc = main.main(["--model", "classic", "--dataset", str(tmp_path / "imgs"), "--export", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and err[-1].startswith("error: ") and message in err[-1], err
+        assert ".convscope-export" not in err[-1] and len(err) == 1  # no scan ran, no temp name shown
 
 
 def test_ctrl_c_stores_what_was_scanned_and_the_next_run_resumes(tmp_path) -> None:
