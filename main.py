@@ -468,7 +468,9 @@ def export_views(args: argparse.Namespace, model, image) -> int:
         return written
 
     written = export_files(args.export, write)
-    print(f"{'; '.join(said)}; wrote {len(written)} files to {args.export}")
+    from models.topk.messages import plural
+
+    print(f"{'; '.join(said)}; wrote {plural(len(written), 'file')} to {args.export}")
     return 0
 
 

@@ -51,6 +51,7 @@ def test_visualize_and_cam_write_their_pngs_without_qt(tmp_path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("NO_QT")
+    assert f"wrote 3 files to {tmp_path}" in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "layer3.1.conv2.cam.original.png",
         "layer3.1.conv2.cam.png",
