@@ -36,7 +36,8 @@ class Files:
         self.activateWindow()
         self.setFocus()
 
-    def _save_path(self, title: str, name: str, filters: str) -> str:
+    def save_path(self, title: str, name: str, filters: str) -> str:
+        """A save dialog opening in :meth:`dialog_folder`, remembered; "" when cancelled."""
         path, _ = QFileDialog.getSaveFileName(self, title, str(Path(self.dialog_folder()) / name), filters)
         self._after_dialog(path)
         return path
@@ -141,12 +142,12 @@ class Files:
         return ".".join(p for p in parts if p).replace("/", "_").replace("\\", "_") + suffix
 
     def export_view_dialog(self) -> None:
-        path = self._save_path("Export view", self.export_name(self.current_view(), ".png"), "PNG (*.png)")
+        path = self.save_path("Export view", self.export_name(self.current_view(), ".png"), "PNG (*.png)")
         if path:
             self.export_view(path)
 
     def export_photo_dialog(self) -> None:
-        path = self._save_path(
+        path = self.save_path(
             "Export the photo with its overlay", self.export_name("photo", ".png"), "PNG (*.png)"
         )
         if path:
@@ -165,7 +166,7 @@ class Files:
         layer = self.current_layer()
         if layer is None:
             return
-        path = self._save_path("Export activations", self.export_name("activations", ".npy"), "NumPy (*.npy)")
+        path = self.save_path("Export activations", self.export_name("activations", ".npy"), "NumPy (*.npy)")
         if path:
             self.export_npy(path)
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QFileDialog, QWidget
 
 if TYPE_CHECKING:
     from PySide6.QtCore import QSettings
@@ -75,6 +75,10 @@ class Window(Protocol):
     def show_error(self, message: str) -> None:
         """A message box that does not block the app."""
 
+    def save_path(self, title: str, name: str, filters: str) -> str:
+        """A save dialog suggesting ``name`` in the folder used last (else Pictures), which it
+        remembers, the keyboard back to the window after; "" when cancelled."""
+
 
 class View(QWidget):
     """One tab of the window. Subclasses set ``key`` and ``title`` (short: eight tabs share one
@@ -114,6 +118,13 @@ class View(QWidget):
         if not self.grab().save(str(path)):
             raise OSError(f"cannot write {path}")
         return Path(path)
+
+    def save_path(self, title: str, name: str, filters: str) -> str:
+        """Ask where to save: the window's dialog (the folder used last, remembered), or a plain
+        one for a view shown on its own; "" when cancelled."""
+        if self.window_services is not None:
+            return self.window_services.save_path(title, name, filters)
+        return QFileDialog.getSaveFileName(self, title, name, filters)[0]
 
     # -- lazy drawing ---------------------------------------------------------------------------
     def refresh(self) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog
-
 from gui.explainer.player_bar import SPEEDS
 from gui.worker import error_message
 from models.errors import ConvScopeError
@@ -84,9 +82,7 @@ class GifExport:
     def _export_dialog(self) -> None:
         source = self.sources["layer"]
         name = (source.title if self._mode == "layer" and source else "sandbox").replace("/", "_")
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export the animation", f"{name}.explain.gif", "Animated GIF (*.gif)"
-        )
+        path = self.save_path("Export the animation", f"{name}.explain.gif", "Animated GIF (*.gif)")
         if path:
             self.start_gif_export(path)
 

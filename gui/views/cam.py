@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QGridLayout,
     QLabel,
     QPushButton,
@@ -362,17 +361,8 @@ class CamView(LaneView):
         result = self._result
         if result is None:
             return
-        name = f"{safe_name(result.layer)}.cam.png"
-        path, _ = QFileDialog.getSaveFileName(self, "Export the class activation map", name, "PNG (*.png)")
-        if not path:
-            return
-        try:
-            written = self.export_png(Path(path))
-        except OSError as exc:
-            if self.window_services is not None:
-                self.window_services.show_error(f"cannot export: {exc}")
-            return
-        if self.window_services is not None and hasattr(self.window_services, "show_status"):
-            self.window_services.show_status(
-                f"saved the class activation map to {written} and its .original.png"
-            )
+        self._export_dialog_to(
+            "Export the class activation map",
+            f"{safe_name(result.layer)}.cam.png",
+            "saved the class activation map to {path} and its .original.png",
+        )

@@ -4,6 +4,8 @@ and NumPy -> QImage."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPainter
@@ -53,6 +55,21 @@ class LaneView(View):
         shown (so the view says so)."""
         self._declined, self._running = self._running, None
         return self._declined if self._declined is not None and self._declined == self._wanted else None
+
+    def _export_dialog_to(self, title: str, name: str, saved: str) -> None:
+        """The export button: ask where (the window's dialog), write :meth:`export_png`, and say
+        ``saved`` (``{path}`` is the file written) in the status bar, or why it failed."""
+        path = self.save_path(title, name, "PNG (*.png)")
+        if not path:
+            return
+        try:
+            written = self.export_png(Path(path))
+        except OSError as exc:
+            if self.window_services is not None:
+                self.window_services.show_error(f"cannot export: {exc}")
+            return
+        if self.window_services is not None:
+            self.window_services.show_status(saved.format(path=written))
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:

@@ -18,7 +18,6 @@ import numpy as np
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QCheckBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -383,15 +382,8 @@ class FeatureVisView(LaneView):
             return
         grid = f".first{len(vis.channels)}" if len(vis.channels) > 1 else f".ch{vis.channels[0]}"
         unit = f".unit{vis.unit[0]}_{vis.unit[1]}" if vis.unit else ""
-        name = f"{safe_name(vis.layer)}{grid}{unit}.vis.png"
-        path, _ = QFileDialog.getSaveFileName(self, "Export the visualization", name, "PNG (*.png)")
-        if not path:
-            return
-        try:
-            written = self.export_png(Path(path))
-        except OSError as exc:
-            if self.window_services is not None:
-                self.window_services.show_error(f"cannot export: {exc}")
-            return
-        if self.window_services is not None and hasattr(self.window_services, "show_status"):
-            self.window_services.show_status(f"saved the visualization to {written}")
+        self._export_dialog_to(
+            "Export the visualization",
+            f"{safe_name(vis.layer)}{grid}{unit}.vis.png",
+            "saved the visualization to {path}",
+        )

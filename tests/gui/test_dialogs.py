@@ -34,6 +34,11 @@ def test_save_dialogs_start_in_the_last_folder_with_telling_names(
     win.export_view_dialog()
     assert Path(asked[1]).parent == target.parent  # the folder used last
     assert QApplication.focusWidget() is not None and QApplication.focusWidget().window() is win
+    # a tab's own export (a visualization, a CAM, the explainer's GIF) asks through the window:
+    # the same folder, remembered
+    for key in ("featvis", "cam", "explain"):
+        assert win.view(key).save_path("Export", "x.png", "PNG (*.png)") == str(target)
+        assert Path(asked[-1]) == target.parent / "x.png"
 
 
 def test_the_photo_exports_with_its_overlay(classic, qtbot, tmp_path) -> None:
