@@ -106,6 +106,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _engine(text: str) -> str:
+    from engine import available_engines
+
+    if text not in available_engines():  # refused at once, before a model is loaded
+        raise argparse.ArgumentTypeError(
+            f"unknown engine {text!r}; available: {', '.join(available_engines())}"
+        )
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     from engine import available_engines
 
@@ -116,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("image", nargs="?", help="image file (default: the bundled sample photo)")
     p.add_argument("--model", default=None, help="catalog name or model file (default: efficientnet_lite0)")
-    p.add_argument("--engine", default="auto", help=f"one of {', '.join(available_engines())}")
+    p.add_argument("--engine", default="auto", type=_engine, help=f"one of {', '.join(available_engines())}")
     p.add_argument("--untrained", action="store_true", help="random weights (no download)")
     p.add_argument(
         "--trust-model", action="store_true", help="allow loading a pickled model file (runs code from it)"
@@ -234,7 +244,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def export(args: argparse.Namespace) -> int:
     """The headless path: load, run, write. Never imports Qt."""
-    from engine import available_engines
     from models.errors import ConvScopeError
     from models.explain import not_a_conv as require_conv_message
     from models.export import export_run
@@ -242,8 +251,6 @@ def export(args: argparse.Namespace) -> int:
     from models.runner import find_layer, run_model
     from models.sources import DEFAULT_MODEL, load_model
 
-    if args.engine not in available_engines():
-        raise ConvScopeError(f"unknown engine {args.engine!r}; available: {', '.join(available_engines())}")
     if (args.unit or args.explain) and not args.layer:
         raise ConvScopeError("--unit and --explain need --layer NAME")
     if args.dataset and (args.image or args.unit or args.explain):
@@ -251,6 +258,7 @@ def export(args: argparse.Namespace) -> int:
     if args.dataset and (args.visualize is not None or args.cam is not None):
         raise ConvScopeError("--dataset cannot be combined with --visualize or --cam")
     check_view_args(args)
+    check_paths(args)  # a missing photo or folder is said before a model is loaded
 
     def progress(done: int, total: int | None) -> None:
         global _progress_line
@@ -390,6 +398,18 @@ def export_dataset(args: argparse.Namespace, model: object) -> int:
 
 
 # --- feature visualization and class activation maps -------------------------------------------
+def check_paths(args: argparse.Namespace) -> None:
+    """The photo and the folder named on the command line exist (cheap checks first)."""
+    from models.errors import ConvScopeError
+
+    if args.image and not Path(args.image).is_file():
+        why = "a folder, not an image" if Path(args.image).is_dir() else "no such file"
+        raise ConvScopeError(f"cannot open {args.image}: {why}")
+    if args.dataset and not args.dataset.is_dir():
+        why = "not a folder" if args.dataset.exists() else "no such folder"
+        raise ConvScopeError(f"cannot scan {args.dataset}: {why}")
+
+
 def check_view_args(args: argparse.Namespace) -> None:
     """One-line errors for --visualize / --cam before anything is loaded."""
     from models.errors import ConvScopeError
@@ -512,9 +532,12 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        if args.dataset and not args.dataset.is_dir():
-            why = "not a folder" if args.dataset.exists() else "no such folder"
-            print(f"error: cannot scan {args.dataset}: {why}", file=sys.stderr)
+        from models.errors import ConvScopeError
+
+        try:
+            check_paths(args)
+        except ConvScopeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 2
         if args.explain or (args.unit and not args.screenshot):
             print(

@@ -45,6 +45,13 @@ def brief_algorithm(engine: str, algorithm: str | None) -> str:
     return re.sub(r" \([^()]*\)$", "", text)
 
 
+def remembered_engine(value: object) -> str:
+    """The engine remembered in the settings, or ``auto`` when it is not one of this version's
+    (a settings file from another version, edited by hand)."""
+    name = str(value)
+    return name if name in available_engines() else "auto"
+
+
 class EnginePanel(View):
     """Keeps every run it is shown (drawn at once, hidden or not: a small table), so it compares
     the engines that ran while another tab was in front."""

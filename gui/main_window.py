@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui import dialogs
-from gui.engine_panel import EnginePanel
+from gui.engine_panel import EnginePanel, remembered_engine
 from gui.explainer import ExplainerView
 from gui.feature_maps_view import FeatureMapsView
 from gui.files import IMAGE_FILTER, MODEL_FILTER, Files
@@ -69,6 +69,7 @@ class MainWindow(Requests, Files, QMainWindow):
         self._message = None
         self._erf_for: tuple | None = None  # (outcome, layer, channel, y, x) of the field asked for
         self._initial_layer: str | None = None
+        self._remembered_model = False  # the first run's model is the one used last (start)
         self._initial_unit: tuple | None = None  # open_image_at's (unit, channel), after the run
         self._status_kind: str | None = None  # "run": the run's line; "readout": a hovered value
         self._comparing = False
@@ -122,7 +123,7 @@ class MainWindow(Requests, Files, QMainWindow):
             untrained=self.settings.value("untrained", "false") in ("true", True),
             trust=False,
             image=None,
-            engine=str(self.settings.value("engine", "auto")),
+            engine=remembered_engine(self.settings.value("engine", "auto")),
         )
         self.feature_maps.set_colormap(str(self.settings.value("colormap", "viridis")))
         geometry = self.settings.value("geometry")

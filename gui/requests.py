@@ -20,12 +20,14 @@ from models import pipeline
 from models.errors import (
     ArchitectureNeededError,
     ImageError,
+    LayerError,
     ModelError,
     UntrustedModelError,
     WeightsUnavailableError,
 )
+from models.layers import find_layer
 from models.pipeline import ALL_FIELDS, IMAGE_FIELDS, MODEL_FIELDS, Outcome, Request
-from models.sources import available_models
+from models.sources import DEFAULT_MODEL, available_models
 
 
 class Requests:
@@ -58,6 +60,7 @@ class Requests:
         changes: dict = {"image": image, "arch": arch, "trust": trust, **given}
         if model:
             changes["model"] = model
+        self._remembered_model = not model  # the first model comes from the settings
         if engine:
             changes["engine"] = engine
         if untrained is not None and (untrained or model):
@@ -140,6 +143,22 @@ class Requests:
         error, the model for a model error, everything for anything else) and run the user's
         other choices made meanwhile, e.g. an engine picked while a broken photo was opening."""
         shown = self.outcome.request if self.outcome is not None else None
+        if shown is None and self._remembered_model and isinstance(exc, ModelError):
+            # the model used last (remembered, not asked for now) fails to load — deleted,
+            # changed, declined: start with the default model rather than an empty window
+            self._remembered_model = False
+            if self.wanted.model != DEFAULT_MODEL:
+                self._ask(
+                    model=DEFAULT_MODEL,
+                    arch=None,
+                    trust=False,
+                    input_size=None,
+                    channels=None,
+                    mean=None,
+                    std=None,
+                    labels=None,
+                )
+                return
         if shown is None:
             if isinstance(exc, ImageError):
                 self.wanted = replace(self.wanted, image=None, pasted=None)  # the sample, next time
@@ -285,14 +304,19 @@ class Requests:
             if previous and 0 <= self.navigator.index() < len(previous.result.layers)
             else None
         )
-        layer_name = self._initial_layer or keep
-        self._initial_layer = None
+        asked_layer, self._initial_layer = self._initial_layer, None
+        layer_name = asked_layer or keep
         index = (
             names.index(layer_name)
             if layer_name in names
             else next((i for i, la in enumerate(result.layers) if la.is_conv), 0)
         )
         self._show_run_status()  # before the layer: the layer's own lines replace a readout
+        if asked_layer and asked_layer not in names:  # --layer, or a top-k crop's layer
+            try:
+                find_layer(result, asked_layer)
+            except LayerError as exc:  # names close matches
+                self.show_error(f"{error_message(exc)}; showing {names[index]}")
         self.navigator.set_layers(result.layers, index)  # announces the layer: _show_layer
         self._remember()
         self.setWindowTitle(f"ConvScope — {outcome.model.name} — {outcome.source}")
