@@ -106,6 +106,15 @@ def _count(text: str) -> int:
     return value
 
 
+def _topk(text: str) -> int:
+    from models.topk.scanner import MAX_K
+
+    value = _positive(text)
+    if value > MAX_K:  # said while parsing, with the flag's name, not after loading a model
+        raise argparse.ArgumentTypeError(f"at most {MAX_K} examples per channel, got {text!r}")
+    return value
+
+
 def _engine(text: str) -> str:
     from engine import available_engines
 
@@ -183,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--topk",
-        type=_positive,
+        type=_topk,
         default=9,
         metavar="K",
         help="with --dataset: examples kept per channel (default 9)",
@@ -251,10 +260,10 @@ def export(args: argparse.Namespace) -> int:
     from models.runner import find_layer, run_model
     from models.sources import DEFAULT_MODEL, load_model
 
-    if (args.unit or args.explain) and not args.layer:
-        raise ConvScopeError("--unit and --explain need --layer NAME")
     if args.dataset and (args.image or args.unit or args.explain):
         raise ConvScopeError("--dataset scans a folder: give it without IMAGE, --unit or --explain")
+    if (args.unit or args.explain) and not args.layer:
+        raise ConvScopeError("--unit and --explain need --layer NAME")
     if args.dataset and (args.visualize is not None or args.cam is not None):
         raise ConvScopeError("--dataset cannot be combined with --visualize or --cam")
     check_view_args(args)

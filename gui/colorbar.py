@@ -24,6 +24,7 @@ class ColorBar(QWidget):
     def __init__(self, title: str = "", cmap: str = "viridis", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._title = title
+        self._short: str | None = None
         self._cmap = cmap
         self._range: tuple[float, float] | None = None
         self._words: tuple[str, str] | None = None
@@ -41,8 +42,10 @@ class ColorBar(QWidget):
         self._cmap = cmap
         self._changed()
 
-    def set_title(self, title: str) -> None:
-        self._title = title
+    def set_title(self, title: str, short: str | None = None) -> None:
+        """``title`` before the bar; ``short`` in its place when the whole one does not fit
+        (rather than the whole one cut off)."""
+        self._title, self._short = title, short
         self._changed()
 
     def set_range(self, lo: float, hi: float, top_open: bool = False) -> None:
@@ -78,16 +81,26 @@ class ColorBar(QWidget):
         return self._cmap
 
     # -- painting ---------------------------------------------------------------------------
-    def _title_width(self) -> int:
-        """Room for the title: all of it if it fits, at most 40% of the widget, and less when the
-        end values need it (numbers are never elided; the full title is in the tooltip)."""
-        if not self._title:
-            return 0
+    def _title_room(self) -> int:
         fm = self.fontMetrics()
         ends = self.labels()[:1] + self.labels()[-1:]
         needed = sum(fm.horizontalAdvance(t) for t in ends) + 12 * (len(ends) - 1) + 10
-        room = min(int(self.width() * 0.4), self.width() - needed - 10)
-        return max(0, min(fm.horizontalAdvance(self._title) + 8, room))
+        return min(int(self.width() * 0.4), self.width() - needed - 10)
+
+    def shown_title(self) -> str:
+        """The title as written: the whole one if it fits, else the short one (elided last)."""
+        room = self._title_room()
+        if self._short and self.fontMetrics().horizontalAdvance(self._title) + 8 > room:
+            return self._short
+        return self._title
+
+    def _title_width(self) -> int:
+        """Room for the title: all of it if it fits, at most 40% of the widget, and less when the
+        end values need it (numbers are never elided; the full title is in the tooltip)."""
+        title = self.shown_title()
+        if not title:
+            return 0
+        return max(0, min(self.fontMetrics().horizontalAdvance(title) + 8, self._title_room()))
 
     def _bar_rect(self) -> QRect:
         left = self._title_width() + 4
@@ -116,7 +129,7 @@ class ColorBar(QWidget):
         painter.setPen(self.palette().windowText().color())
         title_w = self._title_width()
         if title_w > 12:
-            title = fm.elidedText(self._title, Qt.TextElideMode.ElideRight, title_w - 4)
+            title = fm.elidedText(self.shown_title(), Qt.TextElideMode.ElideRight, title_w - 4)
             painter.drawText(
                 QRect(0, 0, title_w, self.height()),
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,

@@ -345,10 +345,10 @@ class FeatureMapsView(View):
         self.canvas.set_tiles(tiles, labels=labels)
         self.colorbar.set_colormap(cmap)
         if self.mode() == "layer":
-            self.colorbar.set_title("values (whole layer)")
+            self.colorbar.set_title("values (whole layer)", "layer")
             self.colorbar.set_range(*render.value_range(maps, symmetric))
         else:
-            self.colorbar.set_title("values (each map on its own range)")
+            self.colorbar.set_title("values (each map on its own range)", "values")
             self.colorbar.set_text_ends(
                 "−max |map|" if symmetric else "each map's min",
                 "+max |map|" if symmetric else "each map's max",

@@ -125,6 +125,14 @@ def test_a_narrow_colour_bar_never_overprints_its_labels(qtbot) -> None:
     assert drawn[0] == "-7.16e-07" and drawn[-1] == "-2.3e-07" and len(drawn) == 2
     bar.resize(800, bar.height())  # room enough: all three, unelided
     assert bar.fitted_labels() == bar.labels()
+    # a title with a short form: the short one where the whole one would be cut
+    bar.set_title("values (each map on its own range)", "values")
+    bar.set_text_ends("each map's min", "each map's max")
+    assert bar.shown_title() == "values (each map on its own range)"
+    bar.resize(300, bar.height())
+    assert bar.shown_title() == "values"
+    assert bar._title_width() >= fm.horizontalAdvance("values") + 8  # written whole, not "val…"
+    assert "values (each map on its own range)" in bar.toolTip()
 
 
 # --- layers without spatial extent ---------------------------------------------------------
