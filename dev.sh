@@ -20,9 +20,14 @@ fi
 stamp=.venv/.convscope-installed
 want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    # plain pip (README: "Download size" says how to get the small CPU build of torch first)
-    .venv/bin/python -m pip install --quiet -e '.[test]'
+    # plain pip (README: "Download size" says how to get the small CPU build of torch first);
+    # pip's and the build backend's notes (setuptools warns on every editable install) are
+    # shown only if the install fails
+    if ! { .venv/bin/python -m pip install --quiet --upgrade pip &&
+        .venv/bin/python -m pip install --quiet -e '.[test]'; } 2> .venv/pip-install.log; then
+        cat .venv/pip-install.log >&2
+        exit 1
+    fi
     echo "$want" > "$stamp"
 fi
 
