@@ -1,0 +1,66 @@
+"""At 1024x700 nothing is hidden or covered: every tab in sight (titles shortened, full names on
+the tooltips), the bar chart's names over the plot, never on a bar (#15.4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QApplication
+
+
+@pytest.mark.parametrize(("size", "short"), [((1024, 700), True), ((2560, 1440), False)])
+def test_every_tab_is_in_sight_at_any_width(window, qtbot, size, short) -> None:
+    from gui.tab_titles import SHORT
+
+    window.resize(*size)
+    qtbot.wait(50)
+    tabs, bar = window.tabs, window.tabs.tabBar()
+    assert tabs.count() == 8
+    for i in range(tabs.count()):  # whole, inside the bar: no scroll arrows, nothing behind them
+        rect = bar.tabRect(i)
+        assert rect.left() >= 0 and rect.right() < bar.width() and rect.width() >= bar.tabSizeHint(i).width()
+        assert rect.right() < tabs.width()
+    titles, views = tabs.titles(), window.views
+    if short:  # shortened, not elided
+        assert titles != [v.title for v in views]
+        assert all(t in (v.title, SHORT[v.key]) for t, v in zip(titles, views, strict=True))
+        assert "…" not in "".join(bar.tabText(i) for i in range(bar.count()))
+    else:
+        assert titles == [v.title for v in views]
+    for i, view in enumerate(views):  # the full name on every tab's tooltip
+        assert tabs.tabToolTip(i).startswith(view.title)
+    window.resize(1024, 700)
+    qtbot.wait(20)
+    window.resize(*size)  # and back: the titles follow the width both ways
+    qtbot.wait(20)
+    assert tabs.titles() == titles
+
+
+@pytest.mark.parametrize("width", [480, 1200])
+def test_the_largest_bars_are_named_over_the_plot_not_on_it(qtbot, width) -> None:
+    from gui.value_bars import ValueBars
+
+    bars = ValueBars()
+    qtbot.addWidget(bars)
+    bars.resize(width, 520)
+    bars.show()
+    values = np.random.default_rng(1).standard_normal(1000).astype(np.float32)
+    names = ["beagle", "diamondback", "Samoyed", "hair slide", "cloak <&>"]
+    rank = {int(i): r for r, i in enumerate(np.argsort(-values)[:5])}
+    top = bars.set_values(values, lambda i: names[rank[i]], "class")
+    assert top == list(rank)
+    QApplication.instance().processEvents()
+    qtbot.wait(50)
+    caption = bars.caption()
+    text = " · ".join(caption)
+    for rank, i in enumerate(top):  # every one named with its value
+        assert f"{i} {names[rank]} = {values[i]:.3g}" in text
+    assert caption[0].startswith("largest: ")
+    plot = bars.getPlotItem()
+    label, vb = plot.titleLabel, plot.getViewBox()
+    shown = label.mapRectToScene(label.item.boundingRect())
+    assert label.isVisible() and shown.bottom() <= vb.sceneBoundingRect().top() + 1  # above the bars
+    assert shown.left() >= 0 and shown.right() <= bars.width()  # whole, not cut at the edges
+    assert (len(caption) > 1) == (width < 700)  # wrapped in a narrow pane, one line in a wide one
+    bars.clear_values()
+    assert bars.caption() == [] and not label.isVisible()
