@@ -64,3 +64,38 @@ def test_the_largest_bars_are_named_over_the_plot_not_on_it(qtbot, width) -> Non
     assert (len(caption) > 1) == (width < 700)  # wrapped in a narrow pane, one line in a wide one
     bars.clear_values()
     assert bars.caption() == [] and not label.isVisible()
+
+
+@pytest.mark.parametrize("size", [(1024, 700), (1600, 1000), (2560, 1440)])
+def test_the_sandbox_settings_fit_their_column(window, qtbot, size) -> None:
+    from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QLabel, QPushButton
+
+    window.resize(*size)
+    window.show_view("explain")
+    view = window.view("explain")
+    view.set_mode("sandbox")
+    qtbot.waitUntil(lambda: view.sandbox_panel.isVisible(), timeout=5000)
+    qtbot.wait(200)  # the column's relayout
+    panel = view.sandbox_panel
+    area = panel.parentWidget().parentWidget()  # the column's scroll area
+    viewport = panel.parentWidget()
+    assert area.horizontalScrollBar().maximum() == 0  # nothing off to the side
+    assert panel.width() <= viewport.width()
+    controls = [
+        *panel.findChildren(QAbstractSpinBox),
+        *panel.findChildren(QComboBox),
+        *panel.findChildren(QPushButton),
+    ]
+    assert len(controls) >= 10
+    for w in controls:  # whole: inside the column, never narrower than they need (arrows, text)
+        left = w.mapTo(viewport, w.rect().topLeft()).x()
+        assert left >= 0 and left + w.width() <= viewport.width(), w
+        assert w.width() >= w.minimumSizeHint().width(), w
+    button = view.random_button
+    assert button.width() >= button.fontMetrics().horizontalAdvance(button.text()) + 8  # not elided
+    assert "random values" in button.toolTip()
+    for label in panel.findChildren(QLabel):  # the formula and captions wrap inside the column
+        if label.isVisible() and label.text():
+            left = label.mapTo(viewport, label.rect().topLeft()).x()
+            assert left + label.width() <= viewport.width(), label.text()
+            assert label.height() >= label.heightForWidth(label.width()) - 1 or not label.wordWrap()
