@@ -136,15 +136,7 @@ def draw_channel(
     )
     grids.append(
         Grid(
-            f"input channel {c} (padded)",
-            x,
-            y,
-            cell,
-            padded,
-            (r0, c0),
-            exponent=in_exponent,
-            integral=integral,
-            numbers=numbers,
+            f"input channel {c} (padded)", x, y, cell, padded, (r0, c0), None, in_exponent, integral, numbers
         )
     )
     # the window's span (light) and its taps (bold): dilation leaves visible gaps
@@ -196,16 +188,7 @@ def draw_channel(
             exponent=exponent,
         )
         grids.append(
-            Grid(
-                f"{label}, channel {c}",
-                x,
-                ky,
-                kcell,
-                values[k],
-                exponent=exponent,
-                integral=integral,
-                numbers=knumbers,
-            )
+            Grid(f"{label}, channel {c}", x, ky, kcell, values[k], (0, 0), None, exponent, integral, knumbers)
         )
         x += k_w
     if sum_below:
@@ -291,18 +274,7 @@ def draw_output(
         exponent=exponent,
     )
     grids.append(
-        Grid(
-            f"output channel {o}",
-            ox,
-            oy,
-            cell,
-            values,
-            (oy0, ox0),
-            pending,
-            exponent=exponent,
-            integral=integral,
-            numbers=numbers,
-        )
+        Grid(f"output channel {o}", ox, oy, cell, values, (oy0, ox0), pending, exponent, integral, numbers)
     )
     cy, cx = trace.y - oy0, trace.x - ox0
     draw.rectangle(

@@ -99,3 +99,36 @@ def test_the_sandbox_settings_fit_their_column(window, qtbot, size) -> None:
             left = label.mapTo(viewport, label.rect().topLeft()).x()
             assert left + label.width() <= viewport.width(), label.text()
             assert label.height() >= label.heightForWidth(label.width()) - 1 or not label.wordWrap()
+
+
+@pytest.mark.slow
+def test_an_untrained_5x5_depthwise_layer_at_1024_keeps_its_digits(window, qtbot) -> None:
+    from models.explain import drawing as d
+    from tests.gui.conftest import wait_run
+
+    window.resize(1024, 700)
+    window.start(
+        model="efficientnet_lite0",
+        untrained=True,
+        engine="im2col",
+        input_size=(96, 96),
+        layer="_blocks.3._depthwise_conv",  # 5x5 kernels, one channel per filter
+    )
+    wait_run(qtbot, window)
+    assert window.outcome is not None, window.last_error
+    window.show_view("explain")
+    wait_run(qtbot, window)
+    view = window.view("explain")
+    frame = view.frame()
+    assert frame is not None
+    pane = view.view_scroll.viewport().size()
+    assert frame.image.shape[1] <= pane.width() and frame.image.shape[0] <= pane.height()
+    grids = {g.name.split(",")[0].split()[0]: g for g in frame.grids}
+    assert grids["kernel"].values.shape == (5, 5)
+    for name in ("kernel", "products"):  # numbers at 11 px or more, with digits in them
+        grid = grids[name]
+        assert grid.numbers and d.number_font_size(grid.cell) >= 11
+        texts = {grid.text(r, c) for r in range(5) for c in range(5)}
+        assert texts - {"0.00", "-0.00"}
+    assert grids["products"].exponent < 0  # an untrained layer's products: scaled, marked
+    assert view.current_value() == pytest.approx(view.engine_value(), rel=1e-4, abs=1e-7)

@@ -200,3 +200,38 @@ def test_a_5x5_kernel_in_a_small_pane_keeps_readable_numbers_where_the_arithmeti
     # the same layer in a large pane: every grid the same cells, all with numbers
     big, _ = _frame(w, b, x, conv, fm, box=(1300, 1250))
     assert all(g.numbers for g in big.grids) and len({g.cell for g in big.grids}) == 1
+
+
+def test_the_exported_gif_shows_the_scaled_numbers_and_marks(tmp_path):
+    from models.explain import positions, region_of, render_explain_gif
+
+    w, b, x, conv, fm = _layer(scale_in=0.02, scale_w=0.03)
+    steps = positions(conv.out_h, conv.out_w, 4, center=(5, 5))
+    path = tmp_path / "small.gif"
+    assert render_explain_gif(w, b, x, conv, path, out_channel=1, positions=steps) == len(steps)
+    with Image.open(path) as gif:
+        gif.seek(len(steps) - 1)  # the last frame: every step's value in the output grid
+        image = np.asarray(gif.convert("RGB"))
+    # the frame the GIF drew, as the window draws it (the oracle for where things are)
+    traces = [explain_unit(w, b, x, conv, 1, y, xx) for y, xx in steps]
+    done = np.full(fm.shape[1:], np.nan)
+    for t in traces:
+        done[t.y, t.x] = t.value
+    frame = draw_frame(
+        traces[-1],
+        x,
+        conv,
+        done=done,
+        region=region_of(steps),
+        out_scale=max(abs(t.value) for t in traces),
+        out_channels=4,
+    )
+    assert image.shape == frame.image.shape
+    kernel = next(g for g in frame.grids if g.name.startswith("kernel"))
+    assert kernel.exponent < 0 and kernel.numbers
+    caption = f"kernel {d.scale_mark(kernel.exponent)}"
+    xy, font = _label_xy(kernel)
+    box = (xy[0], xy[1], xy[0] + 100, xy[1] + 16)
+    assert _shows(image, caption, xy, font, box, below=CAPTION_BELOW, fill=d.MUTED)
+    r, c = np.unravel_index(np.argmax(np.abs(kernel.values)), kernel.values.shape)
+    assert _cell_shows(image, kernel, r, c, kernel.text(r, c)) and kernel.text(r, c) != "0.00"
