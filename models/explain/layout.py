@@ -248,6 +248,7 @@ def _focus(s: Shape, readable: int, box: tuple[int, int], compact: bool) -> Layo
                         while cell < _MAX_CELL and fits(cell + 1, ctx, crop, out, overview):
                             cell += 1
                         w, h = _measure(s, cell, 1, "focus", crop, out, overview, compact, ctx)
+                        w = max(w, min(box[0], w + SUM_W))  # room for the Σ over the products
                         return Layout(cell, 1, "focus", crop, out, overview, w, h, ctx)
     return None
 

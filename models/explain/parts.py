@@ -16,6 +16,7 @@ from models.explain import drawing as d
 from models.explain.arithmetic import agrees, layer_formulas
 from models.explain.layout import (
     CAPTION_W,
+    GAP,
     LABEL,
     LINE_H,
     MARGIN,
@@ -117,7 +118,7 @@ def draw_channel(
     f_small, f_op = d.get_font(13), d.get_font(22, True)
     c = int(trace.input_channels[k])
     mark = d.scale_mark(in_exponent)
-    room = padded.shape[1] * cell + (OP_W - 6 if ly == y else 0)  # beside: up to the kernel's label
+    room = padded.shape[1] * cell + (OP_W if ly == y else GAP) - 6  # up to the next label
     caption = d.caption(
         draw, [f"input channel {c} {mark}".strip(), f"input {c} {mark}".strip()], room, f_small
     )
