@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
-    QTabWidget,
 )
 
 from gui import dialogs
@@ -35,6 +34,7 @@ from gui.model_settings import SettingsStore
 from gui.predictions_view import PredictionsView
 from gui.requests import Requests
 from gui.rf_plot import ReceptiveFieldPlot
+from gui.tab_titles import FittingTabs
 from gui.view import Shown, View
 from gui.views.cam import CamView
 from gui.views.featvis import FeatureVisView
@@ -96,9 +96,9 @@ class MainWindow(Requests, Files, QMainWindow):
             FeatureVisView(self),
             CamView(self),
         ]
-        self.tabs = QTabWidget()
+        self.tabs = FittingTabs()  # every tab in sight at 1024 px: titles shortened, not scrolled
         for view in self.views:
-            self.tabs.setTabToolTip(self.tabs.addTab(view, view.title), view.tab_tip or view.title)
+            self.tabs.add_view(view)
         self.show_view(str(self.settings.value("view", "maps")))  # the tab used last (--view overrides)
         self._build_layout()
         toolbar = self.addToolBar("Engine")

@@ -1,21 +1,24 @@
 """A layer without spatial extent (a 1x1 output after a global pool, a flat fc/logits output)
 drawn as what it is: one bar per channel or class, the largest few numbered over their bars and
-named in a list in the corner (neighbouring bars' names would print over each other), hover to
-read one, click to select it."""
+named in a caption over the plot (neighbouring bars' names would print over each other, and a
+list inside the plot covered bars), hover to read one, click to select it."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Signal
+from PySide6.QtGui import QFont, QFontMetrics
 
 from models import render
 
 TOP_LABELLED = 5  # bars named over the chart
 BAR_COLOR = (60, 110, 190)
 TOP_COLOR = (220, 120, 20)
+CAPTION_PX = 12
 
 
 class ValueBars(pg.PlotWidget):
@@ -37,10 +40,9 @@ class ValueBars(pg.PlotWidget):
         self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 150, 0), width=1))
         self.addItem(self.marker)
         self._labels: list[pg.TextItem] = []  # numbers over the largest bars
-        self._named: list[str] = []  # the largest, named, in the corner list
-        self.legend = pg.TextItem(color=(30, 30, 30), anchor=(1, 0), fill=pg.mkBrush(255, 255, 255, 220))
-        self.legend.setParentItem(self.getPlotItem().vb)  # in the box's pixels: stays in its corner
-        self.getPlotItem().vb.sigResized.connect(self._place_legend)
+        self._named: list[str] = []  # the largest, named, in the caption
+        self._entries: list[str] = []  # the caption's entries ("162 beagle = 0.0279")
+        self._caption_lines: list[str] = []
         self._count = 0
         self.axis = "channel"  # what one bar is: a channel, or a class of a classifier's output
         self.scene().sigMouseMoved.connect(self._hover)
@@ -68,12 +70,8 @@ class ValueBars(pg.PlotWidget):
             self.addItem(label)
             self._labels.append(label)
         self._named = [f"{i} {name(i)}".strip() for i in top]
-        self.legend.setHtml(
-            "largest<br>"
-            + "<br>".join(f"{text} = {values[i]:.3g}" for text, i in zip(self._named, top, strict=True))
-        )
-        self.legend.setVisible(bool(top))
-        self._place_legend()
+        self._entries = [f"{text} = {values[i]:.3g}" for text, i in zip(self._named, top, strict=True)]
+        self._place_caption()
         self.setLabel("bottom", axis)
         self.axis = axis
         self.enableAutoRange()
@@ -87,7 +85,8 @@ class ValueBars(pg.PlotWidget):
         self.bar_item.setOpts(x=[], height=[])
         self._drop_labels()
         self._named = []
-        self.legend.setVisible(False)
+        self._entries = []
+        self._place_caption()
 
     def values(self) -> np.ndarray:
         """The heights of the bars as drawn."""
@@ -101,9 +100,42 @@ class ValueBars(pg.PlotWidget):
         """The numbers written over bars (the largest, skipping close neighbours of larger ones)."""
         return [item.toPlainText() for item in self._labels]
 
-    def _place_legend(self) -> None:
-        rect = self.getPlotItem().vb.boundingRect()
-        self.legend.setPos(rect.right() - 6, rect.top() + 6)
+    def caption(self) -> list[str]:
+        """The caption over the plot as its lines ("largest: 162 beagle = 0.0279 · …")."""
+        return list(self._caption_lines)
+
+    def _place_caption(self) -> None:
+        """The largest bars named over the plot, never on it: as many entries a line as the
+        width takes."""
+        plot = self.getPlotItem()
+        if not self._entries:
+            self._caption_lines = []
+            plot.setTitle(None)
+            return
+        font = QFont(plot.titleLabel.item.font())
+        font.setPixelSize(CAPTION_PX)
+        fm = QFontMetrics(font)
+        room = max(self.width() - 40, 120)
+        lines = ["largest:"]
+        for entry in self._entries:
+            joined = f"{lines[-1]} · {entry}" if lines[-1] != "largest:" else f"largest: {entry}"
+            if fm.horizontalAdvance(joined) <= room or lines[-1] == "largest:":
+                lines[-1] = joined
+            else:
+                lines.append(entry)
+        if lines == self._caption_lines and plot.titleLabel.isVisible():
+            return
+        self._caption_lines = lines
+        text = "<br>".join(html.escape(line) for line in lines)
+        plot.setTitle(text, color=(30, 30, 30), size=f"{CAPTION_PX}px")
+        height = len(lines) * fm.lineSpacing() + 8
+        plot.titleLabel.setMaximumHeight(height)  # setTitle makes room for one line
+        plot.layout.setRowFixedHeight(0, height)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if getattr(self, "_entries", None):  # (pyqtgraph resizes while it is being built)
+            self._place_caption()
 
     def index_at(self, scene_pos: QPointF) -> int | None:
         """The bar under a scene position, or None."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QSizePolicy,
@@ -49,7 +50,8 @@ class SandboxPanel(QWidget):
         self._sandbox: Sandbox | None = None
         self._filter = 0
         self._syncing = False
-        form = QFormLayout()
+        form = self.form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for attr, name, label, tip in _CONTROLS:
             lo, hi = SANDBOX_LIMITS[name]
             spin = QSpinBox()
@@ -66,7 +68,8 @@ class SandboxPanel(QWidget):
         self.formula_label = QLabel()
         self.formula_label.setWordWrap(True)
         self.formula_label.setTextFormat(Qt.TextFormat.RichText)
-        self.random_button = QPushButton("New random values")
+        self.random_button = QPushButton("Randomize")
+        self.random_button.setToolTip("new random values for the input and the kernels")
         self.edit_channel_spin = QSpinBox()
         self.edit_channel_spin.setToolTip("which input channel (and kernel) the tables edit")
         self.edit_channel_spin.valueChanged.connect(lambda _v: self.fill_tables())
@@ -78,16 +81,56 @@ class SandboxPanel(QWidget):
         edit_row.addWidget(QLabel("Edit channel"))
         edit_row.addWidget(self.edit_channel_spin)
         edit_row.addStretch(1)
-        edit_row.addWidget(self.random_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.formula_label)
+        layout.addWidget(
+            self.random_button, 0, Qt.AlignmentFlag.AlignLeft
+        )  # a row of its own: never squeezed
         layout.addLayout(edit_row)
-        layout.addWidget(QLabel("Input (double-click a cell to edit)"))
+        input_caption = QLabel("Input (double-click a cell to edit)")
+        input_caption.setWordWrap(True)
+        layout.addWidget(input_caption)
         layout.addWidget(self.input_table, 1)
         self.kernel_caption = QLabel()
+        self.kernel_caption.setWordWrap(True)
         layout.addWidget(self.kernel_caption)
         layout.addWidget(self.kernel_table)
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.ParentChange and self.parentWidget() is not None:
+            self.parentWidget().installEventFilter(self)  # a scroll area's viewport: its width
+        return super().event(event)
+
+    def eventFilter(self, watched, event) -> bool:
+        if watched is self.parentWidget() and event.type() == QEvent.Type.Resize:
+            self._wrap_form()
+        return False
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._wrap_form()
+
+    def _wrap_form(self) -> None:
+        """Labels beside their fields when the column has room for both, else every field
+        under its label (a narrow column, the window at 1024 px): never a squeezed spin box."""
+        form = self.form
+        labels = [form.itemAt(i, QFormLayout.ItemRole.LabelRole) for i in range(form.rowCount())]
+        fields = [form.itemAt(i, QFormLayout.ItemRole.FieldRole) for i in range(form.rowCount())]
+        margins = self.layout().contentsMargins()
+        need = (
+            max(item.sizeHint().width() for item in labels if item is not None)
+            + max(form.horizontalSpacing(), 6)
+            + max(item.sizeHint().width() for item in fields if item is not None)
+            + margins.left()
+            + margins.right()
+        )
+        room = self.parentWidget().width() if self.parentWidget() is not None else self.width()
+        policy = (
+            QFormLayout.RowWrapPolicy.DontWrapRows if room >= need else QFormLayout.RowWrapPolicy.WrapAllRows
+        )
+        if form.rowWrapPolicy() != policy:
+            form.setRowWrapPolicy(policy)
 
     def load(self, sandbox: Sandbox, out_channel: int) -> None:
         """Show ``sandbox``'s settings, formula and values (kernel of filter ``out_channel``)."""
@@ -177,8 +220,10 @@ class SandboxPanel(QWidget):
 
 def _table() -> QTableWidget:
     table = QTableWidget()
-    table.horizontalHeader().setDefaultSectionSize(34)
-    table.verticalHeader().setDefaultSectionSize(24)
+    # the columns share the column's width (34 px each at most, 20 at least: then it scrolls)
     table.horizontalHeader().setMinimumSectionSize(20)
+    table.horizontalHeader().setMaximumSectionSize(34)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    table.verticalHeader().setDefaultSectionSize(24)
     table.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
     return table

@@ -17,6 +17,7 @@ INK = (33, 37, 41)
 MUTED = (120, 126, 134)
 GRID = (206, 212, 218)
 WINDOW = (255, 133, 0)
+WINDOW_INK = (200, 80, 0)  # text about the unit in focus (the window's orange, darker to read)
 PAD_INK = (150, 150, 160)
 PENDING = (246, 247, 249)
 
@@ -30,7 +31,15 @@ def get_font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont | ImageFon
         return ImageFont.load_default(size=size)
 
 
-def fmt(v: float, integral: bool) -> str:
+SCALED_BELOW = 0.1  # a grid whose largest |value| is below this shows its numbers scaled
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def fmt(v: float, integral: bool, exponent: int = 0) -> str:
+    """``v`` as a cell shows it, at most five characters: in units of ``10**exponent`` (the
+    grid's :func:`grid_exponent`), two decimals below 10, one below 100, none above."""
+    if exponent:
+        v = v / 10.0**exponent
     if abs(v) < 0.005:
         v = 0.0  # no "-0.00"
     if integral:
@@ -41,6 +50,61 @@ def fmt(v: float, integral: bool) -> str:
     if a >= 10:
         return f"{v:.1f}"
     return f"{v:.2f}"
+
+
+def grid_exponent(values, integral: bool = False) -> int:
+    """The power of ten a grid's numbers are written in, from its largest |value| (``values``:
+    an array, or that largest magnitude): 0 for integers and for grids whose largest value
+    reaches 0.1 (two decimals carry its digits), else ``e`` with ``largest / 10**e`` in
+    [1, 10), so the largest shows three significant digits ("2.79" and "×10⁻²" at the caption,
+    where two decimals read "0.03", or 0.00 in every cell of an untrained layer)."""
+    if integral:
+        return 0
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    big = float(np.abs(v).max(initial=0.0))
+    if big == 0.0 or big >= SCALED_BELOW:
+        return 0
+    return math.floor(math.log10(big))
+
+
+def scale_mark(exponent: int) -> str:
+    """What a grid's caption says of its scale: "" (none), or "×10⁻³"."""
+    return f"×10{str(exponent).translate(_SUPERSCRIPT)}" if exponent else ""
+
+
+def caption(draw: ImageDraw.ImageDraw, variants: list[str], width: float, font) -> str:
+    """The first of ``variants`` (longest first) that fits ``width`` px, else the last."""
+    for text in variants:
+        if draw.textlength(text, font=font) <= width:
+            return text
+    return variants[-1]
+
+
+def elide_middle(draw: ImageDraw.ImageDraw, text: str, width: float, font) -> str:
+    """``text`` with its middle replaced by "…" until it fits ``width`` px (a layer's name keeps
+    its block and its last part)."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    for keep in range(len(text) - 1, 3, -1):
+        head = (keep + 1) // 2
+        short = text[:head] + "…" + text[len(text) - (keep - head) :]
+        if draw.textlength(short, font=font) <= width:
+            return short
+    return text[:2] + "…" + text[-1:]
+
+
+def fmt_text(v: float, integral: bool, digits: int = 3) -> str:
+    """``v`` in a line of text (a sum, the bias): as a cell would write it, but values below
+    0.1 with ``digits`` significant digits ("-0.0111"), not rounded away to 0.00."""
+    if integral or v == 0 or abs(v) >= SCALED_BELOW:
+        return fmt(v, integral)
+    return f"{v:.{digits}g}"
+
+
+def value_text(v: float) -> str:
+    """A unit's value in the frame's text: four decimals, or four significant digits below 0.1."""
+    return f"{v:.4f}" if v == 0 or abs(v) >= SCALED_BELOW else f"{v:.4g}"
 
 
 def value_colors(values: np.ndarray, scale: float | None = None) -> np.ndarray:
@@ -133,12 +197,13 @@ def number_font_size(cell: int) -> int:
     return int(np.clip((cell - 3) / 2.6, 11, 16))
 
 
-def numbers_fit(values: np.ndarray, cell: int, integral: bool) -> bool:
-    """Every value of ``values`` fits in a cell of ``cell`` px at :func:`number_font_size`
-    (else the grid shows colours only, and the values are read on hover)."""
+def numbers_fit(values: np.ndarray, cell: int, integral: bool, exponent: int = 0) -> bool:
+    """Every value of ``values`` (written in units of ``10**exponent``) fits in a cell of
+    ``cell`` px at :func:`number_font_size` (else the grid shows colours only, and the values
+    are read on hover)."""
     if cell < 16:  # an 11 px number's line is 14 px tall
         return False
-    texts = {fmt(float(v), integral) for v in np.asarray(values, dtype=np.float64).ravel()}
+    texts = {fmt(float(v), integral, exponent) for v in np.asarray(values, dtype=np.float64).ravel()}
     return all(text_fits(t, cell) for t in texts if t)
 
 
@@ -159,8 +224,10 @@ def draw_grid(
     integral: bool,
     padding: np.ndarray | None = None,
     pending: np.ndarray | None = None,
+    exponent: int = 0,
 ) -> None:
-    """A grid of value cells; ``padding`` cells hatched with grey numbers, ``pending`` cells blank.
+    """A grid of value cells; ``padding`` cells hatched with grey numbers, ``pending`` cells
+    blank; numbers in units of ``10**exponent`` (the caller marks the grid's caption).
 
     The grid is composed in NumPy and pasted in as one block: a frame has hundreds of cells, and
     drawing each cell, hatch and number with PIL took half of a frame's time.
@@ -190,7 +257,11 @@ def draw_grid(
             if pad not in masks:
                 masks[pad] = np.zeros(block.shape[:2], dtype=np.uint8)
             _stamp_number(
-                masks[pad], c * cell + cell / 2, r * cell + cell / 2, fmt(float(values[r, c]), integral), font
+                masks[pad],
+                c * cell + cell / 2,
+                r * cell + cell / 2,
+                fmt(float(values[r, c]), integral, exponent),
+                font,
             )
         draw = ImageDraw.Draw(image)
         for pad, mask in masks.items():

@@ -54,8 +54,10 @@ from models.explain.parts import Grid
 class Frame:
     """A drawn frame: ``image`` ``(H, W, 3)`` uint8, its grids, and the channel pages.
 
-    ``cell`` is the cells' size in pixels, ``number_px`` the numbers' font size in them (None
-    when the cells show colours only), ``crop`` the input block drawn ``(row, col, rows, cols)``
+    ``cell`` is the kernel's and products' cells in pixels, ``number_px`` the numbers' font size
+    in them (None when they show colours only; ``numbers`` says so); each :class:`Grid` says its
+    own (a small pane's "focus" layout draws the input crop and the output in smaller cells,
+    colours only, ``context_cell``), ``crop`` the input block drawn ``(row, col, rows, cols)``
     in padded-input coordinates, ``out_crop`` the output block ``(row, col, rows, cols)``."""
 
     image: np.ndarray = field(repr=False)
@@ -68,6 +70,7 @@ class Frame:
     number_px: int | None = None
     crop: tuple[int, int, int, int] = (0, 0, 0, 0)
     out_crop: tuple[int, int, int, int] = (0, 0, 0, 0)
+    context_cell: int = 0  # the input crop's and output's cells (smaller than ``cell`` in "focus")
 
     def value_at(self, x: float, y: float) -> str | None:
         """The value of the cell at pixel ``(x, y)`` of the image, as a line of text; None off
@@ -182,7 +185,8 @@ def draw_frame(
         not whole,
     )
     lay = layout(tuple(box or DEFAULT_BOX), shape)
-    cell = lay.cell
+    cell, ctx = lay.cell, lay.ctx  # the kernel line's cells; the input crop's and output's
+    focus = lay.arrangement == "focus"
     # the input crop round this window, and the output crop round this unit
     cr0 = follow(trace.y, y0, sh, span[0], lay.crop[0], r0, r1, spec.hp)
     cc0 = follow(trace.x, x0, sw, span[1], lay.crop[1], c0, c1, spec.wp)
@@ -205,16 +209,21 @@ def draw_frame(
 
     image = Image.new("RGB", (lay.width, lay.height), d.BG)
     draw = ImageDraw.Draw(image)
-    numbers = cell >= readable and all(
-        d.numbers_fit(values, cell, integral)
-        for values in (padded, trace.products[picked], trace.kernel[picked])
+    # each input row on the scale of its channel's played block: steady while the crop moves
+    in_exponents = [d.grid_exponent(np.abs(block[k]).max(initial=0.0), integral) for k in picked]
+    numbers = cell >= readable and all(  # in the kernel line
+        d.numbers_fit(values, cell, integral, d.grid_exponent(values, integral))
+        for values in (*(trace.products[k] for k in picked), *(trace.kernel[k] for k in picked))
+    )
+    in_numbers = (numbers or focus) and all(
+        d.numbers_fit(padded[i], ctx, integral, in_exponents[i]) for i in range(len(picked))
     )
     grids: list[Grid] = []
     parts.draw_title(draw, trace, spec, title, out_channels)
-    crop_w, crop_h = lay.crop[1] * cell, lay.crop[0] * cell
-    out_w, out_h = out_block(cell, lay.out, deck, lay.overview, not whole)
+    crop_w, crop_h = lay.crop[1] * ctx, lay.crop[0] * ctx
+    out_w, out_h = out_block(ctx, lay.out, deck, lay.overview, not whole)
     line_w = 3 * OP_W + 2 * kw * cell + SUM_W
-    if lay.arrangement == "split":
+    if lay.arrangement in ("split", "focus"):
         top_h = max(crop_h + LABEL + 6, out_h)
         at = [((MARGIN, TITLE_H + LABEL), (MARGIN, TITLE_H + top_h + LABEL + 4))]
         out_at = (MARGIN + crop_w + GAP, TITLE_H)
@@ -238,22 +247,26 @@ def draw_frame(
             pad_mask,
             (cr0, cc0),
             at[i],
-            cell,
-            numbers,
+            ctx,
+            in_numbers,
             integral,
             grids,
+            in_exponents[i],
+            kernel_cell=cell,
+            kernel_numbers=numbers,
+            sum_below=focus,
         )
     if n_all > len(picked):
         rest = float(np.delete(trace.channel_sums, picked).sum())
         span_text = f"{int(shown[0])}–{int(shown[-1])}" if len(shown) > 1 else f"{int(shown[0])}"
         note = (
             f"input channels {span_text} of {n_all} shown (page {page + 1} of {pages}); the other "
-            f"{n_all - len(picked)} are summed too: Σ = {d.fmt(rest, integral)}"
+            f"{n_all - len(picked)} are summed too: Σ = {d.fmt_text(rest, integral)}"
         )
         if draw.textlength(note, font=d.get_font(14)) > lay.width - 2 * MARGIN:
             note = (
                 f"channels {span_text} of {n_all} · page {page + 1}/{pages} · "
-                f"others Σ = {d.fmt(rest, integral)}"
+                f"others Σ = {d.fmt_text(rest, integral)}"
             )
         d.put_text(draw, (MARGIN, rows_bottom + 4), note, font=d.get_font(14), fill=d.MUTED)
         rows_bottom += HIDDEN_NOTE
@@ -275,9 +288,10 @@ def draw_frame(
         out_scale,
         out_channels,
         out_at,
-        cell,
+        ctx,
         integral,
         grids,
+        callout=focus,
     )
     if lay.overview:
         ox = out_at[0] + out_w - max(lay.overview, MAP_LABEL_W)
@@ -317,4 +331,5 @@ def draw_frame(
         number_px,
         crop,
         out_crop,
+        ctx,
     )

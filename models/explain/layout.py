@@ -30,14 +30,23 @@ def text_h(compact: bool) -> int:
 
 @dataclass(frozen=True)
 class Layout:
-    cell: int
+    cell: int  # the kernel's and products' cells (and the others', but in "focus")
     rows: int
-    arrangement: str  # "beside" / "below": channel rows, the output beside or below; "split"
+    # "beside" / "below": channel rows, the output beside or below; "split": one channel, its
+    # kernel line under it; "focus": as split, the input crop and the output in smaller cells
+    # (colours only) so that the kernel and products keep readable numbers
+    arrangement: str
     crop: tuple[int, int]  # input cells drawn (rows, cols)
     out: tuple[int, int]  # output cells drawn
     overview: int  # the small maps' size (0: none)
     width: int
     height: int
+    context: int = 0  # "focus": the input crop's and output's cells (else ``cell``)
+
+    @property
+    def ctx(self) -> int:
+        """The cells of the input crop and the output grid."""
+        return self.context or self.cell
 
 
 @dataclass(frozen=True)
@@ -73,9 +82,26 @@ def _measure(
     out: tuple[int, int],
     overview: int,
     compact: bool,
+    context: int = 0,
 ) -> tuple[int, int]:
     (kh, kw) = s.kernel
     hidden = HIDDEN_NOTE if s.channels > rows else 0
+    if arrangement == "focus":  # the kernel line's Σ over the products, the unit's value under the output
+        ctx = context or cell
+        out_w, out_h = out_block(ctx, out, s.deck, overview, s.overview)
+        top_w = crop[1] * ctx + GAP + out_w
+        line_w = 2 * OP_W + 2 * kw * cell
+        width = 2 * MARGIN + max(top_w, line_w)
+        height = (
+            TITLE_H
+            + max(crop[0] * ctx + LABEL + 6, out_h)
+            + kh * cell
+            + LABEL
+            + 10
+            + hidden
+            + text_h(compact)
+        )
+        return max(width, 280), height
     out_w, out_h = out_block(cell, out, s.deck, overview, s.overview)
     line_w = 3 * OP_W + 2 * kw * cell + SUM_W  # × kernel = products → Σ
     if arrangement == "split":
@@ -126,8 +152,9 @@ def _out_sizes(s: Shape) -> list[tuple[int, int]]:
 def layout(box: tuple[int, int], s: Shape) -> Layout:
     """The frame's layout in ``box``, in this order of preference: numbers readable; a cell of
     context round the window; the small maps when a crop is drawn; more channel rows; a larger
-    input block, then a larger output block; larger cells. The smallest frame when nothing fits
-    (the view scrolls)."""
+    input block, then a larger output block; larger cells. When no such layout fits, numbers
+    readable in the kernel and products only (:func:`_focus`); then colours only. The smallest
+    frame when nothing fits (the view scrolls)."""
     box_w, box_h = box
     compact = box_h < COMPACT_BELOW
     most = max(1, min(s.max_rows, s.channels))
@@ -150,28 +177,80 @@ def layout(box: tuple[int, int], s: Shape) -> Layout:
         return lo
 
     readable = max(s.readable, _MIN_CELL)
-    # readable numbers first; else colours only, in cells as large as can be
-    for smallest in (readable, *(c for c in (24, 16, _MIN_CELL) if c < readable)):
-        for least_context in (1, 0):
-            for overviews in (_OVERVIEWS, (0,)) if s.overview else ((0,),):
-                for rows in range(most, 0, -1):
-                    for crop in _crop_sizes(s, least_context):
-                        for out in _out_sizes(s):
-                            best = None  # the arrangement with the largest cells (the first on a tie)
-                            for arrangement in ("beside", "below", "split")[: 3 if rows == 1 else 2]:
-                                for overview in overviews:
-                                    args = (rows, arrangement, crop, out, overview)
-                                    cell = largest_cell(smallest, *args)
-                                    if cell is not None and (best is None or cell > best[0]):
-                                        best = (cell, args)
-                            if best is not None:
-                                cell, args = best
-                                w, h = _measure(s, cell, *args, compact)
-                                return Layout(cell, *args, w, h)
+    # readable numbers first
+    found = _search(s, readable, most, fits, largest_cell, compact)
+    if found is not None:
+        return found
+    # then readable numbers where the arithmetic is (kernel, products, the unit's value), the
+    # input crop and the output in smaller cells, colours only (the 5x5 kernels of a small pane)
+    found = _focus(s, readable, box, compact)
+    if found is not None:
+        return found
+    # else colours only, in cells as large as can be
+    for smallest in (c for c in (24, 16, _MIN_CELL) if c < readable):
+        found = _search(s, smallest, most, fits, largest_cell, compact)
+        if found is not None:
+            return found
     crop = (min(s.span[0], s.region_in[0]), min(s.span[1], s.region_in[1]))
     out = (min(1, s.region_out[0]), min(1, s.region_out[1]))
     w, h = _measure(s, _MIN_CELL, 1, "split", crop, out, 0, compact)
     return Layout(_MIN_CELL, 1, "split", crop, out, 0, w, h)
+
+
+def _search(s: Shape, smallest: int, most: int, fits, largest_cell, compact: bool) -> Layout | None:
+    """Every grid in cells of at least ``smallest`` px, in the order of :func:`layout`."""
+    for least_context in (1, 0):
+        for overviews in (_OVERVIEWS, (0,)) if s.overview else ((0,),):
+            for rows in range(most, 0, -1):
+                for crop in _crop_sizes(s, least_context):
+                    for out in _out_sizes(s):
+                        best = None  # the arrangement with the largest cells (the first on a tie)
+                        for arrangement in ("beside", "below", "split")[: 3 if rows == 1 else 2]:
+                            for overview in overviews:
+                                args = (rows, arrangement, crop, out, overview)
+                                cell = largest_cell(smallest, *args)
+                                if cell is not None and (best is None or cell > best[0]):
+                                    best = (cell, args)
+                        if best is not None:
+                            cell, args = best
+                            w, h = _measure(s, cell, *args, compact)
+                            return Layout(cell, *args, w, h)
+    return None
+
+
+def _focus(s: Shape, readable: int, box: tuple[int, int], compact: bool) -> Layout | None:
+    """The "focus" arrangement: the kernel and products in readable cells, the input crop and
+    the output in the largest smaller cells that fit (at least 8 px; then the kernel's cells
+    grow if they can). None when even that does not fit."""
+    if readable > _MAX_CELL:
+        return None
+
+    def fits(cell: int, ctx: int, crop, out, overview) -> bool:
+        w, h = _measure(s, cell, 1, "focus", crop, out, overview, compact, ctx)
+        return w <= box[0] and h <= box[1]
+
+    for floor in (16, 12, _MIN_CELL):  # context cells large enough to see first
+        for least_context in (1, 0):
+            for overview in (*_OVERVIEWS, 0) if s.overview else (0,):
+                for crop in _crop_sizes(s, least_context):
+                    for out in _out_sizes(s):
+                        ctx = next(
+                            (
+                                c
+                                for c in range(readable - 1, floor - 1, -1)
+                                if fits(readable, c, crop, out, overview)
+                            ),
+                            None,
+                        )
+                        if ctx is None:
+                            continue
+                        cell = readable
+                        while cell < _MAX_CELL and fits(cell + 1, ctx, crop, out, overview):
+                            cell += 1
+                        w, h = _measure(s, cell, 1, "focus", crop, out, overview, compact, ctx)
+                        w = max(w, min(box[0], w + SUM_W))  # room for the Σ over the products
+                        return Layout(cell, 1, "focus", crop, out, overview, w, h, ctx)
+    return None
 
 
 def number_cell(values: np.ndarray, integral: bool) -> int:

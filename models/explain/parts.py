@@ -15,10 +15,13 @@ from engine.direct import UnitTrace
 from models.explain import drawing as d
 from models.explain.arithmetic import agrees, layer_formulas
 from models.explain.layout import (
+    CAPTION_W,
+    GAP,
     LABEL,
     LINE_H,
     MARGIN,
     OP_W,
+    OUT_LABEL_W,
 )
 
 
@@ -33,6 +36,15 @@ class Grid:
     values: np.ndarray = field(repr=False)
     origin: tuple[int, int] = (0, 0)  # the (row, col) of the first cell in the grid's own indices
     missing: np.ndarray | None = field(default=None, repr=False)  # cells with no value yet
+    exponent: int = 0  # numbers written in units of 10**exponent (the caption's "×10⁻³")
+    integral: bool = False
+    numbers: bool = False  # numbers written in the cells (else colours only)
+
+    def text(self, r: int, c: int) -> str | None:
+        """The number written in cell ``(r, c)`` (None: colours only, or no value yet)."""
+        if not self.numbers or (self.missing is not None and self.missing[r, c]):
+            return None
+        return d.fmt(float(self.values[r, c]), self.integral, self.exponent)
 
     def value_at(self, x: float, y: float) -> str | None:
         r, c = int((y - self.top) // self.cell), int((x - self.left) // self.cell)
@@ -45,18 +57,26 @@ class Grid:
 
 
 def draw_title(draw, trace: UnitTrace, spec: ConvSpec, title: str, out_channels: int | None) -> None:
+    """The layer's name and the unit, shortened to the frame's width (a narrow pane's frame)."""
     o = trace.out_channel
     of_o = f" of {out_channels}" if out_channels else ""
-    d.put_text(
-        draw, (MARGIN, 10), title or "Convolution, step by step", font=d.get_font(17, True), fill=d.INK
-    )
-    d.put_text(
+    room = draw.im.size[0] - 2 * MARGIN
+    f_title = d.get_font(17, True)
+    text = d.elide_middle(draw, title or "Convolution, step by step", room, f_title)
+    d.put_text(draw, (MARGIN, 10), text, font=f_title, fill=d.INK)
+    where = f"y={trace.y}, x={trace.x}"
+    line = d.caption(
         draw,
-        (MARGIN, 34),
-        f"filter {o}{of_o} → output channel {o}, position (y={trace.y}, x={trace.x})",
-        font=d.get_font(13),
-        fill=d.MUTED,
+        [
+            f"filter {o}{of_o} → output channel {o}, position ({where})",
+            f"filter {o}{of_o} → output channel {o} at ({where})",
+            f"filter {o}{of_o} at ({where})",
+            f"filter {o} ({where})",
+        ],
+        room,
+        d.get_font(13),
     )
+    d.put_text(draw, (MARGIN, 34), line, font=d.get_font(13), fill=d.MUTED)
 
 
 def draw_channel(
@@ -73,19 +93,36 @@ def draw_channel(
     numbers: bool,
     integral: bool,
     grids: list[Grid],
+    in_exponent: int = 0,
+    *,
+    kernel_cell: int | None = None,
+    kernel_numbers: bool | None = None,
+    sum_below: bool = False,
 ) -> None:
     """One input channel: its crop at ``at[0]``, then × kernel = products → Σ from ``at[1]`` on
-    (beside the crop, or on a line of its own under it)."""
+    (beside the crop, or on a line of its own under it). Each grid writes its numbers on its own
+    scale (:func:`~models.explain.drawing.grid_exponent`; the input's, ``in_exponent``, is the
+    played block's, so it holds while the crop moves), marked at its caption. The kernel line's
+    cells are ``kernel_cell`` (default ``cell``), with numbers if ``kernel_numbers`` (default
+    ``numbers``); ``sum_below`` writes the channel's Σ over the products instead of beside them
+    (a narrow pane)."""
     r0, c0 = origin
     (x, y), (lx, ly) = at
     _, kh, kw = trace.kernel.shape
+    kcell = kernel_cell or cell
+    knumbers = numbers if kernel_numbers is None else kernel_numbers
     in_h = cell * padded.shape[0]
-    k_h, k_w = cell * kh, cell * kw
+    k_h, k_w = kcell * kh, kcell * kw
     tap_r = trace.rows + spec.pad[0] - r0  # taps of the window, in the crop's coordinates
     tap_c = trace.cols + spec.pad[2] - c0
     f_small, f_op = d.get_font(13), d.get_font(22, True)
     c = int(trace.input_channels[k])
-    d.put_text(draw, (x, y - 18), f"input channel {c}", font=f_small, fill=d.MUTED)
+    mark = d.scale_mark(in_exponent)
+    room = padded.shape[1] * cell + (OP_W if ly == y else GAP) - 6  # up to the next label
+    caption = d.caption(
+        draw, [f"input channel {c} {mark}".strip(), f"input {c} {mark}".strip()], room, f_small
+    )
+    d.put_text(draw, (x, y - 18), caption, font=f_small, fill=d.MUTED)
     d.draw_grid(
         image,
         y,
@@ -96,8 +133,13 @@ def draw_channel(
         numbers=numbers,
         integral=integral,
         padding=pad_mask,
+        exponent=in_exponent,
     )
-    grids.append(Grid(f"input channel {c} (padded)", x, y, cell, padded, (r0, c0)))
+    grids.append(
+        Grid(
+            f"input channel {c} (padded)", x, y, cell, padded, (r0, c0), None, in_exponent, integral, numbers
+        )
+    )
     # the window's span (light) and its taps (bold): dilation leaves visible gaps
     draw.rectangle(
         (x + tap_c[0] * cell, y + tap_r[0] * cell, x + (tap_c[-1] + 1) * cell, y + (tap_r[-1] + 1) * cell),
@@ -116,6 +158,7 @@ def draw_channel(
         ky = y + (max(in_h, k_h) - k_h) // 2
     else:
         mid, ky = ly + k_h / 2, ly
+    total = d.fmt_text(float(trace.channel_sums[k]), integral)
     kscale = float(np.abs(trace.kernel).max(initial=0.0))
     pscale = float(np.abs(trace.products).max(initial=0.0))
     x = lx
@@ -125,26 +168,39 @@ def draw_channel(
     ):
         d.put_text_center(draw, x + OP_W / 2, mid, op, f_op, d.MUTED)
         x += OP_W
-        d.put_text(draw, (x, ky - 17), label, font=f_small, fill=d.MUTED)
+        exponent = d.grid_exponent(values[k], integral)
+        caption = f"{label} {d.scale_mark(exponent)}".strip()
+        if sum_below and label == "products":  # a narrow pane: the channel's Σ over its products
+            f_sum, sum_text = d.get_font(15, True), f"Σ {total}"
+            room = draw.im.size[0] - MARGIN // 2 - x - draw.textlength(sum_text, font=f_sum) - 10
+            caption = d.caption(draw, [caption, d.scale_mark(exponent)], room, f_small)
+            sum_x = x + (draw.textlength(caption, font=f_small) + 10 if caption else 0)
+            d.put_text(draw, (sum_x, ky - 19), sum_text, font=f_sum, fill=d.INK)
+        d.put_text(draw, (x, ky - 17), caption, font=f_small, fill=d.MUTED)
         d.draw_grid(
             image,
             ky,
             x,
             values[k],
-            cell,
+            kcell,
             colors=d.value_colors(values[k], scale),
-            numbers=numbers,
+            numbers=knumbers,
             integral=integral,
+            exponent=exponent,
         )
-        grids.append(Grid(f"{label}, channel {c}", x, ky, cell, values[k]))
+        grids.append(
+            Grid(f"{label}, channel {c}", x, ky, kcell, values[k], (0, 0), None, exponent, integral, knumbers)
+        )
         x += k_w
+    if sum_below:
+        return
     d.put_text_center(draw, x + OP_W / 2, mid, "→", f_op, d.MUTED)
     x += OP_W
     d.put_text(draw, (x, mid - 20), "Σ", font=f_small, fill=d.MUTED)
     d.put_text(
         draw,
         (x, mid - 4),
-        d.fmt(float(trace.channel_sums[k]), integral),
+        total,
         font=d.get_font(16, True),
         fill=d.INK,
     )
@@ -165,8 +221,12 @@ def draw_output(
     cell: int,
     integral: bool,
     grids: list[Grid],
+    callout: bool = False,
 ) -> int:
-    """The output grid filling up, this filter's channel in front of the others. Returns its bottom."""
+    """The output grid filling up, this filter's channel in front of the others; with
+    ``callout``, the unit's value written under it (instead of the rows and columns shown) when
+    its cells are too small for numbers.
+    Returns its bottom."""
     y0, y1, x0, x1 = region
     oy0, ox0, oh, ow = out_crop
     ox, top = at
@@ -174,11 +234,6 @@ def draw_output(
     deck = min(out_channels - 1, 3) if out_channels else 0
     oy = top + LABEL + 6 * deck
     out_w_px, out_h_px = cell * ow, cell * oh
-    label = f"output channel {o}" + (f" of {out_channels}" if deck else "")
-    d.put_text(draw, (ox, top), label, font=d.get_font(12), fill=d.MUTED)
-    for k in range(deck, 0, -1):  # the other filters' channels, stacked behind this one
-        s = 6 * k
-        draw.rectangle((ox + s, oy - s, ox + out_w_px + s, oy + out_h_px - s), fill=d.PENDING, outline=d.GRID)
     out_vals = np.full((oh, ow), np.nan)
     if done is not None:
         out_vals[:] = np.asarray(done, dtype=np.float64)[oy0 : oy0 + oh, ox0 : ox0 + ow]
@@ -189,6 +244,24 @@ def draw_output(
         scale = out_scale
     else:
         scale = float(np.nanmax(np.abs(out_vals), initial=0.0))
+    exponent = d.grid_exponent(scale, integral)  # the animation's range: one scale all along
+    mark = d.scale_mark(exponent)
+    room = max(out_w_px + 6 * deck, OUT_LABEL_W if whole else CAPTION_W) + 10  # up to the small maps
+    label = d.caption(
+        draw,
+        [
+            f"output channel {o}" + (f" of {out_channels}" if deck else "") + f" {mark}".rstrip(),
+            f"output channel {o} {mark}".strip(),
+            f"output {o} {mark}".strip(),
+        ],
+        room,
+        d.get_font(12),
+    )
+    d.put_text(draw, (ox, top), label, font=d.get_font(12), fill=d.MUTED)
+    for k in range(deck, 0, -1):  # the other filters' channels, stacked behind this one
+        s = 6 * k
+        draw.rectangle((ox + s, oy - s, ox + out_w_px + s, oy + out_h_px - s), fill=d.PENDING, outline=d.GRID)
+    numbers = d.numbers_fit(values[~pending], cell, integral, exponent)
     d.draw_grid(
         image,
         oy,
@@ -196,11 +269,14 @@ def draw_output(
         values,
         cell,
         colors=d.value_colors(values, scale),
-        numbers=d.numbers_fit(values[~pending], cell, integral),
+        numbers=numbers,
         integral=integral,
         pending=pending,
+        exponent=exponent,
     )
-    grids.append(Grid(f"output channel {o}", ox, oy, cell, values, (oy0, ox0), pending))
+    grids.append(
+        Grid(f"output channel {o}", ox, oy, cell, values, (oy0, ox0), pending, exponent, integral, numbers)
+    )
     cy, cx = trace.y - oy0, trace.x - ox0
     draw.rectangle(
         (ox + cx * cell, oy + cy * cell, ox + (cx + 1) * cell, oy + (cy + 1) * cell),
@@ -208,7 +284,10 @@ def draw_output(
         width=3,
     )
     bottom = oy + out_h_px
-    if not whole or (oh, ow) != (y1 - y0, x1 - x0):
+    if callout and not numbers:  # the value in focus, readable whatever the cells' size
+        text = f"[{trace.y}, {trace.x}] = {d.fmt_text(trace.value, integral)}"
+        d.put_text(draw, (ox, bottom + 3), text, font=d.get_font(13, True), fill=d.WINDOW_INK)
+    elif not whole or (oh, ow) != (y1 - y0, x1 - x0):
         d.put_text(
             draw,
             (ox, bottom + 4),
@@ -301,21 +380,21 @@ def draw_sums(
     """The sum over channels, the bias, the result, the engine's value and (unless ``compact``:
     the side panel shows them) the size formulas."""
     f_text = d.get_font(14)
-    sums = [d.fmt(float(trace.channel_sums[k]), integral) for k in picked]
+    sums = [d.fmt_text(float(trace.channel_sums[k]), integral) for k in picked]
     terms = " + ".join(f"({s})" if s.startswith("-") else s for s in sums)
     others = len(trace.channel_sums) - len(picked)
     if others:
         rest = float(np.delete(trace.channel_sums, picked).sum())
-        terms += f" + … ({others} more: {d.fmt(rest, integral)})"
-    total = d.fmt(float(trace.channel_sums.sum()), integral)
+        terms += f" + … ({others} more: {d.fmt_text(rest, integral)})"
+    total = d.fmt_text(float(trace.channel_sums.sum()), integral)
     line = f"sum over channels: {terms}  =  {total}"
     if draw.textlength(line, font=f_text) > draw.im.size[0] - 2 * MARGIN:  # a narrow frame: the total
         line = f"sum over all {len(trace.channel_sums)} channels  =  {total}"
     d.put_text(draw, (MARGIN, ty), line, font=f_text, fill=d.INK)
-    line = f"+ bias {d.fmt(trace.bias, integral)}  =  "
+    line = f"+ bias {d.fmt_text(trace.bias, integral)}  =  "
     d.put_text(draw, (MARGIN, ty + LINE_H + 2), line, font=f_text, fill=d.INK)
     vx = MARGIN + draw.textlength(line, font=f_text)
-    value_text = d.fmt(trace.value, integral) if integral else f"{trace.value:.4f}"
+    value_text = d.fmt(trace.value, integral) if integral else d.value_text(trace.value)
     d.put_text(
         draw,
         (vx, ty + LINE_H - 1),
@@ -325,7 +404,7 @@ def draw_sums(
     )
     if engine_value is not None:
         ok = agrees(trace.value, engine_value)
-        shown_value = d.fmt(engine_value, True) if integral else f"{engine_value:.4f}"
+        shown_value = d.fmt(engine_value, True) if integral else d.value_text(engine_value)
         line = f"engine's feature map at this unit: {shown_value}   {'✓ equal' if ok else '✗ differs'}"
         if draw.textlength(line, font=f_text) > draw.im.size[0] - 2 * MARGIN:  # a narrow frame
             line = f"engine: {shown_value}  {'✓ equal' if ok else '✗ differs'}"

@@ -513,7 +513,10 @@ def test_view_names_are_the_windows_views(classic) -> None:
         classic.show_view(key)
         assert classic.current_view() == key and classic.tabs.currentWidget().title
     rf = classic.tabs.indexOf(classic.rf_plot)  # short titles, the long names on the tooltips
-    assert classic.tabs.tabToolTip(rf).startswith("Receptive field size")
+    assert (
+        classic.tabs.tabToolTip(rf)
+        == "Receptive fields — Receptive field size and jump of every layer, against depth"
+    )
 
 
 def test_a_view_can_open_an_image_at_a_layer_and_unit(classic, qtbot, tmp_path) -> None:
