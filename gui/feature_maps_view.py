@@ -60,6 +60,7 @@ class FeatureMapsView(View):
 
     key = "maps"
     title = "Feature maps"
+    short_title = "Maps"
 
     unit_hovered = Signal(int, int, int, float)
     unit_clicked = Signal(int, int, int)

@@ -21,6 +21,7 @@ class ReceptiveFieldPlot(View):
 
     key = "rf"
     title = "Receptive fields"
+    short_title = "RF"
     tab_tip = "Receptive field size and jump of every layer, against depth"
 
     layer_clicked = Signal(str)

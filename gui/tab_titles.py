@@ -1,6 +1,6 @@
 """The window's tabs, every one in sight at any width: full titles where they fit, else the
-widest shortened first (``SHORT``), else elided; never scroll arrows that hide tabs. The full
-name is always in the tab's tooltip."""
+widest shortened first (each view's ``short_title``), else elided; never scroll arrows that
+hide tabs. The full name is always in the tab's tooltip."""
 
 from __future__ import annotations
 
@@ -8,18 +8,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QTabWidget
 
 from gui.view import View
-
-# a view's tab title when the window is narrow (by view key; the full title otherwise)
-SHORT = {
-    "maps": "Maps",
-    "filters": "Filters",
-    "rf": "RF",
-    "explain": "Explain",
-    "engines": "Engines",
-    "topk": "Top-k",
-    "featvis": "Excites",
-    "cam": "CAM",
-}
 
 
 def tab_tooltip(view: View) -> str:
@@ -39,7 +27,7 @@ class FittingTabs(QTabWidget):
     def add_view(self, view: View) -> int:
         index = self.addTab(view, view.title)
         self.setTabToolTip(index, tab_tooltip(view))
-        self._titles.append((view.title, SHORT.get(view.key, view.title)))
+        self._titles.append((view.title, view.short_title or view.title))
         self.fit_titles()
         return index
 

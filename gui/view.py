@@ -6,7 +6,8 @@ what is shown (a run's outcome arrives, the user steps to another layer, picks a
 unit), hands each view the same :class:`Shown`. A view only stores it; :meth:`View.draw` runs
 when the view is visible (at once, or when its tab is next shown), so hidden tabs cost nothing.
 
-Adding a tab: one module in ``gui/views/`` with a ``View`` subclass (``key``, ``title``,
+Adding a tab: one module in ``gui/views/`` with a ``View`` subclass (``key``, ``title``, a
+``short_title`` if the title is long,
 ``draw``; ``export_png`` if it has more to export than its pixels); then, in
 ``gui/main_window.py``, its import and its entry in the window's list of views, and its key in
 ``main.VIEWS`` (the ``--view`` choices; a test checks the two agree).
@@ -86,6 +87,7 @@ class View(QWidget):
 
     key: ClassVar[str] = ""
     title: ClassVar[str] = ""
+    short_title: ClassVar[str] = ""  # the tab's title when the window is narrow (else ``title``)
     tab_tip: ClassVar[str] = ""
 
     def __init__(self, window: Window | None = None, parent: QWidget | None = None) -> None:

@@ -87,6 +87,7 @@ def top_classes(logits, categories, count: int = CLASSES) -> list[tuple[int, str
 class CamView(LaneView):
     key = "cam"
     title = "Class activation map"
+    short_title = "CAM"
 
     def __init__(self, window=None, parent: QWidget | None = None) -> None:
         super().__init__("cam", window, parent)

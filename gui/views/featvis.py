@@ -75,6 +75,7 @@ class _Preview:
 class FeatureVisView(LaneView):
     key = "featvis"
     title = "What excites it"
+    short_title = "Excites"
 
     def __init__(self, window=None, parent: QWidget | None = None) -> None:
         super().__init__("featvis", window, parent)

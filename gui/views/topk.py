@@ -53,6 +53,7 @@ def engine_of(outcome) -> str:
 class TopKView(View):
     key = "topk"
     title = "Top examples"
+    short_title = "Top-k"
 
     def __init__(
         self,
