@@ -188,6 +188,17 @@ def batch_maps(output: torch.Tensor, la: LayerInfo) -> np.ndarray:
     return a.reshape(a.shape[0], -1, *a.shape[-2:])
 
 
+def skip_reason(path: Path, exc: BaseException) -> str:
+    """Why a file was skipped, in one line: an empty file says so (a decoder's complaint about
+    it names no cause a user can act on)."""
+    try:
+        if path.stat().st_size == 0:
+            return "empty file (0 bytes)"
+    except OSError:
+        pass
+    return one_line(exc)
+
+
 def default_batch(layers: list[LayerInfo]) -> int:
     """Images per batch: as many as keep the conv outputs under :data:`BATCH_BYTES`."""
     per_image = 4 * sum(int(np.prod(la.output_shape[1:])) for la in layers)
@@ -405,7 +416,7 @@ def _run(
                     try:
                         prepared = prepare_image(load_image(root / path), model.preprocess, source=path)
                     except Exception as exc:  # any file that will not decode is skipped
-                        outcomes.append((image_id, "unreadable", one_line(exc)))
+                        outcomes.append((image_id, "unreadable", skip_reason(root / path, exc)))
                         continue
                     tensors.append(prepared.tensor)
                     ids.append(image_id)

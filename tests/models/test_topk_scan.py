@@ -238,6 +238,8 @@ def test_unreadable_files_are_skipped_and_counted(tmp_path) -> None:
     skipped = {p.name: why for p, why in result.skipped()}
     assert set(skipped) == {"garbage.jpg", "truncated.png", "empty.png"}
     assert all(skipped.values())
+    assert skipped["empty.png"] == "empty file (0 bytes)"  # not a decoder's complaint
+    assert "empty" not in skipped["truncated.png"] and "empty" not in skipped["garbage.jpg"]
     assert [e.path.name for e in result.entries("edges", 0)] == expected_top(made, "v", 3)
 
 
