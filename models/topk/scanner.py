@@ -33,7 +33,7 @@ from models.runner import plan, run_batch
 from models.sources import LoadedModel
 from models.topk.folder import list_images
 from models.topk.keys import model_key, preprocess_key
-from models.topk.running import Gathered, LayerTopK
+from models.topk.running import UNKNOWN, Gathered, LayerTopK
 from models.topk.store import Store
 
 DEFAULT_K = 9
@@ -188,6 +188,19 @@ def batch_maps(output: torch.Tensor, la: LayerInfo) -> np.ndarray:
     return a.reshape(a.shape[0], -1, *a.shape[-2:])
 
 
+def tie_order(files: list, ids: dict[str, int], added: list[tuple[int, str, int, int]]) -> np.ndarray:
+    """Image id -> its path's place in ``files`` (the folder's list, sorted by path), for the
+    images kept (``ids``: path -> id) and ``added`` (``(id, path, ...)``); ids of no listed file
+    (deleted or changed ones) are unknown. Two entries of equal value rank by it, so the order
+    does not depend on which files a scan found first (:mod:`.running`)."""
+    ids = dict(ids)
+    ids.update((path, i) for i, path, *_ in added)
+    order = np.full(max(ids.values(), default=-1) + 1, UNKNOWN, dtype=np.int64)
+    for rank, f in enumerate(files):
+        order[ids[f.path]] = rank
+    return order
+
+
 def skip_reason(path: Path, exc: BaseException) -> str:
     """Why a file was skipped, in one line: an empty file says so (a decoder's complaint about
     it names no cause a user can act on)."""
@@ -277,14 +290,18 @@ def scan(
             images=len(files), scanned=0, unreadable=0, removed=len(gone), rescanned_all=False, seconds=0.0
         )
         if not (info["complete"] and not gone and not fresh):
+            added = [(info["next_image"] + i, f.path, f.size, f.mtime_ns) for i, f in enumerate(fresh)]
+            order = tie_order(files, {p: r.id for p, r in known.items() if p not in changed}, added)
             states = store.load_state(conn, sid)
             dropped = [r.id for r in gone if r.state == "done"]
             for state in states:
+                state.order = order
                 state.remove(dropped)
             if dropped and not all(state.complete(k) for state in states):
                 stats.rescanned_all = True
                 states = [LayerTopK(s.channels, RESERVE * k) for s in summaries]
-            added = [(info["next_image"] + i, f.path, f.size, f.mtime_ns) for i, f in enumerate(fresh)]
+                for state in states:
+                    state.order = order
             store.update_files(conn, sid, [r.id for r in gone], added, stats.rescanned_all)
             store.checkpoint(conn, sid, states)
             store.set_owner(conn, sid, owner)

@@ -35,7 +35,7 @@ from models.cache import ENV, cache_dir
 from models.errors import ConvScopeError
 from models.topk.running import LayerTopK
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: a state holds its floor's image (ties rank by path)
 DB_NAME = "topk.sqlite3"
 
 _SCHEMA = """

@@ -130,7 +130,7 @@ def test_montage_rows_say_their_channel_and_cells_their_value_and_image(scanned,
 
 
 def test_the_montage_title_counts_images_scanned_and_files_skipped_apart(scanned, tmp_path) -> None:
-    model, result, made = scanned  # 14 images and notes.png, which is not one
+    model, result, _ = scanned  # 14 images and notes.png, which is not one
     assert result.stats.images == 15 and result.stats.unreadable == 1
     assert export.montage_title(result, "edges")[:3] == (
         "edges",

@@ -202,6 +202,58 @@ def test_reopening_is_instant_and_a_changed_folder_runs_only_what_changed(tmp_pa
     del made
 
 
+def _stored(result, layer="edges") -> list:
+    """Every row of the store's entries for ``layer``: (channel, rank, path, value, y, x)."""
+    return result.layer_rows(layer)
+
+
+def test_tied_entries_rank_by_path_whatever_the_scan_history(tmp_path, monkeypatch) -> None:
+    """Duplicate images under two names tie exactly; a fresh scan and incremental rescans
+    (files added later, a file rewritten with the same pixels) must give the same entries in
+    the same order: value descending, then path. One image per batch: a convolution's rounding
+    may depend on the batch (values near 0 differ in the 8th digit), a duplicate's must not."""
+    folder = tmp_path / "imgs"
+    bars_folder(folder, vertical=5, horizontal=3, blank=2)
+    model = edge_model()
+    scan(model, folder, "reference", k=9, batch=1)  # the originals first
+    (folder / "dup").mkdir()
+    for name in ("v01.png", "v03.png", "v04.png", "h02.png", "blank00.png"):
+        (folder / "dup" / name).write_bytes((folder / name).read_bytes())  # "dup/..." < "v..."
+    read = _reads(monkeypatch)
+    added = scan(model, folder, "reference", k=9, batch=1)
+    assert added.stats.scanned == 5 and sorted(read) == [
+        "blank00.png",
+        "h02.png",
+        "v01.png",
+        "v03.png",
+        "v04.png",
+    ]
+    fresh = scan(model, folder, "reference", k=9, batch=1, store=Store(tmp_path / "fresh.db"))
+    top = _top(fresh, channels=[0])[0]
+    names = [(e.path.relative_to(fresh.folder).as_posix(), e.value) for e in fresh.entries("edges", 0)]
+    # the ties are there, and the earlier path goes first
+    assert names[:2] == [("dup/v04.png", top[0][1]), ("v04.png", top[0][1])]
+    assert names[2:4] == [("dup/v03.png", top[2][1]), ("v03.png", top[2][1])]
+    assert _stored(added) == _stored(fresh) and _top(added) == _top(fresh)
+    # the original rewritten (same pixels, a later time): a new image for the store, same order
+    os.utime(folder / "v04.png", ns=(time.time_ns(), time.time_ns() + 10**9))
+    changed = scan(model, folder, "reference", k=9, batch=1)
+    assert changed.stats.scanned == 1 and changed.stats.removed == 1 and not changed.stats.rescanned_all
+    assert _stored(changed) == _stored(fresh)
+    # the duplicate deleted and written again: the same once more
+    data = (folder / "dup" / "v03.png").read_bytes()
+    (folder / "dup" / "v03.png").unlink()
+    scan(model, folder, "reference", k=9, batch=1)
+    (folder / "dup" / "v03.png").write_bytes(data)
+    again = scan(model, folder, "reference", k=9, batch=1)
+    assert _stored(again) == _stored(fresh)
+    # and in memory: the state's rows in the order of the store's
+    with again.store.connect() as conn:
+        state = again.store.load_state(conn, again.scan_id)[0]
+        paths = {r.id: p for p, r in again.store.images(conn, again.scan_id).items()}
+    assert [(c, r, paths[i], v, y, x) for c, r, i, v, y, x in state.rows(9)] == _stored(again)
+
+
 def test_deleting_into_the_reserve_keeps_the_result_exact_then_rescans(tmp_path, monkeypatch) -> None:
     folder = tmp_path / "imgs"
     made = bars_folder(folder, vertical=12, horizontal=4, blank=3)
