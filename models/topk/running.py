@@ -34,6 +34,9 @@ from __future__ import annotations
 import numpy as np
 
 NO_IMAGE = -1
+# above this share of a batch's candidates entering their rows, finding every unit in one pass
+# (argmax) costs less than the maxima first and then the units of those entering
+DENSE = 0.15
 LAST = 2**31 - 1  # the tie rank of an empty slot (and of a -inf value): after every image
 UNKNOWN = -1  # the tie rank of an image the order does not know: before every image
 
@@ -50,38 +53,64 @@ def candidates(maps: np.ndarray, channels: int | None = None) -> tuple[np.ndarra
     """Each image's candidate per channel: ``maps`` ``(N, C, H, W)`` -> ``(N, C)`` values
     (float32, ``-inf`` for a map holding NaN: it does not rank), unit y and x (int32): the
     channel's maximum, the first in row-major order on a tie."""
-    return strongest(maps, None, channels)
-
-
-def strongest(
-    maps: np.ndarray, threshold: np.ndarray | None, channels: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`candidates`, with the unit looked for only where the value is at least
-    ``threshold`` ``(C,)`` (elsewhere y = x = 0): finding the maximum reads a map once and is
-    what a scan cannot avoid; finding where it is reads it again, and once a channel's row is
-    full only a few images per batch can still enter it."""
     n, c, h, w = maps.shape
     if channels is not None and c != channels:
         raise ValueError(f"expected {channels} channels, got {c}")
     flat = maps.reshape(n, c, h * w)
-    best = flat.max(axis=2).astype(np.float32, copy=False)  # NaN propagates: caught below
+    where = flat.argmax(axis=2)  # NaN counts as the maximum, so a NaN map is caught below
+    best = np.take_along_axis(flat, where[..., None], axis=2)[..., 0].astype(np.float32)
     best[np.isnan(best)] = -np.inf
-    if threshold is None:
-        wanted = None
-    else:
-        wanted = best >= threshold[None, :]
-        wanted &= best > -np.inf
-    if wanted is None or wanted.sum() > wanted.size // 4:  # most of them: one pass over every map
+    where = where.astype(np.int32)
+    return best, where // w, where % w
+
+
+def maxima(maps: np.ndarray) -> np.ndarray:
+    """``(N, C)`` float32: each map's maximum, ``-inf`` for a map holding NaN."""
+    n, c = maps.shape[:2]
+    best = np.asarray(maps.reshape(n, c, -1).max(axis=2), dtype=np.float32)  # NaN propagates
+    best[np.isnan(best)] = -np.inf
+    return best
+
+
+def units(maps: np.ndarray, wanted: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, C)`` unit y and x of each map's maximum (the first in row-major order), looked
+    for only where ``wanted`` (elsewhere 0): finding the maximum reads a map once, finding
+    where it is reads it again, and once a row is full only a few images can still enter it."""
+    n, c, h, w = maps.shape
+    flat = maps.reshape(n, c, h * w)
+    if wanted is None or wanted.sum() > wanted.size * DENSE:  # many of them: one pass over all
         where = flat.argmax(axis=2).astype(np.int32)
         if wanted is not None:
             where[~wanted] = 0
     else:
         where = np.zeros((n, c), dtype=np.int32)
-        ni, ci = np.nonzero(wanted)
-        for i in np.unique(ni):  # per image: one gather of its wanted maps
-            sel = ci[ni == i]
+        for i in np.flatnonzero(wanted.any(axis=1)):  # per image: one gather of its maps
+            sel = np.flatnonzero(wanted[i])
             where[i, sel] = flat[i, sel].argmax(axis=1)
-    return best, where // w, where % w
+    return where // w, where % w
+
+
+def candidates_below(
+    maps: np.ndarray, state: LayerTopK, image_ids: np.ndarray, last: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`candidates` of a batch for ``state``, with the unit looked for only where the
+    candidate ranks before its row's last slot, ``last`` (default: ``state``'s now; an older
+    one is weaker: the slot only gets stronger, so every unit that can be kept is found)."""
+    if maps.shape[1] != state.channels:
+        raise ValueError(f"expected {state.channels} channels, got {maps.shape[1]}")
+    last = state.last_keys() if last is None else last
+    if state.entered > DENSE:  # most will enter, as most of the last batch did: one pass
+        best, ys, xs = candidates(maps)  # (argmax, and the values there)
+        entering = state.candidate_keys(best, image_ids) < last[None, :]
+    else:
+        best = maxima(maps)
+        entering = state.candidate_keys(best, image_ids) < last[None, :]
+        ys, xs = units(maps, entering)
+    state.entered = float(entering.mean()) if entering.size else state.entered
+    return best, ys, xs
+
+
+EMPTY = int(keys(np.float32(-np.inf), np.int64(LAST)))  # the key of an empty slot
 
 
 class LayerTopK:
@@ -97,6 +126,7 @@ class LayerTopK:
         self.floor_image = np.full(channels, NO_IMAGE, dtype=np.int32)
         # image id -> tie rank (its path's place in the folder's sorted list), or None: the id
         self.order: np.ndarray | None = None
+        self.entered = 1.0  # the share of the last batch's candidates that could enter a row
 
     # -- the order ---------------------------------------------------------------------------
 
@@ -136,9 +166,16 @@ class LayerTopK:
         images ``image_ids`` ``(N,)``."""
         self.add_candidates(*candidates(maps, self.channels), np.asarray(image_ids, np.int32))
 
-    def threshold(self) -> np.ndarray:
-        """``(C,)``: the least value a candidate needs to have a chance to enter each row."""
-        return self.values[:, -1]
+    def candidate_keys(self, best: np.ndarray, image_ids: np.ndarray) -> np.ndarray:
+        """``(N, C)`` keys of candidates ``best`` of ``image_ids``; a ``-inf`` one is an empty slot."""
+        ranks = self.ranks(image_ids, np.zeros(len(image_ids), np.float32))
+        cand = keys(best, ranks[:, None])
+        cand[best == -np.inf] = EMPTY
+        return cand
+
+    def last_keys(self) -> np.ndarray:
+        """``(C,)``: the key of each row's last slot (a candidate must rank before it to enter)."""
+        return self._keys(self.values[:, -1], self.images[:, -1])
 
     def add_candidates(self, best: np.ndarray, ys: np.ndarray, xs: np.ndarray, image_ids: np.ndarray) -> None:
         """Merge ``(N, C)`` candidates (value, unit y, unit x) of the images ``image_ids``
@@ -148,9 +185,7 @@ class LayerTopK:
             return
         image_ids = np.asarray(image_ids, dtype=np.int32)
         best = np.asarray(best, dtype=np.float32)
-        ranks = self.ranks(image_ids, np.zeros(n, np.float32))  # (N,)
-        cand = keys(best, ranks[:, None])
-        cand[best == -np.inf] = keys(np.float32(-np.inf), np.int64(LAST))  # as an empty slot
+        cand = self.candidate_keys(best, image_ids)
         ids = np.broadcast_to(image_ids[:, None], best.shape)
         last = self._keys(self.values[:, -1], self.images[:, -1])  # (C,)
         top = cand.argmin(axis=0)
@@ -176,8 +211,7 @@ class LayerTopK:
         # (its floor is lowered to the strongest of them); the sort then takes the row plus the
         # most any row keeps (all N early on, a few later)
         keep = cand < last[change][None, :]
-        empty = keys(np.float32(-np.inf), np.int64(LAST))
-        out = np.where(keep, empty, cand)
+        out = np.where(keep, EMPTY, cand)
         j = out.argmin(axis=0)
         m = np.arange(change.size)
         self._lower_floor(change, best[j, m], ids[j, m], out[j, m])
@@ -186,7 +220,7 @@ class LayerTopK:
             pick = np.argsort(~keep, axis=0, kind="stable")[:width]  # kept first
             ok = keep[pick, m[None, :]]
             best = np.where(ok, best[pick, m[None, :]], -np.inf).astype(np.float32)
-            cand = np.where(ok, cand[pick, m[None, :]], empty)
+            cand = np.where(ok, cand[pick, m[None, :]], EMPTY)
             ids = np.where(ok, ids[pick, m[None, :]], NO_IMAGE)
             ys, xs = ys[pick, m[None, :]], xs[pick, m[None, :]]
         row_keys = self._keys(self.values[change], self.images[change])
@@ -295,9 +329,12 @@ class Gathered:
         self._count = 0
 
     def add(self, maps: np.ndarray, image_ids: np.ndarray) -> None:
-        # the unit only where the value can still enter the row (the state's last slot only
-        # rises as the parts waiting here are merged, so this finds every unit that is kept)
-        best, ys, xs = strongest(maps, self.state.threshold(), self.state.channels)
+        """Gather a batch: ``maps`` ``(N, C, H, W)`` of the images ``image_ids``."""
+        image_ids = np.asarray(image_ids, dtype=np.int32)
+        self.add_found(*candidates_below(maps, self.state, image_ids), image_ids)
+
+    def add_found(self, best: np.ndarray, ys: np.ndarray, xs: np.ndarray, image_ids: np.ndarray) -> None:
+        """Gather a batch's candidates (:func:`candidates_below`)."""
         self._parts.append((best, ys, xs, np.asarray(image_ids, dtype=np.int32)))
         self._count += len(image_ids)
         if self._count >= self.limit:

@@ -21,8 +21,8 @@ from gui.views.topk import TopKView
 from models.images import prepare_image
 from models.sources import load_model
 from models.topk import Store, conv_layers, scan
+from models.topk import batches as scanner_module  # where a scan reads and runs its batches
 from models.topk import crops as crops_module
-from models.topk import scanner as scanner_module
 from tests.models.topk_folders import bars_folder, edge_model, expected_top
 
 SIZE = 64

@@ -18,7 +18,7 @@ from models.errors import Cancelled, ImageError
 from models.images import Preprocess
 from models.sources import load_model
 from models.topk import Store, examples, scan
-from models.topk import scanner as scan_module
+from models.topk import batches as batch_module
 from tests.models.topk_folders import SIZE, bar_image, bars_folder, edge_model, expected_top
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,13 +32,13 @@ def _cache(tmp_path, monkeypatch):
 def _reads(monkeypatch) -> list[str]:
     """The files the scan opens from now on (by name)."""
     read: list[str] = []
-    real = scan_module.load_image
+    real = batch_module.load_image
 
     def spy(path):
         read.append(Path(path).name)
         return real(path)
 
-    monkeypatch.setattr(scan_module, "load_image", spy)
+    monkeypatch.setattr(batch_module, "load_image", spy)
     return read
 
 
@@ -157,9 +157,9 @@ def test_a_killed_scan_resumes_in_a_new_process(tmp_path, every) -> None:
 import os, sys
 sys.path.insert(0, {str(ROOT)!r})
 from tests.models.topk_folders import edge_model
-from models.topk import Store, scan, scanner
+from models.topk import Store, scan, batches
 if {every!r} is not None:
-    scanner.CHECKPOINT_SECONDS = {every!r}
+    batches.CHECKPOINT_SECONDS = {every!r}
 def progress(done, total, rate, eta):
     if done >= 12:
         os._exit(7)  # no cleanup, no exception: as if the process were killed
@@ -200,6 +200,18 @@ def test_reopening_is_instant_and_a_changed_folder_runs_only_what_changed(tmp_pa
     fresh = scan(model, folder, "reference", k=3, batch=4, store=Store(tmp_path / "fresh.db"))
     assert _top(updated) == _top(fresh)
     del made
+
+
+def scan_module_layers(model):
+    from models.topk.scanner import conv_layers
+
+    return conv_layers(model)
+
+
+def prepare(path, model) -> torch.Tensor:
+    from models.images import load_image, prepare_image
+
+    return prepare_image(load_image(path), model.preprocess).tensor
 
 
 def _stored(result, layer="edges") -> list:
@@ -394,7 +406,8 @@ def test_channels_last_outputs_are_ranked_on_their_grid() -> None:
     """A layer whose grid is not last (``grid_axes`` (1, 2), NHWC) is read as
     :func:`models.layers.grid_maps` reads it: channels first, grid last."""
     from models.layers import LayerInfo, grid_maps
-    from models.topk.scanner import batch_maps, map_shape
+    from models.topk.batches import batch_maps
+    from models.topk.scanner import map_shape
 
     nhwc = torch.randn(3, 5, 7, 4)
     la = LayerInfo(
@@ -432,7 +445,7 @@ def test_odd_file_names_are_scanned_and_found_again(tmp_path, monkeypatch) -> No
 def test_a_second_scan_of_the_same_folder_takes_over_and_the_first_stops(tmp_path, monkeypatch) -> None:
     from models.errors import ConvScopeError
 
-    monkeypatch.setattr(scan_module, "CHECKPOINT_SECONDS", 0)  # the first stores every batch
+    monkeypatch.setattr(batch_module, "CHECKPOINT_SECONDS", 0)  # the first stores every batch
     bars_folder(tmp_path / "imgs", vertical=6, horizontal=6, blank=0)
     calls = []
 
@@ -456,3 +469,59 @@ def test_bad_arguments_are_refused_before_any_work(tmp_path) -> None:
             scan(edge_model(), tmp_path / "imgs", "reference", **kwargs)
     with pytest.raises(ImageError, match="not a folder"):
         scan(edge_model(), tmp_path / "imgs" / "v00.png", "reference")
+
+
+@pytest.mark.parametrize(
+    ("on_helper", "dense"),
+    [(True, None), (True, 1.0), (False, -1.0)],
+    ids=["helper", "helper-units-apart", "inline-one-pass"],
+)
+def test_the_ranked_top_k_is_the_brute_force_top_k_of_run_batch(
+    tmp_path, monkeypatch, on_helper, dense
+) -> None:
+    """Every conv layer's stored entries equal a plain top-k over ``run_batch``'s outputs of
+    the same batches (each image's maximum per channel, the first on a tie, sorted by value
+    then path), wherever the batches are measured and however the units are found."""
+    from models.layers import grid_maps
+    from models.runner import run_batch
+    from models.topk import running
+
+    monkeypatch.setattr(batch_module, "MEASURE_ON_HELPER", on_helper)
+    if dense is not None:  # 1.0: maxima first, then the units of those entering; -1: one pass
+        monkeypatch.setattr(running, "DENSE", dense)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(30):
+        Image.fromarray(rng.integers(0, 255, (40, 36, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    model = load_model("classic", input_size=(32, 32))
+    k, batch = 3, 4
+    result = scan(model, folder, "reference", k=k, batch=batch, store=Store(tmp_path / "s.db"))
+    names = sorted(p.name for p in folder.iterdir())
+    layers = scan_module_layers(model)
+    x = torch.cat([prepare(folder / n, model) for n in names])
+    outs = [
+        run_batch(model, x[i : i + batch], "reference", layers=[la.name for la in layers])[1]
+        for i in range(0, 30, batch)
+    ]
+    for la in layers:
+        maps = np.concatenate(
+            [
+                np.stack(
+                    [grid_maps(o[la.name][j].numpy(), la.grid_axes or (1, 2)) for j in range(len(o[la.name]))]
+                )
+                for o in outs
+            ]
+        )
+        flat = maps.reshape(len(names), maps.shape[1], -1)
+        want = []
+        for c in range(maps.shape[1]):
+            where = flat[:, c].argmax(axis=1)
+            best = flat[np.arange(len(names)), c, where]
+            order = sorted(range(len(names)), key=lambda i: (-best[i], names[i]))[:k]
+            w = maps.shape[-1]
+            want += [
+                (c, r, names[i], float(best[i]), int(where[i] // w), int(where[i] % w))
+                for r, i in enumerate(order)
+            ]
+        assert result.layer_rows(la.name) == want, la.name
