@@ -146,8 +146,8 @@ def run_batches(
 
     def merge(found: list, image_ids: np.ndarray) -> None:
         start = time.perf_counter()
-        for g, (best, ys, xs) in zip(gathered, found, strict=True):
-            g.add_found(best, ys, xs, image_ids)
+        for g, one in zip(gathered, found, strict=True):
+            g.add_found(one, len(image_ids))
         timings["merge"] += time.perf_counter() - start
 
     def rank(outputs: dict, image_ids: np.ndarray) -> None:

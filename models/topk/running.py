@@ -31,6 +31,8 @@ with it are not certain). When fewer than ``k`` are certain the caller must scan
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 NO_IMAGE = -1
@@ -90,24 +92,58 @@ def units(maps: np.ndarray, wanted: np.ndarray | None) -> tuple[np.ndarray, np.n
     return where // w, where % w
 
 
+class Found(NamedTuple):
+    """A batch's candidates for one layer, as :func:`candidates_below` leaves them: those that
+    may enter a row, one by one (each ``(M,)``), and per channel the strongest of the rest
+    (``(C,)``; key :data:`EMPTY` where none): what lowers the floor."""
+
+    channels: np.ndarray
+    values: np.ndarray
+    images: np.ndarray
+    ys: np.ndarray
+    xs: np.ndarray
+    keys: np.ndarray
+    rest_values: np.ndarray
+    rest_images: np.ndarray
+    rest_keys: np.ndarray
+
+
 def candidates_below(
     maps: np.ndarray, state: LayerTopK, image_ids: np.ndarray, last: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`candidates` of a batch for ``state``, with the unit looked for only where the
-    candidate ranks before its row's last slot, ``last`` (default: ``state``'s now; an older
-    one is weaker: the slot only gets stronger, so every unit that can be kept is found)."""
+) -> Found:
+    """:func:`candidates` of a batch for ``state``, split into those ranked before their
+    row's last slot, ``last`` (default: ``state``'s now; an older one is weaker: the slot only
+    gets stronger, so every candidate that can be kept is among them), with their units, and
+    the strongest of the rest per channel (no unit: only its value and image matter)."""
     if maps.shape[1] != state.channels:
         raise ValueError(f"expected {state.channels} channels, got {maps.shape[1]}")
+    image_ids = np.asarray(image_ids, dtype=np.int32)
     last = state.last_keys() if last is None else last
     if state.entered > DENSE:  # most will enter, as most of the last batch did: one pass
         best, ys, xs = candidates(maps)  # (argmax, and the values there)
-        entering = state.candidate_keys(best, image_ids) < last[None, :]
+        cand = state.candidate_keys(best, image_ids)
+        entering = cand < last[None, :]
     else:
         best = maxima(maps)
-        entering = state.candidate_keys(best, image_ids) < last[None, :]
+        cand = state.candidate_keys(best, image_ids)
+        entering = cand < last[None, :]
         ys, xs = units(maps, entering)
     state.entered = float(entering.mean()) if entering.size else state.entered
-    return best, ys, xs
+    n, c = np.nonzero(entering)
+    rest = np.where(entering, EMPTY, cand)
+    j = rest.argmin(axis=0)
+    cols = np.arange(best.shape[1])
+    return Found(
+        c,
+        best[n, c],
+        image_ids[n],
+        ys[n, c],
+        xs[n, c],
+        cand[n, c],
+        best[j, cols],
+        image_ids[j],
+        rest[j, cols],
+    )
 
 
 EMPTY = int(keys(np.float32(-np.inf), np.int64(LAST)))  # the key of an empty slot
@@ -223,12 +259,59 @@ class LayerTopK:
             cand = np.where(ok, cand[pick, m[None, :]], EMPTY)
             ids = np.where(ok, ids[pick, m[None, :]], NO_IMAGE)
             ys, xs = ys[pick, m[None, :]], xs[pick, m[None, :]]
+        self._merge(change, best.T, ids.T, ys.T, xs.T, cand.T)
+
+    def add_sparse(
+        self,
+        channels: np.ndarray,
+        values: np.ndarray,
+        images: np.ndarray,
+        ys: np.ndarray,
+        xs: np.ndarray,
+        cand: np.ndarray,
+    ) -> None:
+        """Merge candidates given one by one (each ``(M,)``: channel, value, image, unit y and
+        x, key), at most one per image and channel: the rows they fall in, nothing else."""
+        if channels.size == 0:
+            return
+        by = np.argsort(channels, kind="stable")
+        channels = channels[by]
+        change, start, counts = np.unique(channels, return_index=True, return_counts=True)
+        row = np.repeat(np.arange(change.size), counts)
+        at = np.arange(channels.size) - np.repeat(start, counts)
+        shape = (change.size, int(counts.max()))
+        packed = [
+            np.full(shape, fill, dtype=dtype)
+            for fill, dtype in (
+                (-np.inf, np.float32),
+                (NO_IMAGE, np.int32),
+                (0, np.int32),
+                (0, np.int32),
+                (EMPTY, np.int64),
+            )
+        ]
+        for dense, given in zip(packed, (values, images, ys, xs, cand), strict=True):
+            dense[row, at] = given[by]
+        self._merge(change, *packed)
+
+    def _merge(
+        self,
+        change: np.ndarray,
+        best: np.ndarray,
+        ids: np.ndarray,
+        ys: np.ndarray,
+        xs: np.ndarray,
+        cand: np.ndarray,
+    ) -> None:
+        """Merge ``(m, w)`` candidates into the rows ``change`` ``(m,)`` with one sort; the
+        strongest falling off a row lowers its floor."""
+        m = np.arange(change.size)
         row_keys = self._keys(self.values[change], self.images[change])
-        all_keys = np.concatenate([row_keys, cand.T], axis=1)  # (m, R + width)
-        values = np.concatenate([self.values[change], best.T], axis=1)
-        images = np.concatenate([self.images[change], ids.T], axis=1)
-        ys_all = np.concatenate([self.ys[change], ys.T.astype(np.int32)], axis=1)
-        xs_all = np.concatenate([self.xs[change], xs.T.astype(np.int32)], axis=1)
+        all_keys = np.concatenate([row_keys, cand], axis=1)  # (m, R + w)
+        values = np.concatenate([self.values[change], best.astype(np.float32, copy=False)], axis=1)
+        images = np.concatenate([self.images[change], ids.astype(np.int32, copy=False)], axis=1)
+        ys_all = np.concatenate([self.ys[change], ys.astype(np.int32, copy=False)], axis=1)
+        xs_all = np.concatenate([self.xs[change], xs.astype(np.int32, copy=False)], axis=1)
         order = np.argsort(all_keys, axis=1, kind="stable")
         rows = m[:, None]
         all_keys, values, images = all_keys[rows, order], values[rows, order], images[rows, order]
@@ -320,8 +403,10 @@ class LayerTopK:
 class Gathered:
     """Candidates of several batches merged into ``state`` with one sort: a merge costs about
     ``R + N`` per row, so merging 64 images at once costs per image about a third of merging
-    batches of 16. Merging is order-free (the state is the top by (value, tie rank) of everything
-    merged, its floor the best candidate left out), so when the merge happens changes nothing."""
+    batches of 16. Only the candidates that may enter a row wait (late in a scan, a few per
+    batch), so a merge touches only their rows. Merging is order-free (the state is the top by
+    (value, tie rank) of everything merged, its floor the best candidate left out), so when the
+    merge happens changes nothing."""
 
     def __init__(self, state: LayerTopK, limit: int = 64) -> None:
         self.state, self.limit = state, limit
@@ -330,18 +415,22 @@ class Gathered:
 
     def add(self, maps: np.ndarray, image_ids: np.ndarray) -> None:
         """Gather a batch: ``maps`` ``(N, C, H, W)`` of the images ``image_ids``."""
-        image_ids = np.asarray(image_ids, dtype=np.int32)
-        self.add_found(*candidates_below(maps, self.state, image_ids), image_ids)
+        self.add_found(candidates_below(maps, self.state, image_ids), len(image_ids))
 
-    def add_found(self, best: np.ndarray, ys: np.ndarray, xs: np.ndarray, image_ids: np.ndarray) -> None:
-        """Gather a batch's candidates (:func:`candidates_below`)."""
-        self._parts.append((best, ys, xs, np.asarray(image_ids, dtype=np.int32)))
-        self._count += len(image_ids)
+    def add_found(self, found: Found, images: int) -> None:
+        """Gather a batch of ``images`` images' candidates (:func:`candidates_below`): the rest
+        lower the floors now, those that may enter wait for the next merge."""
+        state = self.state
+        rest = np.flatnonzero(found.rest_keys != EMPTY)
+        if rest.size:
+            state._lower_floor(rest, found.rest_values[rest], found.rest_images[rest], found.rest_keys[rest])
+        self._parts.append(found[:6])
+        self._count += images
         if self._count >= self.limit:
             self.flush()
 
     def flush(self) -> LayerTopK:
         if self._parts:
-            self.state.add_candidates(*(np.concatenate(p) for p in zip(*self._parts, strict=True)))
+            self.state.add_sparse(*(np.concatenate(p) for p in zip(*self._parts, strict=True)))
             self._parts, self._count = [], 0
         return self.state
