@@ -103,6 +103,7 @@ def run_batches(
     first, saved_at = done, time.perf_counter()
     helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topk-scan")
     inflight: list[tuple[Future | None, list, int, np.ndarray]] = []  # at most one batch
+    writing: list[Future] = []  # a checkpoint being written on the helper
 
     def check() -> None:
         if cancel is not None and cancel():
@@ -172,28 +173,45 @@ def run_batches(
         stats.scanned += count
         done += len(outcomes)
         if time.perf_counter() - saved_at >= CHECKPOINT_SECONDS:
-            save()
+            save(wait=False)
         if progress is not None:
             rate = (done - first) / max(time.perf_counter() - began, 1e-9)
             left = (total - done) / rate if rate > 0 else None
             progress(done, total, rate, left)
 
-    def save(final: bool = False) -> None:
+    def write(blobs: list[bytes], outcomes: list, used: str | None, final: bool) -> None:
+        with store.transaction(conn):
+            if store.owner(conn, sid) != owner:
+                raise ConvScopeError("another scan of this folder with this model started; this one stopped")
+            store.checkpoint(conn, sid, blobs, outcomes, used)
+            if final:
+                store.finish(conn, sid, states)
+
+    def save(final: bool = False, wait: bool = True) -> None:
+        """Store the progress: the states as they are now and the outcomes of the batches
+        merged. ``wait=False``: written on the helper (SQLite lets go of the GIL) while the
+        next batch runs; the connection is used by one thread at a time."""
         nonlocal saved_at
         start = time.perf_counter()
         for g in gathered:
             g.flush()
         timings["merge"] += time.perf_counter() - start
         start = time.perf_counter()
-        with store.transaction(conn):
-            if store.owner(conn, sid) != owner:
-                raise ConvScopeError("another scan of this folder with this model started; this one stopped")
-            store.checkpoint(conn, sid, states, unsaved, engine if ran[0] else None)
-            if final:
-                store.finish(conn, sid, states)
+        blobs = [st.to_bytes() for st in states]
+        outcomes = list(unsaved)
         unsaved.clear()
+        written()  # the one before (and its error, if it had one)
+        job = (blobs, outcomes, engine if ran[0] else None, final)
+        if wait:
+            write(*job)
+        else:
+            writing.append(helper.submit(write, *job))
         saved_at = time.perf_counter()
         timings["store"] += saved_at - start
+
+    def written() -> None:
+        while writing:
+            writing.pop().result()
 
     try:
         reading = helper.submit(read)
@@ -233,4 +251,6 @@ def run_batches(
         settle()
         save(final=True)
     finally:
+        # on an error: a checkpoint still queued is dropped (a write is one transaction, whole
+        # or not at all: as after a crash, the next scan resumes from the one before)
         helper.shutdown(wait=True, cancel_futures=True)

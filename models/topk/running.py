@@ -131,8 +131,11 @@ def candidates_below(
     state.entered = float(entering.mean()) if entering.size else state.entered
     n, c = np.nonzero(entering)
     rest = np.where(entering, EMPTY, cand)
+    if not len(image_ids):  # no image: no rest either
+        rest, image_ids = np.full((1, state.channels), EMPTY), np.full(1, NO_IMAGE, np.int32)
+        best = np.full((1, state.channels), -np.inf, np.float32)
     j = rest.argmin(axis=0)
-    cols = np.arange(best.shape[1])
+    cols = np.arange(state.channels)
     return Found(
         c,
         best[n, c],

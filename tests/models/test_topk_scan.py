@@ -150,8 +150,9 @@ def _same_state(a, b) -> None:
 
 @pytest.mark.parametrize("every", [0.0, None])
 def test_a_killed_scan_resumes_in_a_new_process(tmp_path, every) -> None:
-    """Storing after every batch, it resumes after the last one; with the default interval it
-    may redo a few batches: either way the result is the uninterrupted scan's."""
+    """Storing after every batch (written on the scan's helper while the next batch runs), it
+    resumes after the last or the one before; with the default interval it may redo a few
+    batches: either way the result is the uninterrupted scan's."""
     made = bars_folder(tmp_path / "imgs", vertical=8, horizontal=8, blank=6)
     code = f"""
 import os, sys
@@ -169,8 +170,8 @@ scan(edge_model(), {str(tmp_path / "imgs")!r}, "reference", k=3, batch=4,
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 7, proc.stderr
     resumed = scan(edge_model(), tmp_path / "imgs", "reference", k=3, batch=4, store=Store(tmp_path / "b.db"))
-    if every == 0:
-        assert resumed.stats.scanned == len(made) - 12
+    if every == 0:  # the checkpoint of the batch reported last may still have been written:
+        assert len(made) - 12 <= resumed.stats.scanned <= len(made) - 8  # at most one batch lost
     else:
         assert len(made) - 12 <= resumed.stats.scanned <= len(made)
     whole = scan(edge_model(), tmp_path / "imgs", "reference", k=3, batch=4, store=Store(tmp_path / "a.db"))
