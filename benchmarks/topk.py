@@ -276,10 +276,10 @@ def main() -> None:
             rows = [speed(m, e, folder, work, args.pause) for m in args.models for e in args.engines]
             print(
                 "\n| model | engine | batch | scan images/s | bare images/s | overhead "
-                "(whole scan / median batch) | CPU overhead | read+prepare | forward | "
-                "rank (own thread) | waiting for rank | store |"
+                "(whole scan / median batch) | CPU overhead | read+prepare (helper) | forward | "
+                "measure (helper) | merge | waiting for the helper | store |"
             )
-            print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for r in rows:
                 s = r["stages"]
                 met = "met" if r["overhead"] <= TARGET_OVERHEAD else "MISSED"
@@ -287,8 +287,8 @@ def main() -> None:
                     f"| {r['model']} | {r['engine']} | {r['batch']} | {r['scan_ips']:.1f} | "
                     f"{r['bare_ips']:.1f} | {r['overhead']:+.1%} / {r['median']:+.1%} ({met}) | "
                     f"{r['cpu_overhead']:+.1%} ({r['scan_cpu']:.1f} / {r['bare_cpu']:.1f} s) | "
-                    f"{s['load']:.1%} | {s['forward']:.1%} | {s['rank']:.1%} | "
-                    f"{s['rank wait']:.1%} | {s['store']:.1%} |"
+                    f"{s['load']:.1%} | {s['forward']:.1%} | {s['rank']:.1%} | {s['merge']:.1%} | "
+                    f"{s['load wait'] + s['rank wait']:.1%} | {s['store']:.1%} |"
                 )
             print("\n| model | engine | cached rerun: scan (CPU) | export, every conv layer (CPU) |")
             print("|---|---|---:|---:|")

@@ -90,7 +90,7 @@ def test_dataset_export_writes_a_montage_and_the_entries_per_layer(tmp_path) -> 
     with Image.open(tmp_path / "out" / "edges.topk.png") as im:
         rgb = np.asarray(im.convert("RGB"))
     line = labels.line_height(export.TEXT)
-    top, cell_h, left = 4 * line + 4, 64 + 2 * line + 2, export.label_width()
+    top, cell_h, left = 5 * line + 4, 64 + 2 * line + 2, export.label_width()  # 1 skipped: 5 lines
     assert rgb.shape == (top + 6 * (cell_h + 2) - 2, left + 3 * 66 - 2, 3)  # 6 rows of 3 crops
     # row 3, first crop: a vertical edge, dark on the left and bright on the right
     cell = rgb[top + 3 * (cell_h + 2) : top + 3 * (cell_h + 2) + 64, left : left + 64].astype(int)
@@ -116,6 +116,21 @@ def test_dataset_export_writes_a_montage_and_the_entries_per_layer(tmp_path) -> 
         str(tmp_path / "out3"),
     )
     assert ("wrote the top 3 of layer combine (all 4 channels): 2 files in") in one.stdout
+
+
+def test_an_empty_file_is_skipped_as_empty(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("CONVSCOPE_CACHE", str(tmp_path / "cache"))
+    bars_folder(tmp_path / "imgs", vertical=2, horizontal=1, blank=0)
+    (tmp_path / "imgs" / "zero.jpg").write_bytes(b"")
+    args = ["--model", "classic", "--engine", "reference", "--topk", "2", "--layer", "edges"]
+    assert main.main([*args, "--dataset", str(tmp_path / "imgs"), "--export", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "1 file skipped (not readable as images): zero.jpg" in out
+    doc = json.loads((tmp_path / "o" / "edges.topk.json").read_text())
+    assert doc["skipped"] == [
+        {"path": str((tmp_path / "imgs" / "zero.jpg").resolve()), "reason": "empty file (0 bytes)"}
+    ]
+    assert (doc["images"], doc["scanned"], doc["unreadable"]) == (4, 3, 1)
 
 
 def test_dataset_errors_are_one_line(tmp_path, monkeypatch, capsys) -> None:

@@ -29,7 +29,8 @@ from models.layers import LayerInfo
 from models.receptive_field import ReceptiveField
 from models.runner import run_batch
 from models.sources import LoadedModel
-from models.topk.scanner import CancelFn, Entry, TopKResult, batch_maps, conv_layers
+from models.topk.batches import batch_maps
+from models.topk.scanner import CancelFn, Entry, TopKResult, conv_layers
 
 GREY = 128  # an image that cannot be read any more is a grey crop
 

@@ -34,6 +34,7 @@ from models.sources import LoadedModel
 from models.topk import labels
 from models.topk.crops import GREY, ViewCache, cut_of, cuts_of, frame
 from models.topk.labels import Ink
+from models.topk.messages import plural
 from models.topk.scanner import Entry, TopKResult, conv_layers
 
 MAX_CHANNELS = 64
@@ -201,6 +202,19 @@ def montage(
     return out
 
 
+def montage_title(result: TopKResult, layer: str) -> tuple[str, ...]:
+    """The montage's title lines: the layer, the images scanned (readable ones only) and, on a
+    line of its own, the files skipped, then how to read a crop."""
+    stats = result.stats
+    lines = [
+        layer,
+        f"top {result.k} per channel of {plural(stats.images - stats.unreadable, 'image')} scanned",
+    ]
+    if stats.unreadable:
+        lines.append(f"{plural(stats.unreadable, 'file')} skipped (not readable as images)")
+    return (*lines, "the unit's field clipped to the photo;", "ticks point at the unit")
+
+
 def _number(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
@@ -247,6 +261,7 @@ def layer_document(
         "input_size": list(size),
         "receptive_field": None if rf is None else {"size": list(rf.size), "jump": list(rf.jump)},
         "images": result.stats.images,
+        "scanned": result.stats.images - result.stats.unreadable,
         "unreadable": result.stats.unreadable,
         "skipped": [{"path": str(p), "reason": why} for p, why in skipped],
         "top": top,
@@ -294,13 +309,7 @@ def export_topk(
                 rows[c][1].append(
                     (cell, "unreadable" if error else f"{value:.4g}", path.rsplit("/", 1)[-1])
                 )  # the whole path is in the JSON
-            title = (
-                layer,
-                f"top {result.k} of {result.stats.images} images per channel",
-                "the unit's field clipped to the photo;",
-                "ticks point at the unit",
-            )
-            image = montage(rows, result.k, title, tile)
+            image = montage(rows, result.k, montage_title(result, layer), tile)
             base = safe_name(layer)
             pending.append(encoder.submit(_save_png, image, staging / f"{base}.topk.png"))
             while len(pending) > 2:  # at most three montages in memory

@@ -7,8 +7,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from models.errors import ImageError
 from models.images import IMAGE_SUFFIXES, is_image_file
+from models.topk.running import UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -47,4 +50,17 @@ def list_images(folder: str | Path) -> list[FileStat]:
     return found
 
 
-__all__ = ["IMAGE_SUFFIXES", "FileStat", "list_images"]
+def tie_order(files: list, ids: dict[str, int], added: list[tuple[int, str, int, int]]) -> np.ndarray:
+    """Image id -> its path's place in ``files`` (the folder's list, sorted by path), for the
+    images kept (``ids``: path -> id) and ``added`` (``(id, path, ...)``); ids of no listed file
+    (deleted or changed ones) are unknown. Two entries of equal value rank by it, so the order
+    does not depend on which files a scan found first (:mod:`.running`)."""
+    ids = dict(ids)
+    ids.update((path, i) for i, path, *_ in added)
+    order = np.full(max(ids.values(), default=-1) + 1, UNKNOWN, dtype=np.int64)
+    for rank, f in enumerate(files):
+        order[ids[f.path]] = rank
+    return order
+
+
+__all__ = ["IMAGE_SUFFIXES", "FileStat", "list_images", "tie_order"]

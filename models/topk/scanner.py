@@ -17,8 +17,6 @@ import secrets
 import sqlite3
 import time
 import weakref
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,14 +24,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.errors import Cancelled, ConvScopeError, ImageError, LayerError, one_line
-from models.images import IMAGE_SUFFIXES, load_image, prepare_image
+from models.errors import ConvScopeError, ImageError, LayerError
+from models.images import IMAGE_SUFFIXES
 from models.layers import LayerInfo
-from models.runner import plan, run_batch
+from models.runner import plan
 from models.sources import LoadedModel
-from models.topk.folder import list_images
+from models.topk.batches import CancelFn, ScanProgress, _grid, run_batches
+from models.topk.folder import list_images, tie_order
 from models.topk.keys import model_key, preprocess_key
-from models.topk.running import Gathered, LayerTopK
+from models.topk.running import LayerTopK
 from models.topk.store import Store
 
 DEFAULT_K = 9
@@ -41,15 +40,6 @@ MAX_K = 50  # the state is channels x 3k entries: EfficientNet-Lite0 at k=50 hol
 RESERVE = 3  # the store keeps RESERVE * k candidates per channel (for deleted files)
 BATCH_BYTES = 256 * 2**20  # the conv outputs of one batch (two are alive while one is ranked)
 MAX_BATCH = 16
-# a scan stores its progress after a batch when this many seconds passed since it last did (so
-# after every batch of a slow model; every few batches of a fast one, where rewriting the
-# states after each would cost a tenth of the time): a crash loses at most this much scanning,
-# a cancel nothing
-CHECKPOINT_SECONDS = 3.0
-
-# progress(done, total, images per second, seconds left or None)
-ScanProgress = Callable[[int, int, float, float | None], None]
-CancelFn = Callable[[], bool]
 
 
 @dataclass(frozen=True)
@@ -159,13 +149,6 @@ def conv_layers(model: LoadedModel) -> list[LayerInfo]:
     return list(known[shape])
 
 
-def _grid(la: LayerInfo) -> tuple[int, int] | None:
-    axes = la.grid_axes
-    if axes is None and len(la.output_shape) == 4:
-        axes = (2, 3)
-    return axes
-
-
 def map_shape(la: LayerInfo) -> tuple[int, int, int]:
     """``(C, H, W)`` of a conv layer's maps for one image, grid last (channels-last layers
     count every non-grid axis as channels, as :func:`models.layers.grid_maps` does)."""
@@ -176,16 +159,6 @@ def map_shape(la: LayerInfo) -> tuple[int, int, int]:
         int(shape[gy]),
         int(shape[gx]),
     )
-
-
-def batch_maps(output: torch.Tensor, la: LayerInfo) -> np.ndarray:
-    """A batch's output of layer ``la`` as ``(N, C, H, W)`` float32, grid last."""
-    a = output.detach()
-    a = (a if a.dtype == torch.float32 else a.float()).numpy()
-    gy, gx = _grid(la)
-    if (gy, gx) != (a.ndim - 2, a.ndim - 1):
-        a = np.moveaxis(a, (gy, gx), (-2, -1))
-    return a.reshape(a.shape[0], -1, *a.shape[-2:])
 
 
 def default_batch(layers: list[LayerInfo]) -> int:
@@ -266,14 +239,18 @@ def scan(
             images=len(files), scanned=0, unreadable=0, removed=len(gone), rescanned_all=False, seconds=0.0
         )
         if not (info["complete"] and not gone and not fresh):
+            added = [(info["next_image"] + i, f.path, f.size, f.mtime_ns) for i, f in enumerate(fresh)]
+            order = tie_order(files, {p: r.id for p, r in known.items() if p not in changed}, added)
             states = store.load_state(conn, sid)
             dropped = [r.id for r in gone if r.state == "done"]
             for state in states:
+                state.order = order
                 state.remove(dropped)
             if dropped and not all(state.complete(k) for state in states):
                 stats.rescanned_all = True
                 states = [LayerTopK(s.channels, RESERVE * k) for s in summaries]
-            added = [(info["next_image"] + i, f.path, f.size, f.mtime_ns) for i, f in enumerate(fresh)]
+                for state in states:
+                    state.order = order
             store.update_files(conn, sid, [r.id for r in gone], added, stats.rescanned_all)
             store.checkpoint(conn, sid, states)
             store.set_owner(conn, sid, owner)
@@ -282,7 +259,7 @@ def scan(
             pending, states = [], None
     if states is not None:
         with store.session() as conn:
-            _run(
+            run_batches(
                 model,
                 root,
                 engine,
@@ -309,126 +286,3 @@ def scan(
         raise ImageError(f"none of the {len(files)} images in {folder} could be read{why}")
     stats.seconds = time.perf_counter() - started
     return TopKResult(store, sid, root, model.name, k, summaries, stats, store.engines(sid))
-
-
-def _run(
-    model: LoadedModel,
-    root: Path,
-    engine: str,
-    layers: list[LayerInfo],
-    states: list[LayerTopK],
-    pending: list[tuple[int, str]],
-    store: Store,
-    conn: sqlite3.Connection,
-    sid: int,
-    owner: str,
-    batch: int,
-    total: int,
-    progress: ScanProgress | None,
-    cancel: CancelFn | None,
-    stats: ScanStats,
-) -> None:
-    """Scan ``pending`` in batches of ``batch`` readable images, storing the progress.
-
-    A batch's candidates are ranked on a second thread while the next batch is read and run
-    (NumPy's argmax lets go of the GIL; one batch at a time, in order, so the result is the
-    same as ranking in line)."""
-    names = [la.name for la in layers]
-    timings = dict.fromkeys(("load", "forward", "rank", "rank wait", "store"), 0.0)
-    stats.timings = timings
-    gathered = [Gathered(s) for s in states]
-    unsaved: list[tuple[int, str, str | None]] = []  # outcomes of merged batches, not stored
-    ran = [False]
-    done, began, i = total - len(pending), time.perf_counter(), 0
-    first, saved_at = done, time.perf_counter()
-    ranker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topk-rank")
-    inflight: list[tuple[Future, list, int]] = []  # at most one batch being ranked
-
-    def rank(outputs: dict, image_ids: np.ndarray) -> None:
-        if not len(image_ids):  # a batch of unreadable files only
-            return
-        start = time.perf_counter()
-        for g, la in zip(gathered, layers, strict=True):
-            g.add(batch_maps(outputs[la.name], la), image_ids)
-        timings["rank"] += time.perf_counter() - start
-
-    def settle() -> None:
-        """Wait for the batch being ranked; count it, report it, store if it is time."""
-        nonlocal done
-        if not inflight:
-            return
-        future, outcomes, count = inflight.pop()
-        start = time.perf_counter()
-        future.result()
-        timings["rank wait"] += time.perf_counter() - start
-        unsaved.extend(outcomes)
-        stats.scanned += count
-        done += len(outcomes)
-        if time.perf_counter() - saved_at >= CHECKPOINT_SECONDS:
-            save()
-        if progress is not None:
-            rate = (done - first) / max(time.perf_counter() - began, 1e-9)
-            left = (total - done) / rate if rate > 0 else None
-            progress(done, total, rate, left)
-
-    def save(final: bool = False) -> None:
-        nonlocal saved_at
-        start = time.perf_counter()
-        for g in gathered:
-            g.flush()
-        timings["rank"] += time.perf_counter() - start
-        start = time.perf_counter()
-        with store.transaction(conn):
-            if store.owner(conn, sid) != owner:
-                raise ConvScopeError("another scan of this folder with this model started; this one stopped")
-            store.checkpoint(conn, sid, states, unsaved, engine if ran[0] else None)
-            if final:
-                store.finish(conn, sid, states)
-        unsaved.clear()
-        saved_at = time.perf_counter()
-        timings["store"] += saved_at - start
-
-    def check() -> None:
-        if cancel is not None and cancel():
-            raise Cancelled("scan cancelled")
-
-    try:
-        while i < len(pending):
-            t0 = time.perf_counter()
-            ids, tensors, outcomes = [], [], []
-            try:
-                check()
-                while len(tensors) < batch and i < len(pending):
-                    check()
-                    image_id, path = pending[i]
-                    i += 1
-                    try:
-                        prepared = prepare_image(load_image(root / path), model.preprocess, source=path)
-                    except Exception as exc:  # any file that will not decode is skipped
-                        outcomes.append((image_id, "unreadable", one_line(exc)))
-                        continue
-                    tensors.append(prepared.tensor)
-                    ids.append(image_id)
-                    outcomes.append((image_id, "done", None))
-                t1 = time.perf_counter()
-                timings["load"] += t1 - t0
-                outputs = {}
-                if tensors:
-                    # NumPy's concatenate: torch.cat's parallel copy took 10-200 ms when busy
-                    x = torch.from_numpy(np.concatenate([t.numpy() for t in tensors]))
-                    _, outputs = run_batch(model, x, engine, layers=names, cancel=cancel)
-                    timings["forward"] += time.perf_counter() - t1
-            except Cancelled:  # this batch is not merged: store the ones before it, then stop
-                settle()
-                save()
-                raise
-            settle()  # the previous batch: ranked while this one ran
-            if tensors:
-                ran[0] = True
-            future = ranker.submit(rank, outputs, np.asarray(ids, dtype=np.int32))
-            inflight.append((future, outcomes, len(ids)))
-            del outputs
-        settle()
-        save(final=True)
-    finally:
-        ranker.shutdown(wait=True)

@@ -35,7 +35,7 @@ from models.cache import ENV, cache_dir
 from models.errors import ConvScopeError
 from models.topk.running import LayerTopK
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: a state holds its floor's image (ties rank by path)
 DB_NAME = "topk.sqlite3"
 
 _SCHEMA = """
@@ -128,7 +128,8 @@ class Store:
         try:
             if not self._ready or not self.path.exists():  # first use, or the cache was cleared
                 self._prepare()
-            conn = sqlite3.connect(self.path, timeout=60)
+            # a scan writes its checkpoints from its helper thread, one use at a time
+            conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a crash loses no committed batch
             # each checkpoint rewrites the states (9 MB for EfficientNet-Lite0): fold them into
             # the database every 40 MB of log, not every 4 MB (half the writes)
@@ -288,19 +289,20 @@ class Store:
         self,
         conn: sqlite3.Connection,
         scan: int,
-        states: list[LayerTopK],
+        states: list[LayerTopK | bytes],
         outcomes: list[tuple[int, str, str | None]] = (),
         engine: str | None = None,
     ) -> None:
-        """The images' outcomes ``(id, state, error)`` and every layer's state, in the caller's
-        transaction (``with connect()``): a batch is stored whole or not at all."""
+        """The images' outcomes ``(id, state, error)`` and every layer's state (or its
+        :meth:`~LayerTopK.to_bytes`, taken earlier), in the caller's transaction (``with
+        connect()``): a batch is stored whole or not at all."""
         conn.executemany(
             "UPDATE images SET state = ?, error = ? WHERE scan = ? AND id = ?",
             [(state, error, scan, i) for i, state, error in outcomes],
         )
         conn.executemany(
             "UPDATE layers SET state = ? WHERE scan = ? AND id = ?",
-            [(s.to_bytes(), scan, i) for i, s in enumerate(states)],
+            [(s if isinstance(s, bytes) else s.to_bytes(), scan, i) for i, s in enumerate(states)],
         )
         if engine is not None:
             self._engine_used(conn, scan, engine)

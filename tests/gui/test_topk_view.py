@@ -21,8 +21,8 @@ from gui.views.topk import TopKView
 from models.images import prepare_image
 from models.sources import load_model
 from models.topk import Store, conv_layers, scan
+from models.topk import batches as scanner_module  # where a scan reads and runs its batches
 from models.topk import crops as crops_module
-from models.topk import scanner as scanner_module
 from tests.models.topk_folders import bars_folder, edge_model, expected_top
 
 SIZE = 64
@@ -249,6 +249,14 @@ def test_unreadable_files_are_counted_and_shown(qtbot, view, classic, tmp_path):
         "classic: 5 images · all 4 images from the cache · 1 skipped · top 3 per channel"
     )
     assert view.skipped_label.isVisible()
+    (tmp_path / "bars" / "empty.png").write_bytes(b"")  # an empty file says so
+    view.set_folder(tmp_path / "bars")
+    idle(qtbot, view)
+    assert view.skipped_label.text() == "⚠ 2 files skipped (not readable as images): broken.png, empty.png"
+    assert view.skipped_label.toolTip().splitlines() == [
+        "broken.png: broken.png is not an image file ConvScope can read",
+        "empty.png: empty file (0 bytes)",
+    ]
 
 
 def test_folders_by_drop_recent_and_samples_and_bad_folders(qtbot, view, classic, tmp_path):

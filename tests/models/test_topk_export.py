@@ -89,7 +89,7 @@ def test_montage_rows_say_their_channel_and_cells_their_value_and_image(scanned,
     export.export_topk(model, result, tmp_path / "out", ["edges"], max_channels=4)
     rgb = np.asarray(Image.open(tmp_path / "out" / "edges.topk.png").convert("RGB")).astype(int)
     line, left = labels.line_height(export.TEXT), export.label_width()
-    top, cell_h = 4 * line + 4, SIZE + 2 * line + 2
+    top, cell_h = 5 * line + 4, SIZE + 2 * line + 2  # a title of five lines: one file skipped
     assert rgb.shape[:2] == (top + 4 * (cell_h + 2) - 2, left + 3 * (SIZE + 2) - 2)
 
     def coverage(region: np.ndarray, colour) -> np.ndarray:
@@ -117,9 +117,34 @@ def test_montage_rows_say_their_channel_and_cells_their_value_and_image(scanned,
             name = coverage(rgb[y + SIZE + 1 + line : y + cell_h, x : x + SIZE], export.MUTED)
             assert np.abs(name - drawn(e.path.name, name.shape, (0, 0), SIZE)).max() <= 2
             assert (name > 128).sum() > 10
-    # the title says which layer
+    # the title says which layer, how many images were scanned and, apart, the files skipped
     title = coverage(rgb[1 : 1 + line, :], export.INK)
     assert np.abs(title - drawn("edges", title.shape, (0, 4), None)).max() <= 2
+    width = rgb.shape[1] - 8
+    for i, text in (
+        (1, "top 3 per channel of 14 images scanned"),
+        (2, "1 file skipped (not readable as images)"),
+    ):
+        got = coverage(rgb[1 + i * line : 1 + (i + 1) * line, :], export.MUTED)
+        assert np.abs(got - drawn(text, got.shape, (0, 4), width)).max() <= 2 and (got > 128).sum() > 20
+
+
+def test_the_montage_title_counts_images_scanned_and_files_skipped_apart(scanned, tmp_path) -> None:
+    model, result, _ = scanned  # 14 images and notes.png, which is not one
+    assert result.stats.images == 15 and result.stats.unreadable == 1
+    assert export.montage_title(result, "edges")[:3] == (
+        "edges",
+        "top 3 per channel of 14 images scanned",
+        "1 file skipped (not readable as images)",
+    )
+    doc = export.layer_document(model, result, "edges", 64)
+    assert (doc["images"], doc["scanned"], doc["unreadable"]) == (15, 14, 1)
+    (tmp_path / "imgs" / "notes.png").unlink()  # nothing skipped: no line about it
+    again = scan(model, tmp_path / "imgs", "reference", k=3, store=result.store)
+    assert export.montage_title(again, "edges")[1:3] == (
+        "top 3 per channel of 14 images scanned",
+        "the unit's field clipped to the photo;",
+    )
 
 
 def _trimmed(mask: np.ndarray) -> np.ndarray:

@@ -107,3 +107,53 @@ def test_a_map_with_nan_does_not_rank_and_the_first_maximum_wins() -> None:
     assert (state.images[0, 0], state.ys[0, 0], state.xs[0, 0]) == (10, 1, 2)
     assert state.images[1].tolist() == [11, -1, -1]  # image 10's NaN map is not a candidate
     assert (state.ys[1, 0], state.xs[1, 0]) == (2, 3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_ties_rank_by_the_order_given_whatever_the_batches_and_removals(data) -> None:
+    """With an order (image id -> tie rank: the scan's path order), rows are (value desc, rank
+    asc) however the images were cut into batches, merged late or taken out; the certain
+    entries after a removal are the true top."""
+    channels, depth, n = 3, data.draw(st.integers(1, 8)), data.draw(st.integers(1, 40))
+    values = np.array(
+        data.draw(st.lists(st.integers(0, 3), min_size=n * channels, max_size=n * channels)), dtype=np.float32
+    ).reshape(n, channels)
+    ys = np.arange(n * channels, dtype=np.int32).reshape(n, channels) % 7
+    xs = np.arange(n * channels, dtype=np.int32).reshape(n, channels) % 5
+    ids = np.arange(n, dtype=np.int32)
+    order = np.array(data.draw(st.permutations(range(n))), dtype=np.int64)  # rank of each id
+    shuffled = np.array(data.draw(st.permutations(range(n))), dtype=np.int32)  # merge order
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(1, n - 1)), max_size=5))))
+
+    def oracle(keep: np.ndarray) -> list:
+        rows = []
+        for c in range(channels):
+            best = sorted(keep, key=lambda i: (-values[i, c], order[i]))[:depth]
+            rows.append([(int(i), float(values[i, c]), int(ys[i, c]), int(xs[i, c])) for i in best])
+        return rows
+
+    state = LayerTopK(channels, depth)
+    state.order = order
+    gathered = Gathered(LayerTopK(channels, depth), limit=data.draw(st.integers(1, 50)))
+    gathered.state.order = order
+    for lo, hi in zip([0, *cuts], [*cuts, n], strict=True):
+        part = shuffled[lo:hi]
+        state.add_candidates(values[part], ys[part], xs[part], part)
+        maps = np.full((len(part), channels, 7, 5), -9.0, dtype=np.float32)
+        for r, i in enumerate(part):
+            maps[r, np.arange(channels), ys[i], xs[i]] = values[i]
+        gathered.add(maps, part)
+    assert _state_rows(state) == oracle(ids)
+    assert gathered.flush().equal(state)  # units looked for only where they can enter: the same
+    gone = np.array(sorted(set(data.draw(st.lists(st.integers(0, n - 1), max_size=n)))), dtype=np.int32)
+    state.remove(gone)
+    truth, got, certain = oracle(np.setdiff1d(ids, gone)), _state_rows(state), state.certain()
+    for c in range(channels):
+        assert got[c][: certain[c]] == truth[c][: certain[c]]
+    # a floor image no longer known (deleted): entries tied with it are not claimed certain
+    state.order = order.copy()
+    state.order[gone] = -1
+    certain = state.certain()
+    for c in range(channels):
+        assert got[c][: certain[c]] == truth[c][: certain[c]]
