@@ -373,7 +373,15 @@ def export_dataset(args: argparse.Namespace, model: object) -> int:
 
     previous = signal.signal(signal.SIGINT, interrupt)
     try:
-        result = scan(model, args.dataset, args.engine, k=args.topk, progress=progress, cancel=stop.is_set)
+        result = scan(
+            model,
+            args.dataset,
+            args.engine,
+            k=args.topk,
+            progress=progress,
+            cancel=stop.is_set,
+            exclude=args.export,
+        )
     except Cancelled:
         if _progress_line:
             print(file=sys.stderr)

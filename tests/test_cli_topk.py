@@ -209,3 +209,20 @@ def test_ctrl_c_stores_what_was_scanned_and_the_next_run_resumes(tmp_path) -> No
     assert again.returncode == 0, again.stderr
     reused = int(again.stdout.split(" run now, ")[1].split(" from the cache")[0])
     assert 0 < reused < 800
+
+
+def test_an_export_inside_the_scanned_folder_is_not_scanned_next_time(tmp_path, monkeypatch, capsys) -> None:
+    bars_folder(tmp_path / "imgs", size=64)
+    monkeypatch.setenv("CONVSCOPE_CACHE", str(tmp_path / "cache"))
+    args = ["--dataset", str(tmp_path / "imgs"), "--model", "classic", "--input-size", "64", "--topk", "3"]
+    out = tmp_path / "imgs" / "out"
+    assert main.main([*args, "--export", str(out)]) == 0
+    first = capsys.readouterr().out
+    assert any(p.suffix == ".png" for p in out.iterdir())  # montages now lie inside the folder
+    assert main.main([*args, "--export", str(out)]) == 0
+    second = capsys.readouterr().out
+    assert "classic on auto: 14 images (14 run now" in first
+    assert "classic on auto: 14 images (all 14 from the cache)" in second, second
+    entries = json.loads(next(out.glob("*.topk.json")).read_text())
+    assert entries["images"] == 14
+    assert not any("/out/" in e["image"] for ch in entries["top"] for e in ch["entries"])

@@ -21,20 +21,26 @@ class FileStat:
     mtime_ns: int
 
 
-def list_images(folder: str | Path) -> list[FileStat]:
+def list_images(folder: str | Path, exclude: str | Path | None = None) -> list[FileStat]:
     """Every file under ``folder`` whose suffix is an image suffix, sorted by relative path.
 
     Hidden files and folders (a leading ``.``: thumbnail caches, macOS's ``._photo.jpg``
-    resource forks) are left out; symbolic links to files are followed, links to folders are
-    not (no cycles). Raises ``ImageError`` for a folder that does not exist.
+    resource forks) are left out, and the folder ``exclude`` if it lies inside (an export's
+    destination: its montages are not photos to scan); symbolic links to files are followed,
+    links to folders are not (no cycles). Raises ``ImageError`` for a folder that does not exist.
     """
     root = Path(folder)
     if not root.is_dir():
         why = "not a folder" if root.exists() else "no such folder"
         raise ImageError(f"cannot scan {folder}: {why}")
+    left_out = Path(exclude).expanduser().resolve() if exclude is not None else None
     found: list[FileStat] = []
     for top, dirs, files in os.walk(root, onerror=None):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".") and (left_out is None or Path(top, d).resolve() != left_out)
+        )
         for name in files:
             if name.startswith(".") or not is_image_file(name):
                 continue

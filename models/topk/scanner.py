@@ -178,6 +178,7 @@ def scan(
     cancel: CancelFn | None = None,
     store: Store | None = None,
     rescan: bool = False,
+    exclude: str | Path | None = None,
 ) -> TopKResult:
     """The top-``k`` examples of every channel of every conv layer of ``model`` over the images
     under ``folder`` (recursively, :data:`~models.images.IMAGE_SUFFIXES`), computed on
@@ -189,7 +190,8 @@ def scan(
     ``cancel()`` is checked before each image and inside the forward pass: a cancelled scan
     raises :class:`~models.errors.Cancelled` and resumes on the next call. Unreadable files
     are skipped and counted (:meth:`TopKResult.skipped`). ``rescan``: forget what the store
-    holds for this model, folder and k first, and run every image (on ``engine``). Raises
+    holds for this model, folder and k first, and run every image (on ``engine``). ``exclude``:
+    a folder inside ``folder`` left out (an export's destination). Raises
     ``ImageError`` for a missing folder, one without images, or one where no image can be read.
     """
     started = time.perf_counter()
@@ -199,7 +201,7 @@ def scan(
         raise ConvScopeError(f"batch must be at least 1 image, got {batch}")
     store = store or Store()
     root = Path(folder).expanduser().absolute()
-    files = list_images(root)
+    files = list_images(root, exclude)
     if not files:
         raise ImageError(f"no images in {folder} (looked for {' '.join(IMAGE_SUFFIXES)}, in subfolders too)")
     root = root.resolve()
