@@ -13,6 +13,7 @@ import importlib
 import threading
 
 from engine._common import PADDING_MODES, ConvSpec, make_spec, output_size, pad_input
+from engine._parallel import serial, workers
 from engine.base import ConvResult, Engine
 
 # name -> (module, class); the order is the order users see
@@ -64,5 +65,7 @@ __all__ = [
     "make_spec",
     "output_size",
     "pad_input",
+    "serial",
     "warm_up",
+    "workers",
 ]

@@ -15,9 +15,10 @@ run everything on the calling thread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 
@@ -29,6 +30,7 @@ def _cores() -> int:
 
 
 WORKERS = _cores()
+_local = threading.local()  # .workers: this thread's own limit (see :func:`serial`)
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_lock = threading.Lock()
@@ -53,8 +55,29 @@ def pieces(total: int, cost_per_item: int = 1, min_cost: int = 1) -> list[tuple[
     """``range(total)`` as up to :data:`WORKERS` contiguous ``(start, stop)`` pieces, each worth
     at least ``min_cost`` (items cost ``cost_per_item`` each); small work stays one piece."""
     worth = total * max(1, cost_per_item) // max(1, min_cost)
-    k = max(1, min(WORKERS, total, worth))
+    k = max(1, min(getattr(_local, "workers", WORKERS), total, worth))
     return [(total * i // k, total * (i + 1) // k) for i in range(k)]
+
+
+@contextlib.contextmanager
+def serial() -> Iterator[None]:
+    """``with serial():`` the engines compute on the calling thread only, for this thread's
+    calls (other threads keep :data:`WORKERS`): for callers that run several passes side by
+    side, one per core (a top-k scan's two lanes)."""
+    before = getattr(_local, "workers", None)
+    _local.workers = 1
+    try:
+        yield
+    finally:
+        if before is None:
+            del _local.workers
+        else:
+            _local.workers = before
+
+
+def workers() -> int:
+    """The threads an engine's call may use (:data:`WORKERS`)."""
+    return WORKERS
 
 
 def gemm_pieces(total: int, macs_per_item: int) -> list[tuple[int, int]]:

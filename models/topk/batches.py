@@ -12,6 +12,13 @@ what holds the GIL stays on one thread, and the big reads use the core the forwa
 idle (the engine's passes keep about one core busy on average). With
 :data:`MEASURE_ON_HELPER` off, measuring happens on the calling thread between batches. One
 batch at a time and in order, so the result is the same either way.
+
+A batch runs as two halves at once, one per core (:data:`LANES`: the calling thread and a lane
+thread, each with the engine held to its own thread by :func:`engine.serial` and torch's ops on
+one thread): a scan wants images per second, not one pass's latency, and at batch 1 a mobile
+model's small layers gain little from a second core (EfficientNet-Lite0's convolutions take
+about as long on one core as on two), so two passes side by side do nearly twice the work. The
+halves are measured and merged as they are, never copied into one batch.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import engine as engines
 from models.errors import Cancelled, ConvScopeError, one_line
 from models.images import load_image, prepare_image
 from models.layers import LayerInfo
@@ -39,6 +47,7 @@ from models.topk.store import Store
 # a cancel nothing
 CHECKPOINT_SECONDS = 3.0
 MEASURE_ON_HELPER = True  # measure batches on the helper thread (else between batches)
+LANES = 2  # passes side by side, one core each (1: each batch on every core, one at a time)
 
 # progress(done, total, images per second, seconds left or None)
 ScanProgress = Callable[[int, int, float, float | None], None]
@@ -102,6 +111,8 @@ def run_batches(
     done, began, cursor = total - len(pending), time.perf_counter(), [0]
     first, saved_at = done, time.perf_counter()
     helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topk-scan")
+    lanes = min(LANES, engines.workers())
+    lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="topk-lane") if lanes > 1 else None
     inflight: list[tuple[Future | None, list, int, np.ndarray]] = []  # at most one batch
     writing: list[Future] = []  # a checkpoint being written on the helper
 
@@ -133,28 +144,59 @@ def run_batches(
         timings["load"] += time.perf_counter() - start
         return ids, x, outcomes
 
-    def measure(outputs: dict, image_ids: np.ndarray, lasts: list[np.ndarray]) -> list:
-        """Each layer's candidates of a batch (maxima, and units where they can enter): big
-        NumPy reductions that let go of the GIL. ``lasts``: the rows' last keys when the batch
-        was handed over (the rows only get stronger: a lower bound)."""
+    def one_lane(x: torch.Tensor) -> dict:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)  # this thread's own setting: OpenMP's thread count is per thread
+        try:
+            with engines.serial():
+                return run_batch(model, x, engine, layers=names, cancel=cancel)[1]
+        finally:
+            torch.set_num_threads(before)
+
+    def forward(x: torch.Tensor) -> list[tuple[int, int, dict]]:
+        """The batch's layer outputs as ``(start, stop, outputs)`` parts: two halves side by
+        side when there are lanes, else the whole batch at once."""
+        n = x.shape[0]
+        if lane is None or n < 2:
+            return [(0, n, run_batch(model, x, engine, layers=names, cancel=cancel)[1])]
+        half = (n + 1) // 2
+        other = lane.submit(one_lane, x[half:])
+        try:
+            mine = one_lane(x[:half])
+        finally:
+            error = other.exception()  # waits: no pass outlives the batch
+        if error is not None:
+            raise error
+        return [(0, half, mine), (half, n, other.result())]
+
+    def measure(parts: list, image_ids: np.ndarray, lasts: list[np.ndarray]) -> list:
+        """Each part's candidates per layer (maxima, and units where they can enter), with its
+        image ids: big NumPy reductions that let go of the GIL. ``lasts``: the rows' last keys
+        when the batch was handed over (the rows only get stronger: a lower bound)."""
         start = time.perf_counter()
         found = [
-            candidates_below(batch_maps(outputs[la.name], la), g.state, image_ids, last)
-            for g, la, last in zip(gathered, layers, lasts, strict=True)
+            (
+                [
+                    candidates_below(batch_maps(outputs[la.name], la), g.state, image_ids[a:b], last)
+                    for g, la, last in zip(gathered, layers, lasts, strict=True)
+                ],
+                b - a,
+            )
+            for a, b, outputs in parts
         ]
         timings["rank"] += time.perf_counter() - start
         return found
 
-    def merge(found: list, image_ids: np.ndarray) -> None:
+    def merge(found: list) -> None:
         start = time.perf_counter()
-        for g, one in zip(gathered, found, strict=True):
-            g.add_found(one, len(image_ids))
+        for per_layer, count in found:
+            for g, one in zip(gathered, per_layer, strict=True):
+                g.add_found(one, count)
         timings["merge"] += time.perf_counter() - start
 
-    def rank(outputs: dict, image_ids: np.ndarray) -> None:
+    def rank(parts: list, image_ids: np.ndarray) -> None:
         """Measure and merge a batch on this thread (:data:`MEASURE_ON_HELPER` off)."""
-        found = measure(outputs, image_ids, [g.state.last_keys() for g in gathered])
-        merge(found, image_ids)
+        merge(measure(parts, image_ids, [g.state.last_keys() for g in gathered]))
 
     def settle() -> None:
         """Wait for the batch being measured and merge it; count it, report it, store if it
@@ -162,13 +204,13 @@ def run_batches(
         nonlocal done
         if not inflight:
             return
-        future, outcomes, count, image_ids = inflight.pop()
+        future, outcomes, count, _ = inflight.pop()
         start = time.perf_counter()
         if future is not None:
             found = future.result()
             timings["rank wait"] += time.perf_counter() - start
             if found is not None:
-                merge(found, image_ids)
+                merge(found)
         unsaved.extend(outcomes)
         stats.scanned += count
         done += len(outcomes)
@@ -223,11 +265,11 @@ def run_batches(
                 more = cursor[0] < len(pending)
                 if more:
                     reading = helper.submit(read)  # read while this batch runs
-                outputs = {}
+                parts: list = []
                 if x is not None:
                     check()
                     start = time.perf_counter()
-                    _, outputs = run_batch(model, x, engine, layers=names, cancel=cancel)
+                    parts = forward(x)
                     timings["forward"] += time.perf_counter() - start
                     ran[0] = True
             except Cancelled:  # this batch is not merged: store the ones before it, then stop
@@ -240,12 +282,12 @@ def run_batches(
                 inflight.append((None, outcomes, 0, image_ids))
             elif MEASURE_ON_HELPER:
                 lasts = [g.state.last_keys() for g in gathered]
-                job = helper.submit(measure, outputs, image_ids, lasts)
+                job = helper.submit(measure, parts, image_ids, lasts)
                 inflight.append((job, outcomes, len(ids), image_ids))
             else:
-                rank(outputs, image_ids)
+                rank(parts, image_ids)
                 inflight.append((None, outcomes, len(ids), image_ids))
-            del outputs
+            del parts
             if not more:
                 break
         settle()
@@ -254,3 +296,5 @@ def run_batches(
         # on an error: a checkpoint still queued is dropped (a write is one transaction, whole
         # or not at all: as after a crash, the next scan resumes from the one before)
         helper.shutdown(wait=True, cancel_futures=True)
+        if lane is not None:
+            lane.shutdown(wait=True)

@@ -274,3 +274,26 @@ def test_no_compiled_kernel_calls_one_of_another_module() -> None:
             if isinstance(value, CPUDispatcher) and value.py_func.__module__ != module.__name__
         ]
         assert not foreign, f"engine._kernels.{name} sees compiled functions of other modules: {foreign}"
+
+
+def test_serial_holds_only_the_calling_thread_to_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import engine
+
+    monkeypatch.setattr(_parallel, "WORKERS", 2)
+    seen: dict[str, int] = {}
+
+    def other() -> None:
+        seen["other"] = len(_parallel.pieces(1000))
+
+    with engine.serial():
+        seen["inside"] = len(_parallel.pieces(1000))
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        with engine.serial():  # nested: still one, and the outer one still holds after
+            pass
+        seen["after nested"] = len(_parallel.pieces(1000))
+    seen["outside"] = len(_parallel.pieces(1000))
+    assert seen == {"inside": 1, "other": 2, "after nested": 1, "outside": 2}

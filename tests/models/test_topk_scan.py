@@ -525,4 +525,10 @@ def test_the_ranked_top_k_is_the_brute_force_top_k_of_run_batch(
                 (c, r, names[i], float(best[i]), int(where[i] // w), int(where[i] % w))
                 for r, i in enumerate(order)
             ]
-        assert result.layer_rows(la.name) == want, la.name
+        got = result.layer_rows(la.name)
+        # the scan runs each batch as two halves side by side (batches.LANES): torch may sum a
+        # batch of 2 in another order than one of 4, a last-bit difference
+        assert [(c, r, n, y, x) for c, r, n, _, y, x in got] == [
+            (c, r, n, y, x) for c, r, n, _, y, x in want
+        ], la.name
+        np.testing.assert_allclose([g[3] for g in got], [w[3] for w in want], rtol=1e-5, atol=1e-6)
