@@ -11,16 +11,15 @@ Clicking a crop opens its photo in the main view at that unit.
 
 Results belong to the model and weights they were computed with: when the window shows another
 model the crops are hidden and the view offers to scan again (instant when the store has that
-model's scan); another engine keeps them (engines agree within 1e-4 of torch) and says so.
+model's scan); another engine keeps them (engines agree within 1e-4 of torch) and says so. A
+scan running when the window changes model or engine is stopped (what it scanned is kept), and
+so is one running when the cache is cleared (before the files go).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
@@ -33,24 +32,19 @@ from PySide6.QtWidgets import (
 )
 
 from gui.view import Shown, View, Window
-from gui.views.topk_folder import SAMPLES, FolderBar, ask_clear, dropped_folder
+from gui.views.topk_folder import SAMPLES, FolderBar, ask_clear, clear_store, dropped_folder
+from gui.views.topk_shown import ExamplesShown, engine_of
 from gui.views.topk_status import ElidedLabel, ScanStatus, StaleBanner
-from gui.views.topk_tiles import TileGrid, blend_overlay, rgb_image
+from gui.views.topk_tiles import TileGrid
 from gui.worker import Worker, error_message
-from models.cache import clear_cache
 from models.topk import DEFAULT_K, Store, TopKResult, messages, scan
-from models.topk.crops import Example, examples_of, frame, layer_info
+from models.topk.crops import Example
 from models.topk.keys import same_model
 
-__all__ = ["SAMPLES", "TopKView", "ask_clear", "same_model"]
+__all__ = ["SAMPLES", "TopKView", "ask_clear", "engine_of", "same_model"]
 
 
-def engine_of(outcome) -> str:
-    request = getattr(outcome, "request", None)
-    return str(getattr(request, "engine", "auto"))
-
-
-class TopKView(View):
+class TopKView(ExamplesShown, View):
     key = "topk"
     title = "Top examples"
     short_title = "Top-k"
@@ -77,6 +71,8 @@ class TopKView(View):
         self._last_progress = (0, 0)
         self._window_channel: int | None = None
         self._frame: tuple[int, int] | None = None  # the shown layer's crop frame (crops lane)
+        self._scanning: tuple | None = None  # (model, engine, outcome) of the running scan
+        self._stop_reason: str | None = None  # why the view stopped it: said when it stops
         self.scans = Worker(self, name="topk-scan")
         self.crops = Worker(self, name="topk-crops")
         self.setAcceptDrops(True)
@@ -191,6 +187,7 @@ class TopKView(View):
     # ----------------------------------------------------------------- scanning
     def show_state(self, shown: Shown) -> None:
         super().show_state(shown)
+        self._stop_scan_of_another()
         if self._want_scan and shown.outcome is not None and not self.scans.busy:
             self.start_scan()
         elif not self.isVisible():
@@ -234,6 +231,7 @@ class TopKView(View):
             self._scan_summary(result, engine)
             self._redraw()
 
+        self._scanning, self._stop_reason = (model, engine, outcome), None
         self.banner.setVisible(False)
         self.progress_label.setText(f"scanning {folder.name or folder} with {model.name} on {engine}…")
         self.scans.submit(job, done, self._scan_failed)
@@ -241,6 +239,25 @@ class TopKView(View):
     def cancel_scan(self) -> None:
         if self.scans.busy:
             self.progress_label.setText("cancelling…")
+        self.scans.cancel()
+
+    def _stop_scan_of_another(self) -> None:
+        """The window now shows another model or engine than the running scan's: stop it (what
+        it scanned is kept; it goes on from there when that model is scanned again)."""
+        outcome = self.shown.outcome
+        if not self.scans.busy or self._scanning is None or outcome is None:
+            return
+        model, engine, seen = self._scanning
+        if outcome is seen or self._stop_reason is not None:
+            return  # (a layer or channel step: the same outcome)
+        if not same_model(model, outcome.model):
+            self._stop_reason = f"the window now shows {outcome.model.name}"
+        elif engine_of(outcome) != engine:
+            self._stop_reason = f"the window now runs {engine_of(outcome)}"
+        else:
+            self._scanning = (model, engine, outcome)  # the same model run again
+            return
+        self.progress_label.setText(f"stopping the {model.name} scan: {self._stop_reason}…")
         self.scans.cancel()
 
     def _on_progress(self, done: int, total: int) -> None:
@@ -251,12 +268,21 @@ class TopKView(View):
         self.status.show_busy(busy)
         self.cancel_button.setVisible(busy)
         self.scan_button.setEnabled(not busy)
+        if busy:
+            return
+        self._scanning = None
+        if self._stop_reason == "clear":  # the scan has let go of the database: clear it now
+            self._clear_now(stopped=True)
+        self._stop_reason = None
+        self._update_banner()  # hidden while the scan ran: "Scan with <model>" at once
 
     def _on_scan_cancelled(self) -> None:
         done, total = self._last_progress
-        self.progress_label.setText(
-            f"cancelled at {done} / {total} images: what was scanned is kept, Scan goes on from there"
-        )
+        reason, scanning = self._stop_reason, self._scanning
+        if reason == "clear":
+            return  # the cache goes next: nothing scanned is kept (said then)
+        name = scanning[0].name if reason and scanning is not None else None
+        self.progress_label.setText(messages.stopped(done, total, name, reason))
 
     def _scan_failed(self, exc: BaseException) -> None:
         self.progress_label.setText(f"⚠ {error_message(exc)}")
@@ -270,25 +296,29 @@ class TopKView(View):
         self.status.show_skipped(result.skipped() if result.stats.unreadable else [], result.folder)
 
     def clear_cache(self) -> None:
-        """Delete the stored scans, after asking."""
+        """Delete the stored scans, after asking; a running scan is stopped first (the files
+        go once it has let go of them)."""
         where = (self.store or Store()).path
         if not ask_clear(self, where.parent):
             return
-        self.scans.cancel()
         self.crops.cancel()
-        if self.store is None:
-            removed = clear_cache()
-        else:
-            removed = []
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(f"{where}{suffix}")
-                    removed.append(f"{where}{suffix}")
+        if self.scans.busy:
+            self._stop_reason = "clear"
+            self.progress_label.setText("stopping the scan to clear the top-k cache…")
+            self.scans.cancel()
+            return
+        self._clear_now()
+
+    def _clear_now(self, stopped: bool = False) -> None:
+        removed, why = clear_store(self.store)
+        if why is not None:
+            self._error(why)
+            return
         self.result = self.scanned_with = None
         self.status.clear_skipped()
-        self.progress_label.setText(f"top-k cache cleared ({len(removed)} files)")
+        self.progress_label.setText(messages.cleared(len(removed), stopped))
         if self.window_services is not None:
-            self.window_services.show_status(f"top-k cache cleared: {where.parent}")
+            self.window_services.show_status(f"top-k cache cleared: {(self.store or Store()).path.parent}")
         self._redraw()
 
     # ----------------------------------------------------------------- staleness
@@ -317,135 +347,6 @@ class TopKView(View):
         self._drawn = None
         if self.isVisible():
             self.refresh()
-
-    def draw(self, shown: Shown) -> None:
-        if shown.channel is not None and shown.channel != self._window_channel:
-            self._window_channel = shown.channel  # the window's pick; the box may differ after
-            self.channel_box.blockSignals(True)
-            self.channel_box.setMaximum(max(self.channel_box.maximum(), shown.channel))
-            self.channel_box.setValue(shown.channel)
-            self.channel_box.blockSignals(False)
-        self.show_examples()
-
-    def _show_message(self, text: str) -> None:
-        self.message.setText(text)
-        self.message.setVisible(True)
-        self.channel_box.setEnabled(False)
-        self.overlay_box.setEnabled(False)
-        self.grid.setVisible(False)
-        self.hint.setVisible(False)
-        self.layer_label.setText("")
-        self._entries, self.examples, self._layer = [], [], None
-        self.crops.cancel()
-
-    def show_examples(self) -> None:
-        """The stored top-k of the selected layer and channel: values at once, crops from the
-        crops lane (no model run unless the activation map is on)."""
-        self._update_banner()
-        shown, result = self.shown, self.result
-        if result is None:
-            if self.folder is None:
-                self._show_message(
-                    "Pick a folder of images (Open folder…, drop one here, or Recent ▸ Bundled samples)."
-                )
-            else:
-                self._show_message(f"{self.folder} has no results for this model yet: Scan.")
-            return
-        if shown.outcome is None or shown.layer is None:
-            self._show_message("Open a model and a photo first.")
-            return
-        if self.stale() == "model":
-            self._show_message("These results are of another model: scan again to see this one's.")
-            return
-        names = [la.name for la in result.layers]
-        layer = shown.layer
-        if layer.name not in names:
-            self._show_message(
-                f"{layer.name} ({layer.type}) is not a convolution with a spatial map: top examples "
-                f"are kept for conv layers ({', '.join(names[:6])}{', …' if len(names) > 6 else ''}). "
-                f"Step to one (Page Up / Page Down)."
-            )
-            return
-        summary = result.layer(layer.name)
-        self.channel_box.blockSignals(True)
-        self.channel_box.setRange(0, summary.channels - 1)
-        self.channel_box.blockSignals(False)
-        channel = self.channel_box.value()
-        entries = result.entries(layer.name, channel)
-        self.layer_label.setText(
-            f"{layer.name}: {summary.channels} channels, maps {summary.height}"
-            f"×{summary.width} · channel {channel}: its {len(entries)} "
-            f"strongest images in {result.folder.name or result.folder}"
-        )
-        self.message.setVisible(False)
-        self.grid.setVisible(True)
-        self.hint.setVisible(True)
-        self.channel_box.setEnabled(True)
-        self.overlay_box.setEnabled(True)
-        self.grid.set_count(result.k)
-        self._entries, self._layer, self.examples = entries, layer.name, []
-        for i, tile in enumerate(self.grid.tiles):
-            if i < len(entries):
-                e = entries[i]
-                tile.set_content(None, f"#{e.rank + 1}  {e.value:.4g}", self._name(e.path), self._tip(e))
-            else:
-                tile.set_content(None, "", "", "")  # fewer readable images than k
-        model, engine, maps = shown.outcome.model, engine_of(shown.outcome), self.overlay_box.isChecked()
-        name = layer.name
-
-        def job(progress, cancel) -> tuple[list[Example], tuple[int, int]]:
-            info = layer_info(model, name)  # the model's plan, looked up once per model
-            return (
-                examples_of(model, name, entries, channel, engine, maps=maps, cancel=cancel, info=info),
-                frame(info.receptive_field, model.preprocess.size),
-            )
-
-        self.crops.submit(
-            job, lambda done: self._show_crops(entries, *done), lambda exc: self._error(error_message(exc))
-        )
-
-    def _show_crops(
-        self, entries: list, found: list[Example], frame_size: tuple[int, int] | None = None
-    ) -> None:
-        if entries is not self._entries:
-            return  # the user has moved on
-        self.examples, self._frame = found, frame_size
-        maps = [ex.overlay for ex in found if ex.overlay is not None]
-        top = max((float(np.nanmax(m)) for m in maps if np.isfinite(m).any()), default=0.0)
-        for tile, ex in zip(self.grid.tiles, found, strict=False):
-            rgb = ex.crop if ex.overlay is None else blend_overlay(ex.crop, ex.overlay, top)
-            note = f"unreadable now: {ex.error}" if ex.error else tile.note
-            tile.set_content(
-                rgb_image(rgb),
-                tile.caption,
-                note,
-                tile.toolTip(),
-                self._frame,
-                None if ex.error else ex.centre,
-            )
-
-    def _name(self, path: Path) -> str:
-        root = self.result.folder if self.result is not None else None
-        with contextlib.suppress(ValueError):
-            return str(path.relative_to(root)) if root is not None else path.name
-        return path.name
-
-    def _tip(self, e) -> str:
-        return (
-            f"{e.path}\nunit (y {e.y}, x {e.x}), activation {e.value:.6g}, rank {e.rank + 1}"
-            f"\nThe crop is the unit's receptive field clipped to the photo (what the unit "
-            f"sees of it); the ticks point at the unit.\nClick: open this photo in the main "
-            f"view at this unit"
-        )
-
-    def open_example(self, index: int) -> None:
-        """A click on a crop: its photo in the main view, at the unit, layer and channel."""
-        if not 0 <= index < len(self._entries) or self.window_services is None:
-            return
-        e = self._entries[index]
-        self.window_services.open_image_at(
-            str(e.path), self._layer, (e.y, e.x), channel=self.channel_box.value()
-        )
 
     def _error(self, message: str) -> None:
         if self.window_services is not None:

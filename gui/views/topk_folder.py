@@ -17,12 +17,14 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
-    QToolButton,
     QWidget,
 )
 
 from gui.widgets import steady_label
+from models.cache import clear_cache
+from models.errors import one_line
 from models.images import RESOURCES
+from models.topk import Store
 
 SAMPLES = RESOURCES / "samples"
 MAX_RECENT = 8
@@ -47,6 +49,32 @@ def ask_clear(parent: QWidget, where: Path) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
+def remove_store(path: Path) -> list[str]:
+    """Delete the database at ``path`` and SQLite's files beside it; the paths removed."""
+    removed = []
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.unlink(f"{path}{suffix}")
+        except FileNotFoundError:
+            continue
+        removed.append(f"{path}{suffix}")
+    return removed
+
+
+def clear_store(store: Store | None) -> tuple[list[str], str | None]:
+    """Delete the stored scans: the cache's files (``store`` None: the default store) or
+    ``store``'s database. The paths removed, and why in one line when that failed."""
+    where = store or Store()
+    try:
+        removed = [str(p) for p in clear_cache()] if store is None else remove_store(where.path)
+    except OSError as exc:  # e.g. the cache "folder" is a file
+        blocker = where.not_a_folder()
+        if blocker is not None:
+            return [], f"nothing to clear: {blocker} is a file, not a folder"
+        return [], f"cannot clear the top-k cache: {one_line(exc)}"
+    return removed, None
+
+
 def dropped_folder(mime: QMimeData) -> str | None:
     """The first local folder among dropped URLs, if any."""
     for url in mime.urls():
@@ -65,9 +93,10 @@ class FolderBar(QWidget):
         self.label = steady_label("no folder")
         self.open_button = QPushButton("Open folder…")
         self.open_button.clicked.connect(self.choose)
-        self.recent_button = QToolButton()
-        self.recent_button.setText("Recent")
-        self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        # a push button with a menu: the style sizes it to its text *and* the menu arrow (a
+        # tool button's arrow was drawn over the "t" of "Recent" at every size)
+        self.recent_button = QPushButton("Recent")
+        self.recent_button.setToolTip("The bundled samples and the folders scanned before")
         self.recent_menu = QMenu(self.recent_button)
         self.recent_menu.aboutToShow.connect(self.fill_recent)
         self.recent_button.setMenu(self.recent_menu)

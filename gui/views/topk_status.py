@@ -91,6 +91,9 @@ class ScanStatus(QWidget):
         if busy:
             self.bar.setRange(0, 0)
         self.bar.setVisible(busy)
+        # lay the row out now, not on the next turn of the event loop: the text starts at the
+        # left edge as soon as the bar is gone (a grab at once showed it shifted right)
+        self.layout().activate()
 
     def show_skipped(self, skipped: list[tuple[Path, str]], root: Path | None) -> None:
         """``⚠ 3 files skipped (not readable as images): a.jpg, …``; each with why in the

@@ -44,6 +44,16 @@ def blend_overlay(crop: np.ndarray, overlay: np.ndarray, top: float, cmap: str =
     return (crop.astype(np.float32) * (1 - a) + colour * a).round().astype(np.uint8)
 
 
+def entry_tip(e) -> str:
+    """A tile's tooltip: the file, the unit, its value and rank, what the crop is."""
+    return (
+        f"{e.path}\nunit (y {e.y}, x {e.x}), activation {e.value:.6g}, rank {e.rank + 1}"
+        f"\nThe crop is the unit's receptive field clipped to the photo (what the unit "
+        f"sees of it); the ticks point at the unit.\nClick: open this photo in the main "
+        f"view at this unit"
+    )
+
+
 class CropTile(QWidget):
     """One example: the picture fills the tile above a two-line caption."""
 

@@ -36,6 +36,23 @@ def progress(done: int, total: int, rate: float, left: float | None) -> str:
     )
 
 
+def stopped(done: int, total: int, model: str | None = None, reason: str | None = None) -> str:
+    """A scan cancelled at ``done`` of ``total``: by the user (``reason`` None), or because of
+    ``reason`` (the window shows another model): what was scanned is kept either way."""
+    if reason is None or model is None:
+        return f"cancelled at {done} / {total} images: what was scanned is kept, Scan goes on from there"
+    return (
+        f"{model} scan stopped at {done} / {total} images: {reason}; what {model} scanned is "
+        f"kept, scanning with it again goes on from there"
+    )
+
+
+def cleared(files: int, stopped: bool = False) -> str:
+    """The cache was cleared (after stopping the scan that was running, when ``stopped``)."""
+    first = "scan stopped, top-k cache cleared" if stopped else "top-k cache cleared"
+    return f"{first} ({plural(files, 'file')}): nothing is kept, the next scan starts afresh"
+
+
 def scan_summary(result: TopKResult, engine: str) -> str:
     """What a finished scan did: ``classic: 15 images · 14 run now on auto · 1 skipped``."""
     s: ScanStats = result.stats

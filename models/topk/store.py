@@ -150,7 +150,21 @@ class Store:
             raise self._error(exc) from exc
 
     def _error(self, exc: BaseException) -> StoreError:
+        blocker = self.not_a_folder()
+        if blocker is not None:  # mkdir's "[Errno 17] File exists" says nothing useful
+            return StoreError(
+                f"cannot use the top-k cache: {blocker} is a file, not a folder "
+                f"(move it away, or set {ENV} to another folder)"
+            )
         return StoreError(f"cannot use the top-k cache {self.path}: {exc} (set {ENV} to another folder)")
+
+    def not_a_folder(self) -> Path | None:
+        """The nearest existing folder on the way to the database when it is in fact a file
+        (then the cache cannot be made), else None."""
+        for place in (self.path.parent, *self.path.parent.parents):
+            if place.exists():
+                return None if place.is_dir() else place
+        return None
 
     def _prepare(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

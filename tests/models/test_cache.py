@@ -52,5 +52,10 @@ def test_an_unusable_cache_is_a_one_line_error(tmp_path, monkeypatch) -> None:
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("CONVSCOPE_CACHE", str(tmp_path / "a-file" / "cache"))
     bars_folder(tmp_path / "imgs", vertical=1, horizontal=0, blank=0)
-    with pytest.raises(StoreError, match=r"cannot use the top-k cache .* \(set CONVSCOPE_CACHE"):
+    # the path that is in the way is named, not mkdir's "[Errno 17] File exists"
+    with pytest.raises(
+        StoreError,
+        match=r"cannot use the top-k cache: .*a-file is a file, not a folder \(move it away, or set "
+        r"CONVSCOPE_CACHE",
+    ):
         scan(edge_model(), tmp_path / "imgs", "reference", k=2)
