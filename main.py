@@ -400,9 +400,9 @@ def export_dataset(args: argparse.Namespace, model: object) -> int:
         if s.scanned == 0 and readable
         else f"{s.scanned} run now, {readable - s.scanned} from the cache"
     )
+    skipped_files = f", {messages.plural(s.unreadable, 'file')} skipped" if s.unreadable else ""
     print(
-        f"{result.model_name} on {args.engine}: {messages.plural(s.images, 'image')} ({done}"
-        f"{f', {s.unreadable} skipped' if s.unreadable else ''})"
+        f"{result.model_name} on {args.engine}: {messages.plural(readable, 'image')} ({done}){skipped_files}"
     )
     skipped = result.skipped() if s.unreadable else []
     if skipped:

@@ -51,7 +51,7 @@ def test_dataset_export_writes_a_montage_and_the_entries_per_layer(tmp_path) -> 
     proc = _run(tmp_path / "cache", *args, "--export", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("NO_QT")
-    assert "classic on reference: 15 images (14 run now, 0 from the cache, 1 skipped)" in proc.stdout
+    assert "classic on reference: 14 images (14 run now, 0 from the cache), 1 file skipped" in proc.stdout
     assert "1 file skipped (not readable as images): broken.jpg (every .topk.json lists" in proc.stdout
     assert (
         "wrote the top 3 of each of the 2 conv layers (montages: up to 6 channels each, "
@@ -98,7 +98,7 @@ def test_dataset_export_writes_a_montage_and_the_entries_per_layer(tmp_path) -> 
     # a second run reads the cache: nothing is run again, and it says so (no "0.0 images/s")
     again = _run(tmp_path / "cache", *args, "--layer", "edges", "--export", str(tmp_path / "out2"))
     assert again.returncode == 0, again.stderr
-    assert "classic on reference: 15 images (all 14 from the cache, 1 skipped)" in again.stdout
+    assert "classic on reference: 14 images (all 14 from the cache), 1 file skipped" in again.stdout
     assert (
         "wrote the top 3 of layer edges (channels 0-5 of 9 in the montage, all in the JSON): "
         f"2 files in {tmp_path / 'out2'}"

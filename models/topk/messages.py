@@ -54,15 +54,16 @@ def cleared(files: int, stopped: bool = False) -> str:
 
 
 def scan_summary(result: TopKResult, engine: str) -> str:
-    """What a finished scan did: ``classic: 15 images · 14 run now on auto · 1 skipped``."""
+    """What a finished scan did: ``classic: 14 images · 14 run now on auto · 1 file skipped``
+    (images are the files read; a skipped file is not one of them)."""
     s: ScanStats = result.stats
     readable = s.images - s.unreadable
     if s.scanned == 0:
-        done = f"all {plural(readable, 'image')} from the cache"
+        done = "all from the cache"
     else:
         done = f"{s.scanned} run now on {engine}, {readable - s.scanned} from the cache"
-    skipped = f" · {s.unreadable} skipped" if s.unreadable else ""
-    return f"{result.model_name}: {plural(s.images, 'image')} · {done}{skipped}"
+    skipped = f" · {plural(s.unreadable, 'file')} skipped" if s.unreadable else ""
+    return f"{result.model_name}: {plural(readable, 'image')} · {done}{skipped}"
 
 
 def skipped_line(

@@ -246,7 +246,7 @@ def test_unreadable_files_are_counted_and_shown(qtbot, view, classic, tmp_path):
     view.set_folder(tmp_path / "bars")  # scanned: all from the cache, said without a rate
     idle(qtbot, view)
     assert view.progress_label.text().startswith(
-        "classic: 5 images · all 4 images from the cache · 1 skipped · top 3 per channel"
+        "classic: 4 images · all from the cache · 1 file skipped · top 3 per channel"
     )
     assert view.skipped_label.isVisible()
     (tmp_path / "bars" / "empty.png").write_bytes(b"")  # an empty file says so

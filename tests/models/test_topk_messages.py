@@ -31,9 +31,9 @@ def test_plurals_and_a_cached_scan_has_no_rate() -> None:
 
 
 def test_scan_summary_says_what_ran() -> None:
-    assert messages.scan_summary(_result(500, 0), "auto") == "m: 500 images · all 500 images from the cache"
+    assert messages.scan_summary(_result(500, 0), "auto") == "m: 500 images · all from the cache"
     assert messages.scan_summary(_result(501, 20, 1), "auto") == (
-        "m: 501 images · 20 run now on auto, 480 from the cache · 1 skipped"
+        "m: 500 images · 20 run now on auto, 480 from the cache · 1 file skipped"
     )
 
 
