@@ -44,7 +44,7 @@ class ColorBar(QWidget):
 
     def set_title(self, title: str, short: str | None = None) -> None:
         """``title`` before the bar; ``short`` in its place when the whole one does not fit
-        (rather than the whole one cut off)."""
+        (rather than the whole one cut off; "" for none)."""
         self._title, self._short = title, short
         self._changed()
 
@@ -90,7 +90,7 @@ class ColorBar(QWidget):
     def shown_title(self) -> str:
         """The title as written: the whole one if it fits, else the short one (elided last)."""
         room = self._title_room()
-        if self._short and self.fontMetrics().horizontalAdvance(self._title) + 8 > room:
+        if self._short is not None and self.fontMetrics().horizontalAdvance(self._title) + 8 > room:
             return self._short
         return self._title
 

@@ -46,7 +46,7 @@ class MapDetail(QWidget):
         self.item.setImage(rgb, levels=(0, 255))
         self.view.autoRange(padding=0.01)
         self.colorbar.set_colormap(cmap)
-        self.colorbar.set_title(f"channel {channel}")
+        self.colorbar.set_title(f"channel {channel}", "")  # named above the map: may go
         self.colorbar.set_range(*render.value_range(m, symmetric))
         named = f" ({name})" if name else ""
         self.label.setText(

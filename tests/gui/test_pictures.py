@@ -133,6 +133,10 @@ def test_a_narrow_colour_bar_never_overprints_its_labels(qtbot) -> None:
     assert bar.shown_title() == "values"
     assert bar._title_width() >= fm.horizontalAdvance("values") + 8  # written whole, not "val…"
     assert "values (each map on its own range)" in bar.toolTip()
+    bar.set_title("channel 0", "")  # a title that may go: none rather than "chan…"
+    bar.set_range(0.00685, 1.25)
+    bar.resize(150, bar.height())
+    assert bar.shown_title() == "" and bar._title_width() == 0
 
 
 # --- layers without spatial extent ---------------------------------------------------------

@@ -18,8 +18,8 @@ from gui.views import topk as topk_module
 from gui.views.common import qimage_to_rgb
 from models.cache import ENV
 from models.sources import load_model
+from models.topk import batches as batches_module
 from models.topk import messages
-from models.topk import scanner as scanner_module
 from tests.gui.test_topk_view import FakeWindow, idle, layer_of, outcome_of, scanned
 from tests.models.topk_folders import bars_folder, edge_model
 
@@ -54,7 +54,7 @@ def gate(monkeypatch):
     """Images read by scans; after ``gate.after`` of them a scan waits until ``gate`` is set."""
     event = threading.Event()
     event.after, event.read = 4, []
-    real = scanner_module.load_image
+    real = batches_module.load_image
 
     def slow(path):
         event.read.append(Path(path).name)
@@ -62,7 +62,7 @@ def gate(monkeypatch):
             event.wait(10)
         return real(path)
 
-    monkeypatch.setattr(scanner_module, "load_image", slow)
+    monkeypatch.setattr(batches_module, "load_image", slow)
     return event
 
 
