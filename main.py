@@ -115,6 +115,18 @@ def _topk(text: str) -> int:
     return value
 
 
+MAX_MONTAGE_CHANNELS = 256  # rows of a montage: 256 x 50 crops is already a 3,000 x 24,000 px PNG
+
+
+def _montage_channels(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_MONTAGE_CHANNELS:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_MONTAGE_CHANNELS} channels per montage, got {text!r} (the JSON has every channel)"
+        )
+    return value
+
+
 def _engine(text: str) -> str:
     from engine import available_engines
 
@@ -199,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--topk-channels",
-        type=_positive,
+        type=_montage_channels,
         default=64,
         metavar="N",
         help="with --dataset: channels per montage, the first N (default 64; the JSON has every channel)",
@@ -511,6 +523,14 @@ def export_views(args: argparse.Namespace, model, image) -> int:
     return 0
 
 
+def _has_display() -> bool:
+    """Whether Qt can open a window here (else it aborts, naming a library that is not the
+    cause): on Linux, an X or Wayland display, or a platform chosen by the user."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def hint(exc: BaseException) -> str:
     """The command line's own remedy for the errors that stand for a question."""
     from models.errors import ArchitectureNeededError, UntrustedModelError, WeightsUnavailableError
@@ -569,6 +589,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.unit and not args.layer:
             print("error: --unit needs --layer NAME", file=sys.stderr)
             return 2
+        if not _has_display():
+            if not args.screenshot:
+                print(
+                    "error: no display (DISPLAY and WAYLAND_DISPLAY are not set): the window needs "
+                    "one; --export and --screenshot work without (or set QT_QPA_PLATFORM=offscreen)",
+                    file=sys.stderr,
+                )
+                return 2
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no screen
         from gui.app import run_app
 
         return run_app(args)

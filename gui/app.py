@@ -55,6 +55,7 @@ def run_app(args: argparse.Namespace) -> int:
         mean=getattr(args, "mean", None),
         std=getattr(args, "std", None),
         labels=getattr(args, "labels", None),
+        fall_back=not args.screenshot,  # a screenshot shows what was asked, or fails
     )
     if getattr(args, "dataset", None):
         window.topk.set_folder(args.dataset)  # scanned as soon as the model is loaded

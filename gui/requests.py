@@ -50,9 +50,12 @@ class Requests:
         mean: tuple[float, ...] | None = None,
         std: tuple[float, ...] | None = None,
         labels: str | None = None,
+        fall_back: bool = True,
     ) -> None:
         """The first run: command-line choices over remembered settings over defaults (a model
-        file's own settings, Model file settings…, when the command line gives none)."""
+        file's own settings, Model file settings…, when the command line gives none).
+        ``fall_back``: a first model that fails to load gives way to the default model (a
+        window the user works in; not a screenshot, which shows exactly what was asked)."""
         remembered = self.model_settings.get(model) if model else None
         given = {"input_size": input_size, "channels": channels, "mean": mean, "std": std, "labels": labels}
         if remembered is not None and not any(v is not None for v in given.values()):
@@ -60,7 +63,7 @@ class Requests:
         changes: dict = {"image": image, "arch": arch, "trust": trust, **given}
         if model:
             changes["model"] = model
-        self._remembered_model = not model  # the first model comes from the settings
+        self._fall_back = self._fall_back_layer = fall_back
         if engine:
             changes["engine"] = engine
         if untrained is not None and (untrained or model):
@@ -143,10 +146,10 @@ class Requests:
         error, the model for a model error, everything for anything else) and run the user's
         other choices made meanwhile, e.g. an engine picked while a broken photo was opening."""
         shown = self.outcome.request if self.outcome is not None else None
-        if shown is None and self._remembered_model and isinstance(exc, ModelError):
-            # the model used last (remembered, not asked for now) fails to load — deleted,
-            # changed, declined: start with the default model rather than an empty window
-            self._remembered_model = False
+        if self._falls_back(exc):
+            # the first model fails to load — a remembered file deleted, weights not
+            # downloadable, a question declined: start with the default model, not an empty window
+            self._fall_back = False
             if self.wanted.model != DEFAULT_MODEL:
                 self._ask(
                     model=DEFAULT_MODEL,
@@ -176,6 +179,15 @@ class Requests:
             self._back_to_shown()
             return
         self._ask(**{f: getattr(kept, f) for f in ALL_FIELDS})
+
+    def _falls_back(self, exc: BaseException) -> bool:
+        """Whether this failure of the first run gives way to the default model."""
+        return (
+            self.outcome is None
+            and self._fall_back
+            and isinstance(exc, ModelError)
+            and self.wanted.model != DEFAULT_MODEL
+        )
 
     def _submit(self, request: Request) -> None:
         previous, models = self.outcome, self._models
@@ -249,6 +261,8 @@ class Requests:
             actions = [(dialogs.RANDOM_WEIGHTS, lambda m=request.model: self.load_random_weights(m))]
         else:
             message = error_message(exc)
+        if self._falls_back(exc):
+            message += f"\n\nShowing {DEFAULT_MODEL} instead."
         self.show_error(message, actions)
         self._drop_failed_choice(exc)
 
@@ -316,7 +330,8 @@ class Requests:
             try:
                 find_layer(result, asked_layer)
             except LayerError as exc:  # names close matches
-                self.show_error(f"{error_message(exc)}; showing {names[index]}")
+                shown_instead = f"; showing {names[index]}" if self._fall_back_layer else ""
+                self.show_error(f"{error_message(exc)}{shown_instead}")
         self.navigator.set_layers(result.layers, index)  # announces the layer: _show_layer
         self._remember()
         self.setWindowTitle(f"ConvScope — {outcome.model.name} — {outcome.source}")

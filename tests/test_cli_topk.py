@@ -226,3 +226,21 @@ def test_an_export_inside_the_scanned_folder_is_not_scanned_next_time(tmp_path, 
     entries = json.loads(next(out.glob("*.topk.json")).read_text())
     assert entries["images"] == 14
     assert not any("/out/" in e["image"] for ch in entries["top"] for e in ch["entries"])
+
+
+def test_montages_of_an_earlier_export_are_not_photos(tmp_path, monkeypatch, capsys) -> None:
+    bars_folder(tmp_path / "imgs", size=64)
+    monkeypatch.setenv("CONVSCOPE_CACHE", str(tmp_path / "cache"))
+    args = ["--dataset", str(tmp_path / "imgs"), "--model", "classic", "--input-size", "64", "--topk", "3"]
+    assert main.main([*args, "--export", str(tmp_path / "imgs" / "out")]) == 0
+    assert main.main([*args, "--layer", "edges", "--export", str(tmp_path / "imgs" / "out2")]) == 0
+    second = capsys.readouterr().out.splitlines()
+    assert [line for line in second if line.startswith("classic on auto")][-1].startswith(
+        "classic on auto: 14 images (all 14 from the cache)"
+    )
+
+
+def test_montage_channels_are_capped_while_parsing(capsys, tmp_path) -> None:
+    rc = main.main(["--dataset", str(tmp_path), "--topk-channels", "100000", "--export", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--topk-channels: at most 256 channels per montage" in err

@@ -224,7 +224,11 @@ def run_batches(
     def write(blobs: list[bytes], outcomes: list, used: str | None, final: bool) -> None:
         with store.transaction(conn):
             if store.owner(conn, sid) != owner:
-                raise ConvScopeError("another scan of this folder with this model started; this one stopped")
+                raise ConvScopeError(
+                    "another scan of this folder with this model started (in this window or another "
+                    "process) and goes on from here; what this one scanned is kept: run it again once "
+                    "that one is done and it finds it all in the cache"
+                )
             store.checkpoint(conn, sid, blobs, outcomes, used)
             if final:
                 store.finish(conn, sid, states)

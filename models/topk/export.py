@@ -33,6 +33,7 @@ from models.layers import LayerInfo
 from models.sources import LoadedModel
 from models.topk import labels
 from models.topk.crops import GREY, ViewCache, cut_of, cuts_of, frame
+from models.topk.folder import MONTAGE_SUFFIX
 from models.topk.labels import Ink
 from models.topk.messages import plural
 from models.topk.scanner import Entry, TopKResult, conv_layers
@@ -311,14 +312,14 @@ def export_topk(
                 )  # the whole path is in the JSON
             image = montage(rows, result.k, montage_title(result, layer), tile)
             base = safe_name(layer)
-            pending.append(encoder.submit(_save_png, image, staging / f"{base}.topk.png"))
+            pending.append(encoder.submit(_save_png, image, staging / f"{base}{MONTAGE_SUFFIX}"))
             while len(pending) > 2:  # at most three montages in memory
                 pending.pop(0).result()
             doc = layer_document(model, result, layer, max_channels, info, skipped, table)
             (staging / f"{base}.topk.json").write_text(
                 json.dumps(doc, separators=(",", ":"), allow_nan=False)
             )
-            names += [f"{base}.topk.png", f"{base}.topk.json"]
+            names += [f"{base}{MONTAGE_SUFFIX}", f"{base}.topk.json"]
         for job in pending:
             job.result()
         return _move_into_place(staging, names, out_dir)

@@ -21,12 +21,16 @@ class FileStat:
     mtime_ns: int
 
 
+MONTAGE_SUFFIX = ".topk.png"  # the name of every montage --dataset --export writes
+
+
 def list_images(folder: str | Path, exclude: str | Path | None = None) -> list[FileStat]:
     """Every file under ``folder`` whose suffix is an image suffix, sorted by relative path.
 
     Hidden files and folders (a leading ``.``: thumbnail caches, macOS's ``._photo.jpg``
-    resource forks) are left out, and the folder ``exclude`` if it lies inside (an export's
-    destination: its montages are not photos to scan); symbolic links to files are followed,
+    resource forks) are left out, the montages this app writes (``*.topk.png``, wherever an
+    earlier export put them), and the folder ``exclude`` if it lies inside (an export's
+    destination); symbolic links to files are followed,
     links to folders are not (no cycles). Raises ``ImageError`` for a folder that does not exist.
     """
     root = Path(folder)
@@ -42,8 +46,8 @@ def list_images(folder: str | Path, exclude: str | Path | None = None) -> list[F
             if not d.startswith(".") and (left_out is None or Path(top, d).resolve() != left_out)
         )
         for name in files:
-            if name.startswith(".") or not is_image_file(name):
-                continue
+            if name.startswith(".") or not is_image_file(name) or name.endswith(MONTAGE_SUFFIX):
+                continue  # hidden, not an image, or a montage this app wrote (not a photo)
             full = Path(top, name)
             try:
                 st = full.stat()

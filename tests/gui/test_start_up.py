@@ -32,6 +32,7 @@ def test_a_deleted_remembered_model_falls_back_to_the_default(remembered, qtbot,
         assert win.outcome is not None and win.outcome.model.name == DEFAULT_MODEL
         assert win.outcome.request.engine == "auto"
         assert win._message is not None and "does not exist" in win._message.text()
+        assert f"Showing {DEFAULT_MODEL} instead" in win._message.text()
         assert str(settings.value("model")) == DEFAULT_MODEL  # the next start does not fail again
     finally:
         for lane in win.workers():
@@ -40,11 +41,16 @@ def test_a_deleted_remembered_model_falls_back_to_the_default(remembered, qtbot,
             assert lane.wait(30000)
 
 
-def test_a_model_asked_for_now_is_not_replaced(window, qtbot, tmp_path) -> None:
-    window.start(model=str(tmp_path / "missing.pt"))
+def test_a_model_asked_for_now_gives_way_in_a_window_not_in_a_screenshot(window, qtbot, tmp_path) -> None:
+    window.start(model=str(tmp_path / "missing.pt"), fall_back=False)  # what --screenshot asks
     wait_run(qtbot, window)
-    assert window.outcome is None  # nothing else shown in its place: the user asked for it
+    assert window.outcome is None  # nothing else shown in its place: the screenshot fails
     assert "does not exist" in (window.last_error or "")
+    assert "instead" not in window.last_error
+    window.start(model=str(tmp_path / "missing.pt"))  # a window the user works in
+    wait_run(qtbot, window, timeout=120000)
+    assert window.outcome is not None and window.outcome.model.name == DEFAULT_MODEL
+    assert f"Showing {DEFAULT_MODEL} instead" in window._message.text()
 
 
 def test_an_unknown_layer_is_said_and_the_first_conv_shown(window, qtbot) -> None:
@@ -53,6 +59,7 @@ def test_an_unknown_layer_is_said_and_the_first_conv_shown(window, qtbot) -> Non
     assert window.outcome is not None
     assert window.current_layer().name == "edges"
     assert "unknown layer 'edgse'" in window.last_error and "did you mean edges" in window.last_error
+    assert window.last_error.endswith("; showing edges")
 
 
 def test_the_command_line_refuses_an_unknown_engine_before_anything(capsys, tmp_path) -> None:
@@ -80,3 +87,11 @@ def test_missing_paths_are_said_before_the_model_loads(capsys, tmp_path, monkeyp
     rc = main.main([*args, "--model", "resnet18", "--export", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and words in err
+
+
+def test_no_display_is_one_line_not_a_qt_abort(capsys, monkeypatch) -> None:
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    rc = main.main(["--model", "classic"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "no display" in err and "--screenshot" in err
