@@ -94,7 +94,7 @@ class EngineChart(QWidget):
                 pen=None,
             )
             self.plot.addItem(bars)
-            self.legend.addItem(bars, f"{e} ({run_label(run['runs'])})")
+            self.legend.addItem(bars, f"{e} ({run['label']})")
             self._bars[e] = bars
         if len(self._layers) <= 12:
             ticks = [(i, n if len(n) <= 14 else "…" + n[-13:]) for i, n in enumerate(self._layers)]

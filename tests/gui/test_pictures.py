@@ -354,6 +354,8 @@ def test_the_views_draw_what_the_window_shows(classic, qtbot) -> None:
     assert panel.table.currentRow() == len(panel._header_rows()) + 1  # then edges, combine
     assert panel.run_info("im2col")["runs"] == 1
     assert panel.table.horizontalHeaderItem(0).text() == "im2col\n(1 run)"  # labelled as such
+    qtbot.waitUntil(lambda: "reference" in panel.engines_run(), timeout=30000)  # torch's, compared
+    assert panel.table.horizontalHeaderItem(1).text() == "reference\n(best of 2)"
 
 
 # --- the Engines tab -----------------------------------------------------------------------
