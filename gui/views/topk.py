@@ -73,6 +73,7 @@ class TopKView(ExamplesShown, View):
         self._frame: tuple[int, int] | None = None  # the shown layer's crop frame (crops lane)
         self._scanning: tuple | None = None  # (model, engine, outcome) of the running scan
         self._stop_reason: str | None = None  # why the view stopped it: said when it stops
+        self._stop_said_at = None  # the outcome shown when that was said (it goes stale after)
         self.scans = Worker(self, name="topk-scan")
         self.crops = Worker(self, name="topk-crops")
         self.setAcceptDrops(True)
@@ -283,6 +284,7 @@ class TopKView(ExamplesShown, View):
             return  # the cache goes next: nothing scanned is kept (said then)
         name = scanning[0].name if reason and scanning is not None else None
         self.progress_label.setText(messages.stopped(done, total, name, reason))
+        self._stop_said_at = self.shown.outcome if reason else None
 
     def _scan_failed(self, exc: BaseException) -> None:
         self.progress_label.setText(f"⚠ {error_message(exc)}")

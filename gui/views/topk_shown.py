@@ -27,6 +27,10 @@ class ExamplesShown:
     """Drawing the examples of what is shown (see the module's docstring)."""
 
     def draw(self, shown: Shown) -> None:
+        if self._stop_said_at is not None and shown.outcome is not self._stop_said_at:
+            # "stopped: the window now shows X" is not true once it shows something else
+            self._stop_said_at = None
+            self.progress_label.setText("")
         if shown.channel is not None and shown.channel != self._window_channel:
             self._window_channel = shown.channel  # the window's pick; the box may differ after
             self.channel_box.blockSignals(True)
@@ -70,7 +74,7 @@ class ExamplesShown:
         layer = shown.layer
         if layer.name not in names:
             self._show_message(
-                f"{layer.name} ({layer.type}) is not a convolution with a spatial map: top examples "
+                f"{layer.name} ({layer.type}) is not a convolution layer: top examples "
                 f"are kept for conv layers ({', '.join(names[:6])}{', …' if len(names) > 6 else ''}). "
                 f"Step to one (Page Up / Page Down)."
             )

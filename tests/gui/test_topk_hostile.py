@@ -99,9 +99,12 @@ def test_a_model_or_engine_change_stops_the_running_scan_and_says_so_at_once(
         "Scan with edges" if change == "model" else "Scan again on reference"
     )
     assert view.window_services.errors == []
-    # what was scanned is kept: classic again scans only the rest
+    # a layer step keeps the notice; showing another outcome (classic again) makes it untrue
+    view.show_state(Shown(view.shown.outcome, view.shown.layer, 1))
+    assert "scan stopped at" in view.progress_label.text()
     gate.read.clear()
     view.show_state(Shown(outcome_of(classic), layer_of(classic, "edges"), 3))
+    assert "the window now" not in view.progress_label.text()
     view.start_scan()
     idle(qtbot, view)
     assert view.result.stats.scanned == len(gate.read) == total - done
