@@ -164,6 +164,8 @@ def test_a_layer_without_spatial_extent_is_a_bar_chart_of_its_values(maps_view, 
     with qtbot.waitSignal(maps_view.unit_clicked) as blocker:
         maps_view.bars._click(scene)
     assert blocker.args == [i, 0, 0] and maps_view.selected_channel() == i
+    assert maps_view.bars.marker.value() == i  # the green line is the selection, and says so
+    assert maps_view.bars.marker.label.toPlainText() == f"selected: {i}"
     # neighbouring large bars: one number over them, all named in the corner list
     close = np.zeros(1000, np.float32)
     close[[281, 282, 285, 600, 10]] = [5, 6, 9, 4, 3]
