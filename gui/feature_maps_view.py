@@ -381,7 +381,8 @@ class FeatureMapsView(View):
         name = self._name(best)
         self.readout.setText(
             f"{self._layer} has no spatial extent: {n} values, one bar each · "
-            f"largest: {best}{' ' + name if name else ''} = {values[best]:.4g}"
+            f"largest: {best}{' ' + name if name else ''} = {values[best]:.4g} · "
+            f"green line: the selected {axis} ({self._selected or 0}; click a bar for another)"
         )
 
     def _place_highlight(self) -> None:

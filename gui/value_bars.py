@@ -37,18 +37,8 @@ class ValueBars(pg.PlotWidget):
         self.setLabel("left", "value")
         self.bar_item = pg.BarGraphItem(x=[], height=[], width=0.8, brush=BAR_COLOR, pen=None)
         self.addItem(self.bar_item)
-        # the selected bar (a click picks another), named on the line so it is not a mystery
-        self.marker = pg.InfiniteLine(
-            angle=90,
-            pen=pg.mkPen((0, 150, 0), width=1),
-            label="selected: {value:.0f}",
-            labelOpts={
-                "position": 0.97,
-                "color": (0, 120, 0),
-                "fill": (255, 255, 255, 220),
-                "anchors": [(0, 0), (0, 0)],
-            },
-        )
+        # the selected bar (a click picks another; the readout under the chart says so)
+        self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 150, 0), width=1))
         self.addItem(self.marker)
         self._labels: list[pg.TextItem] = []  # numbers over the largest bars
         self._named: list[str] = []  # the largest, named, in the caption
