@@ -86,30 +86,20 @@ def _measure(
 ) -> tuple[int, int]:
     (kh, kw) = s.kernel
     hidden = HIDDEN_NOTE if s.channels > rows else 0
-    if arrangement == "focus":  # the kernel line's Σ over the products, the unit's value under the output
-        ctx = context or cell
-        out_w, out_h = out_block(ctx, out, s.deck, overview, s.overview)
-        top_w = crop[1] * ctx + GAP + out_w
+    # "focus": the input crop and the output in context cells of their own, the kernel line
+    # without its Σ (drawn beside the products), the unit's value under the output
+    ctx = (context or cell) if arrangement == "focus" else cell
+    out_w, out_h = out_block(ctx, out, s.deck, overview, s.overview)
+    if arrangement == "focus":
         line_w = 2 * OP_W + 2 * kw * cell
+    else:
+        line_w = 3 * OP_W + 2 * kw * cell + SUM_W  # × kernel = products → Σ
+    if arrangement in ("focus", "split"):
+        top_w = crop[1] * ctx + GAP + out_w
         width = 2 * MARGIN + max(top_w, line_w)
         height = (
             TITLE_H
             + max(crop[0] * ctx + LABEL + 6, out_h)
-            + kh * cell
-            + LABEL
-            + 10
-            + hidden
-            + text_h(compact)
-        )
-        return max(width, 280), height
-    out_w, out_h = out_block(cell, out, s.deck, overview, s.overview)
-    line_w = 3 * OP_W + 2 * kw * cell + SUM_W  # × kernel = products → Σ
-    if arrangement == "split":
-        top_w = crop[1] * cell + GAP + out_w
-        width = 2 * MARGIN + max(top_w, line_w)
-        height = (
-            TITLE_H
-            + max(crop[0] * cell + LABEL + 6, out_h)
             + kh * cell
             + LABEL
             + 10
