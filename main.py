@@ -12,6 +12,7 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 VIEWS = ("maps", "filters", "rf", "explain", "engines", "topk", "featvis", "cam")
@@ -106,25 +107,26 @@ def _count(text: str) -> int:
     return value
 
 
-def _topk(text: str) -> int:
-    from models.topk.scanner import MAX_K
+def _at_most(most: int, what: str, note: str = "") -> Callable[[str], int]:
+    """A positive integer up to ``most``, refused while parsing (with the flag's name, not after
+    loading a model): ``at most {most} {what}, got ...{note}``."""
 
-    value = _positive(text)
-    if value > MAX_K:  # said while parsing, with the flag's name, not after loading a model
-        raise argparse.ArgumentTypeError(f"at most {MAX_K} examples per channel, got {text!r}")
-    return value
+    def parse(text: str) -> int:
+        value = _positive(text)
+        if value > most:
+            raise argparse.ArgumentTypeError(f"at most {most} {what}, got {text!r}{note}")
+        return value
+
+    return parse
+
+
+def _topk(text: str) -> int:
+    from models.topk.scanner import MAX_K  # imported when the flag is given, not for --help
+
+    return _at_most(MAX_K, "examples per channel")(text)
 
 
 MAX_MONTAGE_CHANNELS = 256  # rows of a montage: 256 x 50 crops is already a 3,000 x 24,000 px PNG
-
-
-def _montage_channels(text: str) -> int:
-    value = _positive(text)
-    if value > MAX_MONTAGE_CHANNELS:
-        raise argparse.ArgumentTypeError(
-            f"at most {MAX_MONTAGE_CHANNELS} channels per montage, got {text!r} (the JSON has every channel)"
-        )
-    return value
 
 
 def _engine(text: str) -> str:
@@ -211,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--topk-channels",
-        type=_montage_channels,
+        type=_at_most(MAX_MONTAGE_CHANNELS, "channels per montage", " (the JSON has every channel)"),
         default=64,
         metavar="N",
         help="with --dataset: channels per montage, the first N (default 64; the JSON has every channel)",
@@ -430,13 +432,13 @@ def export_dataset(args: argparse.Namespace, model: object) -> int:
 def check_paths(args: argparse.Namespace) -> None:
     """The photo and the folder named on the command line exist (cheap checks first)."""
     from models.errors import ConvScopeError
+    from models.topk.folder import check_folder
 
     if args.image and not Path(args.image).is_file():
         why = "a folder, not an image" if Path(args.image).is_dir() else "no such file"
         raise ConvScopeError(f"cannot open {args.image}: {why}")
-    if args.dataset and not args.dataset.is_dir():
-        why = "not a folder" if args.dataset.exists() else "no such folder"
-        raise ConvScopeError(f"cannot scan {args.dataset}: {why}")
+    if args.dataset:
+        check_folder(args.dataset)
 
 
 def check_view_args(args: argparse.Namespace) -> None:

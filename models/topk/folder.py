@@ -24,6 +24,15 @@ class FileStat:
 MONTAGE_SUFFIX = ".topk.png"  # the name of every montage --dataset --export writes
 
 
+def check_folder(folder: str | Path) -> Path:
+    """``folder`` as a path, or ``ImageError`` when there is no folder to scan there."""
+    root = Path(folder)
+    if not root.is_dir():
+        why = "not a folder" if root.exists() else "no such folder"
+        raise ImageError(f"cannot scan {folder}: {why}")
+    return root
+
+
 def list_images(folder: str | Path, exclude: str | Path | None = None) -> list[FileStat]:
     """Every file under ``folder`` whose suffix is an image suffix, sorted by relative path.
 
@@ -33,10 +42,7 @@ def list_images(folder: str | Path, exclude: str | Path | None = None) -> list[F
     destination); symbolic links to files are followed,
     links to folders are not (no cycles). Raises ``ImageError`` for a folder that does not exist.
     """
-    root = Path(folder)
-    if not root.is_dir():
-        why = "not a folder" if root.exists() else "no such folder"
-        raise ImageError(f"cannot scan {folder}: {why}")
+    root = check_folder(folder)
     left_out = Path(exclude).expanduser().resolve() if exclude is not None else None
     found: list[FileStat] = []
     for top, dirs, files in os.walk(root, onerror=None):
@@ -73,4 +79,4 @@ def tie_order(files: list, ids: dict[str, int], added: list[tuple[int, str, int,
     return order
 
 
-__all__ = ["IMAGE_SUFFIXES", "FileStat", "list_images", "tie_order"]
+__all__ = ["IMAGE_SUFFIXES", "FileStat", "check_folder", "list_images", "tie_order"]
