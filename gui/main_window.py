@@ -69,7 +69,7 @@ class MainWindow(Requests, Files, QMainWindow):
         self._message = None
         self._erf_for: tuple | None = None  # (outcome, layer, channel, y, x) of the field asked for
         self._initial_layer: str | None = None
-        self._fall_back = self._fall_back_layer = False  # see Requests.start
+        self._fall_back = self._interactive = False  # see Requests.start
         self._initial_unit: tuple | None = None  # open_image_at's (unit, channel), after the run
         self._status_kind: str | None = None  # "run": the run's line; "readout": a hovered value
         self._comparing = False

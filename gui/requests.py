@@ -63,7 +63,7 @@ class Requests:
         changes: dict = {"image": image, "arch": arch, "trust": trust, **given}
         if model:
             changes["model"] = model
-        self._fall_back = self._fall_back_layer = fall_back
+        self._fall_back = self._interactive = fall_back
         if engine:
             changes["engine"] = engine
         if untrained is not None and (untrained or model):
@@ -330,7 +330,7 @@ class Requests:
             try:
                 find_layer(result, asked_layer)
             except LayerError as exc:  # names close matches
-                shown_instead = f"; showing {names[index]}" if self._fall_back_layer else ""
+                shown_instead = f"; showing {names[index]}" if self._interactive else ""
                 self.show_error(f"{error_message(exc)}{shown_instead}")
         self.navigator.set_layers(result.layers, index)  # announces the layer: _show_layer
         self._remember()

@@ -20,7 +20,7 @@ from models.cache import ENV
 from models.sources import load_model
 from models.topk import batches as batches_module
 from models.topk import messages
-from tests.gui.test_topk_view import FakeWindow, idle, layer_of, outcome_of, scanned
+from tests.gui.test_topk_view import idle, layer_of, open_view, outcome_of, scanned
 from tests.models.topk_folders import bars_folder, edge_model
 
 SIZE = 64
@@ -38,15 +38,7 @@ def classic():
 
 @pytest.fixture
 def view(qtbot, settings):
-    widget = topk_module.TopKView(FakeWindow(settings), k=3, batch=2)
-    qtbot.addWidget(widget)
-    widget.resize(1000, 700)
-    widget.show()
-    yield widget
-    for lane in widget.workers():
-        lane.cancel()
-        assert lane.wait(30000)
-        lane.shutdown()
+    yield from open_view(qtbot, settings)
 
 
 @pytest.fixture

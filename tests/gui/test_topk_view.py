@@ -70,10 +70,9 @@ def layer_of(model, name: str):
     return next(la for la in conv_layers(model) if la.name == name)
 
 
-@pytest.fixture
-def view(qtbot, settings):
-    services = FakeWindow(settings)
-    widget = TopKView(services, k=K, batch=2)
+def open_view(qtbot, settings):
+    """The tab on its own (k=K, batches of 2), its lanes stopped after the test."""
+    widget = TopKView(FakeWindow(settings), k=K, batch=2)
     qtbot.addWidget(widget)
     widget.resize(1000, 700)
     widget.show()
@@ -82,6 +81,11 @@ def view(qtbot, settings):
         lane.cancel()
         assert lane.wait(30000)
         lane.shutdown()
+
+
+@pytest.fixture
+def view(qtbot, settings):
+    yield from open_view(qtbot, settings)
 
 
 def idle(qtbot, view) -> None:
