@@ -16,7 +16,8 @@ How it measures (see docs/../shared TESTING "Fair timing"):
   (a torch pass right after a NumPy GEMM runs up to 2x slower on two cores);
 - "engine alone": every ``nn.Conv2d``'s forward is replaced, for the block, by a function that
   hands the NumPy arrays to ``engine.run(..., weight_key=...)`` and wraps the result back; torch's
-  remaining ops run on ``--engine-torch-threads`` threads (1 by default) meanwhile;
+  remaining ops run on ``--engine-torch-threads`` threads meanwhile (by default what the app's
+  runner does: all cores when the engine's pieces run on numba's thread team, else one);
 - "through run_model": ``models.runner.run_model(loaded_model, x, engine)``, what the app and
   ``--export`` use (routing, hooks, captured activations included);
 - a ratio is the engine's best time over torch's best time from the same run; medians are shown
@@ -53,7 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine import Engine, get_engine
+from engine import Engine, get_engine, uses_team
 from models.sources.catalog import load_catalog
 
 MODELS = ["vgg16", "resnet18", "mobilenet_v2", "efficientnet_lite0"]
@@ -74,6 +75,12 @@ TARGETS = {
     "efficientnet_lite0": (1.3, 1.5),
 }
 _serial = itertools.count()
+
+
+def _parallel_mode() -> str:
+    from engine import _parallel  # the benchmark may read the engines' private state
+
+    return _parallel.team.reason if uses_team() else f"Python helper threads ({_parallel.team.reason})"
 
 
 def cpu_name() -> str:
@@ -506,8 +513,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--engine-torch-threads",
         type=int,
-        default=1,
-        help="torch's threads for the other ops while an engine runs",
+        default=None,
+        help="torch's threads for the other ops while an engine runs (default: what the app's "
+        "runner does: all of --threads when the engine's pieces run on numba's thread team, "
+        "else 1)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="auto only, resnet18 and mobilenet_v2, 2 rounds of 2"
@@ -534,6 +543,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.engines:
         get_engine(name)  # unknown names fail before anything is timed
     torch.set_num_threads(args.threads)
+    if args.engine_torch_threads is None:
+        args.engine_torch_threads = args.threads if uses_team() else 1
     try:  # what the app does at start (main.py), for torch's passes and ours alike
         from models.memory import keep_freed_memory
 
@@ -571,6 +582,7 @@ def main(argv: list[str] | None = None) -> None:
         f"# torch alone on {args.threads} threads; engine alone = every nn.Conv2d swapped for "
         f"engine.run (torch's other ops on {args.engine_torch_threads} thread(s));"
     )
+    print(f"# the engine's pieces run on {_parallel_mode()}.")
     print("# through run_model = models.runner.run_model(loaded, x, engine) (what the app runs).")
     print("# ms = best / median; x torch = best over torch's best from this run.\n")
     print(

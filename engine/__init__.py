@@ -13,7 +13,7 @@ import importlib
 import threading
 
 from engine._common import PADDING_MODES, ConvSpec, make_spec, output_size, pad_input
-from engine._parallel import serial, workers
+from engine._parallel import serial, uses_team, workers
 from engine.base import ConvResult, Engine
 
 # name -> (module, class); the order is the order users see
@@ -66,6 +66,7 @@ __all__ = [
     "output_size",
     "pad_input",
     "serial",
+    "uses_team",
     "warm_up",
     "workers",
 ]

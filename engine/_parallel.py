@@ -11,15 +11,30 @@ not spinning; a round trip costs ~7 µs). NumPy's BLAS and numba kernels release
 
 ``WORKERS`` (default: the cores this process may use) is a module attribute; set it to 1 to
 run everything on the calling thread.
+
+One thread team (:func:`run_kernel`, :func:`matmul_rows`, :func:`matmul_batch`): with the
+compiled kernels, the pieces do not go to Python threads but to numba's OpenMP team
+(``prange`` over the pieces, :mod:`engine._kernels`), and the GEMM pieces call NumPy's own
+OpenBLAS (``cblas_sgemm``, held to one thread) from that team. A team's threads wait for the
+next parallel region the way torch's do, so torch's ops can keep all cores between two
+convolutions: measured on 2 cores (2026-11-26), a 64x56x56 batch norm on torch's two threads
+followed by an engine step took 108 µs with the team (29 + 75 alone) and 196 µs with the
+Python helper threads (which took 106 µs alone), and a 128x576x3136 GEMM interleaved with it
+2.40 ms against 2.93 ms (median 2.59 against 5.96). ``CONVSCOPE_ENGINE_THREADS=python`` keeps
+the Python helper threads (and torch on one thread while an engine runs); without numba, or
+when no threadsafe threading layer loads (OpenMP or TBB), they are used anyway.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 
 def _cores() -> int:
@@ -54,6 +69,8 @@ KERNEL_OPS = 200_000
 def pieces(total: int, cost_per_item: int = 1, min_cost: int = 1) -> list[tuple[int, int]]:
     """``range(total)`` as up to :data:`WORKERS` contiguous ``(start, stop)`` pieces, each worth
     at least ``min_cost`` (items cost ``cost_per_item`` each); small work stays one piece."""
+    if getattr(_local, "split_all", False):
+        min_cost = 1
     worth = total * max(1, cost_per_item) // max(1, min_cost)
     k = max(1, min(getattr(_local, "workers", WORKERS), total, worth))
     return [(total * i // k, total * (i + 1) // k) for i in range(k)]
@@ -75,9 +92,171 @@ def serial() -> Iterator[None]:
             _local.workers = before
 
 
+@contextlib.contextmanager
+def split_all() -> Iterator[None]:
+    """``with split_all():`` this thread's calls split even the smallest work into pieces (for
+    :func:`engine._jit.warm_up`, so that tiny calls compile every team wrapper too)."""
+    _local.split_all = True
+    try:
+        yield
+    finally:
+        _local.split_all = False
+
+
 def workers() -> int:
     """The threads an engine's call may use (:data:`WORKERS`)."""
     return WORKERS
+
+
+# How long numba's OpenMP threads spin for the next step before they sleep: GNU OpenMP's default
+# (300,000 pauses, ~5 ms here) keeps a core busy long after a convolution, while torch's own
+# threads compute the batch norms and activations that follow. 20,000 (~0.3 ms) still bridges
+# the gaps between one convolution's steps. resnet18 / mobilenet_v2 on auto, engine alone, two
+# runs each (2026-11-26): default 1.10-1.16 / 1.02-1.14 x torch, medians 35.5-37.3 ms for
+# resnet18; 20,000: 1.07-1.11 / 0.98-1.00, medians 26.8-36.0; 2,000: 1.09-1.12 / 0.69-1.00. A
+# GOMP_SPINCOUNT or OMP_WAIT_POLICY set by the user is left as it is.
+TEAM_SPIN = "20000"
+
+
+class _Team:
+    """Whether the pieces run on numba's thread team: decided once, on first use."""
+
+    def __init__(self) -> None:
+        self._ready: bool | None = None
+        self.reason = ""
+        self._lock = threading.Lock()
+
+    def ready(self) -> bool:
+        if self._ready is None:
+            with self._lock:
+                if self._ready is None:
+                    self._ready = self._probe()
+        return self._ready
+
+    def _probe(self) -> bool:
+        from engine import _jit
+
+        if os.environ.get("CONVSCOPE_ENGINE_THREADS", "").strip().lower() == "python":
+            self.reason = "CONVSCOPE_ENGINE_THREADS=python"
+            return False
+        kernels = _jit.kernels()
+        if kernels is None:
+            self.reason = f"no compiled kernels ({_jit.unavailable_reason()})"
+            return False
+        marks = np.zeros(2, dtype=np.int64)
+        # numba's OpenMP library is loaded by this first launch, after torch's own copy read its
+        # settings: a shorter spin for numba's threads only (see TEAM_SPIN)
+        ours = "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ
+        if ours:
+            os.environ["GOMP_SPINCOUNT"] = TEAM_SPIN
+        try:
+            kernels.blas.probe_team(marks, np.array([0, 1, 2], dtype=np.int64))
+        except Exception as exc:  # numba: "No threading layer could be loaded"
+            self.reason = f"no threadsafe threading layer for numba ({exc})".splitlines()[0]
+            return False
+        finally:
+            if ours:
+                del os.environ["GOMP_SPINCOUNT"]
+        if marks.tolist() != [1, 2]:
+            self.reason = "numba's thread team did not run its pieces"
+            return False
+        self.reason = f"numba's {kernels.blas.threading_layer()} team"
+        return True
+
+
+team = _Team()
+
+
+def uses_team() -> bool:
+    """True when the engines' pieces run on numba's thread team (see the module's docstring):
+    its threads wait for the next step the way torch's own do (a short spin, then asleep), so
+    torch's ops may keep every core between convolutions; False with the Python helper
+    threads."""
+    return team.ready()
+
+
+def _bounds(parts: list[tuple[int, int]]):
+    return np.array([a for a, _ in parts] + [parts[-1][1]], dtype=np.int64)
+
+
+def run_kernel(kernel: Callable[..., object], args: tuple, parts: list[tuple[int, int]]) -> None:
+    """``kernel(*args, start, stop)`` for every piece: a compiled kernel of
+    :mod:`engine._kernels`, on numba's team when it is ready (the kernel's ``<name>_team``
+    wrapper beside it), else through :func:`run`."""
+    if len(parts) == 1:
+        kernel(*args, *parts[0])
+        return
+    if team.ready():
+        import sys
+
+        fn = kernel.py_func  # type: ignore[attr-defined]
+        getattr(sys.modules[fn.__module__], f"{fn.__name__}_team")(*args, _bounds(parts))
+        return
+    run(lambda a, b: kernel(*args, a, b), parts)
+
+
+def _team_gemm(arrays: tuple, ndim: int):
+    """NumPy's BLAS sgemm as a ctypes function for these arrays (``a, b, out``), or None when
+    the team cannot take them (no team, not float32, a layout BLAS cannot read as it is)."""
+    if not team.ready():
+        return None
+    for m in arrays:
+        if m.ndim != ndim or m.dtype != np.float32 or m.strides[-1] != m.itemsize:
+            return None
+        if any(st <= 0 or st % m.itemsize for st in m.strides):
+            return None
+    if not arrays[-1].flags.writeable:
+        return None
+    return numpy_blas.sgemm
+
+
+def _matrix(m: np.ndarray, axis: int = 0) -> tuple[int, int]:
+    """(address, row stride in elements) of a row-major matrix (of each matrix of a batch)."""
+    return m.ctypes.data, m.strides[axis] // m.itemsize
+
+
+def matmul_rows(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: list[tuple[int, int]]) -> None:
+    """``out = a @ b`` (2-D) in as many pieces as ``parts`` has: ``out[r0:r1] = a[r0:r1] @ b``
+    for each of its row ranges, or on numba's team column ranges of as many pieces when ``b``
+    is the bigger matrix."""
+    if len(parts) == 1:
+        r0, r1 = parts[0]
+        np.matmul(a[r0:r1], b, out=out[r0:r1])
+        return
+    gemm = _team_gemm((a, b, out), 2)
+    if gemm is None:
+        run(lambda r0, r1: np.matmul(a[r0:r1], b, out=out[r0:r1]), parts)
+        return
+    from engine import _jit
+
+    blas = _jit.kernels().blas
+    (m, k), n = a.shape, b.shape[1]
+    pointers = (*_matrix(a), *_matrix(b), *_matrix(out), a.itemsize)
+    if m * k < k * n and n >= 64 * len(parts):
+        # each thread packs the whole of the matrix it does not split: split the bigger one
+        # (a stem's 64x147 filters against a 147x12880 patch matrix: 1.31 ms, not 1.41)
+        edges = [0] + [n * i // len(parts) // 16 * 16 for i in range(1, len(parts))] + [n]
+        blas.gemm_cols_team(gemm, m, k, *pointers, np.array(edges, dtype=np.int64))
+    else:
+        blas.gemm_rows_team(gemm, k, n, *pointers, _bounds(parts))
+
+
+def matmul_batch(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: list[tuple[int, int]]) -> None:
+    """``out[i] = a[i] @ b[i]`` for every piece of the batch (3-D), in parallel."""
+    if len(parts) == 1:
+        k0, k1 = parts[0]
+        np.matmul(a[k0:k1], b[k0:k1], out=out[k0:k1])
+        return
+    gemm = _team_gemm((a, b, out), 3)
+    if gemm is None:
+        run(lambda k0, k1: np.matmul(a[k0:k1], b[k0:k1], out=out[k0:k1]), parts)
+        return
+    from engine import _jit
+
+    blas = _jit.kernels().blas
+    m, k, n = a.shape[1], a.shape[2], b.shape[2]
+    addresses = (*_matrix(a, 1), a.strides[0], *_matrix(b, 1), b.strides[0], *_matrix(out, 1), out.strides[0])
+    blas.gemm_batch_team(gemm, m, n, k, *addresses, _bounds(parts))
 
 
 def gemm_pieces(total: int, macs_per_item: int) -> list[tuple[int, int]]:
@@ -189,6 +368,9 @@ class _NumpyBlas:
     def __init__(self) -> None:
         self._found = False
         self._get = self._set = None
+        self._sgemm = None
+        self._typed = False
+        self._int = ctypes.c_int32
         self._depth = 0
         self._saved = 0
         self._lock = threading.Lock()
@@ -198,7 +380,6 @@ class _NumpyBlas:
             return
         self._found = True
         try:
-            import numpy as np
             from threadpoolctl import ThreadpoolController
         except ImportError:
             return
@@ -217,6 +398,8 @@ class _NumpyBlas:
                     set_ = getattr(c.dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
                     if get is not None and set_ is not None:
                         self._get, self._set = get, set_
+                        self._sgemm = getattr(c.dynlib, f"{prefix}cblas_sgemm{suffix}", None)
+                        self._int = ctypes.c_int64 if suffix else ctypes.c_int32
                         return
 
     @property
@@ -243,6 +426,24 @@ class _NumpyBlas:
             self._depth -= 1
             if self._depth == 0 and self._set is not None and self._saved != 1:
                 self._set(self._saved)
+
+    @property
+    def sgemm(self) -> object | None:
+        """``cblas_sgemm`` of NumPy's OpenBLAS as a typed ctypes function, or None (another
+        BLAS). Meant for calls while the BLAS is held to one thread (:meth:`single_threaded`).
+
+        float32 only: numba types a ctypes function by its Python class, the same for every
+        function of a library, so a kernel compiled for sgemm would call dgemm with sgemm's
+        argument types (float64 products through the team came out as garbage)."""
+        self._find()
+        if self._set is None or self._sgemm is None:
+            return None
+        if not self._typed:
+            i, p, f = self._int, ctypes.c_void_p, ctypes.c_float
+            self._sgemm.argtypes = [ctypes.c_int32] * 3 + [i] * 3 + [f, p, i, p, i, f, p, i]
+            self._sgemm.restype = None
+            self._typed = True
+        return self._sgemm
 
     @property
     def threads(self) -> int | None:

@@ -114,16 +114,14 @@ def _dense3x3(
     groups4 = -(-spec.c_out // 4)
     for n in range(spec.n):
         planes.fill(0)
-        parallel.run(
-            lambda c0, c1, n=n: kernels.phase_planes(
-                x, n, planes, sh, sw, spec.pad[0], spec.pad[2], hq, wq, c0, c1
-            ),
+        parallel.run_kernel(
+            kernels.phase_planes,
+            (x, n, planes, sh, sw, spec.pad[0], spec.pad[2], hq, wq),
             parallel.kernel_pieces(spec.c_in, hq * wq * sh * sw),
         )
-        parallel.run(
-            lambda g0, g1, n=n: kernels.dense3x3(
-                planes, weight, b, out, n, sh, sw, *spec.dilation, wq, g0, g1
-            ),
+        parallel.run_kernel(
+            kernels.dense3x3,
+            (planes, weight, b, out, n, sh, sw, *spec.dilation, wq),
             parallel.kernel_pieces(groups4, 36 * spec.c_in * hq * wq),
         )
     return out
@@ -151,10 +149,9 @@ class DirectEngine(Engine):
                 out = np.empty(spec.output_shape, dtype=spec.dtype)
                 b = np.empty(0, dtype=spec.dtype) if bias is None else bias
                 taps = spec.c_out_per_group * spec.out_h * spec.out_w * spec.kh * spec.kw
-                parallel.run(
-                    lambda c0, c1: kernels.depthwise(
-                        x, weight, b, out, *spec.stride, *spec.dilation, spec.pad[0], spec.pad[2], c0, c1
-                    ),
+                parallel.run_kernel(
+                    kernels.depthwise,
+                    (x, weight, b, out, *spec.stride, *spec.dilation, spec.pad[0], spec.pad[2]),
                     parallel.kernel_pieces(spec.n * spec.c_in, taps),
                 )
                 return out, self.name

@@ -92,10 +92,9 @@ def im2col_conv(
         for n in range(spec.n):
             xs, outs = x[n].reshape(g, cg, hw), out[n].reshape(g, og, hw)
             if use_jit:  # output channels split over the cores
-                parallel.run(
-                    lambda o0, o1, xs=xs, outs=outs: np.matmul(w[:, o0:o1], xs, out=outs[:, o0:o1]),
-                    parallel.gemm_pieces(og, g * cg * hw),
-                )
+                parts = parallel.gemm_pieces(og, cg * hw)
+                for gi in range(g):
+                    parallel.matmul_rows(w[gi], xs[gi], outs[gi], parts)
             else:
                 np.matmul(w, xs, out=outs)
         return add_bias(out, bias)
@@ -112,10 +111,11 @@ def im2col_conv(
                 dst = out[n, gi * og : (gi + 1) * og, y0:y1].reshape(og, -1)  # a view: rows are whole
                 if kernels is not None:
                     cols = buffer[:, : (y1 - y0) * spec.out_w]
-                    parallel.run(
-                        lambda r0, r1, n=n, gi=gi, y0=y0, y1=y1, cols=cols: kernels.patches(
+                    parallel.run_kernel(  # the whole buffer: one compiled form for every band
+                        kernels.patches,
+                        (
                             x,
-                            cols,
+                            buffer,
                             n,
                             gi * cg,
                             spec.kh,
@@ -127,16 +127,11 @@ def im2col_conv(
                             y0,
                             y1,
                             spec.out_w,
-                            r0,
-                            r1,
                         ),
                         parallel.kernel_pieces(k, (y1 - y0) * spec.out_w),
                     )
-                    parallel.run(
-                        lambda o0, o1, gi=gi, cols=cols, dst=dst: np.matmul(
-                            w[gi, o0:o1], cols, out=dst[o0:o1]
-                        ),
-                        parallel.gemm_pieces(og, k * (y1 - y0) * spec.out_w),
+                    parallel.matmul_rows(
+                        w[gi], cols, dst, parallel.gemm_pieces(og, k * (y1 - y0) * spec.out_w)
                     )
                 else:
                     part = xp[n : n + 1, gi * cg : (gi + 1) * cg]
@@ -211,29 +206,22 @@ def _wide_conv(
     b = np.empty(0, dtype=spec.dtype) if bias is None else bias
     for n in range(spec.n):
         planes.fill(0)
-        parallel.run(
-            lambda c0, c1, n=n: kernels.phase_planes(
-                x, n, planes, sh, sw, spec.pad[0], spec.pad[2], hq, wq, c0, c1
-            ),
+        parallel.run_kernel(
+            kernels.phase_planes,
+            (x, n, planes, sh, sw, spec.pad[0], spec.pad[2], hq, wq),
             parallel.kernel_pieces(spec.c_in, hq * wq * sh * sw),
         )
         for y0, y1 in bands:
             length = (y1 - y0) * wq
-            parallel.run(
-                lambda r0, r1, y0=y0, y1=y1: kernels.patches_wide(
-                    planes, cols, spec.kh, spec.kw, sh, sw, *spec.dilation, wq, y0, y1, r0, r1
-                ),
+            parallel.run_kernel(
+                kernels.patches_wide,
+                (planes, cols, spec.kh, spec.kw, sh, sw, *spec.dilation, wq, y0, y1),
                 parallel.kernel_pieces(k, length),
             )
-            c, dst = cols[:, :length], wide[:, :length]
-            # each piece's rows of the GEMM, then the same rows cropped (bias added)
-            parallel.run(
-                lambda o0, o1, c=c, dst=dst, n=n, y0=y0, y1=y1: (
-                    np.matmul(w[o0:o1], c, out=dst[o0:o1]),
-                    kernels.crop_rows(wide, b, out, n, y0, y1, wq, o0, o1),
-                ),
-                parallel.gemm_pieces(spec.c_out, k * length),
-            )
+            # the GEMM's rows, then the same rows cropped (bias added)
+            parts = parallel.gemm_pieces(spec.c_out, k * length)
+            parallel.matmul_rows(w, cols[:, :length], wide[:, :length], parts)
+            parallel.run_kernel(kernels.crop_rows, (wide, b, out, n, y0, y1, wq), parts)
     return out
 
 

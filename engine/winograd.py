@@ -108,9 +108,8 @@ def filter_transform(weight: np.ndarray, spec: ConvSpec, m: int, use_jit: bool =
     if kernels is not None:
         w9 = weight.reshape(-1, 9)
         u = np.empty((a * a, w9.shape[0]), dtype=spec.dtype)
-        parallel.run(
-            lambda f0, f1: kernels.winograd_filter(w9, g_mat, u, f0, f1),
-            parallel.kernel_pieces(w9.shape[0], 4 * a * a),
+        parallel.run_kernel(
+            kernels.winograd_filter, (w9, g_mat, u), parallel.kernel_pieces(w9.shape[0], 4 * a * a)
         )
         return u.reshape(a * a, g, og, cg)
     u = g_mat @ weight.astype(np.float64) @ g_mat.T  # (O, C/G, a, a)
@@ -201,20 +200,19 @@ def _jit_band(
     cg, og = spec.c_in_per_group, spec.c_out_per_group
     p = spec.n * (ty1 - ty0) * tw
     v = scratch("winograd V", (a * a, spec.c_in, p), dt)
-    parallel.run(
-        lambda c0, c1: kernels.winograd_input(x, v, m, spec.pad[0], spec.pad[2], ty0, ty1, tw, c0, c1),
+    parallel.run_kernel(
+        kernels.winograd_input,
+        (x, v, m, spec.pad[0], spec.pad[2], ty0, ty1, tw),
         parallel.kernel_pieces(spec.n * spec.c_in, a * a * p // spec.n),
     )
     v3 = v.reshape(a * a * g, cg, p)
     mm = scratch("winograd M", (a * a * g, og, p), dt)
-    parallel.run(
-        lambda k0, k1: np.matmul(u_gemm[k0:k1], v3[k0:k1], out=mm[k0:k1]),
-        parallel.gemm_pieces(a * a * g, og * cg * p),
-    )
+    parallel.matmul_batch(u_gemm, v3, mm, parallel.gemm_pieces(a * a * g, og * cg * p))
     b = np.empty(0, dtype=dt) if bias is None else bias
     mm3 = mm.reshape(a * a, spec.c_out, p)
-    parallel.run(
-        lambda o0, o1: kernels.winograd_output(mm3, b, out, m, ty0, ty1, tw, o0, o1),
+    parallel.run_kernel(
+        kernels.winograd_output,
+        (mm3, b, out, m, ty0, ty1, tw),
         parallel.kernel_pieces(spec.n * spec.c_out, a * a * p // spec.n),
     )
 

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from engine import Engine, get_engine
+from engine import Engine, get_engine, uses_team
 from models.errors import Cancelled
 
 _aten = torch.ops.aten
@@ -100,8 +100,10 @@ class ConvRouter:
     def threads(self) -> Iterator[None]:
         """NumPy's BLAS and torch's OpenMP each keep a spinning thread pool; taking turns on the
         same cores they starve each other (resnet18 on auto: 245 ms -> 43 ms on 2 cores). While
-        our engine does the heavy work, torch's remaining ops run on one thread."""
-        if self.is_reference:
+        our engine does the heavy work, torch's remaining ops run on one thread. Unless the
+        engine's pieces run on numba's thread team (:func:`engine.uses_team`), whose threads
+        wait between calls the way torch's do: then torch keeps every core."""
+        if self.is_reference or uses_team():
             yield
             return
         before = torch.get_num_threads()

@@ -17,15 +17,29 @@ What each computes is the NumPy form's result, bit for bit up to float rounding 
 - :func:`patches`: :func:`engine.im2col.patch_matrix` for a band of output rows;
 - :func:`phase_planes` / :func:`patches_wide`: :func:`engine.im2col.phase_planes` and
   :func:`engine.im2col.wide_patch_matrix` (strided convolutions), :func:`crop_rows` the
-  crop of the wide GEMM's result to the output's width, bias added.
+  crop of the wide GEMM's result to the output's width, bias added;
+- :mod:`engine._kernels.blas`: GEMM pieces through NumPy's own BLAS.
+
+Each kernel ``k`` has a ``k_team(..., bounds)`` beside it: ``k``'s pieces ``bounds[p] ..
+bounds[p + 1]`` run on numba's threads (the ``threadsafe`` threading layer: OpenMP, or TBB if installed; see
+:mod:`engine._parallel` for why a thread team and not Python threads).
 """
 
+import os
+
+import numba
+
+if "NUMBA_THREADING_LAYER" not in os.environ:  # the user's own choice wins
+    numba.config.THREADING_LAYER = "threadsafe"  # two GUI lanes may launch at once
+
+from engine._kernels import blas
 from engine._kernels.depthwise import depthwise, phase_planes
 from engine._kernels.direct import dense3x3
 from engine._kernels.im2col import crop_rows, patches, patches_wide
 from engine._kernels.winograd import winograd_filter, winograd_input, winograd_output
 
 __all__ = [
+    "blas",
     "crop_rows",
     "dense3x3",
     "depthwise",

@@ -8,7 +8,7 @@ running a stale copy of it after that module changed."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from engine._kernels._shared import OPTS as _OPTS
 from engine._kernels._shared import ZERO as _ZERO
@@ -287,3 +287,20 @@ def _depthwise3(
             av = acc[y * wq : y * wq + ow]
             for xx in range(ow):
                 dst[xx] = av[xx]
+
+
+# Each kernel's pieces on numba's OpenMP team (see engine._parallel.run_kernel): one wrapper
+# per kernel, written out, because numba's disk cache cannot keep a function that takes a
+# compiled function as an argument (its type names the function's address in this process).
+
+
+@njit(parallel=True, **_OPTS)
+def phase_planes_team(x, n, planes, sh, sw, pt, pl, hq, wq, bounds):  # pragma: no cover - compiled
+    for p in prange(bounds.shape[0] - 1):
+        phase_planes(x, n, planes, sh, sw, pt, pl, hq, wq, bounds[p], bounds[p + 1])
+
+
+@njit(parallel=True, **_OPTS)
+def depthwise_team(x, w, b, out, sh, sw, dh, dw, pt, pl, bounds):  # pragma: no cover - compiled
+    for p in prange(bounds.shape[0] - 1):
+        depthwise(x, w, b, out, sh, sw, dh, dw, pt, pl, bounds[p], bounds[p + 1])

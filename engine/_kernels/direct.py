@@ -4,7 +4,7 @@ loop), for layers with few input channels (the stems)."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from engine._kernels._shared import OPTS as _OPTS
 from engine._kernels._shared import ZERO as _ZERO
@@ -123,3 +123,14 @@ def dense3x3(planes, w, b, out, n, sh, sw, dh, dw, wq, g0, g1):  # pragma: no co
                     d3 = out[n, od, y0 + y]
                     for q in range(ow):
                         d3[q] = s3[q]
+
+
+# Each kernel's pieces on numba's OpenMP team (see engine._parallel.run_kernel): one wrapper
+# per kernel, written out, because numba's disk cache cannot keep a function that takes a
+# compiled function as an argument (its type names the function's address in this process).
+
+
+@njit(parallel=True, **_OPTS)
+def dense3x3_team(planes, w, b, out, n, sh, sw, dh, dw, wq, bounds):  # pragma: no cover - compiled
+    for p in prange(bounds.shape[0] - 1):
+        dense3x3(planes, w, b, out, n, sh, sw, dh, dw, wq, bounds[p], bounds[p + 1])

@@ -8,7 +8,7 @@ another."""
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from engine._kernels._shared import OPTS as _OPTS
 from engine._kernels._shared import ZERO as _ZERO
@@ -112,3 +112,26 @@ def patches(x, cols, n, ch0, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow, r0, r1)
                 for q in range(ow):
                     dst[d + q] = sv[base + q * sw]
                 d += ow
+
+
+# Each kernel's pieces on numba's OpenMP team (see engine._parallel.run_kernel): one wrapper
+# per kernel, written out, because numba's disk cache cannot keep a function that takes a
+# compiled function as an argument (its type names the function's address in this process).
+
+
+@njit(parallel=True, **_OPTS)
+def patches_wide_team(planes, cols, kh, kw, sh, sw, dh, dw, wq, y0, y1, bounds):  # pragma: no cover
+    for p in prange(bounds.shape[0] - 1):
+        patches_wide(planes, cols, kh, kw, sh, sw, dh, dw, wq, y0, y1, bounds[p], bounds[p + 1])
+
+
+@njit(parallel=True, **_OPTS)
+def crop_rows_team(wide, b, out, n, y0, y1, wq, bounds):  # pragma: no cover - compiled
+    for p in prange(bounds.shape[0] - 1):
+        crop_rows(wide, b, out, n, y0, y1, wq, bounds[p], bounds[p + 1])
+
+
+@njit(parallel=True, **_OPTS)
+def patches_team(x, cols, n, ch0, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow, bounds):  # pragma: no cover
+    for p in prange(bounds.shape[0] - 1):
+        patches(x, cols, n, ch0, kh, kw, sh, sw, dh, dw, pt, pl, y0, y1, ow, bounds[p], bounds[p + 1])

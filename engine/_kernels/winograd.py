@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from engine._kernels._shared import EIGHT as _EIGHT
 from engine._kernels._shared import FIVE as _FIVE
@@ -230,3 +230,26 @@ def winograd_filter(w9, gmat, u, f0, f1):  # pragma: no cover - compiled
         for k1 in range(a):
             for k2 in range(a):
                 u[k1 * a + k2, f] = gmat[k1, 0] * t[0, k2] + gmat[k1, 1] * t[1, k2] + gmat[k1, 2] * t[2, k2]
+
+
+# Each kernel's pieces on numba's OpenMP team (see engine._parallel.run_kernel): one wrapper
+# per kernel, written out, because numba's disk cache cannot keep a function that takes a
+# compiled function as an argument (its type names the function's address in this process).
+
+
+@njit(parallel=True, **_OPTS)
+def winograd_input_team(x, v, m, pt, pl, ty0, ty1, tw, bounds):  # pragma: no cover - compiled
+    for p in prange(bounds.shape[0] - 1):
+        winograd_input(x, v, m, pt, pl, ty0, ty1, tw, bounds[p], bounds[p + 1])
+
+
+@njit(parallel=True, **_OPTS)
+def winograd_output_team(mm, b, out, m, ty0, ty1, tw, bounds):  # pragma: no cover - compiled
+    for p in prange(bounds.shape[0] - 1):
+        winograd_output(mm, b, out, m, ty0, ty1, tw, bounds[p], bounds[p + 1])
+
+
+@njit(parallel=True, **_OPTS)
+def winograd_filter_team(w9, gmat, u, bounds):  # pragma: no cover - compiled
+    for p in prange(bounds.shape[0] - 1):
+        winograd_filter(w9, gmat, u, bounds[p], bounds[p + 1])

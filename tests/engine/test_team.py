@@ -1,0 +1,118 @@
+"""The engines' pieces on numba's OpenMP team: every piece runs, GEMMs split either way give
+NumPy's product (padded rows, batches, float64), the Python helper threads still work when the
+team is off, the user's OpenMP settings are left as found, and torch keeps its cores in the
+runner only when the team is on."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from engine import _jit, _parallel
+from models.engine_mode import ConvRouter
+
+
+@pytest.fixture(params=["team", "python threads"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test once on the team (where this machine has one) and once on Python threads."""
+    if request.param == "team" and not _parallel.uses_team():
+        pytest.skip(f"no thread team here: {_parallel.team.reason}")
+    if request.param == "python threads":
+        monkeypatch.setattr(_parallel.team, "_ready", False)
+    monkeypatch.setattr(_parallel, "WORKERS", 2)
+    return request.param
+
+
+def test_the_team_says_what_it_is_or_why_not() -> None:
+    assert isinstance(_parallel.uses_team(), bool)
+    assert _parallel.team.reason  # "numba's omp team", or why the helper threads are used
+
+
+def test_every_piece_of_a_kernel_runs_once(mode: str) -> None:
+    kernels = _jit.kernels()
+    if kernels is None:
+        pytest.skip("numba is not available")
+    marks = np.zeros(10, dtype=np.int64)
+    _parallel.run_kernel(kernels.blas.probe, (marks,), [(0, 3), (3, 7), (7, 10)])
+    assert marks.tolist() == list(range(1, 11))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("m", "k", "n"),
+    [(8, 27, 700), (64, 30, 20), (5, 3, 1), (40, 40, 40)],  # columns split, rows split, tiny, even
+)
+def test_split_gemms_equal_numpy(mode: str, dtype: type, m: int, k: int, n: int) -> None:
+    rng = np.random.default_rng(m * n)
+    a = rng.standard_normal((m, k + 3)).astype(dtype)[:, 1 : k + 1]  # rows padded on both ends
+    b = rng.standard_normal((k, n + 5)).astype(dtype)[:, :n]
+    wide = np.full((m, n + 7), np.nan, dtype=dtype)
+    out = wide[:, 2 : n + 2]
+    _parallel.matmul_rows(a, b, out, _parallel.pieces(m))
+    np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-4)
+    assert np.isnan(wide[:, :2]).all() and np.isnan(wide[:, n + 2 :]).all()  # nothing outside
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_split_batch_of_gemms_equals_numpy(mode: str, dtype: type) -> None:
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((16, 12, 9)).astype(dtype)
+    a.flags.writeable = False  # a cached transformed filter is read-only
+    b = rng.standard_normal((16, 9, 30)).astype(dtype)
+    out = np.empty((16, 12, 30), dtype=dtype)
+    _parallel.matmul_batch(a, b, out, _parallel.pieces(16))
+    np.testing.assert_allclose(out, np.matmul(a, b), rtol=1e-5, atol=1e-4)
+
+
+def test_the_probe_leaves_the_users_openmp_settings_as_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not _parallel.uses_team():
+        pytest.skip(f"no thread team here: {_parallel.team.reason}")
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    fresh = _parallel._Team()
+    assert fresh.ready()
+    assert "GOMP_SPINCOUNT" not in os.environ
+    monkeypatch.setenv("GOMP_SPINCOUNT", "123")
+    assert _parallel._Team().ready()
+    assert os.environ["GOMP_SPINCOUNT"] == "123"
+
+
+def test_the_python_threads_can_be_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVSCOPE_ENGINE_THREADS", "python")
+    fresh = _parallel._Team()
+    assert not fresh.ready()
+    assert fresh.reason == "CONVSCOPE_ENGINE_THREADS=python"
+
+
+def test_torch_keeps_its_threads_in_the_runner_only_beside_the_team(mode: str) -> None:
+    before = torch.get_num_threads()
+    if before < 2:
+        pytest.skip("one core: nothing to keep")
+    with ConvRouter("auto").threads():
+        inside = torch.get_num_threads()
+    assert torch.get_num_threads() == before
+    assert inside == (before if mode == "team" else 1)
+    with ConvRouter("reference").threads():
+        assert torch.get_num_threads() == before
+
+
+def test_warm_up_compiles_every_team_wrapper() -> None:
+    """The first image does not wait for numba to compile the team's wrappers (~30 s on two
+    cores the first time on a machine)."""
+    if not _parallel.uses_team():
+        pytest.skip(f"no thread team here: {_parallel.team.reason}")
+    import importlib
+
+    from numba.core.registry import CPUDispatcher
+
+    assert _jit.warm_up()
+    cold = []
+    for name in ("blas", "depthwise", "direct", "im2col", "winograd"):
+        module = importlib.import_module(f"engine._kernels.{name}")
+        for attr, value in vars(module).items():
+            if attr.endswith("_team") and attr != "probe_team" and isinstance(value, CPUDispatcher):
+                if not any("float32" in str(sig) for sig in value.signatures):
+                    cold.append(f"{name}.{attr}")
+    assert not cold, f"not warmed up: {cold}"
