@@ -60,10 +60,15 @@ def _executor(helpers: int) -> ThreadPoolExecutor:
         return _pool
 
 
-# Below these a piece is not worth a fork-join (~15 µs): GEMM multiply-adds (~50 G/s per core)
-# and elements of the memory-bound kernels (transforms, copies, depthwise taps: ~2-5 G/s).
+# Below these a piece is not worth a fork-join on the Python helper threads (~15-50 µs): GEMM
+# multiply-adds (~50 G/s per core) and elements of the memory-bound kernels (transforms,
+# copies, depthwise taps: ~2-5 G/s). A fork-join on numba's team costs ~3 µs (2 µs a launch
+# from compiled code): there a piece is worth it at a tenth of these (TEAM_SCALE). With the
+# helpers' thresholds on the team, resnet18 ran six of its ten Winograd input transforms and
+# all seven of its patch matrices on 7x7 maps on one thread (0.4 ms each, 5 ms a pass).
 GEMM_MACS = 2_000_000
 KERNEL_OPS = 200_000
+TEAM_SCALE = 10
 
 
 def pieces(total: int, cost_per_item: int = 1, min_cost: int = 1) -> list[tuple[int, int]]:
@@ -264,12 +269,12 @@ def gemm_pieces(total: int, macs_per_item: int) -> list[tuple[int, int]]:
     held to one thread, else one piece and BLAS threads it itself."""
     if not numpy_blas.controllable:
         return [(0, total)]
-    return pieces(total, macs_per_item, GEMM_MACS)
+    return pieces(total, macs_per_item, GEMM_MACS // TEAM_SCALE if team.ready() else GEMM_MACS)
 
 
 def kernel_pieces(total: int, ops_per_item: int) -> list[tuple[int, int]]:
     """Pieces of a compiled kernel's range (channels, rows) worth a thread each."""
-    return pieces(total, ops_per_item, KERNEL_OPS)
+    return pieces(total, ops_per_item, KERNEL_OPS // TEAM_SCALE if team.ready() else KERNEL_OPS)
 
 
 class _Helper(threading.Thread):
