@@ -116,3 +116,63 @@ def test_warm_up_compiles_every_team_wrapper() -> None:
                 if not any("float32" in str(sig) for sig in value.signatures):
                     cold.append(f"{name}.{attr}")
     assert not cold, f"not warmed up: {cold}"
+
+
+def test_two_threads_launching_at_once_each_get_their_own_result(mode: str) -> None:
+    """Two GUI lanes (the maps and the explainer) may run convolutions at the same time: each
+    thread's launches get their own team and their own answer."""
+    import threading
+
+    from engine import get_engine
+    from tests.conftest import assert_conv_close
+
+    rng = np.random.default_rng(11)
+    cases = [  # winograd, strided (phase planes), depthwise, pointwise
+        (
+            rng.standard_normal((1, 16, 30, 30), dtype=np.float32),
+            rng.standard_normal((24, 16, 3, 3), dtype=np.float32),
+            1,
+            1,
+            1,
+        ),
+        (
+            rng.standard_normal((1, 8, 40, 40), dtype=np.float32),
+            rng.standard_normal((16, 8, 3, 3), dtype=np.float32),
+            2,
+            1,
+            1,
+        ),
+        (
+            rng.standard_normal((1, 32, 28, 28), dtype=np.float32),
+            rng.standard_normal((32, 1, 3, 3), dtype=np.float32),
+            1,
+            1,
+            32,
+        ),
+        (
+            rng.standard_normal((1, 64, 20, 20), dtype=np.float32),
+            rng.standard_normal((48, 64, 1, 1), dtype=np.float32),
+            1,
+            0,
+            1,
+        ),
+    ]
+    expected = [get_engine("reference").conv2d(x, w, None, s, p, 1, g) for x, w, s, p, g in cases]
+    failures: list[str] = []
+
+    def lane(offset: int) -> None:
+        try:
+            for turn in range(40):
+                i = (turn + offset) % len(cases)
+                x, w, s, p, g = cases[i]
+                assert_conv_close(get_engine("auto").conv2d(x, w, None, s, p, 1, g), expected[i])
+        except BaseException as exc:  # reported below, on the test's thread
+            failures.append(f"lane {offset}: {exc!r}")
+
+    threads = [threading.Thread(target=lane, args=(k,)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a lane hung"
+    assert not failures, failures
