@@ -41,7 +41,7 @@ from gui.views.featvis import FeatureVisView
 from gui.views.topk import TopKView
 from gui.widgets import steady_label
 from gui.worker import Worker
-from models import pipeline
+from models import engine_mode, pipeline
 from models.pipeline import Outcome, Request
 from models.runner import effective_receptive_field
 from models.sources import DEFAULT_MODEL
@@ -59,6 +59,9 @@ class MainWindow(Requests, Files, QMainWindow):
         self.model_settings = SettingsStore(self.settings)  # per model file (Model file settings…)
         self.setWindowTitle("ConvScope")
         self.setAcceptDrops(True)
+        # while a forward pass runs this thread paints and other lanes work: torch's ops keep
+        # to one thread beside the engine (models.engine_mode.share_cores says what it saves)
+        engine_mode.share_cores()
         # lanes (gui/view.py): runs, then the quiet comparison with torch and effective fields
         # (a new run cancels them); exports queued on their own lane, never cancelling a run
         self.worker = Worker(self, name="run")

@@ -72,6 +72,20 @@ def weight_serial(weight: torch.Tensor) -> int:
     return serial
 
 
+_share_cores = False
+
+
+def share_cores(share: bool = True) -> None:
+    """Whether torch's ops run on one thread while an engine computes even beside numba's team
+    (:meth:`ConvRouter.threads`), for the whole process. The window asks for it: its own
+    thread paints and other lanes work while a forward pass runs, and with torch on every core
+    too an image change took 122-126 ms (median, ``benchmarks/gui.py``, 2026-11-26) against
+    104-107 ms. A batch job (``--export``, the benchmarks) leaves torch on every core: resnet18
+    through run_model took 1.02-1.09x torch so, and 1.34x with torch on one thread."""
+    global _share_cores
+    _share_cores = share
+
+
 class ConvRouter:
     """Computes 2-D convolutions on ``engine``, recording each one in :attr:`calls`.
 
@@ -102,8 +116,9 @@ class ConvRouter:
         same cores they starve each other (resnet18 on auto: 245 ms -> 43 ms on 2 cores). While
         our engine does the heavy work, torch's remaining ops run on one thread. Unless the
         engine's pieces run on numba's thread team (:func:`engine.uses_team`), whose threads
-        wait between calls the way torch's do: then torch keeps every core."""
-        if self.is_reference or uses_team():
+        wait between calls the way torch's do: then torch keeps every core, unless
+        :func:`share_cores` asked for one thread (the window)."""
+        if self.is_reference or (uses_team() and not _share_cores):
             yield
             return
         before = torch.get_num_threads()

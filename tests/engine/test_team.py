@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from engine import _jit, _parallel
+from models import engine_mode
 from models.engine_mode import ConvRouter
 
 
@@ -86,14 +87,22 @@ def test_the_python_threads_can_be_asked_for(monkeypatch: pytest.MonkeyPatch) ->
     assert fresh.reason == "CONVSCOPE_ENGINE_THREADS=python"
 
 
-def test_torch_keeps_its_threads_in_the_runner_only_beside_the_team(mode: str) -> None:
+@pytest.mark.parametrize("share", [False, True])
+def test_torch_keeps_its_threads_in_the_runner_only_beside_the_team(
+    mode: str, share: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch job leaves torch every core beside the team; the window (share_cores) keeps
+    torch to one thread while an engine computes; torch computing the convolutions itself
+    (reference) keeps its threads either way."""
     before = torch.get_num_threads()
     if before < 2:
         pytest.skip("one core: nothing to keep")
+    monkeypatch.setattr(engine_mode, "_share_cores", False)
+    engine_mode.share_cores(share)
     with ConvRouter("auto").threads():
         inside = torch.get_num_threads()
     assert torch.get_num_threads() == before
-    assert inside == (before if mode == "team" else 1)
+    assert inside == (before if mode == "team" and not share else 1)
     with ConvRouter("reference").threads():
         assert torch.get_num_threads() == before
 
