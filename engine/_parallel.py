@@ -1,13 +1,14 @@
-"""The engines' own threads: work split in contiguous pieces, one per core, nothing spinning.
+"""The engines' threads: work split in contiguous pieces, one per core.
 
-Why not let each library thread itself? On a small machine three thread pools would share the
+Why not let each library thread itself? On a small machine several thread pools would share the
 cores: NumPy's BLAS (OpenBLAS keeps its workers spinning for ~0.1 s after every GEMM), numba's
 and torch's (OpenMP, spinning too after each parallel region). A pool that spins on a core
 another pool needs halves that pool's speed, and a forward pass alternates between them every
-few hundred microseconds. So while an engine computes, NumPy's BLAS runs single-threaded, the
-compiled kernels are single-threaded, and the engine splits its work itself: ``run(fn, pieces)``
-runs one piece on the calling thread and the others on idle Python threads (blocked on a lock,
-not spinning; a round trip costs ~7 µs). NumPy's BLAS and numba kernels release the GIL.
+few hundred microseconds. So while an engine computes, NumPy's BLAS runs single-threaded and
+the engine splits its work itself, into pieces that run on numba's thread team (below) or, as
+a fallback, ``run(fn, pieces)``: one piece on the calling thread and the others on idle Python
+threads (blocked on a lock, not spinning; a round trip costs 15-50 µs). NumPy's BLAS and numba
+kernels release the GIL.
 
 ``WORKERS`` (default: the cores this process may use) is a module attribute; set it to 1 to
 run everything on the calling thread.
