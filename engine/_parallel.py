@@ -32,6 +32,7 @@ import contextlib
 import ctypes
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -124,20 +125,55 @@ def workers() -> int:
 TEAM_SPIN = "20000"
 
 
+# A busy machine: when other processes keep every core busy, GNU OpenMP's teams (numba's and
+# torch's alike) wait for a thread that another process has off its core at every step:
+# efficientnet_lite0 through run_model, torch on one thread (the window's way), took 55-400 ms a
+# pass instead of 16 ms with two CPU-bound processes beside it on this 2-core VM, under every
+# spin setting tried; the Python helper threads took 24-48 ms (2026-11-26). So the time the
+# calling thread waits in team launches is counted against the time they take: when it waits
+# more than BUSY_WAIT of every BUSY_WINDOW seconds of launches, the team is put aside for REST
+# seconds (the helper threads, and torch on one thread, meanwhile), then tried again. Measured
+# per 50 ms of launches: 0.00-0.02 on the quiet VM (efficientnet_lite0, resnet18,
+# mobilenet_v2), 0.43-0.71 with the two CPU-bound processes.
+BUSY_WINDOW = 0.05
+BUSY_WAIT = 0.25
+REST = 15.0
+
+
 class _Team:
-    """Whether the pieces run on numba's thread team: decided once, on first use."""
+    """Whether the pieces run on numba's thread team: decided once, on first use, and put
+    aside for a while when the machine is too busy for it (see BUSY_WAIT)."""
 
     def __init__(self) -> None:
         self._ready: bool | None = None
         self.reason = ""
         self._lock = threading.Lock()
+        self._wall = self._wait = 0.0  # launches' time and this thread's waiting in them
+        self._resting_until = 0.0
+        self.rests = 0  # how many times the team was put aside (for tests and the benchmark)
 
     def ready(self) -> bool:
         if self._ready is None:
             with self._lock:
                 if self._ready is None:
                     self._ready = self._probe()
-        return self._ready
+        return self._ready and (not self._resting_until or time.monotonic() >= self._resting_until)
+
+    def timed(self, launch: Callable[[], object]) -> None:
+        """Run a team launch, counting how long this thread waited in it for the others."""
+        wall, cpu = time.perf_counter(), time.thread_time()
+        launch()
+        wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+        with self._lock:
+            self._wall += wall
+            self._wait += max(0.0, wall - cpu)
+            if self._wall < BUSY_WINDOW:
+                return
+            busy = self._wait > BUSY_WAIT * self._wall
+            self._wall = self._wait = 0.0
+            if busy:
+                self._resting_until = time.monotonic() + REST
+                self.rests += 1
 
     def _probe(self) -> bool:
         from engine import _jit
@@ -166,11 +202,29 @@ class _Team:
         if marks.tolist() != [1, 2]:
             self.reason = "numba's thread team did not run its pieces"
             return False
-        self.reason = f"numba's {kernels.blas.threading_layer()} team"
+        layer = kernels.blas.threading_layer()
+        if layer not in ("omp", "tbb"):  # workqueue aborts the process on concurrent launches
+            self.reason = f"numba's {layer} threading layer cannot take two threads' launches at once"
+            return False
+        self.reason = f"numba's {layer} team"
         return True
 
 
 team = _Team()
+
+
+def _after_fork_in_child() -> None:
+    """A child made by fork has none of its parent's threads: GNU OpenMP's team cannot run in
+    it (numba stops the process: "fork() called from a process already using GNU OpenMP"), and
+    the helper threads are gone. The child computes on its own thread."""
+    global WORKERS, _pool, _pool_size
+    team._ready, team.reason = False, "a child made by fork (its parent's threads are not in it)"
+    _helpers.clear()
+    _pool, _pool_size = None, 0
+    WORKERS = 1
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def uses_team() -> bool:
@@ -196,7 +250,9 @@ def run_kernel(kernel: Callable[..., object], args: tuple, parts: list[tuple[int
         import sys
 
         fn = kernel.py_func  # type: ignore[attr-defined]
-        getattr(sys.modules[fn.__module__], f"{fn.__name__}_team")(*args, _bounds(parts))
+        wrapper = getattr(sys.modules[fn.__module__], f"{fn.__name__}_team")
+        bounds = _bounds(parts)
+        team.timed(lambda: wrapper(*args, bounds))
         return
     run(lambda a, b: kernel(*args, a, b), parts)
 
@@ -242,9 +298,11 @@ def matmul_rows(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: list[tuple
         # each thread packs the whole of the matrix it does not split: split the bigger one
         # (a stem's 64x147 filters against a 147x12880 patch matrix: 1.31 ms, not 1.41)
         edges = [0] + [n * i // len(parts) // 16 * 16 for i in range(1, len(parts))] + [n]
-        blas.gemm_cols_team(gemm, m, k, *pointers, np.array(edges, dtype=np.int64))
+        bounds = np.array(edges, dtype=np.int64)
+        team.timed(lambda: blas.gemm_cols_team(gemm, m, k, *pointers, bounds))
     else:
-        blas.gemm_rows_team(gemm, k, n, *pointers, _bounds(parts))
+        bounds = _bounds(parts)
+        team.timed(lambda: blas.gemm_rows_team(gemm, k, n, *pointers, bounds))
 
 
 def matmul_batch(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: list[tuple[int, int]]) -> None:
@@ -262,7 +320,8 @@ def matmul_batch(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: list[tupl
     blas = _jit.kernels().blas
     m, k, n = a.shape[1], a.shape[2], b.shape[2]
     addresses = (*_matrix(a, 1), a.strides[0], *_matrix(b, 1), b.strides[0], *_matrix(out, 1), out.strides[0])
-    blas.gemm_batch_team(gemm, m, n, k, *addresses, _bounds(parts))
+    bounds = _bounds(parts)
+    team.timed(lambda: blas.gemm_batch_team(gemm, m, n, k, *addresses, bounds))
 
 
 def gemm_pieces(total: int, macs_per_item: int) -> list[tuple[int, int]]:

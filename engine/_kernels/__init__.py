@@ -25,6 +25,7 @@ bounds[p + 1]`` run on numba's threads (the ``threadsafe`` threading layer: Open
 :mod:`engine._parallel` for why a thread team and not Python threads).
 """
 
+import atexit
 import os
 
 import numba
@@ -32,11 +33,25 @@ import numba
 if "NUMBA_THREADING_LAYER" not in os.environ:  # the user's own choice wins
     numba.config.THREADING_LAYER = "threadsafe"  # two GUI lanes may launch at once
 
+
 from engine._kernels import blas
 from engine._kernels.depthwise import depthwise, phase_planes
 from engine._kernels.direct import dense3x3
 from engine._kernels.im2col import crop_rows, patches, patches_wide
 from engine._kernels.winograd import winograd_filter, winograd_input, winograd_output
+
+
+def _hold_the_compiler() -> None:
+    """At exit, wait for a compilation under way on another thread (the start-up warm-up) and
+    keep any other from starting: LLVM is torn down when the process ends, and a compiler
+    thread still inside it crashed the app's exit (SIGSEGV or SIGABRT, 5 of 7 exits within
+    the first ~30 s on a machine that had never compiled the kernels)."""
+    from numba.core.compiler_lock import global_compiler_lock
+
+    global_compiler_lock.acquire()  # held until the process is gone
+
+
+atexit.register(_hold_the_compiler)
 
 __all__ = [
     "blas",

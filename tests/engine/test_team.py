@@ -16,6 +16,13 @@ from models import engine_mode
 from models.engine_mode import ConvRouter
 
 
+@pytest.fixture(autouse=True)
+def _team_not_resting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Earlier tests' concurrent launches (two threads, three pieces on two cores) may have put
+    the team aside as if the machine were busy: each test here starts with it back."""
+    monkeypatch.setattr(_parallel.team, "_resting_until", 0.0)
+
+
 @pytest.fixture(params=["team", "python threads"])
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each test once on the team (where this machine has one) and once on Python threads."""
@@ -185,3 +192,58 @@ def test_two_threads_launching_at_once_each_get_their_own_result(mode: str) -> N
         t.join(timeout=120)
     assert not any(t.is_alive() for t in threads), "a lane hung"
     assert not failures, failures
+
+
+def test_a_busy_machine_puts_the_team_aside_for_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Launches that mostly wait for the team's other thread (another process has it off its
+    core) send the pieces to the helper threads, and torch to one thread, for REST seconds;
+    launches that wait little never do."""
+    if not _parallel.uses_team():
+        pytest.skip(f"no thread team here: {_parallel.team.reason}")
+    import time
+
+    fresh = _parallel._Team()
+    assert fresh.ready()
+    for _ in range(100):  # computing: no waiting at all
+        fresh.timed(lambda: sum(range(20_000)))
+    assert fresh.ready() and fresh.rests == 0
+    for _ in range(20):  # waiting: 5 ms asleep per launch
+        fresh.timed(lambda: time.sleep(0.005))
+    assert not fresh.ready() and fresh.rests >= 1
+    monkeypatch.setattr(_parallel, "team", fresh)
+    assert not _parallel.uses_team()
+    with ConvRouter("auto").threads():
+        assert torch.get_num_threads() == 1  # torch on one thread meanwhile
+    monkeypatch.setattr(fresh, "_resting_until", time.monotonic() - 1)  # REST is over
+    assert fresh.ready()
+
+
+def test_a_forked_child_computes_on_its_own_thread(tmp_path) -> None:
+    """fork() after the team ran: the child must not touch GNU OpenMP (numba stops the process)
+    nor wait for helper threads it does not have; it gets the right answer on its own thread."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import os, sys
+        import numpy as np
+        from engine import get_engine, _parallel
+        _parallel.WORKERS = 2
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((1, 16, 40, 40), dtype=np.float32)
+        w = rng.standard_normal((32, 16, 3, 3), dtype=np.float32)
+        expected = get_engine("reference").conv2d(x, w, None, 1, 1)
+        get_engine("auto").conv2d(x, w, None, 1, 1)  # the team (or the helpers) in the parent
+        pid = os.fork()
+        if pid == 0:
+            out = get_engine("im2col").conv2d(x, w, None, 1, 1)
+            ok = np.abs(out - expected).max() < 1e-3 and not _parallel.uses_team()
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], timeout=120, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
