@@ -36,7 +36,7 @@ def available_engines() -> list[str]:
 
 def warm_up() -> bool:
     """Compile, or load from numba's disk cache, the compiled kernels (the first time on a
-    machine ~10 s, later ~0.5 s); False when they are not available. Call it off the GUI thread
+    machine ~30 s on 2 cores, later ~0.5 s); False when they are not available. Call it off the GUI thread
     at start-up so the first image does not wait for it."""
     from engine import _jit
 

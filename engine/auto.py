@@ -5,17 +5,20 @@ real input (three turns each), keeps the winner for that shape and returns its r
 measurement costs no extra pass over the model); later calls of the shape go straight to the
 winner.
 
-What is timed is the CPU time the process spent on the call (``time.process_time``: every
-thread's, the engine's helper threads included), not the wall-clock time: on a machine shared
+What is timed is CPU time, not wall-clock time (on numba's thread team the calling thread's,
+see below; with the Python helper threads the whole process's, ``time.process_time``, the
+helpers included): on a machine shared
 with other work, a call's wall-clock time is mostly how long the scheduler kept it waiting (a
 3 ms layer measured 7-11 ms, and auto picked a 1.5x slower algorithm by it), while its CPU time
 moves by a few percent. Every algorithm splits each of its steps over the engine's threads, so on
 an idle machine the one that needs the least CPU time is also the one that finishes first. When
 the pieces run on numba's OpenMP team (:func:`engine.uses_team`), only the calling thread's CPU
 time is counted (``time.thread_time``; it computes one piece of every step and waits for the
-others at the step's end): the team's threads spin for a few milliseconds after each step, and
-that CPU time, charged to whichever candidate ran next, made auto pick F(2x2) Winograd where
-F(4x4) was 30% faster.
+others at the step's end): the team's threads spin for a while after each step (~5 ms with GNU
+OpenMP's default spin, before ``engine._parallel.TEAM_SPIN`` shortened it), and that CPU time,
+charged to whichever candidate ran next, made auto pick F(2x2) Winograd where F(4x4) was 20%
+faster. float64 and FFT's complex GEMMs still go to the Python helper threads, whose CPU time
+this clock misses: auto may then think those candidates cheaper than they are.
 
 Depthwise convolutions (one input channel per group) take a fast path without measuring: the
 direct tap loop does ``kH*kW`` vectorised multiply-adds over the whole map, where a GEMM
