@@ -21,8 +21,10 @@ How it measures (see docs/../shared TESTING "Fair timing"):
 - "through run_model": ``models.runner.run_model(loaded_model, x, engine)``, what the app and
   ``--export`` use (routing, hooks, captured activations included);
 - a ratio is the engine's best time over torch's best time from the same run; medians are shown
-  beside the bests. GFLOP/s counts 2 x the convolution MACs. The roof is this machine's float32
-  GEMM rate through NumPy's BLAS (2048^3), measured at the start.
+  beside the bests. The engine's whole-model output is checked against torch's once (max error
+  over 1 + the output's largest value); a target is never judged for an engine whose output
+  differs by more than 1e-3 of that. GFLOP/s counts 2 x the convolution MACs. The roof is this
+  machine's float32 GEMM rate through NumPy's BLAS (2048^3), measured at the start.
 
 ``--cpu``: on a machine shared with other work wall-clock times are mostly scheduling noise.
 This mode compares CPU time on one thread instead (``time.thread_time`` around each call, best
@@ -278,6 +280,9 @@ def bench_model(name: str, engines: list[str], args: argparse.Namespace, roof: f
     torch_side = Side()
     with torch_threads(threads):
         torch_side.first_s = timed(torch_pass)
+        with torch.no_grad():
+            expected = model(x)
+    errors: dict[str, float] = {}  # the engine's whole-model output against torch's, relative
     sides: dict[tuple[str, str], Side] = {}
     skipped: list[str] = []
     for engine_name in engines:
@@ -293,6 +298,10 @@ def bench_model(name: str, engines: list[str], args: argparse.Namespace, roof: f
         time.sleep(args.pause)
         with torch_threads(args.engine_torch_threads), engine_alone(layers, engine, serial):
             alone.first_s = timed(torch_pass)
+            with torch.no_grad():
+                got = model(x)
+        scale = 1.0 + float(expected.abs().max())
+        errors[engine_name] = float((got - expected).abs().max()) / scale
         if run_model is not None:
             via = sides[(engine_name, "runner")] = Side()
             time.sleep(args.pause)
@@ -323,7 +332,10 @@ def bench_model(name: str, engines: list[str], args: argparse.Namespace, roof: f
         via_cells = f"{ms(via.best)} / {ms(via.median)} | {via.best / t:.2f}" if via else " | "
         target = ""
         rested = _rests() - rests_before
-        if engine_name == "auto" and name in TARGETS and args.quick:
+        wrong = errors.get(engine_name, 0.0) > 1e-3
+        if wrong:
+            target = f"OUTPUT DIFFERS from torch's (max error {errors[engine_name]:.1e} of the scale)"
+        elif engine_name == "auto" and name in TARGETS and args.quick:
             target = "targets not judged: --quick (2 rounds of 2 passes)"
         elif engine_name == "auto" and name in TARGETS and busy is not None and busy > BUSY_CORES:
             target = f"targets not judged: other processes kept {busy:.2f} cores busy"
@@ -334,6 +346,8 @@ def bench_model(name: str, engines: list[str], args: argparse.Namespace, roof: f
             target = f"alone ≤ {a}: {'met' if alone.best / t <= a else 'missed'}" + (
                 f"; run_model ≤ {r}: {'met' if via.best / t <= r else 'missed'}" if via else ""
             )
+        if not wrong and engine_name in errors:
+            target = f"output = torch's within {errors[engine_name]:.0e}" + (f"; {target}" if target else "")
         rows.append(
             f"| {name} | {engine_name} | {ms(alone.best)} / {ms(alone.median)} | "
             f"{alone.best / t:.2f} | {via_cells} | {flops / alone.best / 1e9:.0f} | "
