@@ -22,7 +22,7 @@ How it measures (see docs/../shared TESTING "Fair timing"):
   ``--export`` use (routing, hooks, captured activations included);
 - a ratio is the engine's best time over torch's best time from the same run; medians are shown
   beside the bests. The engine's whole-model output is checked against torch's once (max error
-  over 1 + the output's largest value); a target is never judged for an engine whose output
+  over the output's largest value); a target is never judged for an engine whose output
   differs by more than 1e-3 of that. GFLOP/s counts 2 x the convolution MACs. The roof is this
   machine's float32 GEMM rate through NumPy's BLAS (2048^3), measured at the start.
 
@@ -300,7 +300,8 @@ def bench_model(name: str, engines: list[str], args: argparse.Namespace, roof: f
             alone.first_s = timed(torch_pass)
             with torch.no_grad():
                 got = model(x)
-        scale = 1.0 + float(expected.abs().max())
+        # relative to the output's own size: an untrained mobilenet_v2's logits are ~1e-9
+        scale = max(float(expected.abs().max()), 1e-30)
         errors[engine_name] = float((got - expected).abs().max()) / scale
         if run_model is not None:
             via = sides[(engine_name, "runner")] = Side()
