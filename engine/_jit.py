@@ -15,7 +15,9 @@ import numba (the import-linter contract in ``pyproject.toml`` says so).
 from __future__ import annotations
 
 import os
+import pickle
 import threading
+from pathlib import Path
 from types import ModuleType
 
 _lock = threading.Lock()
@@ -50,6 +52,34 @@ def kernels() -> ModuleType | None:
     return _module
 
 
+# What numba raises when a kernel's disk cache file is damaged (truncated by a full disk or a
+# killed process): the pickled index or object code does not load.
+DAMAGED_CACHE: tuple[type[BaseException], ...] = (pickle.UnpicklingError, EOFError)
+_damaged = False
+
+
+def drop_damaged_cache(exc: BaseException) -> bool:
+    """After a kernel failed to load from its damaged disk cache: delete the cache files (the
+    next start compiles them again), and run the NumPy forms and the helper threads for the
+    rest of this process. False when the kernels were not in use (nothing to drop)."""
+    global _module, _error, _damaged
+    with _lock:
+        if _module is None:  # not in use, or another thread met the damage first
+            return _damaged
+        folder = Path(_module.__file__).parent / "__pycache__"
+        for path in list(folder.glob("*.nbi")) + list(folder.glob("*.nbc")):
+            path.unlink(missing_ok=True)
+        _module, _damaged = None, True
+        _error = (
+            f"the compiled kernels' disk cache was damaged ({type(exc).__name__}: {exc}); it was "
+            "deleted and the kernels compile again at the next start"
+        )
+    from engine import _parallel
+
+    _parallel.team.give_up(_error)
+    return True
+
+
 def unavailable_reason() -> str | None:
     """Why :func:`kernels` returned None (after a call), or None when they are loaded."""
     return _error
@@ -64,9 +94,14 @@ def warm_up() -> bool:
         return False
     from engine import _parallel
 
-    _warm_up_calls()  # each kernel as one piece (small layers, a top-k scan's lanes)
-    with _parallel.split_all():  # and split: the team wrappers are compiled on their own
-        _warm_up_calls()
+    try:
+        _warm_up_calls()  # each kernel as one piece (small layers, a top-k scan's lanes)
+        with _parallel.split_all():  # and split: the team wrappers are compiled on their own
+            _warm_up_calls()
+    except DAMAGED_CACHE as exc:
+        if not drop_damaged_cache(exc):
+            raise
+        return False
     return True
 
 

@@ -161,6 +161,11 @@ class _Team:
                     self._ready = self._probe()
         return self._ready and (not self._resting_until or time.monotonic() >= self._resting_until)
 
+    def give_up(self, reason: str) -> None:
+        """No team for the rest of this process (the compiled kernels are gone)."""
+        with self._lock:
+            self._ready, self.reason = False, reason
+
     def timed(self, launch: Callable[[], object]) -> None:
         """Run a team launch, counting (for one launch in SAMPLE) how long this thread waited
         in it for the others: reading the thread's CPU clock costs ~1 µs, a launch ~2 µs."""

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine import _parallel
+from engine import _jit, _parallel
 from engine._common import ConvSpec, IntOrPair, Padding, validate
 from engine._weight_cache import SHARED, WeightCacheInfo
 
@@ -88,8 +88,13 @@ class Engine(ABC):
         """Like :meth:`conv2d`, also naming the algorithm that ran."""
         xa, w, b, spec = validate(x, weight, bias, stride, padding, dilation, groups, padding_mode)
         if self.jit:
-            with _parallel.numpy_blas.single_threaded():
-                out, algorithm = self._compute(xa, w, b, spec, weight_key)
+            try:
+                with _parallel.numpy_blas.single_threaded():
+                    out, algorithm = self._compute(xa, w, b, spec, weight_key)
+            except _jit.DAMAGED_CACHE as exc:  # a kernel's disk cache file is damaged
+                if not _jit.drop_damaged_cache(exc):
+                    raise
+                out, algorithm = self._compute(xa, w, b, spec, weight_key)  # the NumPy forms
         else:
             out, algorithm = self._compute(xa, w, b, spec, weight_key)
         self._local.algorithm = algorithm

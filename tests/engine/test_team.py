@@ -247,3 +247,43 @@ def test_a_forked_child_computes_on_its_own_thread(tmp_path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], timeout=120, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_damaged_kernel_cache_gives_way_to_the_numpy_forms(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel whose disk cache file is damaged (numba's unpickling fails) does not stop the
+    engine: the cache files are deleted, the call is answered by the NumPy forms (against the
+    oracle), and the reason is said."""
+    import pickle
+    import types
+
+    from engine import get_engine
+
+    kernels = _jit.kernels()
+    if kernels is None:
+        pytest.skip("numba is not available")
+    cache = tmp_path / "_kernels" / "__pycache__"
+    cache.mkdir(parents=True)
+    for name in ("im2col.patches-59.py311.nbi", "im2col.patches-59.py311.1.nbc", "keep.txt"):
+        (cache / name).write_bytes(b"x")
+
+    def damaged(*args: object) -> None:
+        raise pickle.UnpicklingError("pickle data was truncated")
+
+    fake = types.SimpleNamespace(**{k: getattr(kernels, k) for k in kernels.__all__})
+    fake.__file__ = str(tmp_path / "_kernels" / "__init__.py")
+    fake.winograd_input = fake.depthwise = fake.patches = damaged
+    monkeypatch.setattr(_jit, "_module", fake)
+    monkeypatch.setattr(_jit, "_error", None)
+    monkeypatch.setattr(_parallel.team, "_ready", _parallel.team._ready)
+    monkeypatch.setattr(_parallel.team, "reason", _parallel.team.reason)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 8, 20, 20), dtype=np.float32)
+    w = rng.standard_normal((8, 8, 3, 3), dtype=np.float32)
+    out = get_engine("winograd").conv2d(x, w, None, 1, 1)
+    np.testing.assert_allclose(out, get_engine("reference").conv2d(x, w, None, 1, 1), rtol=1e-4, atol=1e-4)
+    assert _jit.kernels() is None
+    assert "disk cache was damaged" in (_jit.unavailable_reason() or "")
+    assert sorted(p.name for p in cache.iterdir()) == ["keep.txt"]
+    assert not _parallel.uses_team()
