@@ -30,13 +30,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from engine import _jit
 
 
 def _cores() -> int:
@@ -188,8 +192,6 @@ class _Team:
                 self.rests += 1
 
     def _probe(self) -> bool:
-        from engine import _jit
-
         if os.environ.get("CONVSCOPE_ENGINE_THREADS", "").strip().lower() == "python":
             self.reason = "CONVSCOPE_ENGINE_THREADS=python"
             return False
@@ -259,14 +261,18 @@ def run_kernel(kernel: Callable[..., object], args: tuple, parts: list[tuple[int
         kernel(*args, *parts[0])
         return
     if team.ready():
-        import sys
-
-        fn = kernel.py_func  # type: ignore[attr-defined]
-        wrapper = getattr(sys.modules[fn.__module__], f"{fn.__name__}_team")
+        wrapper = _team_wrapper(kernel)
         bounds = _bounds(parts)
         team.timed(lambda: wrapper(*args, bounds))
         return
     run(lambda a, b: kernel(*args, a, b), parts)
+
+
+@functools.cache
+def _team_wrapper(kernel: Callable[..., object]) -> Callable[..., object]:
+    """The ``<name>_team`` wrapper beside a compiled kernel (looked up once per kernel)."""
+    fn = kernel.py_func  # type: ignore[attr-defined]
+    return getattr(sys.modules[fn.__module__], f"{fn.__name__}_team")
 
 
 def _team_gemm(arrays: tuple, ndim: int):
@@ -301,8 +307,6 @@ def matmul_rows(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: list[tuple
     if gemm is None:
         run(lambda r0, r1: np.matmul(a[r0:r1], b, out=out[r0:r1]), parts)
         return
-    from engine import _jit
-
     blas = _jit.kernels().blas
     (m, k), n = a.shape, b.shape[1]
     pointers = (*_matrix(a), *_matrix(b), *_matrix(out), a.itemsize)
@@ -327,8 +331,6 @@ def matmul_batch(a: np.ndarray, b: np.ndarray, out: np.ndarray, parts: list[tupl
     if gemm is None:
         run(lambda k0, k1: np.matmul(a[k0:k1], b[k0:k1], out=out[k0:k1]), parts)
         return
-    from engine import _jit
-
     blas = _jit.kernels().blas
     m, k, n = a.shape[1], a.shape[2], b.shape[2]
     addresses = (*_matrix(a, 1), a.strides[0], *_matrix(b, 1), b.strides[0], *_matrix(out, 1), out.strides[0])
@@ -341,12 +343,17 @@ def gemm_pieces(total: int, macs_per_item: int) -> list[tuple[int, int]]:
     held to one thread, else one piece and BLAS threads it itself."""
     if not numpy_blas.controllable:
         return [(0, total)]
-    return pieces(total, macs_per_item, GEMM_MACS // TEAM_SCALE if team.ready() else GEMM_MACS)
+    return pieces(total, macs_per_item, _worth_a_piece(GEMM_MACS))
 
 
 def kernel_pieces(total: int, ops_per_item: int) -> list[tuple[int, int]]:
     """Pieces of a compiled kernel's range (channels, rows) worth a thread each."""
-    return pieces(total, ops_per_item, KERNEL_OPS // TEAM_SCALE if team.ready() else KERNEL_OPS)
+    return pieces(total, ops_per_item, _worth_a_piece(KERNEL_OPS))
+
+
+def _worth_a_piece(threshold: int) -> int:
+    """The least work worth a piece: a helper thread's threshold, a tenth of it on the team."""
+    return threshold // TEAM_SCALE if team.ready() else threshold
 
 
 class _Helper(threading.Thread):

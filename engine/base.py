@@ -88,13 +88,13 @@ class Engine(ABC):
         """Like :meth:`conv2d`, also naming the algorithm that ran."""
         xa, w, b, spec = validate(x, weight, bias, stride, padding, dilation, groups, padding_mode)
         if self.jit:
-            try:
-                with _parallel.numpy_blas.single_threaded():
+            with _parallel.numpy_blas.single_threaded():
+                try:
                     out, algorithm = self._compute(xa, w, b, spec, weight_key)
-            except _jit.DAMAGED_CACHE as exc:  # a kernel's disk cache file is damaged
-                if not _jit.drop_damaged_cache(exc):
-                    raise
-                out, algorithm = self._compute(xa, w, b, spec, weight_key)  # the NumPy forms
+                except _jit.DAMAGED_CACHE as exc:  # a kernel's disk cache file is damaged
+                    if not _jit.drop_damaged_cache(exc):
+                        raise
+                    out, algorithm = self._compute(xa, w, b, spec, weight_key)  # the NumPy forms
         else:
             out, algorithm = self._compute(xa, w, b, spec, weight_key)
         self._local.algorithm = algorithm
